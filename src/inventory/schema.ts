@@ -1,0 +1,129 @@
+// The inventory: what the murder looks like and how to reach every host.
+// Types are inferred from these schemas; nothing here is written twice.
+import {z} from 'zod'
+
+export const roles = ['mupdate-master', 'frontend', 'backend', 'replica'] as const
+export const Role = z.enum(roles)
+export type Role = z.infer<typeof Role>
+
+// A host name doubles as a Cyrus servername and as a file-name component on the operator's
+// machine, so keep it to what both accept.
+const hostName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/, 'a host name: letters, digits, dots and dashes, at most 63 characters')
+
+export const SshSettings = z
+  .object({
+    user: z.string().min(1).default('root'),
+    port: z.number().int().min(1).max(65535).default(22),
+    /** Private key file; relative paths are relative to the inventory file. Unset: ssh-agent. */
+    identity: z.string().min(1).optional(),
+    /** Prefix remote commands with `sudo -n` (never prompts; needs a NOPASSWD rule). */
+    sudo: z.boolean().default(false),
+    connectTimeout: z.number().positive().default(10).describe('seconds to connect and authenticate'),
+    commandTimeout: z.number().positive().default(300).describe('seconds one remote command may run'),
+  })
+  .strict()
+export type SshSettings = z.infer<typeof SshSettings>
+
+export const CyrusSettings = z
+  .object({
+    binDir: z.string().default('/usr/lib/cyrus/bin'),
+    imapdConf: z.string().default('/etc/imapd.conf'),
+    cyrusConf: z.string().default('/etc/cyrus.conf'),
+    pidFile: z.string().default('/run/cyrus-master.pid'),
+    /** Shell command that stops cyrus-master and returns once it is gone. */
+    stop: z.string().default('systemctl stop cyrus-imapd'),
+    /** Shell command that starts cyrus-master. */
+    start: z.string().default('systemctl start cyrus-imapd'),
+  })
+  .strict()
+export type CyrusSettings = z.infer<typeof CyrusSettings>
+
+const partialSsh = SshSettings.partial()
+const partialCyrus = CyrusSettings.partial()
+
+export const HostEntry = z
+  .object({
+    name: hostName,
+    role: Role,
+    address: z.string().min(1),
+    /** The backend this replica copies. */
+    replicaOf: hostName.optional(),
+    /** Cyrus servername, when it differs from name (both members of a pair share one). */
+    servername: z.string().min(1).optional(),
+    ssh: partialSsh.optional(),
+    cyrus: partialCyrus.optional(),
+  })
+  .strict()
+export type HostEntry = z.infer<typeof HostEntry>
+
+export const Thresholds = z
+  .object({
+    /** Alarm when the master's count falls by more than this share since the last check. */
+    masterDropWarnPercent: z.number().min(0).max(100).default(5),
+    masterDropCritPercent: z.number().min(0).max(100).default(20),
+    /** A master with at most this many entries counts as empty. */
+    masterEmptyBelow: z.number().int().min(0).default(1),
+    syncLogWarnBytes: z.number().int().min(0).default(1_000_000),
+    syncLogCritBytes: z.number().int().min(0).default(50_000_000),
+    syncLogWarnAgeSeconds: z.number().min(0).default(300),
+    syncLogCritAgeSeconds: z.number().min(0).default(1800),
+  })
+  .strict()
+export type Thresholds = z.infer<typeof Thresholds>
+
+export const InventoryFile = z
+  .object({
+    /** The murder's name; destructive commands ask for it with --confirm. */
+    name: hostName,
+    mode: z.enum(['standard', 'unified']),
+    /** known_hosts file used to verify host keys; relative to the inventory file. */
+    knownHosts: z.string().default('~/.ssh/known_hosts'),
+    /** Where runs keep journals, backups and diffs on the operator's machine. */
+    stateDir: z.string().default('~/.local/state/murderctl'),
+    defaults: z
+      .object({ssh: partialSsh.optional(), cyrus: partialCyrus.optional()})
+      .strict()
+      .optional(),
+    thresholds: Thresholds.default(Thresholds.parse({})),
+    hosts: z.array(HostEntry).min(1),
+  })
+  .strict()
+  .superRefine((inv, ctx) => {
+    const names = new Set<string>()
+    inv.hosts.forEach((h, i) => {
+      if (names.has(h.name)) ctx.addIssue({code: 'custom', path: ['hosts', i, 'name'], message: `duplicate host name "${h.name}"`})
+      names.add(h.name)
+    })
+    const masters = inv.hosts.filter((h) => h.role === 'mupdate-master')
+    if (masters.length !== 1)
+      ctx.addIssue({code: 'custom', path: ['hosts'], message: `exactly one host must have role mupdate-master (found ${masters.length})`})
+    if (!inv.hosts.some((h) => h.role === 'backend'))
+      ctx.addIssue({code: 'custom', path: ['hosts'], message: 'at least one host must have role backend'})
+    inv.hosts.forEach((h, i) => {
+      if (h.role === 'replica') {
+        const target = inv.hosts.find((o) => o.name === h.replicaOf)
+        if (!h.replicaOf) ctx.addIssue({code: 'custom', path: ['hosts', i, 'replicaOf'], message: 'a replica must name the backend it replicates (replicaOf)'})
+        else if (!target || target.role !== 'backend')
+          ctx.addIssue({code: 'custom', path: ['hosts', i, 'replicaOf'], message: `"${h.replicaOf}" is not a backend in this inventory`})
+      } else if (h.replicaOf) {
+        ctx.addIssue({code: 'custom', path: ['hosts', i, 'replicaOf'], message: 'only a replica has replicaOf'})
+      }
+    })
+  })
+export type InventoryFile = z.infer<typeof InventoryFile>
+
+/** A host with every setting resolved (defaults merged, paths absolute). */
+export type Host = Omit<HostEntry, 'ssh' | 'cyrus' | 'servername'> & {
+  servername: string
+  ssh: SshSettings
+  cyrus: CyrusSettings
+}
+
+/** The inventory as commands use it: hosts resolved, paths absolute. */
+export type Inventory = Omit<InventoryFile, 'hosts' | 'defaults'> & {
+  /** Absolute path of the file it was read from. */
+  path: string
+  hosts: Host[]
+}
