@@ -1,0 +1,286 @@
+// A real Cyrus murder on this machine: one mount namespace and loopback address per host,
+// each with its own /etc/imapd.conf, /etc/cyrus.conf, Cyrus directories, cyrus-master and sshd.
+import {spawn} from 'node:child_process'
+import {chmodSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
+import {connect} from 'node:net'
+import {join, resolve} from 'node:path'
+import {execa} from 'execa'
+import {stringify} from 'yaml'
+import {AbortError} from '../errors.js'
+import {ensureSystemPackages, isRoot} from './system.js'
+import {CSYNC_PORT, LAB_ADMIN, MUPDATE_PORT, type RenderContext, renderBootScript, renderCyrusConf, renderEtcHosts, renderImapdConf, renderServiceScript, renderServices, renderSshdConfig} from './render.js'
+import {type LabHost, type LabTopology, labHosts, validBase} from './topology.js'
+
+export const LAB_PASSWORD_FILE = 'lab-password'
+const LAB_USERS = [LAB_ADMIN, 'alice', 'bob', 'carol', 'dave']
+
+export interface LabState {
+  dir: string
+  topology: LabTopology
+  base: string
+  hosts: (LabHost & {pid: number})[]
+  rsyslogPid?: number
+  inventory: string
+  sshKey: string
+}
+
+export interface LabUpOptions {
+  dir: string
+  topology: LabTopology
+  base: string
+  mailboxes: number
+  log?: (msg: string) => void
+}
+
+const statePath = (dir: string) => join(dir, 'lab-state.json')
+const hostDir = (dir: string, name: string) => join(dir, 'hosts', name)
+
+export function readLabState(dir: string): LabState | undefined {
+  const p = statePath(resolve(dir))
+  return existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as LabState) : undefined
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+export function labPassword(dir: string): string {
+  return readFileSync(join(dir, LAB_PASSWORD_FILE), 'utf8').trim()
+}
+
+/** Run a command inside a lab host without SSH: for setting the lab up and for tests' disasters. */
+export async function labExec(dir: string, host: string, argv: string[], opts: {input?: string; reject?: boolean} = {}) {
+  const state = readLabState(dir)
+  const h = state?.hosts.find((x) => x.name === host)
+  if (!h || !alive(h.pid)) throw new AbortError(`lab host ${host} is not running in ${dir}`, {host, hint: 'murderctl lab up'})
+  return execa('nsenter', ['-t', String(h.pid), '-m', '--', ...argv], {input: opts.input, reject: opts.reject ?? true})
+}
+
+export function waitPort(address: string, port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  return new Promise((resolvePromise, reject) => {
+    const attempt = () => {
+      const s = connect({host: address, port})
+      s.once('connect', () => {
+        s.destroy()
+        resolvePromise()
+      })
+      s.once('error', () => {
+        s.destroy()
+        if (Date.now() > deadline) reject(new AbortError(`nothing listens on ${address}:${port} after ${timeoutMs / 1000}s`))
+        else setTimeout(attempt, 100)
+      })
+    }
+    attempt()
+  })
+}
+
+async function prepareFiles(ctx: RenderContext): Promise<void> {
+  const {dir} = ctx
+  mkdirSync(join(dir, 'bin'), {recursive: true})
+  const password = ctx.password
+  writeFileSync(join(dir, LAB_PASSWORD_FILE), `${password}\n`, {mode: 0o600})
+  for (const key of ['id_ed25519', 'ssh_host_ed25519_key']) {
+    rmSync(join(dir, key), {force: true})
+    rmSync(join(dir, `${key}.pub`), {force: true})
+    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `murderctl-lab-${key}`, '-f', join(dir, key)])
+  }
+  writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'id_ed25519.pub')))
+  const hostKey = readFileSync(join(dir, 'ssh_host_ed25519_key.pub'), 'utf8').split(' ').slice(0, 2).join(' ')
+  writeFileSync(join(dir, 'known_hosts'), ctx.hosts.map((h) => `${h.name},${h.address} ${hostKey}\n`).join(''))
+  writeFileSync(join(dir, 'etc-hosts'), renderEtcHosts(ctx))
+  writeFileSync(join(dir, 'services'), renderServices(readFileSync('/etc/services', 'utf8')))
+  writeFileSync(join(dir, 'bin', 'cyrus-service'), renderServiceScript(), {mode: 0o755})
+  for (const h of ctx.hosts) {
+    const hd = hostDir(dir, h.name)
+    rmSync(hd, {recursive: true, force: true})
+    for (const sub of ['etc', 'lib/db', 'lib/socket', 'lib/sync', 'lib/log', 'lib/proc', 'lib/user', 'lib/quota', 'lib/msg', 'spool/mail'])
+      mkdirSync(join(hd, sub), {recursive: true})
+    writeFileSync(join(hd, 'etc', 'imapd.conf'), renderImapdConf(h, ctx))
+    writeFileSync(join(hd, 'etc', 'cyrus.conf'), renderCyrusConf(h, ctx, {seeding: true}))
+    writeFileSync(join(hd, 'sshd_config'), renderSshdConfig(h, ctx))
+    writeFileSync(join(hd, 'boot.sh'), renderBootScript(h, ctx), {mode: 0o755})
+    await execa('chown', ['-R', 'cyrus:mail', join(hd, 'lib'), join(hd, 'spool')])
+    chmodSync(join(hd, 'lib'), 0o750)
+  }
+  // One sasldb for the lab; each user exists once per realm (servername), as Cyrus looks them up.
+  const sasldb = join(dir, 'sasldb2')
+  rmSync(sasldb, {force: true})
+  const realms = [...new Set(ctx.hosts.map((h) => h.servername))]
+  for (const realm of realms)
+    for (const user of LAB_USERS) await execa('saslpasswd2', ['-p', '-c', '-f', sasldb, '-u', realm, user], {input: password})
+  await execa('chown', ['cyrus:mail', sasldb])
+  chmodSync(sasldb, 0o640)
+}
+
+async function startRsyslog(): Promise<number | undefined> {
+  const running = await execa('pgrep', ['-x', 'rsyslogd'], {reject: false})
+  if (running.exitCode === 0) return undefined
+  await execa('rsyslogd', [], {reject: false})
+  const again = await execa('pgrep', ['-x', 'rsyslogd'], {reject: false})
+  return again.exitCode === 0 ? Number(again.stdout.split('\n')[0]) : undefined
+}
+
+async function bootHost(ctx: RenderContext, h: LabHost): Promise<number> {
+  const hd = hostDir(ctx.dir, h.name)
+  rmSync(join(hd, 'namespace-ready'), {force: true})
+  const out = openSync(join(hd, 'boot.log'), 'w')
+  const child = spawn('unshare', ['-m', '--propagation', 'private', '--', '/bin/sh', join(hd, 'boot.sh')], {
+    detached: true,
+    stdio: ['ignore', out, out],
+  })
+  child.unref()
+  const pid = child.pid!
+  const deadline = Date.now() + 15_000
+  while (!existsSync(join(hd, 'namespace-ready'))) {
+    if (!alive(pid) || Date.now() > deadline)
+      throw new AbortError(`lab host ${h.name} did not boot: ${readFileSync(join(hd, 'boot.log'), 'utf8').trim().split('\n').pop() ?? ''}`, {host: h.name})
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return pid
+}
+
+async function startCyrus(ctx: RenderContext, h: LabHost, pid: number): Promise<void> {
+  const r = await execa('nsenter', ['-t', String(pid), '-m', '--', join(ctx.dir, 'bin', 'cyrus-service'), 'start'], {reject: false})
+  if (r.exitCode !== 0) throw new AbortError(`cyrus-master did not start on lab host ${h.name}: ${r.stderr}`, {host: h.name})
+  const ports = [22]
+  if (h.role === 'mupdate-master') ports.push(MUPDATE_PORT)
+  else ports.push(143)
+  if (h.role === 'frontend') ports.push(MUPDATE_PORT)
+  if (h.role === 'replica') ports.push(CSYNC_PORT)
+  await Promise.all(ports.map((p) => waitPort(h.address, p, 30_000)))
+}
+
+async function enableUnifiedSlave(ctx: RenderContext, h: LabHost & {pid: number}): Promise<void> {
+  writeFileSync(join(hostDir(ctx.dir, h.name), 'etc', 'cyrus.conf'), renderCyrusConf(h, ctx))
+  await execa('nsenter', ['-t', String(h.pid), '-m', '--', 'sh', '-c', 'kill -HUP "$(cat /run/cyrus-master.pid)"'])
+  await waitPort(h.address, MUPDATE_PORT, 30_000)
+}
+
+function writeInventory(ctx: RenderContext): string {
+  const path = join(ctx.dir, 'inventory.yaml')
+  const service = join(ctx.dir, 'bin', 'cyrus-service')
+  const doc = {
+    name: 'lab',
+    mode: ctx.topology,
+    knownHosts: 'known_hosts',
+    stateDir: 'state',
+    defaults: {
+      ssh: {user: 'root', identity: 'id_ed25519', connectTimeout: 5, commandTimeout: 600},
+      cyrus: {pidFile: '/run/cyrus-master.pid', stop: `${service} stop`, start: `${service} start`},
+    },
+    hosts: ctx.hosts.map((h) => ({
+      name: h.name,
+      role: h.role,
+      address: h.address,
+      ...(h.servername !== h.name ? {servername: h.servername} : {}),
+      ...(h.replicaOf ? {replicaOf: h.replicaOf} : {}),
+    })),
+  }
+  writeFileSync(path, `# murderctl inventory for the local lab in ${ctx.dir}\n${stringify(doc)}`)
+  return path
+}
+
+export async function labUp(opts: LabUpOptions): Promise<LabState> {
+  const log = opts.log ?? (() => {})
+  if (!isRoot()) throw new AbortError('the lab needs root (mount namespaces, sshd, cyrus-master)', {step: 'lab up', hint: 'run it as root, e.g. with sudo'})
+  if (!validBase(opts.base)) throw new AbortError(`--base ${opts.base} is not a 127.x.y prefix`, {step: 'lab up', hint: 'use e.g. --base 127.0.10'})
+  const dir = resolve(opts.dir)
+  const existing = readLabState(dir)
+  if (existing?.hosts.some((h) => alive(h.pid)))
+    throw new AbortError(`a lab is already running in ${dir}`, {step: 'lab up', hint: `murderctl lab down --dir ${dir}`})
+  await ensureSystemPackages(log)
+  mkdirSync(dir, {recursive: true})
+  const hosts = labHosts(opts.topology, opts.base)
+  const ctx: RenderContext = {dir, topology: opts.topology, hosts, password: `lab-${Math.random().toString(36).slice(2, 10)}`}
+  log(`writing ${hosts.length} hosts' files in ${dir}`)
+  await prepareFiles(ctx)
+  const state: LabState = {dir, topology: opts.topology, base: opts.base, hosts: [], inventory: writeInventory(ctx), sshKey: join(dir, 'id_ed25519')}
+  state.rsyslogPid = await startRsyslog()
+  const save = () => writeFileSync(statePath(dir), JSON.stringify(state, null, 2))
+  try {
+    // The master first, so backends' mupdatepush at start finds it; then everyone else.
+    const order = [...hosts.filter((h) => h.role === 'mupdate-master'), ...hosts.filter((h) => h.role !== 'mupdate-master')]
+    for (const h of order) {
+      const pid = await bootHost(ctx, h)
+      state.hosts.push({...h, pid})
+      save()
+    }
+    log('starting cyrus-master on every host')
+    await startCyrus(ctx, order[0], state.hosts[0].pid)
+    await Promise.all(order.slice(1).map((h, i) => startCyrus(ctx, h, state.hosts[i + 1].pid)))
+    save()
+    const {seedLab, waitConverged} = await import('./seed.js')
+    const total = await seedLab(state, ctx.password, opts.mailboxes, log)
+    if (ctx.topology === 'unified') {
+      log('enabling the mupdate slaves on the unified backends')
+      await Promise.all(state.hosts.filter((h) => h.role === 'backend').map((h) => enableUnifiedSlave(ctx, h)))
+      await waitConverged(state, total)
+    }
+  } catch (error) {
+    save()
+    await labDown({dir}).catch(() => {})
+    throw error
+  }
+  save()
+  return state
+}
+
+/** Every process whose mount namespace is the one this holder pid lives in. */
+function processesInNamespace(pid: number): number[] {
+  let ns: string
+  try {
+    ns = readlinkSync(`/proc/${pid}/ns/mnt`)
+  } catch {
+    return []
+  }
+  const out: number[] = []
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue
+    try {
+      if (readlinkSync(`/proc/${p}/ns/mnt`) === ns) out.push(Number(p))
+    } catch {
+      // gone already
+    }
+  }
+  return out
+}
+
+export async function labDown(opts: {dir: string; purge?: boolean}): Promise<{stopped: string[]}> {
+  const dir = resolve(opts.dir)
+  const state = readLabState(dir)
+  const stopped: string[] = []
+  if (state) {
+    const ourNs = readlinkSync('/proc/self/ns/mnt')
+    await Promise.all(
+      state.hosts.map(async (h) => {
+        if (!alive(h.pid)) return
+        // Stop cyrus-master cleanly first so its databases are closed, then everything else.
+        await execa('nsenter', ['-t', String(h.pid), '-m', '--', join(dir, 'bin', 'cyrus-service'), 'stop'], {reject: false, timeout: 40_000})
+        const pids = processesInNamespace(h.pid).filter((p) => p !== process.pid && readlinkSync(`/proc/${p}/ns/mnt`) !== ourNs)
+        for (const p of pids) {
+          try {
+            process.kill(p, 'SIGTERM')
+          } catch {}
+        }
+        const deadline = Date.now() + 5000
+        while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+        for (const p of pids.filter(alive)) {
+          try {
+            process.kill(p, 'SIGKILL')
+          } catch {}
+        }
+        stopped.push(h.name)
+      }),
+    )
+    if (state.rsyslogPid && alive(state.rsyslogPid)) process.kill(state.rsyslogPid, 'SIGTERM')
+    rmSync(statePath(dir), {force: true})
+  }
+  if (opts.purge) rmSync(dir, {recursive: true, force: true})
+  return {stopped}
+}

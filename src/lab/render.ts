@@ -1,0 +1,167 @@
+// The files that make a lab host: imapd.conf, cyrus.conf, sshd_config and its boot script.
+// Every listener binds the host's own loopback address so hosts never collide.
+import type {LabHost, LabTopology} from './topology.js'
+
+export const LAB_ADMIN = 'cyrus'
+export const MUPDATE_PORT = 3905
+export const CSYNC_PORT = 2005
+/** Slaves retry this often (seconds); Cyrus's default of 20 would make tests sleep. */
+export const LAB_RETRY_DELAY = 3
+
+export interface RenderContext {
+  dir: string
+  topology: LabTopology
+  hosts: LabHost[]
+  password: string
+}
+
+const lines = (...xs: (string | false | undefined)[]) => xs.filter((x): x is string => typeof x === 'string').join('\n') + '\n'
+
+export function renderImapdConf(h: LabHost, ctx: RenderContext): string {
+  const inMurder = h.role === 'frontend' || h.role === 'backend'
+  const replica = ctx.hosts.find((r) => r.role === 'replica' && r.replicaOf === h.name)
+  const unified = ctx.topology === 'unified'
+  return lines(
+    `# lab host ${h.name} (${h.role}), written by murderctl lab up`,
+    'configdirectory: /var/lib/cyrus',
+    'proc_path: /run/cyrus/proc',
+    'mboxname_lockpath: /run/cyrus/lock',
+    'defaultpartition: default',
+    'partition-default: /var/spool/cyrus/mail',
+    'altnamespace: no',
+    'unixhierarchysep: no',
+    'hashimapspool: true',
+    'umask: 077',
+    `servername: ${h.servername}`,
+    `syslog_prefix: lab-${h.name}`,
+    `admins: ${LAB_ADMIN}`,
+    'allowplaintext: yes',
+    'sasl_pwcheck_method: auxprop',
+    'sasl_auxprop_plugin: sasldb',
+    `sasl_sasldb_path: ${ctx.dir}/sasldb2`,
+    'sasl_mech_list: PLAIN',
+    'lmtpsocket: /run/cyrus/socket/lmtp',
+    'idlesocket: /run/cyrus/socket/idle',
+    'notifysocket: /run/cyrus/socket/notify',
+    inMurder && 'mupdate_server: mupdate',
+    inMurder && `mupdate_config: ${unified ? 'unified' : 'standard'}`,
+    inMurder && `mupdate_authname: ${LAB_ADMIN}`,
+    inMurder && `mupdate_password: ${ctx.password}`,
+    inMurder && `mupdate_retry_delay: ${LAB_RETRY_DELAY}`,
+    inMurder && `proxy_authname: ${LAB_ADMIN}`,
+    inMurder && `proxy_password: ${ctx.password}`,
+    h.role === 'backend' && `proxyservers: ${LAB_ADMIN}`,
+    replica && 'sync_log: 1',
+    replica && `sync_host: ${replica.name}`,
+    replica && `sync_authname: ${LAB_ADMIN}`,
+    replica && `sync_password: ${ctx.password}`,
+    replica && `sync_realm: ${replica.servername}`,
+    replica && 'sync_try_imap: no',
+  )
+}
+
+/**
+ * `seeding`: unified backends boot without their mupdate slave. Cyrus 3.6's slave rewrites a
+ * local mailbox it hears about from the master into an entry without uniqueid, which breaks the
+ * mailbox (see the lab notes); seeding with slaves off keeps the lab's mailboxes whole.
+ */
+export function renderCyrusConf(h: LabHost, ctx: RenderContext, opts: {seeding?: boolean} = {}): string {
+  const a = h.address
+  const unified = ctx.topology === 'unified'
+  const slave = h.role === 'frontend' || (unified && h.role === 'backend' && !opts.seeding)
+  const replicated = ctx.hosts.some((r) => r.role === 'replica' && r.replicaOf === h.name)
+  return lines(
+    `# lab host ${h.name} (${h.role}), written by murderctl lab up`,
+    'START {',
+    '\trecover\t\tcmd="ctl_cyrusdb -r"',
+    h.role === 'backend' && '\tmupdatepush\tcmd="ctl_mboxlist -m"',
+    '}',
+    'SERVICES {',
+    h.role === 'mupdate-master' && `\tmupdate\t\tcmd="mupdate -m" listen="${a}:${MUPDATE_PORT}" prefork=1`,
+    slave && `\tmupdate\t\tcmd="mupdate" listen="${a}:${MUPDATE_PORT}" prefork=1`,
+    h.role !== 'mupdate-master' && `\timap\t\tcmd="imapd" listen="${a}:143" prefork=0 maxchild=50`,
+    h.role === 'replica' && `\tsyncserver\tcmd="sync_server" listen="${a}:${CSYNC_PORT}" prefork=0`,
+    '}',
+    'EVENTS {',
+    '\tcheckpoint\tcmd="ctl_cyrusdb -c" period=30',
+    '}',
+    'DAEMON {',
+    replicated && '\tsyncclient\tcmd="sync_client -r"',
+    '}',
+  )
+}
+
+export function renderSshdConfig(h: LabHost, ctx: RenderContext): string {
+  return lines(
+    `ListenAddress ${h.address}:22`,
+    `HostKey ${ctx.dir}/ssh_host_ed25519_key`,
+    'PidFile /run/sshd.pid',
+    `AuthorizedKeysFile ${ctx.dir}/authorized_keys`,
+    'PermitRootLogin prohibit-password',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'UsePAM no',
+    'StrictModes no',
+    'MaxSessions 10',
+    'LogLevel ERROR',
+    'Subsystem sftp internal-sftp',
+  )
+}
+
+/** The stand-in for `systemctl start|stop cyrus-imapd` on a lab host; it runs inside the host. */
+export function renderServiceScript(): string {
+  return `#!/bin/sh
+# Lab stand-in for "systemctl start|stop|status cyrus-imapd". Runs inside one lab host.
+pidfile=/run/cyrus-master.pid
+running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+case "$1" in
+start)
+  running && exit 0
+  rm -f "$pidfile"
+  /usr/lib/cyrus/bin/master -d -p "$pidfile" </dev/null >/dev/null 2>&1
+  i=0; while ! running; do i=$((i+1)); [ $i -gt 100 ] && { echo "cyrus-master did not start" >&2; exit 1; }; sleep 0.1; done ;;
+stop)
+  running || { rm -f "$pidfile"; exit 0; }
+  pid=$(cat "$pidfile"); kill -TERM "$pid"
+  i=0; while kill -0 "$pid" 2>/dev/null; do i=$((i+1)); [ $i -gt 300 ] && kill -KILL "$pid"; sleep 0.1; done
+  rm -f "$pidfile" ;;
+status) running ;;
+*) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
+`
+}
+
+/** Run by `unshare -m`: gives the host its own /etc files, Cyrus dirs and /run, then holds the namespace. */
+export function renderBootScript(h: LabHost, ctx: RenderContext): string {
+  const hd = `${ctx.dir}/hosts/${h.name}`
+  return `#!/bin/sh
+set -e
+mount --make-rprivate /
+mount --bind ${hd}/etc/imapd.conf /etc/imapd.conf
+mount --bind ${hd}/etc/cyrus.conf /etc/cyrus.conf
+mount --bind ${ctx.dir}/etc-hosts /etc/hosts
+mount --bind ${ctx.dir}/services /etc/services
+mount --bind ${hd}/lib /var/lib/cyrus
+mount --bind ${hd}/spool /var/spool/cyrus
+mount -t tmpfs -o mode=755 lab-run /run
+mkdir -p /run/sshd /run/cyrus/socket /run/cyrus/proc /run/cyrus/lock
+chown -R cyrus:mail /run/cyrus
+/usr/sbin/sshd -f ${hd}/sshd_config
+echo ready > ${hd}/namespace-ready
+exec sleep infinity
+`
+}
+
+export function renderEtcHosts(ctx: RenderContext): string {
+  return lines(
+    '127.0.0.1\tlocalhost',
+    ...ctx.hosts.map((h) => `${h.address}\t${h.name}`),
+  )
+}
+
+export function renderServices(system: string): string {
+  const extra: string[] = []
+  if (!/^mupdate\s/m.test(system)) extra.push(`mupdate\t\t${MUPDATE_PORT}/tcp\t\t\t# Cyrus MUPDATE (added by murderctl lab)`)
+  if (!/^csync\s/m.test(system)) extra.push(`csync\t\t${CSYNC_PORT}/tcp\t\t\t# Cyrus replication (added by murderctl lab)`)
+  return system.endsWith('\n') || system === '' ? system + lines(...extra) : `${system}\n${lines(...extra)}`
+}
