@@ -1,0 +1,68 @@
+// What every murderctl command shares: --json, the inventory flag, typed errors mapped to
+// stable exit codes, progress on stderr (stdout is for results), and consent.
+import {createInterface} from 'node:readline/promises'
+import {Command, Flags, type Interfaces} from '@oclif/core'
+import {asMurderctlError, BugError, MurderctlError, NeedsConfirmationError} from '../errors.js'
+import {loadInventory} from '../inventory/load.js'
+import type {Inventory} from '../inventory/schema.js'
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
+
+export const inventoryFlag = Flags.string({
+  char: 'i',
+  summary: 'Inventory file (default: $MURDERCTL_INVENTORY, then ./murder.yaml).',
+  helpGroup: 'GLOBAL',
+})
+
+/** Flags for commands that change hosts. */
+export const mutatingFlags = {
+  'dry-run': Flags.boolean({summary: 'Show the plan and the diff; send no mutating command to any host.', default: false}),
+  yes: Flags.boolean({char: 'y', summary: 'Do not ask for confirmation (needed without a terminal).', default: false}),
+}
+
+export abstract class BaseCommand extends Command {
+  static enableJsonFlag = true
+
+  static baseFlags = {
+    concurrency: Flags.integer({summary: 'How many hosts to work on at once.', default: 8, min: 1, max: 64, helpGroup: 'GLOBAL'}),
+  }
+
+  /** Progress for people: stderr, silent under --json. */
+  protected progress(msg: string): void {
+    if (!this.jsonEnabled()) process.stderr.write(`${msg}\n`)
+  }
+
+  protected inventory(path?: string): Inventory {
+    return loadInventory(path)
+  }
+
+  /** Ask before acting. Never prompts without a terminal or under --json: that needs --yes. */
+  protected async confirm(question: string, opts: {yes: boolean; what: string}): Promise<boolean> {
+    if (opts.yes) return true
+    if (this.jsonEnabled() || !process.stdin.isTTY || !process.stderr.isTTY)
+      throw new NeedsConfirmationError(`${opts.what} needs confirmation and there is no terminal to ask on`, {
+        hint: 're-run with --yes once you have read the plan (use --dry-run to see it)',
+      })
+    const rl = createInterface({input: process.stdin, output: process.stderr})
+    try {
+      const answer = await rl.question(`${question} [y/N] `)
+      return /^y(es)?$/i.test(answer.trim())
+    } finally {
+      rl.close()
+    }
+  }
+
+  protected async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
+    // oclif's own errors (bad flags, --help, exit()) keep oclif's handling and codes.
+    if (!(err instanceof MurderctlError) && (err.oclif || err.constructor.name === 'ExitError')) return super.catch(err)
+    const e = asMurderctlError(err)
+    process.exitCode = e.exitCode
+    if (this.jsonEnabled()) {
+      this.logJson({error: e.toJSON()})
+    } else {
+      process.stderr.write(`murderctl: ${e.oneLine()}\n`)
+      if (e instanceof BugError && err.stack) process.stderr.write(`${err.stack}\n`)
+    }
+    return undefined
+  }
+}

@@ -1,0 +1,59 @@
+import {describe, expect, it} from 'vitest'
+import {InventoryError} from '../../../src/errors.js'
+import {parseInventory} from '../../../src/inventory/load.js'
+
+const good = `
+name: prod
+mode: unified
+knownHosts: keys/known_hosts
+defaults:
+  ssh: {user: ops, identity: keys/id_ed25519, sudo: true}
+hosts:
+  - {name: mupdate, role: mupdate-master, address: 10.0.0.1}
+  - {name: b1, role: backend, address: 10.0.0.2, cyrus: {pidFile: /var/run/cyrus-master.pid}}
+  - {name: b1r, role: replica, address: 10.0.0.3, replicaOf: b1, servername: b1, ssh: {port: 2222}}
+`
+
+describe('inventory', () => {
+  it('resolves defaults, per-host overrides and relative paths', () => {
+    const inv = parseInventory(good, '/etc/murderctl/murder.yaml')
+    expect(inv.mode).toBe('unified')
+    expect(inv.knownHosts).toBe('/etc/murderctl/keys/known_hosts')
+    const [m, b1, r] = inv.hosts
+    expect(m.ssh).toMatchObject({user: 'ops', sudo: true, port: 22, identity: '/etc/murderctl/keys/id_ed25519'})
+    expect(m.cyrus).toMatchObject({binDir: '/usr/lib/cyrus/bin', imapdConf: '/etc/imapd.conf', stop: 'systemctl stop cyrus-imapd'})
+    expect(b1.cyrus.pidFile).toBe('/var/run/cyrus-master.pid')
+    expect(r).toMatchObject({servername: 'b1', replicaOf: 'b1'})
+    expect(r.ssh.port).toBe(2222)
+    expect(m.servername).toBe('mupdate')
+    expect(inv.thresholds.masterDropCritPercent).toBe(20)
+  })
+
+  const bad: [string, string, RegExp][] = [
+    ['not YAML', 'name: [x', /not valid YAML/],
+    ['unknown key', good.replace('mode: unified', 'mode: unified\nmod: x'), /\(top level\): Unrecognized key: "mod"/],
+    ['bad mode', good.replace('mode: unified', 'mode: discrete'), /^\/x\.yaml: mode: /],
+    ['bad role', good.replace('role: backend', 'role: bakend'), /hosts\[1\]\.role/],
+    ['two masters', good.replace('role: backend', 'role: mupdate-master'), /exactly one host must have role mupdate-master \(found 2\)/],
+    ['replica of nothing', good.replace('replicaOf: b1', 'replicaOf: b9'), /hosts\[2\]\.replicaOf: "b9" is not a backend/],
+    ['duplicate names', good.replace('name: b1r', 'name: b1'), /duplicate host name "b1"/],
+    ['port out of range', good.replace('port: 2222', 'port: 99999'), /hosts\[2\]\.ssh\.port/],
+    ['bad host name', good.replace('name: b1r', 'name: "b1 r"'), /hosts\[2\]\.name/],
+  ]
+  for (const [what, text, re] of bad) {
+    it(`refuses ${what} with the file, the field and the reason`, () => {
+      let err: unknown
+      try {
+        parseInventory(text, '/x.yaml')
+      } catch (error) {
+        err = error
+      }
+      expect(err).toBeInstanceOf(InventoryError)
+      const e = err as InventoryError
+      expect(e.message).toMatch(/^\/x\.yaml/)
+      expect(e.message).toMatch(re)
+      expect(e.message).not.toContain('\n')
+      expect(e.exitCode).toBe(3)
+    })
+  }
+})
