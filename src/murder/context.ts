@@ -1,0 +1,27 @@
+// What a command works with: the inventory, the SSH pool and where to say what is happening.
+import type {Inventory} from '../inventory/schema.js'
+import {SshPool} from '../ssh/pool.js'
+
+export interface MurderContext {
+  inv: Inventory
+  pool: SshPool
+  /** Hosts worked on at once. */
+  concurrency: number
+  log: (msg: string) => void
+}
+
+export interface ContextOptions {
+  concurrency?: number
+  acceptNewHostKeys?: boolean
+  log?: (msg: string) => void
+}
+
+/** Run fn with an open SSH pool that is always closed afterwards. */
+export async function withMurder<T>(inv: Inventory, opts: ContextOptions, fn: (ctx: MurderContext) => Promise<T>): Promise<T> {
+  const pool = new SshPool({knownHostsPath: inv.knownHosts, acceptNewHostKeys: opts.acceptNewHostKeys})
+  try {
+    return await fn({inv, pool, concurrency: opts.concurrency ?? 8, log: opts.log ?? (() => {})})
+  } finally {
+    await pool.close()
+  }
+}
