@@ -1,0 +1,98 @@
+import {readFileSync} from 'node:fs'
+import {describe, expect, it} from 'vitest'
+import {UnexpectedOutputError} from '../../../src/errors.js'
+import {classifyMupdateStderr, isEmptyPlan, parseMupdateWarn} from '../../../src/cyrus/mboxlist-warn.js'
+
+// Real `ctl_mboxlist -m -w` stdout/stderr of Debian's Cyrus 3.6.1 (see test/fixtures/cyrus/README.md).
+const fixture = (name: string): string => readFileSync(new URL(`../../fixtures/cyrus/${name}`, import.meta.url), 'utf8')
+
+describe('parseMupdateWarn', () => {
+  it('first push of a backend: Force Activate for every local mailbox, odd names kept byte for byte', () => {
+    const plan = parseMupdateWarn(fixture('mw-b1-first-push.stdout'))
+    expect(plan.activate).toEqual([
+      'shared.news',
+      'user.alice',
+      'user.alice.Sent',
+      'user.bob',
+      'user.bob.Caf&AOk-',
+      'user.bob.Say "hi"',
+      'user.bob.back\\slash\ttab',
+      'user.bob.Ünïcødé 日本',
+      'user.dave',
+    ])
+    expect(plan.removeFromMupdate).toEqual([])
+    expect(plan.removeRemoteFlag).toEqual([])
+    expect(plan.removeLocal).toEqual([])
+  })
+
+  it('in sync: nothing to do', () => {
+    const plan = parseMupdateWarn(fixture('mw-b1-in-sync.stdout'))
+    expect(isEmptyPlan(plan)).toBe(true)
+  })
+
+  it('stale master: Remove from MUPDATE, Remove remote flag on, Force Activate', () => {
+    const plan = parseMupdateWarn(fixture('mw-b1-stale-master.stdout'))
+    expect(plan.removeFromMupdate).toHaveLength(8)
+    expect(plan.removeFromMupdate).toContain('user.bob.Say "hi"')
+    expect(plan.removeRemoteFlag).toEqual(['user.alice'])
+    expect(plan.activate).toEqual(['user.newbox'])
+    expect(plan.removeLocal).toEqual([])
+  })
+
+  it('standard-murder conflict: Remove Local Mailbox', () => {
+    expect(parseMupdateWarn(fixture('mw-b2-conflict.stdout'))).toEqual({
+      activate: ['user.zed'],
+      removeFromMupdate: [],
+      removeRemoteFlag: [],
+      removeLocal: ['user.alice.Sent'],
+    })
+  })
+
+  it('accepts CRLF and blank lines, rejects anything else', () => {
+    expect(parseMupdateWarn('Force Activate: a b \r\n\r\n').activate).toEqual(['a b '])
+    expect(() => parseMupdateWarn('Force Activate: a\nmupdate said: x\n')).toThrow(UnexpectedOutputError)
+    expect(() => parseMupdateWarn('Force Activate: a\nmupdate said: x\n')).toThrow(/unexpected line 2: "mupdate said: x"/)
+    expect(() => parseMupdateWarn('Force Activate: ')).toThrow(UnexpectedOutputError)
+    expect(() => parseMupdateWarn('force activate: a')).toThrow(UnexpectedOutputError)
+  })
+})
+
+describe('classifyMupdateStderr', () => {
+  it('recognises the real 3.6.1 failures', () => {
+    expect(classifyMupdateStderr(fixture('mw-master-refused.stderr'))).toMatchObject({kind: 'connect', count: 1})
+    expect(classifyMupdateStderr(fixture('mw-no-mupdate-server.stderr'))).toMatchObject({kind: 'no-mupdate-server'})
+    expect(classifyMupdateStderr(fixture('mw-duplicate-option.stderr'))).toMatchObject({
+      kind: 'duplicate-option',
+      names: ['mupdate_server'],
+      reason: expect.stringContaining("'mupdate_server' twice"),
+    })
+    const undump = classifyMupdateStderr(fixture('undump-master-dump.stderr'))!
+    expect(undump.kind).toBe('missing-uniqueid')
+    expect(undump.count).toBe(9)
+    expect(undump.names).toContain('user.bob.back\\slash\ttab')
+    expect(undump.reason).toContain('skipped 9 entries')
+    expect(undump.hint).toContain("frontend's mailboxes.db")
+    // The other -u warnings ("missing uidvalidity for ...") are not failures by themselves.
+    expect(classifyMupdateStderr(fixture('undump-remote-entry.stderr'))).toMatchObject({kind: 'missing-uniqueid', count: 1, names: ['user.carol']})
+  })
+
+  it('recognises the other documented texts', () => {
+    expect(classifyMupdateStderr("couldn't do LIST command on mupdate server\n")!.kind).toBe('list')
+    const sort = classifyMupdateStderr("mupdate said: user.a b1!default\nmailboxes.db said: user.b\nfatal error: mupdate said not us before it said us\n")!
+    expect(sort.kind).toBe('sort-order')
+    expect(sort.line).toBe('fatal error: mupdate said not us before it said us')
+    expect(classifyMupdateStderr("permanent failure storing 'user.a'\npermanent failure storing 'user.b'\n")).toMatchObject({
+      kind: 'store',
+      count: 2,
+      names: ['user.a', 'user.b'],
+      reason: expect.stringContaining('and 1 more'),
+    })
+  })
+
+  it('puts a broken config first and returns undefined for nothing known', () => {
+    const both = "couldn't connect to mupdate server\nfatal error: option 'x' was specified twice in config file\n"
+    expect(classifyMupdateStderr(both)!.kind).toBe('duplicate-option')
+    expect(classifyMupdateStderr('')).toBeUndefined()
+    expect(classifyMupdateStderr('something else\n')).toBeUndefined()
+  })
+})
