@@ -1,7 +1,7 @@
 // A real Cyrus murder on this machine: one mount namespace and loopback address per host,
 // each with its own /etc/imapd.conf, /etc/cyrus.conf, Cyrus directories, cyrus-master and sshd.
 import {spawn} from 'node:child_process'
-import {chmodSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
+import {chmodSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {connect} from 'node:net'
 import {join, resolve} from 'node:path'
 import {execa} from 'execa'
@@ -99,10 +99,12 @@ async function prepareFiles(ctx: RenderContext): Promise<void> {
   for (const h of ctx.hosts) {
     const hd = hostDir(dir, h.name)
     rmSync(hd, {recursive: true, force: true})
-    for (const sub of ['etc', 'lib/db', 'lib/socket', 'lib/sync', 'lib/log', 'lib/proc', 'lib/user', 'lib/quota', 'lib/msg', 'spool/mail'])
+    for (const sub of ['etc', 'etc-work', 'lib/db', 'lib/socket', 'lib/sync', 'lib/log', 'lib/proc', 'lib/user', 'lib/quota', 'lib/msg', 'spool/mail'])
       mkdirSync(join(hd, sub), {recursive: true})
     writeFileSync(join(hd, 'etc', 'imapd.conf'), renderImapdConf(h, ctx))
     writeFileSync(join(hd, 'etc', 'cyrus.conf'), renderCyrusConf(h, ctx, {seeding: true}))
+    copyFileSync(join(dir, 'etc-hosts'), join(hd, 'etc', 'hosts'))
+    copyFileSync(join(dir, 'services'), join(hd, 'etc', 'services'))
     writeFileSync(join(hd, 'sshd_config'), renderSshdConfig(h, ctx))
     writeFileSync(join(hd, 'boot.sh'), renderBootScript(h, ctx), {mode: 0o755})
     await execa('chown', ['-R', 'cyrus:mail', join(hd, 'lib'), join(hd, 'spool')])
@@ -157,8 +159,10 @@ async function startCyrus(ctx: RenderContext, h: LabHost, pid: number): Promise<
 }
 
 async function enableUnifiedSlave(ctx: RenderContext, h: LabHost & {pid: number}): Promise<void> {
-  writeFileSync(join(hostDir(ctx.dir, h.name), 'etc', 'cyrus.conf'), renderCyrusConf(h, ctx))
-  await execa('nsenter', ['-t', String(h.pid), '-m', '--', 'sh', '-c', 'kill -HUP "$(cat /run/cyrus-master.pid)"'])
+  // Written from inside the host: /etc there is an overlay, not to be changed from outside.
+  await execa('nsenter', ['-t', String(h.pid), '-m', '--', 'sh', '-c', 'cat > /etc/cyrus.conf.new && mv /etc/cyrus.conf.new /etc/cyrus.conf && kill -HUP "$(cat /run/cyrus-master.pid)"'], {
+    input: renderCyrusConf(h, ctx),
+  })
   await waitPort(h.address, MUPDATE_PORT, 30_000)
 }
 

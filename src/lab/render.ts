@@ -131,16 +131,16 @@ esac
 `
 }
 
-/** Run by `unshare -m`: gives the host its own /etc files, Cyrus dirs and /run, then holds the namespace. */
+/**
+ * Run by `unshare -m`: gives the host its own /etc (an overlay, so files there can be replaced
+ * by rename as on a real machine), Cyrus directories and /run, then holds the namespace.
+ */
 export function renderBootScript(h: LabHost, ctx: RenderContext): string {
   const hd = `${ctx.dir}/hosts/${h.name}`
   return `#!/bin/sh
 set -e
 mount --make-rprivate /
-mount --bind ${hd}/etc/imapd.conf /etc/imapd.conf
-mount --bind ${hd}/etc/cyrus.conf /etc/cyrus.conf
-mount --bind ${ctx.dir}/etc-hosts /etc/hosts
-mount --bind ${ctx.dir}/services /etc/services
+mount -t overlay lab-etc -o lowerdir=/etc,upperdir=${hd}/etc,workdir=${hd}/etc-work /etc
 mount --bind ${hd}/lib /var/lib/cyrus
 mount --bind ${hd}/spool /var/spool/cyrus
 mount -t tmpfs -o mode=755 lab-run /run

@@ -31,6 +31,13 @@ export async function hupMaster(ctx: MurderContext, host: Host, step = 'hup'): P
   return pid
 }
 
+/** Whether cyrus-master has a live child process with this name (e.g. sync_client). */
+export async function childRunning(ctx: MurderContext, host: Host, name: string): Promise<boolean> {
+  const f = shellQuote(host.cyrus.pidFile)
+  const r = await ctx.pool.exec(host, {shell: `p=$(cat ${f} 2>/dev/null) && pgrep -P "$p" -x ${shellQuote(name)} >/dev/null`})
+  return r.exitCode === 0
+}
+
 /**
  * Whether this host's mupdate slave holds an established connection to the master's port:
  * the pid of a `mupdate` child of this host's cyrus-master must own a TCP connection to it.

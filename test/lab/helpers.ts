@@ -40,3 +40,34 @@ export async function onHost(name: string, script: string, input?: string) {
 }
 
 export const CTL = '/usr/lib/cyrus/bin/ctl_mboxlist'
+
+/** sha256 of every lab host's mailboxes.db, imapd.conf and cyrus.conf: "nothing changed" checks. */
+export async function labChecksums(): Promise<Record<string, string>> {
+  const state = readLabState(lab().dir)!
+  const out: Record<string, string> = {}
+  for (const h of state.hosts) {
+    const r = await labExec(lab().dir, h.name, ['sh', '-c', 'sha256sum /var/lib/cyrus/mailboxes.db /etc/imapd.conf /etc/cyrus.conf'])
+    for (const line of r.stdout.trim().split('\n')) {
+      const [sum, file] = line.split(/\s+/)
+      out[`${h.name}:${file}`] = sum
+    }
+  }
+  return out
+}
+
+/** A mailboxes.db entry written behind the murder's back (ctl_mboxlist -u), as an operator's mistake would. */
+export function dumpEntry(name: string, owner: string, uniqueid = `lab${Math.random().toString(36).slice(2, 14)}`): string {
+  const now = Math.floor(Date.now() / 1000)
+  const e = {name, mtime: String(now), uidvalidity: String(now), createdmodseq: '1', foldermodseq: '1', mbtype: 'e', partition: 'default', acl: {[owner]: 'lrswipkxtecdan', cyrus: 'lrswipkxtecda'}, uniqueid}
+  return `{\n${JSON.stringify(name)}: ${JSON.stringify(e)}\n}\n`
+}
+
+/** Remove one entry from a host's mailboxes.db directly (lab repair only; simple names). */
+export async function dropEntry(host: string, name: string): Promise<void> {
+  const dump = JSON.parse((await onHost(host, `${CTL} -d`)).stdout) as Record<string, {uniqueid?: string}>
+  const uid = dump[name]?.uniqueid
+  // 3.6 keys: N<name with '.' as \037>, and I<uniqueid>; printf turns \037 into the byte.
+  const db = '/usr/lib/cyrus/bin/cyr_dbtool /var/lib/cyrus/mailboxes.db twoskip delete'
+  await onHost(host, `${db} "$(printf 'N${name.replace(/\./g, '\\037')}')"`)
+  if (uid) await onHost(host, `${db} I${uid}`)
+}

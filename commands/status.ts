@@ -1,0 +1,61 @@
+import {Flags} from '@oclif/core'
+import {BaseCommand, inventoryFlag} from '../src/cli/base-command.js'
+import {withMurder} from '../src/murder/context.js'
+import {type HostStatus, murderStatus} from '../src/murder/status.js'
+import {table} from '../src/report/table.js'
+
+export default class Status extends BaseCommand {
+  static summary = 'Show every host of the murder: reachable, role, MUPDATE state, counts, replication.'
+  static description = `Read-only. Hosts are read in parallel over SSH; the MUPDATE banner is read over TCP.
+An unreachable host is reported with the reason, not fatal.`
+
+  static examples = ['<%= config.bin %> status -i murder.yaml', '<%= config.bin %> status --json', '<%= config.bin %> status --no-counts']
+
+  static flags = {
+    inventory: inventoryFlag,
+    counts: Flags.boolean({summary: 'Count mailboxes (ctl_mboxlist -d on every host).', default: true, allowNo: true}),
+    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
+  }
+
+  async run() {
+    const {flags} = await this.parse(Status)
+    const inv = this.inventory(flags.inventory)
+    const status = await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, (ctx) =>
+      murderStatus(ctx, {counts: flags.counts}),
+    )
+    this.log(`${status.mode} murder "${status.murder}", ${status.hosts.length} hosts, read in ${(status.durationMs / 1000).toFixed(1)}s\n`)
+    this.log(
+      table(
+        ['host', 'role', 'ssh', 'cyrus', 'version', 'mupdate', 'banner', 'slave link', 'mailboxes (local/remote)', 'replication'],
+        status.hosts.map((h) => [
+          h.name,
+          h.role,
+          h.reachable ? 'ok' : 'DOWN',
+          h.reachable ? (h.cyrusMaster.running ? `up ${h.cyrusMaster.pid}` : 'STOPPED') : null,
+          h.version,
+          mupdateCell(h),
+          h.mupdate.banner,
+          h.mupdate.slaveConnected === null ? null : h.mupdate.slaveConnected ? 'connected' : 'DISCONNECTED',
+          h.mailboxes ? `${h.mailboxes.total} (${h.mailboxes.local}/${h.mailboxes.remote})` : null,
+          replicationCell(h),
+        ]),
+      ),
+    )
+    const notes = status.hosts.flatMap((h) => [...(h.error ? [h.error] : []), ...h.notes.map((n) => `host ${h.name}: ${n}`)])
+    if (notes.length) this.log(`\n${notes.map((n) => `! ${n}`).join('\n')}`)
+    return status
+  }
+}
+
+function mupdateCell(h: HostStatus): string | null {
+  if (!h.reachable) return null
+  if (!h.mupdate.service) return h.mupdatePush ? 'push at start' : 'none'
+  return `${h.mupdate.service}${h.mupdate.enabled ? '' : ' (disabled)'}`
+}
+
+function replicationCell(h: HostStatus): string | null {
+  if (!h.reachable) return null
+  if (h.role === 'replica') return 'replica'
+  if (!h.replication.syncLog && h.replication.rollingClient === 'none') return 'none'
+  return `to ${h.replication.syncHost ?? '?'}, client ${h.replication.rollingClient}`
+}

@@ -1,0 +1,82 @@
+// Reading and diffing mailbox lists on hosts: `ctl_mboxlist -d` streamed, `ctl_mboxlist -m -w`
+// parsed, and where each host keeps its mailboxes.db.
+import {createHash} from 'node:crypto'
+import {RemoteCommandError, UnexpectedOutputError} from '../errors.js'
+import {createDumpParser, isRemote, type MailboxEntry} from '../cyrus/mboxlist-dump.js'
+import {classifyMupdateStderr, type MupdateWarnPlan, parseMupdateWarn} from '../cyrus/mboxlist-warn.js'
+import type {Host} from '../inventory/schema.js'
+import type {MurderContext} from './context.js'
+import {tool} from './remote.js'
+
+/** Where a host's mailboxes.db is, from its imapd.conf (mboxlist_db_path wins). */
+export function mailboxesDbPath(imapd: ReadonlyMap<string, string>): string {
+  return imapd.get('mboxlist_db_path') ?? `${(imapd.get('configdirectory') ?? '/var/lib/cyrus').replace(/\/+$/, '')}/mailboxes.db`
+}
+
+export interface DumpScan {
+  entries: number
+  /** sha256 of the dump as printed: equal fingerprints mean an unchanged mailbox list. */
+  fingerprint: string
+}
+
+/** Stream `ctl_mboxlist -d` from a host through onEntry; nothing is kept unless onEntry keeps it. */
+export async function scanDump(ctx: MurderContext, host: Host, onEntry: (e: MailboxEntry) => void, step = 'dump'): Promise<DumpScan> {
+  const hash = createHash('sha256')
+  const parser = createDumpParser({host: host.name, onEntry})
+  const r = await ctx.pool.exec(host, [tool(host, 'ctl_mboxlist'), '-d'], {
+    onStdoutLine: (l) => {
+      hash.update(l).update('\n')
+      parser.push(l)
+    },
+  })
+  if (r.exitCode !== 0 || r.stderr.trim())
+    throw new RemoteCommandError(`ctl_mboxlist -d failed: ${r.stderr.trim().split('\n')[0] || `exit ${r.exitCode}`}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step})
+  parser.end()
+  return {entries: parser.entries, fingerprint: hash.digest('hex')}
+}
+
+/** Every entry's location (`server!partition`, or `partition` for a local one), by name. */
+export async function mailboxLocations(ctx: MurderContext, host: Host, step = 'dump'): Promise<{locations: Map<string, string>} & DumpScan> {
+  const locations = new Map<string, string>()
+  const scan = await scanDump(ctx, host, (e) => locations.set(e.name, isRemote(e) && e.server ? `${e.server}!${e.partition}` : e.partition), step)
+  return {locations, ...scan}
+}
+
+export interface WarnResult {
+  plan: MupdateWarnPlan
+  /** Lines printed, all kinds together. */
+  changes: number
+  command: string
+  durationMs: number
+}
+
+/**
+ * `ctl_mboxlist -m -w` on a backend: what `-m` would change. Anything on stderr, a non-zero
+ * exit or a line we do not know is a failure, in Cyrus's own words plus what to do.
+ */
+export async function mupdateWarn(ctx: MurderContext, host: Host, step = 'ctl_mboxlist -m -w'): Promise<WarnResult> {
+  const r = await ctx.pool.exec(host, [tool(host, 'ctl_mboxlist'), '-m', '-w'])
+  if (r.exitCode !== 0 || r.stderr.trim()) {
+    const d = classifyMupdateStderr(r.stderr)
+    throw new RemoteCommandError(d ? `ctl_mboxlist -m -w: ${d.reason} (${d.line})` : `ctl_mboxlist -m -w failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n')[0] ?? ''}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step, hint: d?.hint})
+  }
+  let plan: MupdateWarnPlan
+  try {
+    plan = parseMupdateWarn(r.stdout, {host: host.name})
+  } catch (error) {
+    throw (error as UnexpectedOutputError).at({host: host.name, step})
+  }
+  const changes = plan.activate.length + plan.removeFromMupdate.length + plan.removeRemoteFlag.length + plan.removeLocal.length
+  return {plan, changes, command: r.command, durationMs: r.durationMs}
+}
+
+/** `ctl_mboxlist -m` (with -a: local copies are authoritative). Verified by the caller with -m -w. */
+export async function mupdatePush(ctx: MurderContext, host: Host, opts: {authoritative?: boolean; step?: string} = {}) {
+  const args = [tool(host, 'ctl_mboxlist'), '-m', ...(opts.authoritative ? ['-a'] : [])]
+  const r = await ctx.pool.exec(host, args)
+  if (r.exitCode !== 0 || r.stderr.trim()) {
+    const d = classifyMupdateStderr(r.stderr)
+    throw new RemoteCommandError(d ? `${args.slice(1).join(' ')}: ${d.reason} (${d.line})` : `ctl_mboxlist ${args.slice(1).join(' ')} failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n')[0] ?? ''}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step: opts.step ?? 'ctl_mboxlist -m', hint: d?.hint})
+  }
+  return r
+}

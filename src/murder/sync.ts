@@ -1,0 +1,235 @@
+// sync-backends: what `ctl_mboxlist -m` would change on each backend (plan), then doing
+// exactly that (apply) and proving it (verify). Plan and apply are separate steps: a plan can
+// be written to a file, reviewed, and applied later; apply refuses a plan that went stale.
+import {z} from 'zod'
+import {asMurderctlError, RefusedError} from '../errors.js'
+import {MupdateWarnPlan} from '../cyrus/mboxlist-warn.js'
+import {imapdBool, parseImapdConf} from '../cyrus/imapd-conf.js'
+import type {Host} from '../inventory/schema.js'
+import {hostsByRole, master} from '../inventory/load.js'
+import type {Journal} from '../engine/journal.js'
+import {mapLimit} from '../util/limit.js'
+import type {MurderContext} from './context.js'
+import {mailboxesDbPath, mailboxLocations, mupdatePush, mupdateWarn, scanDump} from './mboxlist.js'
+import {copyAside, type SavedCopy} from './remote.js'
+
+export const Conflict = z.object({
+  mailbox: z.string(),
+  /** Where the master places it (`server!partition`). */
+  masterSays: z.string(),
+})
+
+export const BackendDiff = z.object({
+  backend: z.string(),
+  servername: z.string(),
+  ok: z.boolean(),
+  /** Why the backend could not be planned, in Cyrus's words, with what to do. */
+  error: z.object({message: z.string(), hint: z.string().optional()}).optional(),
+  warn: MupdateWarnPlan.optional(),
+  /** Local mailboxes the master places on another server: `-m -w` hides these in a unified murder. */
+  conflicts: z.array(Conflict),
+  localMailboxes: z.number(),
+  /** sha256 of the backend's dump when planned: apply refuses if it changed. */
+  fingerprint: z.string().optional(),
+})
+export type BackendDiff = z.infer<typeof BackendDiff>
+
+export const SyncPlan = z.object({
+  kind: z.literal('murderctl-sync-plan'),
+  version: z.literal(1),
+  murder: z.string(),
+  mode: z.enum(['standard', 'unified']),
+  createdAt: z.string(),
+  master: z.object({host: z.string(), entries: z.number(), fingerprint: z.string()}),
+  backends: z.array(BackendDiff),
+})
+export type SyncPlan = z.infer<typeof SyncPlan>
+
+export const changeCount = (d: BackendDiff) =>
+  d.warn ? d.warn.activate.length + d.warn.removeFromMupdate.length + d.warn.removeRemoteFlag.length + d.warn.removeLocal.length : 0
+
+export function selectBackends(ctx: MurderContext, names: string[] | undefined): Host[] {
+  const all = hostsByRole(ctx.inv, 'backend')
+  if (!names?.length) return all
+  return names.map((n) => {
+    const h = all.find((b) => b.name === n)
+    if (!h) throw new RefusedError(`"${n}" is not a backend in ${ctx.inv.path}`, {hint: `backends: ${all.map((b) => b.name).join(', ')}`})
+    return h
+  })
+}
+
+async function diffBackend(ctx: MurderContext, host: Host, masterLocations: Map<string, string>): Promise<BackendDiff> {
+  const d: BackendDiff = {backend: host.name, servername: host.servername, ok: false, conflicts: [], localMailboxes: 0}
+  try {
+    const [warn, scan] = await Promise.all([
+      mupdateWarn(ctx, host),
+      scanDump(ctx, host, (e) => {
+        if (e.server || e.mbtype.includes('r')) return
+        d.localMailboxes++
+        const where = masterLocations.get(e.name)
+        const server = where?.split('!')[0]
+        if (where && where.includes('!') && server !== host.servername) d.conflicts.push({mailbox: e.name, masterSays: where})
+      }),
+    ])
+    d.warn = warn.plan
+    d.fingerprint = scan.fingerprint
+    d.ok = true
+  } catch (error) {
+    const e = asMurderctlError(error).at({host: host.name})
+    d.error = {message: e.message, hint: e.hint}
+  }
+  return d
+}
+
+/** Plan: `-m -w` and the conflict check on every selected backend, in parallel. Changes nothing. */
+export async function planSync(ctx: MurderContext, backends: Host[]): Promise<SyncPlan> {
+  const m = master(ctx.inv)
+  const masterList = await mailboxLocations(ctx, m, 'dump master')
+  const diffs = await mapLimit(backends, ctx.concurrency, (b) => diffBackend(ctx, b, masterList.locations))
+  return {
+    kind: 'murderctl-sync-plan',
+    version: 1,
+    murder: ctx.inv.name,
+    mode: ctx.inv.mode,
+    createdAt: new Date().toISOString(),
+    master: {host: m.name, entries: masterList.entries, fingerprint: masterList.fingerprint},
+    backends: diffs,
+  }
+}
+
+export interface ApplyOptions {
+  /** Push with `-m -a`: local copies win; nothing local is deleted. */
+  localAuthoritative?: boolean
+  /** Let `-m` delete local mailboxes the master places elsewhere (needs delete_mode: delayed). */
+  allowLocalDeletes?: boolean
+  /** Apply on the backends that planned fine even though others failed. */
+  skipFailed?: boolean
+  journal: Journal
+}
+
+/** Refusals before anything runs: failed backends, local deletions without consent. */
+export function checkApplicable(plan: SyncPlan, opts: Omit<ApplyOptions, 'journal'>): void {
+  const failed = plan.backends.filter((b) => !b.ok)
+  if (failed.length && !opts.skipFailed)
+    throw new RefusedError(`${failed.map((b) => `${b.backend} (${b.error?.message})`).join('; ')}: nothing was applied anywhere`, {
+      host: failed[0].backend,
+      step: 'plan',
+      hint: 'fix that backend and plan again, or re-run with --skip-failed to apply on the others',
+    })
+  const deleting = plan.backends.filter((b) => (b.warn?.removeLocal.length ?? 0) > 0)
+  if (deleting.length && !opts.localAuthoritative && !opts.allowLocalDeletes) {
+    const names = deleting.flatMap((b) => b.warn!.removeLocal.map((n) => `${b.backend}:${n}`))
+    throw new RefusedError(`ctl_mboxlist -m would delete ${names.length} local mailboxes (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''})`, {
+      host: deleting[0].backend,
+      step: 'plan',
+      hint: 'choose: --local-authoritative (ctl_mboxlist -m -a: keep the local copies and make the master point at them) or --allow-local-deletes (delayed delete: moved aside, not destroyed)',
+    })
+  }
+}
+
+export interface BackendOutcome {
+  backend: string
+  applied: boolean
+  skipped?: string
+  savedCopies: SavedCopy[]
+  verified: boolean
+  remaining?: number
+  error?: {message: string; hint?: string}
+}
+
+export interface ApplyResult {
+  backends: BackendOutcome[]
+  agreement: {host: string; entries: number}[]
+  agreed: boolean
+}
+
+/** Is the plan still what the hosts would do now? Re-plan and compare each backend. */
+export async function assertFresh(ctx: MurderContext, plan: SyncPlan): Promise<void> {
+  const hosts = selectBackends(
+    ctx,
+    plan.backends.filter((b) => b.ok).map((b) => b.backend),
+  )
+  const now = await planSync(ctx, hosts)
+  for (const b of plan.backends.filter((x) => x.ok)) {
+    const n = now.backends.find((x) => x.backend === b.backend)!
+    const same = n.ok && n.fingerprint === b.fingerprint && JSON.stringify(n.warn) === JSON.stringify(b.warn)
+    if (!same)
+      throw new RefusedError(`the plan is stale: ${b.backend} changed since it was made (${plan.createdAt})`, {
+        host: b.backend,
+        step: 'apply plan',
+        hint: 'make a new plan with --dry-run --out FILE, review it, and apply that',
+      })
+  }
+}
+
+async function ensureDelayedDelete(ctx: MurderContext, host: Host): Promise<void> {
+  const imapd = parseImapdConf((await ctx.pool.readFile(host, host.cyrus.imapdConf)).toString('utf8'), {lenient: true})
+  const mode = imapd.get('delete_mode') ?? 'delayed' // the 3.x default
+  if (mode !== 'delayed' && !imapdBool(imapd.get('delete_mode_delayed_override')))
+    throw new RefusedError(`delete_mode is ${mode}: ctl_mboxlist -m would destroy local mailboxes, not move them aside`, {
+      host: host.name,
+      step: 'apply',
+      hint: 'set delete_mode: delayed first, or use --local-authoritative',
+    })
+}
+
+/** Apply a (fresh, checked) plan: copy dbs aside, push on each backend, verify. */
+export async function applySync(ctx: MurderContext, plan: SyncPlan, opts: ApplyOptions): Promise<ApplyResult> {
+  const {journal} = opts
+  const m = master(ctx.inv)
+  const todo = plan.backends.filter((b) => b.ok && (changeCount(b) > 0 || b.conflicts.length > 0))
+  const outcomes: BackendOutcome[] = plan.backends
+    .filter((b) => !todo.includes(b))
+    .map((b) => ({backend: b.backend, applied: false, skipped: b.ok ? 'nothing to change' : 'failed to plan', savedCopies: [], verified: b.ok}))
+
+  // Nothing lost: the master's and each backend's mailboxes.db are copied aside first.
+  const saved: SavedCopy[] = []
+  if (todo.length) {
+    const save = async (h: Host) => {
+      const imapd = parseImapdConf((await ctx.pool.readFile(h, h.cyrus.imapdConf)).toString('utf8'), {lenient: true})
+      const copy = await copyAside(ctx, h, mailboxesDbPath(imapd), journal.run, 'copy aside')
+      journal.write({event: 'saved-copy', step: 'copy aside', host: h.name, data: {...copy}})
+      return copy
+    }
+    saved.push(await save(m))
+    if (opts.allowLocalDeletes) for (const b of todo) if (b.warn?.removeLocal.length) await ensureDelayedDelete(ctx, selectBackends(ctx, [b.backend])[0])
+    const perBackend = await mapLimit(todo, ctx.concurrency, async (b) => {
+      const host = selectBackends(ctx, [b.backend])[0]
+      const out: BackendOutcome = {backend: b.backend, applied: false, savedCopies: [], verified: false}
+      try {
+        out.savedCopies.push(await save(host))
+        journal.write({event: 'step-start', step: 'push', host: host.name})
+        const r = await mupdatePush(ctx, host, {authoritative: opts.localAuthoritative})
+        journal.command('push', host.name, r)
+        out.applied = true
+        // Done means -m -w prints nothing now, not that -m exited 0.
+        const after = await mupdateWarn(ctx, host, 'verify')
+        out.remaining = after.changes
+        out.verified = after.changes === 0
+        journal.write({event: out.verified ? 'step-done' : 'step-failed', step: 'verify', host: host.name, data: {remaining: after.changes}})
+        if (!out.verified) out.error = {message: `ctl_mboxlist -m -w still prints ${after.changes} changes after the push`, hint: 'run murderctl sync-backends --dry-run to see them'}
+      } catch (error) {
+        const e = asMurderctlError(error).at({host: host.name})
+        out.error = {message: e.message, hint: e.hint}
+        journal.write({event: 'step-failed', step: 'push', host: host.name, data: {error: e.message}})
+      }
+      return out
+    })
+    outcomes.push(...perBackend)
+  }
+  const agreement = await waitForAgreement(ctx)
+  return {backends: outcomes.sort((a, b) => a.backend.localeCompare(b.backend)), ...agreement}
+}
+
+/** The master and every slave (frontends; unified backends) hold the same number of entries. */
+export async function waitForAgreement(ctx: MurderContext, timeoutMs = 30_000): Promise<{agreement: {host: string; entries: number}[]; agreed: boolean}> {
+  const hosts = [master(ctx.inv), ...hostsByRole(ctx.inv, 'frontend'), ...(ctx.inv.mode === 'unified' ? hostsByRole(ctx.inv, 'backend') : [])]
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const agreement = await mapLimit(hosts, ctx.concurrency, async (h) => ({host: h.name, entries: (await scanDump(ctx, h, () => {})).entries}))
+    const agreed = agreement.every((a) => a.entries === agreement[0].entries)
+    // Slaves hear of changes a moment after the master: give them a little time.
+    if (agreed || Date.now() > deadline) return {agreement, agreed}
+    await new Promise((r) => setTimeout(r, 1000))
+  }
+}

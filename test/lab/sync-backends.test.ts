@@ -1,0 +1,114 @@
+// sync-backends against divergences made on purpose in the real lab, through SSH.
+import {mkdtempSync, readFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {afterAll, describe, expect, it} from 'vitest'
+import {ImapClient} from '../../src/imap/client.js'
+import {labPassword} from '../../src/lab/lab.js'
+import {CTL, dropEntry, dumpEntry, lab, labChecksums, labHost, murderctl, onHost} from './helpers.js'
+
+const service = () => join(lab().dir, 'bin', 'cyrus-service')
+const backendOf = (plan: any, name: string) => plan.backends.find((b: any) => b.backend === name)
+
+describe('murderctl sync-backends on the standard lab', () => {
+  afterAll(async () => {
+    // Leave the lab whole for the next file whatever happened here.
+    await onHost('mupdate', `${service()} start`)
+    for (const b of ['b1', 'b2']) await onHost(b, `${CTL} -m -a`).catch(() => {})
+  })
+
+  it('finds every divergence exactly, and --dry-run changes nothing anywhere', async () => {
+    // 1. A mailbox deleted on b2 while the master was down.
+    await onHost('mupdate', `${service()} stop`)
+    const c = await ImapClient.open(labHost('b2').address, 143, {label: 'b2'})
+    await c.login('cyrus', labPassword(lab().dir))
+    await c.command('DELETE user.dave.Trash')
+    await c.logout()
+    await onHost('mupdate', `${service()} start`)
+    // 2. Local entries added to b1 behind the master's back.
+    await onHost('b1', `${CTL} -u`, dumpEntry('user.erin', 'erin'))
+    await onHost('b1', `${CTL} -u`, dumpEntry('user.erin.Drafts', 'erin'))
+
+    const before = await labChecksums()
+    const outFile = join(mkdtempSync(join(tmpdir(), 'murderctl-plan-')), 'plan.json')
+    const r = await murderctl(['sync-backends', '-i', lab().inventory, '--dry-run', '--out', outFile, '--json'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(await labChecksums()).toEqual(before)
+    const plan = JSON.parse(readFileSync(outFile, 'utf8'))
+    expect(r.json.plan).toEqual(plan)
+    expect(backendOf(plan, 'b1').warn).toEqual({activate: ['user.erin', 'user.erin.Drafts'], removeFromMupdate: [], removeRemoteFlag: [], removeLocal: []})
+    expect(backendOf(plan, 'b2').warn).toEqual({activate: [], removeFromMupdate: ['user.dave.Trash'], removeRemoteFlag: [], removeLocal: []})
+    expect(backendOf(plan, 'b1').conflicts).toEqual([])
+  })
+
+  it('refuses to apply a plan that went stale', async () => {
+    const outFile = join(mkdtempSync(join(tmpdir(), 'murderctl-plan-')), 'plan.json')
+    expect((await murderctl(['sync-backends', '-i', lab().inventory, '--dry-run', '--out', outFile])).exitCode).toBe(0)
+    await onHost('b2', `${CTL} -u`, dumpEntry('user.frank', 'frank'))
+    const before = await labChecksums()
+    const r = await murderctl(['sync-backends', '-i', lab().inventory, '--apply', outFile, '--yes', '--json'])
+    expect(r.exitCode).toBe(7)
+    expect(r.json.error.message).toMatch(/stale: b2 changed/)
+    expect(await labChecksums()).toEqual(before)
+  })
+
+  it('without a terminal and without --yes, asks for nothing and changes nothing', async () => {
+    const before = await labChecksums()
+    const r = await murderctl(['sync-backends', '-i', lab().inventory])
+    expect(r.exitCode).toBe(6)
+    expect(r.stderr).toMatch(/needs confirmation.*--yes/)
+    expect(await labChecksums()).toEqual(before)
+  })
+
+  it('applies, copies every mailboxes.db aside first, and verifies -m -w is empty everywhere', async () => {
+    const r = await murderctl(['sync-backends', '-i', lab().inventory, '--yes', '--json'])
+    expect(r.exitCode, r.stderr + r.stdout).toBe(0)
+    const res = r.json.result
+    expect(res.agreed).toBe(true)
+    for (const b of res.backends) expect(b, b.backend).toMatchObject({verified: true})
+    const copies = res.backends.flatMap((b: any) => b.savedCopies)
+    expect(copies.map((c: any) => c.host).sort()).toEqual(['b1', 'b2'])
+    for (const copy of copies) {
+      const sum = (await onHost(copy.host, `sha256sum ${copy.copy}`)).stdout.split(' ')[0]
+      expect(sum).toBe(copy.sha256)
+    }
+    for (const b of ['b1', 'b2']) expect((await onHost(b, `${CTL} -m -w`)).stdout).toBe('')
+    const master = JSON.parse((await onHost('mupdate', `${CTL} -d`)).stdout)
+    expect(master['user.erin']).toMatchObject({server: 'b1'})
+    expect(master['user.frank']).toMatchObject({server: 'b2'})
+    expect(master['user.dave.Trash']).toBeUndefined()
+    const fe1 = JSON.parse((await onHost('fe1', `${CTL} -d`)).stdout)
+    expect(Object.keys(fe1).sort()).toEqual(Object.keys(master).sort())
+  })
+
+  it('names a mailbox the master places on the other backend and refuses to delete it', async () => {
+    // b1 grows a local user.bob, which the master places on b2: ctl_mboxlist -m would delete it.
+    await onHost('b1', `${CTL} -u`, dumpEntry('user.bob', 'bob'))
+    try {
+      const before = await labChecksums()
+      const r = await murderctl(['sync-backends', '-i', lab().inventory, '--yes', '--json'])
+      expect(r.exitCode).toBe(7)
+      expect(r.json.error.message).toMatch(/would delete 1 local mailboxes \(b1:user\.bob\)/)
+      expect(r.json.error.hint).toMatch(/--local-authoritative.*--allow-local-deletes/)
+      expect(await labChecksums()).toEqual(before)
+      const dry = await murderctl(['sync-backends', '-i', lab().inventory, '--dry-run', '--json'])
+      expect(backendOf(dry.json.plan, 'b1').conflicts).toEqual([{mailbox: 'user.bob', masterSays: 'b2!default'}])
+      expect(backendOf(dry.json.plan, 'b1').warn.removeLocal).toEqual(['user.bob'])
+    } finally {
+      await dropEntry('b1', 'user.bob')
+    }
+    expect((await onHost('b1', `${CTL} -m -w`)).stdout).toBe('')
+  })
+
+  it('reports a backend whose -m -w fails in Cyrus\'s own words, and applies nothing anywhere', async () => {
+    await onHost('mupdate', `${service()} stop`)
+    try {
+      await onHost('b1', `${CTL} -u`, dumpEntry('user.gina', 'gina'))
+      const r = await murderctl(['sync-backends', '-i', lab().inventory, '--yes', '--json'])
+      expect(r.exitCode).not.toBe(0)
+      expect(JSON.stringify(r.json)).toMatch(/couldn't connect to mupdate server/)
+    } finally {
+      await onHost('mupdate', `${service()} start`)
+    }
+  })
+})
