@@ -133,7 +133,8 @@ esac
 
 /**
  * Run by `unshare -m`: gives the host its own /etc (an overlay, so files there can be replaced
- * by rename as on a real machine), Cyrus directories and /run, then holds the namespace.
+ * by rename as on a real machine), Cyrus directories, /run and a fresh /root (so the
+ * machine's own shell start-up files do not slow every SSH command), then holds the namespace.
  */
 export function renderBootScript(h: LabHost, ctx: RenderContext): string {
   const hd = `${ctx.dir}/hosts/${h.name}`
@@ -144,6 +145,7 @@ mount -t overlay lab-etc -o lowerdir=/etc,upperdir=${hd}/etc,workdir=${hd}/etc-w
 mount --bind ${hd}/lib /var/lib/cyrus
 mount --bind ${hd}/spool /var/spool/cyrus
 mount -t tmpfs -o mode=755 lab-run /run
+mount -t tmpfs -o mode=700 lab-root /root
 mkdir -p /run/sshd /run/cyrus/socket /run/cyrus/proc /run/cyrus/lock
 chown -R cyrus:mail /run/cyrus
 /usr/sbin/sshd -f ${hd}/sshd_config

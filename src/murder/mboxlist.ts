@@ -19,11 +19,14 @@ export interface DumpScan {
   fingerprint: string
 }
 
-/** Stream `ctl_mboxlist -d` from a host through onEntry; nothing is kept unless onEntry keeps it. */
-export async function scanDump(ctx: MurderContext, host: Host, onEntry: (e: MailboxEntry) => void, step = 'dump'): Promise<DumpScan> {
+/**
+ * Stream `ctl_mboxlist -d` (of the host's mailboxes.db, or of `file`) through onEntry;
+ * nothing is kept unless onEntry keeps it.
+ */
+export async function scanDump(ctx: MurderContext, host: Host, onEntry: (e: MailboxEntry) => void, step = 'dump', file?: string): Promise<DumpScan> {
   const hash = createHash('sha256')
   const parser = createDumpParser({host: host.name, onEntry})
-  const r = await ctx.pool.exec(host, [tool(host, 'ctl_mboxlist'), '-d'], {
+  const r = await ctx.pool.exec(host, [tool(host, 'ctl_mboxlist'), '-d', ...(file ? ['-f', file] : [])], {
     onStdoutLine: (l) => {
       hash.update(l).update('\n')
       parser.push(l)

@@ -35,25 +35,14 @@ export function labHost(name: string) {
 }
 
 /** Run a shell command on a lab host behind murderctl's back (to make disasters). */
-export async function onHost(name: string, script: string, input?: string) {
-  return labExec(lab().dir, name, ['sh', '-c', script], {input})
+export async function onHost(name: string, script: string, input?: string, dir = lab().dir) {
+  return labExec(dir, name, ['sh', '-c', script], {input})
 }
 
 export const CTL = '/usr/lib/cyrus/bin/ctl_mboxlist'
 
 /** sha256 of every lab host's mailboxes.db, imapd.conf and cyrus.conf: "nothing changed" checks. */
-export async function labChecksums(): Promise<Record<string, string>> {
-  const state = readLabState(lab().dir)!
-  const out: Record<string, string> = {}
-  for (const h of state.hosts) {
-    const r = await labExec(lab().dir, h.name, ['sh', '-c', 'sha256sum /var/lib/cyrus/mailboxes.db /etc/imapd.conf /etc/cyrus.conf'])
-    for (const line of r.stdout.trim().split('\n')) {
-      const [sum, file] = line.split(/\s+/)
-      out[`${h.name}:${file}`] = sum
-    }
-  }
-  return out
-}
+export const labChecksums = () => labChecksumsOf(lab().dir)
 
 /** A mailboxes.db entry written behind the murder's back (ctl_mboxlist -u), as an operator's mistake would. */
 export function dumpEntry(name: string, owner: string, uniqueid = `lab${Math.random().toString(36).slice(2, 14)}`): string {
@@ -70,4 +59,31 @@ export async function dropEntry(host: string, name: string): Promise<void> {
   const db = '/usr/lib/cyrus/bin/cyr_dbtool /var/lib/cyrus/mailboxes.db twoskip delete'
   await onHost(host, `${db} "$(printf 'N${name.replace(/\./g, '\\037')}')"`)
   if (uid) await onHost(host, `${db} I${uid}`)
+}
+
+/** name -> server for a host's mailboxes.db (server '' for a local entry). */
+export async function listOf(host: string, dir = lab().dir): Promise<Map<string, string>> {
+  const r = await labExec(dir, host, [CTL, '-d'])
+  const dump = JSON.parse(r.stdout) as Record<string, {server?: string}>
+  return new Map(Object.entries(dump).map(([k, v]) => [k, v.server ?? '']))
+}
+
+/** The disaster: the master's mailboxes.db is gone and the master restarted. */
+export async function loseMasterDb(dir = lab().dir): Promise<void> {
+  const svc = `${dir}/bin/cyrus-service`
+  await labExec(dir, 'mupdate', ['sh', '-c', `${svc} stop && rm -f /var/lib/cyrus/mailboxes.db && ${svc} start`])
+}
+
+/** labChecksums for a lab other than the suite's shared one. */
+export async function labChecksumsOf(dir: string): Promise<Record<string, string>> {
+  const state = readLabState(dir)!
+  const out: Record<string, string> = {}
+  for (const h of state.hosts) {
+    const r = await labExec(dir, h.name, ['sh', '-c', 'sha256sum /var/lib/cyrus/mailboxes.db /etc/imapd.conf /etc/cyrus.conf'])
+    for (const line of r.stdout.trim().split('\n')) {
+      const [sum, file] = line.split(/\s+/)
+      out[`${h.name}:${file}`] = sum
+    }
+  }
+  return out
 }

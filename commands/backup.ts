@@ -1,0 +1,64 @@
+import {existsSync, readdirSync} from 'node:fs'
+import {join} from 'node:path'
+import {Flags} from '@oclif/core'
+import {BaseCommand, inventoryFlag} from '../src/cli/base-command.js'
+import {asMurderctlError} from '../src/errors.js'
+import {master} from '../src/inventory/load.js'
+import {backupRoot, pruneBackups, readVerifiedBackup, snapshotDb, storeBackup} from '../src/murder/backup.js'
+import {withMurder} from '../src/murder/context.js'
+import {table} from '../src/report/table.js'
+import {mapLimitSettled} from '../src/util/limit.js'
+
+export default class Backup extends BaseCommand {
+  static summary = 'Take consistent copies of the master\'s mailboxes.db (or every host\'s) to this machine; for cron.'
+  static description = `cvt_cyrusdb copies the live database under Cyrus's own locking; the copy is counted by Cyrus,
+fetched, and its sha256 checked on both ends. Kept in <stateDir>/backups/<murder>/<host>/<time>/
+with meta.json (time, host, Cyrus version, entry count, sha256). recover-master --source backup
+uses only a backup whose checksum and count verify. Read-only on the hosts but for a temporary
+file beside the database, removed at once.`
+
+  static examples = ['<%= config.bin %> backup', '<%= config.bin %> backup --all-hosts --keep 48 --json', '<%= config.bin %> backup --list']
+
+  static flags = {
+    inventory: inventoryFlag,
+    'all-hosts': Flags.boolean({summary: 'Every host with a mailboxes.db, not only the master.', default: false}),
+    keep: Flags.integer({summary: 'Keep this many backups per host (older ones are removed).', min: 1}),
+    list: Flags.boolean({summary: 'List the backups kept and whether each verifies.', default: false}),
+    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
+  }
+
+  async run() {
+    const {flags} = await this.parse(Backup)
+    const inv = this.inventory(flags.inventory)
+    return withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, async (ctx) => {
+      if (flags.list) {
+        const root = backupRoot(ctx)
+        const rows = (existsSync(root) ? readdirSync(root) : []).flatMap((host) =>
+          readdirSync(join(root, host)).map((d) => {
+            try {
+              const b = readVerifiedBackup(join(root, host, d))
+              return {host, dir: b.dir, takenAt: b.meta.takenAt, entries: b.meta.entries, verified: true}
+            } catch (error) {
+              return {host, dir: join(root, host, d), takenAt: null, entries: null, verified: false, error: asMurderctlError(error).message}
+            }
+          }),
+        )
+        this.log(table(['host', 'taken', 'entries', 'verifies', 'folder'], rows.map((r) => [r.host, r.takenAt, r.entries, r.verified ? 'yes' : 'NO', r.dir])))
+        return {backups: rows}
+      }
+      const hosts = flags['all-hosts'] ? inv.hosts : [master(inv)]
+      const results = await mapLimitSettled(hosts, ctx.concurrency, async (h) => {
+        const snap = await snapshotDb(ctx, h, `backup-${Date.now()}`)
+        const dir = storeBackup(ctx, snap)
+        const pruned = flags.keep ? pruneBackups(ctx, h.name, flags.keep) : []
+        return {...snap.meta, dir, pruned}
+      })
+      const backups = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
+      const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [{host: hosts[i].name, error: asMurderctlError(r.reason).oneLine()}] : []))
+      this.log(table(['host', 'entries', 'bytes', 'sha256', 'folder'], backups.map((b) => [b.host, b.entries, b.bytes, b.sha256.slice(0, 16), b.dir])))
+      for (const f of failures) process.stderr.write(`murderctl: ${f.error}\n`)
+      if (failures.length) process.exitCode = 1
+      return {backups, failures}
+    })
+  }
+}

@@ -1,0 +1,53 @@
+import {Flags} from '@oclif/core'
+import {BaseCommand, inventoryFlag, mutatingFlags} from '../src/cli/base-command.js'
+import {withMurder} from '../src/murder/context.js'
+import {recoverMaster} from '../src/murder/recover.js'
+import {renderPushDiffs} from '../src/report/diff-view.js'
+
+export default class RecoverMaster extends BaseCommand {
+  static summary = 'The lost-mupdate-master runbook: restore or rebuild the master, push from every backend, verify.'
+  static description = `Picks the playbook for the murder's mode and source (playbooks/recover-master-<mode>-<source>.yaml):
+  unified:  slaves off first, then the master rebuilt from the backends' LOCAL mailboxes (or a backup),
+            each backend's push shown as a diff and confirmed, slaves back on, verified.
+  standard: from a frontend's mailboxes.db (the "easy" path), a murderctl backup, or rebuilt from the
+            backends (the "hard" path: frontends stopped and their lists moved aside).
+Every file a step changes is copied or moved aside on its host first, with its checksum; the journal
+says where. A run that stops says where, and --resume RUN finishes it without redoing done steps.`
+
+  static examples = [
+    '<%= config.bin %> recover-master --dry-run',
+    '<%= config.bin %> recover-master --source frontend=fe1',
+    '<%= config.bin %> recover-master --source backup --yes --json',
+    '<%= config.bin %> recover-master --resume 20261122T103000Z-recover-master-ab12',
+  ]
+
+  static flags = {
+    inventory: inventoryFlag,
+    ...mutatingFlags,
+    source: Flags.string({summary: 'auto, backends, frontend[=NAME] or backup[=DIR].', default: 'auto'}),
+    playbook: Flags.string({summary: 'Run this playbook file instead of the shipped one.'}),
+    resume: Flags.string({summary: 'Continue a run that stopped part-way (its id, shown when it stopped).', exclusive: ['source', 'playbook']}),
+    force: Flags.boolean({summary: 'Run even though the master does not look lost.', default: false}),
+    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
+  }
+
+  async run() {
+    const {flags} = await this.parse(RecoverMaster)
+    const inv = this.inventory(flags.inventory)
+    const result = await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys'], log: (m) => this.progress(m)}, (ctx) =>
+      recoverMaster(
+        ctx,
+        {source: flags.source, playbookFile: flags.playbook, resume: flags.resume, force: flags.force, dryRun: flags['dry-run']},
+        {
+          progress: (line) => this.progress(line),
+          confirm: async (step, diffs, fullPath) => {
+            if (!this.jsonEnabled()) process.stderr.write(`\n${renderPushDiffs(diffs)}\nfull diff: ${fullPath}\n\n`)
+            return this.confirm(`Run ctl_mboxlist -m on ${diffs.map((d) => d.backend).join(', ')} with these changes?`, {yes: flags.yes, what: `step ${step.id}`})
+          },
+        },
+      ),
+    )
+    this.log(`\n${result.dryRun ? 'dry run: nothing was changed' : 'recovery complete and verified'}; journal: ${result.journal}`)
+    return result
+  }
+}

@@ -1,0 +1,336 @@
+// The actions playbooks name. Each says whether it changes a host (a dry run does not run
+// those), what it will send (for the plan), and does it. Every file it changes is copied or
+// moved aside first, with its checksum, and the journal says where.
+import {AbortError, RefusedError, UnexpectedOutputError} from '../errors.js'
+import {disableService, enableService, mupdateService, parseCyrusConf} from '../cyrus/cyrus-conf.js'
+import {isRemote, type MailboxEntry} from '../cyrus/mboxlist-dump.js'
+import {hostsByRole, master} from '../inventory/load.js'
+import type {Host} from '../inventory/schema.js'
+import {dbInfo, installDb, latestVerifiedBackup, readVerifiedBackup, snapshotDb} from '../murder/backup.js'
+import {mailboxLocations, mupdatePush, mupdateWarn, scanDump} from '../murder/mboxlist.js'
+import {copyAside, hupMaster, sha256, tool} from '../murder/remote.js'
+import {shellQuote} from '../ssh/quote.js'
+import {mapLimit} from '../util/limit.js'
+import {checkCondition, lockDir} from './conditions.js'
+import type {PushDiff, RunContext} from './context.js'
+import type {ActionName, Step} from './playbook.js'
+
+export interface Action {
+  mutating: boolean
+  /** A read-only action that only makes sense after the mutating ones: planned, not run, in a dry run. */
+  planOnly?: boolean
+  /** What it will do on this host, in words and commands, for the plan. */
+  describe: (rc: RunContext, step: Step, host?: Host) => string
+  run: (rc: RunContext, step: Step, host?: Host) => Promise<Record<string, unknown> | void>
+}
+
+const need = (host: Host | undefined, step: Step): Host => {
+  if (!host) throw new AbortError(`step ${step.id} needs a host`, {step: step.id})
+  return host
+}
+
+// ---- preflight -------------------------------------------------------------------------------
+
+async function preflight(rc: RunContext, step: Step): Promise<Record<string, unknown>> {
+  const ctx = rc.murder
+  const m = master(ctx.inv)
+  const backends = hostsByRole(ctx.inv, 'backend')
+  // Every backend must answer: the recovery rebuilds from them and checks against them.
+  const local = await mapLimit(backends, ctx.concurrency, async (b) => {
+    let n = 0
+    await scanDump(ctx, b, (e) => {
+      if (!isRemote(e)) n++
+    }, step.id)
+    return [b.name, n] as const
+  })
+  const backendsLocal = Object.fromEntries(local)
+  const unionLocal = local.reduce((s, [, n]) => s + n, 0)
+  const {path} = await dbInfo(ctx, m)
+  const exists = (await ctx.pool.exec(m, ['test', '-e', path])).exitCode === 0
+  // Never let ctl_mboxlist create a missing db: count only what is there.
+  const masterEntries = exists ? (await scanDump(ctx, m, () => {}, step.id)).entries : null
+  rc.before = {masterEntries, backendsLocal, unionLocal}
+  const drop = ctx.inv.thresholds.masterDropCritPercent
+  const lost = masterEntries === null || masterEntries < unionLocal * (1 - drop / 100)
+  const figures = {masterDb: path, masterEntries, unionOfBackendsLocal: unionLocal, backendsLocal, lost}
+  if (!lost && !rc.options.force)
+    throw new RefusedError(`the master does not look lost: it holds ${masterEntries} entries, the backends ${unionLocal} local mailboxes`, {
+      host: m.name,
+      step: step.id,
+      hint: 'after an outage, murderctl sync-backends is the usual repair; --force runs the recovery anyway',
+    })
+  if (rc.options.source === 'backup') {
+    const b = rc.options.backupPath ? readVerifiedBackup(rc.options.backupPath) : latestVerifiedBackup(ctx, m.name)
+    if (!b) throw new RefusedError(`no verified backup of ${m.name} in ${ctx.inv.stateDir}`, {host: m.name, step: step.id, hint: 'name one with --source backup=DIR, or use --source backends'})
+    if (b.meta.murder !== ctx.inv.name) throw new RefusedError(`backup ${b.dir} is of murder "${b.meta.murder}", not "${ctx.inv.name}"`, {step: step.id})
+    Object.assign(figures, {backup: b.dir, backupEntries: b.meta.entries, backupTakenAt: b.meta.takenAt})
+  }
+  if (rc.options.source === 'frontend') Object.assign(figures, {frontend: (await pickFrontend(rc, step)).name})
+  return figures
+}
+
+async function pickFrontend(rc: RunContext, step: Step): Promise<Host> {
+  const fes = hostsByRole(rc.murder.inv, 'frontend')
+  if (rc.options.frontend) {
+    const f = fes.find((x) => x.name === rc.options.frontend)
+    if (!f) throw new RefusedError(`"${rc.options.frontend}" is not a frontend`, {step: step.id, hint: `frontends: ${fes.map((x) => x.name).join(', ')}`})
+    return f
+  }
+  // The frontend holding the most entries is the one that heard the most from the master.
+  const counts = await mapLimit(fes, rc.murder.concurrency, async (f) => {
+    try {
+      return {f, n: (await scanDump(rc.murder, f, () => {}, step.id)).entries}
+    } catch {
+      return {f, n: -1}
+    }
+  })
+  const best = counts.sort((a, b) => b.n - a.n)[0]
+  if (!best || best.n <= 0) throw new RefusedError('no frontend holds a mailbox list to copy', {step: step.id, hint: 'use --source backends or --source backup'})
+  return best.f
+}
+
+// ---- the lock --------------------------------------------------------------------------------
+
+async function lock(rc: RunContext, step: Step, host?: Host) {
+  const h = need(host, step)
+  const dir = await lockDir(rc, h)
+  const r = await rc.murder.pool.exec(h, {shell: `mkdir ${shellQuote(dir)} 2>/dev/null && echo ${shellQuote(rc.runId)} > ${shellQuote(`${dir}/run`)}`})
+  if (r.exitCode !== 0) {
+    const owner = (await rc.murder.pool.exec(h, ['cat', `${dir}/run`])).stdout.trim()
+    throw new RefusedError(`another recovery holds the lock (run ${owner || 'unknown'}, ${dir})`, {
+      host: h.name,
+      step: step.id,
+      hint: `resume that run with --resume ${owner}, or if it is truly dead remove ${dir} on ${h.name}`,
+    })
+  }
+  return {lock: dir}
+}
+
+async function unlock(rc: RunContext, step: Step, host?: Host) {
+  const h = need(host, step)
+  const dir = await lockDir(rc, h)
+  const held = await checkCondition(rc, 'locked', h)
+  if (held.ok) await rc.murder.pool.execOk(h, ['rm', '-r', '--', dir])
+  return {released: held.ok}
+}
+
+// ---- the mupdate slave -----------------------------------------------------------------------
+
+async function setSlave(rc: RunContext, step: Step, host: Host | undefined, enable: boolean) {
+  const h = need(host, step)
+  const text = (await rc.murder.pool.readFile(h, h.cyrus.cyrusConf)).toString('utf8')
+  const svc = mupdateService(parseCyrusConf(text))
+  if (!svc || svc.mode === 'master') throw new AbortError(`no mupdate slave service in ${h.cyrus.cyrusConf}`, {host: h.name, step: step.id, hint: 'is this a unified backend?'})
+  const next = enable ? enableService(text, 'SERVICES', svc.entry.name) : disableService(text, 'SERVICES', svc.entry.name)
+  let saved
+  if (next !== text) {
+    saved = await copyAside(rc.murder, h, h.cyrus.cyrusConf, rc.runId, step.id)
+    rc.journal.write({event: 'saved-copy', step: step.id, host: h.name, data: {...saved}})
+    await rc.murder.pool.writeFileAtomic(h, h.cyrus.cyrusConf, Buffer.from(next))
+  }
+  const pid = await hupMaster(rc.murder, h, step.id)
+  return {service: svc.entry.name, changed: next !== text, hup: pid, copy: saved?.copy}
+}
+
+// ---- cyrus-master ----------------------------------------------------------------------------
+
+async function runServiceCommand(rc: RunContext, step: Step, host: Host | undefined, which: 'stop' | 'start') {
+  const h = need(host, step)
+  const r = await rc.murder.pool.exec(h, {shell: h.cyrus[which]})
+  rc.journal.command(step.id, h.name, r)
+  if (r.exitCode !== 0) throw new AbortError(`${which} command failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n')[0] ?? ''}`, {host: h.name, step: step.id, hint: `check: ${h.cyrus[which]}`})
+  return {command: h.cyrus[which]}
+}
+
+// ---- mailboxes.db ----------------------------------------------------------------------------
+
+async function setAsideDb(rc: RunContext, step: Step, host?: Host) {
+  const h = need(host, step)
+  const {path} = await dbInfo(rc.murder, h)
+  const aside = `${path}.murderctl-${rc.runId}`
+  const q = shellQuote(path)
+  const a = shellQuote(aside)
+  const r = await rc.murder.pool.exec(h, {shell: `test -e ${q} || exit 3; sha256sum -- ${q} && mv -n -- ${q} ${a} && sha256sum -- ${a}`})
+  if (r.exitCode === 3) return {note: `${path} was not there`}
+  const sums = r.stdout.trim().split('\n').map((l) => l.split(/\s+/)[0])
+  if (r.exitCode !== 0 || sums.length !== 2 || sums[0] !== sums[1]) throw new AbortError(`could not move ${path} aside: ${r.stderr.trim()}`, {host: h.name, step: step.id})
+  rc.journal.write({event: 'saved-copy', step: step.id, host: h.name, data: {path, copy: aside, sha256: sums[0], moved: true}})
+  return {path, movedTo: aside, sha256: sums[0]}
+}
+
+async function installFromFrontend(rc: RunContext, step: Step, host?: Host) {
+  const h = need(host, step)
+  const fe = await pickFrontend(rc, step)
+  const snap = await snapshotDb(rc.murder, fe, rc.runId, step.id)
+  const done = await installDb(rc.murder, h, snap.data, snap.meta, rc.runId, step.id)
+  return {from: fe.name, entries: done.entries, sha256: snap.meta.sha256}
+}
+
+async function installFromBackup(rc: RunContext, step: Step, host?: Host) {
+  const h = need(host, step)
+  const b = rc.options.backupPath ? readVerifiedBackup(rc.options.backupPath) : latestVerifiedBackup(rc.murder, h.name)
+  if (!b) throw new RefusedError(`no verified backup of ${h.name}`, {host: h.name, step: step.id})
+  const done = await installDb(rc.murder, h, b.data, b.meta, rc.runId, step.id)
+  return {from: b.dir, entries: done.entries, sha256: b.meta.sha256}
+}
+
+// ---- the push --------------------------------------------------------------------------------
+
+/**
+ * `-m -w` of a backend. With localOnly, lines for entries this backend holds as REMOTE are
+ * left out and reported: on an empty master a plain -m would push them as its own.
+ */
+async function diffPush(rc: RunContext, step: Step, host?: Host) {
+  const h = need(host, step)
+  const [w, remote] = await Promise.all([mupdateWarn(rc.murder, h, step.id), step.params.localOnly ? remoteNames(rc, h, step) : Promise.resolve(new Set<string>())])
+  const d: PushDiff = {
+    backend: h.name,
+    activate: w.plan.activate.filter((n) => !remote.has(n)),
+    removeFromMupdate: w.plan.removeFromMupdate,
+    removeRemoteFlag: w.plan.removeRemoteFlag,
+    removeLocal: w.plan.removeLocal,
+    claimsAvoided: w.plan.activate.filter((n) => remote.has(n)),
+  }
+  rc.diffs.set(h.name, d)
+  if (d.removeLocal.length)
+    throw new RefusedError(`ctl_mboxlist -m would delete ${d.removeLocal.length} local mailboxes (${d.removeLocal.slice(0, 5).join(', ')})`, {
+      host: h.name,
+      step: step.id,
+      hint: 'the restored list places them on another server: resolve with murderctl sync-backends --local-authoritative once the master is up',
+    })
+  return {activate: d.activate.length, removeFromMupdate: d.removeFromMupdate.length, removeRemoteFlag: d.removeRemoteFlag.length, claimsAvoided: d.claimsAvoided.length}
+}
+
+async function remoteNames(rc: RunContext, h: Host, step: Step): Promise<Set<string>> {
+  const names = new Set<string>()
+  await scanDump(rc.murder, h, (e) => {
+    if (isRemote(e)) names.add(e.name)
+  }, step.id)
+  return names
+}
+
+/** Push; with localOnly from a copy of the db holding only this backend's own mailboxes. */
+async function push(rc: RunContext, step: Step, host?: Host) {
+  const h = need(host, step)
+  if (!step.params.localOnly) {
+    const r = await mupdatePush(rc.murder, h, {step: step.id})
+    rc.journal.command(step.id, h.name, r)
+    return {pushed: 'all'}
+  }
+  const local: MailboxEntry[] = []
+  await scanDump(rc.murder, h, (e) => {
+    if (!isRemote(e)) local.push(e)
+  }, step.id)
+  const {configDirectory} = await dbInfo(rc.murder, h)
+  const tmp = `${configDirectory}/murderctl-localonly-${rc.runId}.db`
+  const ctl = tool(h, 'ctl_mboxlist')
+  const json = `{\n${local.map((e) => `${JSON.stringify(e.name)}: ${JSON.stringify(e)}`).join(',\n')}\n}\n`
+  try {
+    await rc.murder.pool.execOk(h, ['rm', '-f', '--', tmp])
+    const u = await rc.murder.pool.exec(h, [ctl, '-u', '-f', tmp], {stdin: json})
+    rc.journal.command(step.id, h.name, u)
+    // -u skips entries it cannot take and still exits 0: count what it loaded.
+    const loaded = (await scanDump(rc.murder, h, () => {}, step.id, tmp)).entries
+    if (u.stderr.trim() || loaded !== local.length)
+      throw new UnexpectedOutputError(`could not build the local-only list: loaded ${loaded} of ${local.length} (${u.stderr.trim().split('\n')[0] ?? ''})`, {
+        host: h.name,
+        step: step.id,
+        hint: 'local entries without uniqueid need `reconstruct` first (Cyrus 3.6 cannot open them)',
+      })
+    const r = await rc.murder.pool.exec(h, [ctl, '-m', '-f', tmp])
+    rc.journal.command(step.id, h.name, r)
+    if (r.exitCode !== 0 || r.stderr.trim()) throw new AbortError(`ctl_mboxlist -m failed: ${r.stderr.trim().split('\n')[0]}`, {host: h.name, step: step.id})
+    return {pushed: local.length, digest: sha256(json)}
+  } finally {
+    await rc.murder.pool.exec(h, ['rm', '-f', '--', tmp]).catch(() => {})
+  }
+}
+
+// ---- verification ----------------------------------------------------------------------------
+
+async function verifyMurder(rc: RunContext, step: Step) {
+  const ctx = rc.murder
+  const m = master(ctx.inv)
+  const backends = hostsByRole(ctx.inv, 'backend')
+  const problems: string[] = []
+  const mw = await mapLimit(backends, ctx.concurrency, async (b) => ({host: b.name, changes: (await mupdateWarn(ctx, b, step.id)).changes}))
+  for (const x of mw) if (x.changes) problems.push(`${x.host}: ctl_mboxlist -m -w still prints ${x.changes} changes`)
+  // The master must hold exactly the union of the backends' local mailboxes, each where it lives.
+  const expected = new Map<string, string>()
+  await Promise.all(
+    backends.map((b) =>
+      scanDump(ctx, b, (e) => {
+        if (!isRemote(e)) expected.set(e.name, b.servername)
+      }, step.id),
+    ),
+  )
+  const {locations} = await mailboxLocations(ctx, m, step.id)
+  let misplaced = 0
+  let missing = 0
+  for (const [name, server] of expected) {
+    const at = locations.get(name)
+    if (!at) missing++
+    else if (at.split('!')[0] !== server) misplaced++
+  }
+  let extra = 0
+  for (const name of locations.keys()) if (!expected.has(name)) extra++
+  if (missing) problems.push(`the master lacks ${missing} of the backends' mailboxes`)
+  if (misplaced) problems.push(`the master places ${misplaced} mailboxes on the wrong server`)
+  if (extra > 0) problems.push(`the master holds ${extra} entries no backend has`)
+  // Slaves take a moment to hear the last pushes: wait for them to agree, up to a minute.
+  const slaves = [...hostsByRole(ctx.inv, 'frontend'), ...(ctx.inv.mode === 'unified' ? backends : [])]
+  const deadline = Date.now() + 60_000
+  let agreement: {host: string; entries: number; connected: boolean}[] = []
+  for (;;) {
+    agreement = await mapLimit(slaves, ctx.concurrency, async (s) => ({
+      host: s.name,
+      entries: (await scanDump(ctx, s, () => {}, step.id)).entries,
+      connected: (await checkCondition(rc, 'slave-connected', s)).ok,
+    }))
+    if (agreement.every((a) => a.entries === locations.size && a.connected) || Date.now() > deadline) break
+    await new Promise((r) => setTimeout(r, 1000))
+  }
+  for (const a of agreement) {
+    if (a.entries !== locations.size) problems.push(`${a.host} holds ${a.entries} entries, the master ${locations.size}`)
+    if (!a.connected) problems.push(`${a.host}'s mupdate slave is not connected`)
+  }
+  const figures = {master: locations.size, unionOfBackendsLocal: expected.size, before: rc.before, backendsMw: mw, slaves: agreement}
+  if (problems.length) throw new AbortError(`verification failed: ${problems.join('; ')}`, {step: step.id, hint: 'read the figures in the journal; murderctl sync-backends --dry-run shows what differs'})
+  return figures
+}
+
+export const ACTIONS: Record<ActionName, Action> = {
+  preflight: {mutating: false, describe: () => 'read every backend\'s and the master\'s mailbox list; refuse unless the master looks lost', run: (rc, s) => preflight(rc, s)},
+  lock: {mutating: true, describe: () => 'mkdir <configdirectory>/murderctl-recovery.lock (refused if another run holds it)', run: lock},
+  unlock: {mutating: true, describe: () => 'remove the recovery lock', run: unlock},
+  'disable-mupdate-slave': {
+    mutating: true,
+    describe: (_rc, _s, h) => `copy ${h?.cyrus.cyrusConf} aside, comment out the mupdate slave service, kill -HUP cyrus-master`,
+    run: (rc, s, h) => setSlave(rc, s, h, false),
+  },
+  'enable-mupdate-slave': {
+    mutating: true,
+    describe: (_rc, _s, h) => `copy ${h?.cyrus.cyrusConf} aside, restore the mupdate slave service line, kill -HUP cyrus-master`,
+    run: (rc, s, h) => setSlave(rc, s, h, true),
+  },
+  'stop-cyrus': {mutating: true, describe: (_rc, _s, h) => `${h?.cyrus.stop}`, run: (rc, s, h) => runServiceCommand(rc, s, h, 'stop')},
+  'start-cyrus': {mutating: true, describe: (_rc, _s, h) => `${h?.cyrus.start}`, run: (rc, s, h) => runServiceCommand(rc, s, h, 'start')},
+  'set-aside-db': {mutating: true, describe: () => 'sha256sum mailboxes.db; mv it to mailboxes.db.murderctl-<run>', run: setAsideDb},
+  'install-db-from-frontend': {
+    mutating: true,
+    describe: (rc) => `cvt_cyrusdb a consistent copy of ${rc.options.frontend ?? 'the fullest frontend'}'s mailboxes.db, fetch it, upload it beside the master's, check sha256 and entry count, mv into place`,
+    run: installFromFrontend,
+  },
+  'install-db-from-backup': {
+    mutating: true,
+    describe: (rc) => `upload ${rc.options.backupPath ?? 'the newest verified backup'}, check sha256 and entry count, mv into place`,
+    run: installFromBackup,
+  },
+  'diff-push': {mutating: false, describe: (_rc, s) => `ctl_mboxlist -m -w${s.params.localOnly ? ' (lines for remote entries left out)' : ''}`, run: diffPush},
+  push: {
+    mutating: true,
+    describe: (_rc, s) => (s.params.localOnly ? 'ctl_mboxlist -u -f <tmp> of the local entries only, then ctl_mboxlist -m -f <tmp>' : 'ctl_mboxlist -m'),
+    run: push,
+  },
+  'verify-murder': {mutating: false, planOnly: true, describe: () => 'every backend -m -w empty; master = union of the backends\' local mailboxes; slaves connected and agreeing', run: (rc, s) => verifyMurder(rc, s)},
+}

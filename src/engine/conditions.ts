@@ -1,0 +1,72 @@
+// Conditions a step checks before and after it acts. A step is done when its post-condition
+// holds, not when a command exited 0. Conditions that settle asynchronously (a slave going
+// away or reconnecting) are polled up to a deadline.
+import type {Host} from '../inventory/schema.js'
+import {shellQuote} from '../ssh/quote.js'
+import type {ConditionName} from './playbook.js'
+import type {RunContext} from './context.js'
+import {dbInfo} from '../murder/backup.js'
+import {mupdateWarn} from '../murder/mboxlist.js'
+import {childRunning, masterPid, slaveConnected} from '../murder/remote.js'
+
+export interface ConditionResult {
+  ok: boolean
+  detail: string
+}
+
+type Check = (rc: RunContext, host: Host) => Promise<ConditionResult>
+
+const lockDir = async (rc: RunContext, host: Host) => `${(await dbInfo(rc.murder, host)).configDirectory}/murderctl-recovery.lock`
+
+const checks: Record<ConditionName, Check> = {
+  'cyrus-running': async (rc, h) => {
+    const pid = await masterPid(rc.murder, h)
+    return {ok: pid !== null, detail: pid ? `cyrus-master pid ${pid}` : 'cyrus-master is not running'}
+  },
+  'cyrus-stopped': async (rc, h) => {
+    const pid = await masterPid(rc.murder, h)
+    return {ok: pid === null, detail: pid ? `cyrus-master still runs (pid ${pid})` : 'cyrus-master is stopped'}
+  },
+  'slave-stopped': async (rc, h) => {
+    const running = (await masterPid(rc.murder, h)) !== null && (await childRunning(rc.murder, h, 'mupdate'))
+    return {ok: !running, detail: running ? 'a mupdate process still runs under cyrus-master' : 'no mupdate slave runs'}
+  },
+  'slave-connected': async (rc, h) => {
+    const ok = await slaveConnected(rc.murder, h)
+    return {ok, detail: ok ? 'the mupdate slave is connected to the master' : 'the mupdate slave is not connected to the master'}
+  },
+  'mw-empty': async (rc, h) => {
+    const w = await mupdateWarn(rc.murder, h, 'verify')
+    return {ok: w.changes === 0, detail: w.changes === 0 ? 'ctl_mboxlist -m -w prints nothing' : `ctl_mboxlist -m -w still prints ${w.changes} changes`}
+  },
+  'db-absent': async (rc, h) => {
+    const {path} = await dbInfo(rc.murder, h)
+    const r = await rc.murder.pool.exec(h, ['test', '!', '-e', path])
+    return {ok: r.exitCode === 0, detail: r.exitCode === 0 ? `${path} is not there` : `${path} exists`}
+  },
+  'db-present': async (rc, h) => {
+    const {path} = await dbInfo(rc.murder, h)
+    const r = await rc.murder.pool.exec(h, ['test', '-s', path])
+    return {ok: r.exitCode === 0, detail: r.exitCode === 0 ? `${path} is in place` : `${path} is missing or empty`}
+  },
+  locked: async (rc, h) => {
+    const dir = await lockDir(rc, h)
+    const r = await rc.murder.pool.exec(h, {shell: `cat ${shellQuote(`${dir}/run`)} 2>/dev/null`})
+    const owner = r.stdout.trim()
+    return {ok: owner === rc.runId, detail: owner ? `locked by run ${owner}` : 'not locked'}
+  },
+}
+
+/** How long a condition may take to settle once its action is done. */
+const SETTLE_MS: Partial<Record<ConditionName, number>> = {'slave-stopped': 20_000, 'slave-connected': 90_000, 'cyrus-running': 20_000, 'cyrus-stopped': 40_000}
+
+export async function checkCondition(rc: RunContext, name: ConditionName, host: Host, opts: {settle?: boolean} = {}): Promise<ConditionResult> {
+  const deadline = Date.now() + (opts.settle ? (SETTLE_MS[name] ?? 0) : 0)
+  for (;;) {
+    const r = await checks[name](rc, host)
+    if (r.ok || Date.now() >= deadline) return r
+    await new Promise((res) => setTimeout(res, 500))
+  }
+}
+
+export {lockDir}

@@ -1,0 +1,34 @@
+// What a running playbook carries from step to step.
+import type {MurderContext} from '../murder/context.js'
+import type {Journal} from './journal.js'
+
+export interface RecoverOptions {
+  source: 'backends' | 'frontend' | 'backup'
+  /** A backup folder, for source backup (else the newest verified one of the master). */
+  backupPath?: string
+  /** Which frontend to copy, for source frontend (else the one holding the most entries). */
+  frontend?: string
+  /** Go on although the master does not look lost. */
+  force: boolean
+}
+
+export interface PushDiff {
+  backend: string
+  activate: string[]
+  removeFromMupdate: string[]
+  removeRemoteFlag: string[]
+  removeLocal: string[]
+  /** Remote entries a plain -m would have pushed as this backend's own (left out). */
+  claimsAvoided: string[]
+}
+
+export interface RunContext {
+  murder: MurderContext
+  journal: Journal
+  runId: string
+  dryRun: boolean
+  options: RecoverOptions
+  /** Filled by the preflight: what the hosts held before the recovery. */
+  before?: {masterEntries: number | null; backendsLocal: Record<string, number>; unionLocal: number}
+  diffs: Map<string, PushDiff>
+}

@@ -1,0 +1,175 @@
+// Runs a playbook: step after step, each on its hosts in parallel (bounded), journaled, each
+// done when its post-condition holds. A run that stops says where and how to resume; a resumed
+// run skips what the journal says is done.
+import {AbortError, asMurderctlError, MurderctlError, NeedsConfirmationError} from '../errors.js'
+import {hostsByRole, master} from '../inventory/load.js'
+import type {Host} from '../inventory/schema.js'
+import {mapLimit} from '../util/limit.js'
+import {ACTIONS} from './actions.js'
+import {checkCondition} from './conditions.js'
+import type {PushDiff, RunContext} from './context.js'
+import type {Playbook, Step} from './playbook.js'
+
+export interface UnitResult {
+  step: string
+  host?: string
+  status: 'done' | 'skipped' | 'already-done' | 'planned' | 'failed'
+  detail?: string
+  data?: Record<string, unknown>
+}
+
+export interface EngineHooks {
+  /** A line of progress for people. */
+  progress: (line: string) => void
+  /** Show the diffs collected so far and ask; false stops the run. */
+  confirm: (step: Step, diffs: PushDiff[], fullDiffPath: string) => Promise<boolean>
+}
+
+/** Raised when a run stops part-way: names the step and how to go on. */
+export class RunStoppedError extends MurderctlError {
+  constructor(
+    message: string,
+    readonly stoppedAt: string,
+    readonly results: UnitResult[],
+    ctx: {host?: string; hint: string; code?: 'failed' | 'refused' | 'needsConfirmation' | 'unreachable' | 'hostKey' | 'timeout'},
+  ) {
+    super(ctx.code ?? 'failed', message, {host: ctx.host, step: stoppedAt, hint: ctx.hint})
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return {...super.toJSON(), stoppedAt: this.stoppedAt, results: this.results}
+  }
+}
+
+export function stepHosts(rc: RunContext, step: Step): (Host | undefined)[] {
+  const inv = rc.murder.inv
+  switch (step.hosts) {
+    case 'master':
+      return [master(inv)]
+    case 'frontends':
+      return hostsByRole(inv, 'frontend')
+    case 'backends':
+      return hostsByRole(inv, 'backend')
+    case 'slaves':
+      return [...hostsByRole(inv, 'frontend'), ...(inv.mode === 'unified' ? hostsByRole(inv, 'backend') : [])]
+    case 'none':
+      return [undefined]
+  }
+}
+
+const unitKey = (step: string, host?: string) => (host ? `${step}@${host}` : step)
+
+/** (step, host) pairs a journal says are done. */
+export function doneUnits(rc: RunContext): Set<string> {
+  return new Set(
+    rc.journal
+      .events()
+      .filter((e) => e.event === 'step-done' && e.step)
+      .map((e) => unitKey(e.step!, e.host)),
+  )
+}
+
+async function runUnit(rc: RunContext, step: Step, host: Host | undefined, done: Set<string>): Promise<UnitResult> {
+  const action = ACTIONS[step.action]
+  const base = {step: step.id, host: host?.name}
+  if (rc.dryRun && (action.mutating || action.planOnly)) return {...base, status: 'planned', detail: action.describe(rc, step, host)}
+  // Read-only steps run again on resume (a preflight or a diff must be fresh); others do not.
+  if (!rc.dryRun && action.mutating && done.has(unitKey(step.id, host?.name))) return {...base, status: 'already-done', detail: 'done earlier in this run'}
+  try {
+    if (host && step.pre) {
+      const pre = await checkCondition(rc, step.pre, host)
+      if (!pre.ok) throw new AbortError(`precondition ${step.pre} does not hold: ${pre.detail}`, {host: host.name, step: step.id})
+    }
+    if (host && step.post && action.mutating) {
+      const already = await checkCondition(rc, step.post, host)
+      if (already.ok) {
+        rc.journal.write({event: 'step-done', step: step.id, host: host.name, data: {alreadyHeld: already.detail}})
+        return {...base, status: 'skipped', detail: `${already.detail} already`}
+      }
+    }
+    rc.journal.write({event: 'step-start', step: step.id, host: host?.name})
+    const data = (await action.run(rc, step, host)) ?? {}
+    let detail: string | undefined
+    if (host && step.post) {
+      const post = await checkCondition(rc, step.post, host, {settle: true})
+      if (!post.ok) throw new AbortError(`the step ran but ${step.post} does not hold: ${post.detail}`, {host: host.name, step: step.id})
+      detail = post.detail
+    }
+    if (!rc.dryRun) rc.journal.write({event: 'step-done', step: step.id, host: host?.name, data})
+    return {...base, status: 'done', detail, data}
+  } catch (error) {
+    const e = asMurderctlError(error).at({host: host?.name, step: step.id})
+    rc.journal.write({event: 'step-failed', step: step.id, host: host?.name, data: {error: e.oneLine(), code: e.code}})
+    return {...base, status: 'failed', detail: e.oneLine(), data: {error: e.toJSON()}}
+  }
+}
+
+/**
+ * Before a step changes anything, every host it will touch must answer: a step is done on all
+ * its hosts or on none, never on some while another is out of reach.
+ */
+async function assertReachable(rc: RunContext, step: Step, results: UnitResult[], resumeHint: string): Promise<void> {
+  const hosts = stepHosts(rc, step).filter((h): h is Host => h !== undefined)
+  const down = (
+    await mapLimit(hosts, rc.murder.concurrency, async (h) => {
+      try {
+        await rc.murder.pool.execOk(h, ['true'])
+        return null
+      } catch (error) {
+        return asMurderctlError(error).at({host: h.name, step: step.id})
+      }
+    })
+  ).filter((e): e is MurderctlError => e !== null)
+  if (down.length) {
+    rc.journal.write({event: 'step-failed', step: step.id, data: {unreachable: down.map((e) => e.oneLine())}})
+    throw new RunStoppedError(`stopped before step ${step.id}, nothing done in it: ${down.map((e) => e.oneLine()).join('; ')}`, step.id, results, {
+      host: down[0].host,
+      code: down[0].code === 'hostKey' ? 'hostKey' : 'unreachable',
+      hint: `bring ${down.map((e) => e.host).join(', ')} back, then ${resumeHint}`,
+    })
+  }
+}
+
+export interface RunOutcome {
+  results: UnitResult[]
+  completed: boolean
+}
+
+export async function runPlaybook(rc: RunContext, playbook: Playbook, hooks: EngineHooks, resumeHint: string): Promise<RunOutcome> {
+  const done = rc.dryRun ? new Set<string>() : doneUnits(rc)
+  const results: UnitResult[] = []
+  for (const [i, step] of playbook.steps.entries()) {
+    hooks.progress(`[${i + 1}/${playbook.steps.length}] ${step.title}`)
+    if (!rc.dryRun && ACTIONS[step.action].mutating) await assertReachable(rc, step, results, resumeHint)
+    const units = await mapLimit(stepHosts(rc, step), rc.murder.concurrency, (h) => runUnit(rc, step, h, done))
+    results.push(...units)
+    for (const u of units) hooks.progress(`    ${u.status === 'failed' ? 'FAILED' : u.status}${u.host ? ` ${u.host}` : ''}${u.detail ? `: ${u.detail}` : ''}`)
+    const failed = units.filter((u) => u.status === 'failed')
+    if (failed.length) {
+      const first = failed[0].data?.error as {message?: string; hint?: string; code?: string} | undefined
+      const code = (first?.code === 'refused' || first?.code === 'unreachable' || first?.code === 'hostKey' || first?.code === 'timeout' ? first.code : 'failed') as 'failed'
+      throw new RunStoppedError(
+        `stopped at step ${step.id}: ${failed.map((f) => f.detail).join('; ')}`,
+        step.id,
+        results,
+        {host: failed[0].host, code, hint: rc.dryRun ? (first?.hint ?? 'fix it and run again') : `${first?.hint ? `${first.hint}; then ` : ''}${resumeHint}`},
+      )
+    }
+    if (step.confirm && !rc.dryRun) {
+      const diffs = [...rc.diffs.values()]
+      // The screen shows a summary; every line goes to a file in the run folder.
+      const full = rc.journal.keep(`diff-${step.id}.json`, `${JSON.stringify(diffs, null, 2)}\n`)
+      let ok: boolean
+      try {
+        ok = await hooks.confirm(step, diffs, full)
+      } catch (error) {
+        if (error instanceof NeedsConfirmationError)
+          throw new RunStoppedError(`stopped after step ${step.id}: ${error.message}`, step.id, results, {code: 'needsConfirmation', hint: `read the diff, then ${resumeHint} --yes`})
+        throw error
+      }
+      if (!ok) throw new RunStoppedError(`stopped after step ${step.id}: not confirmed`, step.id, results, {hint: resumeHint})
+      rc.journal.write({event: 'note', step: step.id, data: {confirmed: true}})
+    }
+  }
+  return {results, completed: true}
+}

@@ -1,0 +1,177 @@
+// Consistent copies of a host's mailboxes.db, kept on the operator's machine, and installing
+// such a copy (or a frontend's) on a stopped master. A copy is only ever used after its
+// checksum and its entry count, read back by Cyrus itself, match what was recorded.
+import {createHash} from 'node:crypto'
+import {existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {z} from 'zod'
+import {AbortError, RefusedError, RemoteCommandError} from '../errors.js'
+import type {Host} from '../inventory/schema.js'
+import {parseImapdConf} from '../cyrus/imapd-conf.js'
+import {shellQuote} from '../ssh/quote.js'
+import type {MurderContext} from './context.js'
+import {mailboxesDbPath, scanDump} from './mboxlist.js'
+import {cyrusVersion, sha256, tool} from './remote.js'
+
+export const BackupMeta = z.object({
+  kind: z.literal('murderctl-backup'),
+  version: z.literal(1),
+  murder: z.string(),
+  host: z.string(),
+  servername: z.string(),
+  takenAt: z.string(),
+  cyrusVersion: z.string().nullable(),
+  /** The database backend (imapd.conf mboxlist_db), e.g. twoskip. */
+  format: z.string(),
+  source: z.string(),
+  entries: z.number().int().min(0),
+  bytes: z.number().int().min(0),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+})
+export type BackupMeta = z.infer<typeof BackupMeta>
+
+export interface DbInfo {
+  path: string
+  format: string
+  configDirectory: string
+}
+
+export async function dbInfo(ctx: MurderContext, host: Host): Promise<DbInfo> {
+  const imapd = parseImapdConf((await ctx.pool.readFile(host, host.cyrus.imapdConf)).toString('utf8'), {lenient: true})
+  return {path: mailboxesDbPath(imapd), format: imapd.get('mboxlist_db') ?? 'twoskip', configDirectory: (imapd.get('configdirectory') ?? '/var/lib/cyrus').replace(/\/+$/, '')}
+}
+
+async function remoteSha256(ctx: MurderContext, host: Host, path: string, step: string): Promise<string> {
+  const r = await ctx.pool.exec(host, ['sha256sum', '--', path])
+  const sum = r.stdout.split(/\s+/)[0]
+  if (r.exitCode !== 0 || !/^[0-9a-f]{64}$/.test(sum ?? ''))
+    throw new RemoteCommandError(`cannot checksum ${path}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step})
+  return sum!
+}
+
+/** Entries in a mailboxes.db file, as Cyrus reads it (`ctl_mboxlist -d -f FILE`). */
+export async function countDbFile(ctx: MurderContext, host: Host, file: string, step: string): Promise<number> {
+  return (await scanDump(ctx, host, () => {}, step, file)).entries
+}
+
+export interface Snapshot {
+  data: Buffer
+  meta: BackupMeta
+}
+
+/**
+ * A consistent copy of a live host's mailboxes.db: cvt_cyrusdb reads it under Cyrus's own
+ * locking (the host keeps serving), the copy is counted by Cyrus, fetched, checksummed on both
+ * ends, and the remote copy removed.
+ */
+export async function snapshotDb(ctx: MurderContext, host: Host, tag: string, step = 'snapshot'): Promise<Snapshot> {
+  const db = await dbInfo(ctx, host)
+  const tmp = `${db.configDirectory}/murderctl-snapshot-${tag}.db`
+  const q = shellQuote(tmp)
+  try {
+    const r = await ctx.pool.exec(host, {shell: `rm -f -- ${q} && ${shellQuote(tool(host, 'cvt_cyrusdb'))} ${shellQuote(db.path)} ${shellQuote(db.format)} ${q} ${shellQuote(db.format)} && test -s ${q}`})
+    // cvt_cyrusdb says "Conversion failed" and still exits 0: check the output and the file.
+    if (r.exitCode !== 0 || /DBERROR|failed/i.test(r.stdout + r.stderr))
+      throw new RemoteCommandError(`cvt_cyrusdb could not copy ${db.path}: ${(r.stderr || r.stdout).trim().split('\n').pop()}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step})
+    const entries = await countDbFile(ctx, host, tmp, step)
+    const remoteSum = await remoteSha256(ctx, host, tmp, step)
+    const data = await ctx.pool.readFile(host, tmp)
+    const sum = sha256(data)
+    if (sum !== remoteSum) throw new AbortError(`the copy of ${db.path} changed in transit (sha256 ${sum} here, ${remoteSum} there)`, {host: host.name, step, hint: 'run it again'})
+    return {
+      data,
+      meta: {
+        kind: 'murderctl-backup',
+        version: 1,
+        murder: ctx.inv.name,
+        host: host.name,
+        servername: host.servername,
+        takenAt: new Date().toISOString(),
+        cyrusVersion: await cyrusVersion(ctx, host),
+        format: db.format,
+        source: db.path,
+        entries,
+        bytes: data.length,
+        sha256: sum,
+      },
+    }
+  } finally {
+    await ctx.pool.exec(host, ['rm', '-f', '--', tmp]).catch(() => {})
+  }
+}
+
+export const backupRoot = (ctx: MurderContext) => join(ctx.inv.stateDir, 'backups', ctx.inv.name)
+
+/** Store a snapshot as <stateDir>/backups/<murder>/<host>/<timestamp>/{mailboxes.db,meta.json}. */
+export function storeBackup(ctx: MurderContext, snap: Snapshot): string {
+  const dir = join(backupRoot(ctx), snap.meta.host, snap.meta.takenAt.replace(/[:.]/g, '-'))
+  mkdirSync(dir, {recursive: true})
+  writeFileSync(join(dir, 'mailboxes.db'), snap.data, {mode: 0o600})
+  writeFileSync(join(dir, 'meta.json'), `${JSON.stringify(snap.meta, null, 2)}\n`)
+  return dir
+}
+
+/** Keep the newest `keep` backups of a host; returns the folders removed. */
+export function pruneBackups(ctx: MurderContext, host: string, keep: number): string[] {
+  const hostDir = join(backupRoot(ctx), host)
+  if (!existsSync(hostDir)) return []
+  const dirs = readdirSync(hostDir).sort().reverse()
+  const gone = dirs.slice(keep).map((d) => join(hostDir, d))
+  for (const d of gone) rmSync(d, {recursive: true, force: true})
+  return gone
+}
+
+/** Read a backup folder (or its mailboxes.db) and prove its checksum; refuse anything off. */
+export function readVerifiedBackup(path: string): {data: Buffer; meta: BackupMeta; dir: string} {
+  const dir = path.endsWith('mailboxes.db') || path.endsWith('meta.json') ? join(path, '..') : path
+  let meta: BackupMeta
+  try {
+    meta = BackupMeta.parse(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')))
+  } catch (error) {
+    throw new RefusedError(`${dir} is not a murderctl backup: ${(error as Error).message.split('\n')[0]}`, {step: 'verify backup', hint: 'name a folder made by murderctl backup'})
+  }
+  let data: Buffer
+  try {
+    data = readFileSync(join(dir, 'mailboxes.db'))
+  } catch {
+    throw new RefusedError(`${dir}/mailboxes.db is missing`, {step: 'verify backup'})
+  }
+  const sum = createHash('sha256').update(data).digest('hex')
+  if (sum !== meta.sha256 || data.length !== meta.bytes)
+    throw new RefusedError(`backup ${dir} is corrupt: sha256 ${sum} does not match the recorded ${meta.sha256}`, {step: 'verify backup', hint: 'use another backup (murderctl backup --list) or another --source'})
+  return {data, meta, dir}
+}
+
+/** The newest backup of this host that verifies, if any. */
+export function latestVerifiedBackup(ctx: MurderContext, host: string): ReturnType<typeof readVerifiedBackup> | undefined {
+  const hostDir = join(backupRoot(ctx), host)
+  if (!existsSync(hostDir)) return undefined
+  for (const d of readdirSync(hostDir).sort().reverse()) {
+    try {
+      return readVerifiedBackup(join(hostDir, d))
+    } catch {
+      // a bad one is skipped, never used
+    }
+  }
+  return undefined
+}
+
+/**
+ * Install a mailboxes.db on a host whose cyrus-master is stopped and whose db was set aside:
+ * upload beside it, prove checksum and count with Cyrus, then move it into place.
+ */
+export async function installDb(ctx: MurderContext, host: Host, data: Buffer, expect: {entries: number; sha256: string}, tag: string, step: string): Promise<{path: string; entries: number}> {
+  const db = await dbInfo(ctx, host)
+  const incoming = `${db.path}.murderctl-incoming-${tag}`
+  await ctx.pool.writeFileAtomic(host, incoming, data, 0o600)
+  const sum = await remoteSha256(ctx, host, incoming, step)
+  if (sum !== expect.sha256) throw new AbortError(`the uploaded database does not match (sha256 ${sum}, expected ${expect.sha256})`, {host: host.name, step, hint: 'run the step again'})
+  await ctx.pool.execOk(host, ['chown', 'cyrus:mail', incoming])
+  const entries = await countDbFile(ctx, host, incoming, step)
+  if (entries !== expect.entries)
+    throw new AbortError(`the uploaded database reads as ${entries} entries, expected ${expect.entries}`, {host: host.name, step, hint: 'the copy is not usable; choose another --source'})
+  const q = shellQuote(db.path)
+  // Only into an empty place: the old db was moved aside by an earlier step.
+  await ctx.pool.execOk(host, {shell: `test ! -e ${q} && mv -- ${shellQuote(incoming)} ${q}`})
+  return {path: db.path, entries}
+}

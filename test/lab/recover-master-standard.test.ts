@@ -1,0 +1,101 @@
+// recover-master on the standard lab: from a backup, from a frontend, rebuilt from the backends.
+import {mkdtempSync, readFileSync, readdirSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {tmpdir} from 'node:os'
+import {beforeAll, describe, expect, it} from 'vitest'
+import {parse} from 'yaml'
+import {lab, labChecksums, listOf, loseMasterDb, murderctl} from './helpers.js'
+
+let before: Map<string, string>
+
+async function expectWhole() {
+  const master = await listOf('mupdate')
+  expect(new Map([...master].sort())).toEqual(new Map([...before].sort()))
+  for (const fe of ['fe1', 'fe2']) expect((await listOf(fe)).size, fe).toBe(before.size)
+}
+
+describe('recover-master on the standard lab', () => {
+  beforeAll(async () => {
+    before = await listOf('mupdate')
+    expect(before.size).toBeGreaterThanOrEqual(40)
+  })
+
+  it('refuses when the master does not look lost, and --dry-run changes nothing', async () => {
+    const sums = await labChecksums()
+    const r = await murderctl(['recover-master', '-i', lab().inventory, '--yes', '--json'])
+    expect(r.exitCode).toBe(7)
+    expect(r.json.error.message).toMatch(/does not look lost/)
+    await loseMasterDb()
+    const lostSums = await labChecksums()
+    const dry = await murderctl(['recover-master', '-i', lab().inventory, '--dry-run', '--json'])
+    expect(dry.exitCode, dry.stderr).toBe(0)
+    expect(dry.json.dryRun).toBe(true)
+    expect(dry.json.results.filter((u: any) => u.status === 'planned').length).toBeGreaterThan(3)
+    expect(await labChecksums()).toEqual(lostSums)
+    expect(Object.keys(sums)).toEqual(Object.keys(lostSums))
+  })
+
+  it('restores from a frontend (the easy path) and verifies', async () => {
+    // The master was lost by the previous test; a frontend still holds the list.
+    const r = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'frontend', '--yes', '--json'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.json.playbook).toBe('recover-master-standard-frontend')
+    const verify = r.json.results.find((u: any) => u.step === 'verify')
+    expect(verify.status).toBe('done')
+    expect(verify.data.master).toBe(before.size)
+    await expectWhole()
+    // The lost db was moved aside, not deleted: here it was already gone, so the journal says so.
+    const journal = readFileSync(r.json.journal, 'utf8')
+    expect(journal).toContain('"step":"install-frontend-db"')
+  })
+
+  it('backs up the master, refuses a corrupt or foreign backup, and restores from a good one', async () => {
+    const b = await murderctl(['backup', '-i', lab().inventory, '--keep', '2', '--json'])
+    expect(b.exitCode, b.stderr).toBe(0)
+    const backup = b.json.backups[0]
+    expect(backup).toMatchObject({host: 'mupdate', entries: before.size})
+    await loseMasterDb()
+    // Corrupt copy: one byte changed.
+    const bad = mkdtempSync(join(tmpdir(), 'murderctl-badbackup-'))
+    const data = readFileSync(join(backup.dir, 'mailboxes.db'))
+    data[data.length >> 1] ^= 0xff
+    writeFileSync(join(bad, 'mailboxes.db'), data)
+    writeFileSync(join(bad, 'meta.json'), readFileSync(join(backup.dir, 'meta.json')))
+    const sums = await labChecksums()
+    const corrupt = await murderctl(['recover-master', '-i', lab().inventory, '--source', `backup=${bad}`, '--yes', '--json'])
+    expect(corrupt.exitCode).toBe(7)
+    expect(corrupt.json.error.message).toMatch(/corrupt: sha256/)
+    // A backup of another murder.
+    const foreign = mkdtempSync(join(tmpdir(), 'murderctl-foreign-'))
+    writeFileSync(join(foreign, 'mailboxes.db'), readFileSync(join(backup.dir, 'mailboxes.db')))
+    writeFileSync(join(foreign, 'meta.json'), JSON.stringify({...JSON.parse(readFileSync(join(backup.dir, 'meta.json'), 'utf8')), murder: 'other'}))
+    const wrong = await murderctl(['recover-master', '-i', lab().inventory, '--source', `backup=${foreign}`, '--yes', '--json'])
+    expect(wrong.exitCode).toBe(7)
+    expect(wrong.json.error.message).toMatch(/murder "other"/)
+    expect(await labChecksums()).toEqual(sums)
+
+    const r = await murderctl(['recover-master', '-i', lab().inventory, '--source', `backup=${backup.dir}`, '--yes', '--json'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.json.results.find((u: any) => u.step === 'install-backup').data.entries).toBe(before.size)
+    await expectWhole()
+  })
+
+  it('rebuilds from the backends (the hard path), moving every lost list aside', async () => {
+    await loseMasterDb()
+    const r = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes', '--json'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    const moved = r.json.results.filter((u: any) => u.step === 'set-aside-frontend-dbs' && u.status === 'done')
+    expect(moved.map((u: any) => u.host).sort()).toEqual(['fe1', 'fe2'])
+    for (const u of moved) expect(u.data.movedTo).toMatch(/mailboxes\.db\.murderctl-/)
+    await expectWhole()
+  })
+
+  it('keeps at most --keep backups', async () => {
+    for (let i = 0; i < 3; i++) expect((await murderctl(['backup', '-i', lab().inventory, '--keep', '2'])).exitCode).toBe(0)
+    const inv = parse(readFileSync(lab().inventory, 'utf8'))
+    const dir = join(lab().dir, inv.stateDir, 'backups', 'lab', 'mupdate')
+    expect(readdirSync(dir)).toHaveLength(2)
+    const list = await murderctl(['backup', '-i', lab().inventory, '--list', '--json'])
+    expect(list.json.backups.every((b: any) => b.verified)).toBe(true)
+  })
+})

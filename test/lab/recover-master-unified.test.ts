@@ -1,0 +1,94 @@
+// The lost-master disaster on a unified murder: what Cyrus does without murderctl, and
+// recover-master (with a stop part-way and --resume) making the murder whole again.
+import {mkdtempSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {labDown, labUp, type LabState} from '../../src/lab/lab.js'
+import {CTL, labChecksumsOf, listOf, loseMasterDb, murderctl, onHost} from './helpers.js'
+
+let state: LabState
+let before: Map<string, string>
+const remoteCount = async (h: string) => [...(await listOf(h, state.dir)).values()].filter(Boolean).length
+
+describe('recover-master on a unified lab', () => {
+  beforeAll(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'murderctl-unified-'))
+    state = await labUp({dir, topology: 'unified', base: '127.0.21', mailboxes: 40})
+    before = await listOf('mupdate', dir)
+  })
+  afterAll(async () => {
+    if (state) await labDown({dir: state.dir})
+  })
+
+  it('without murderctl: the slaves meet the empty master and drop every remote entry', async () => {
+    expect(await remoteCount('b1')).toBe(20)
+    await loseMasterDb(state.dir)
+    // The slaves reconnect within mupdate_retry_delay (3 s in the lab) and resync.
+    const deadline = Date.now() + 30_000
+    while ((await remoteCount('b1')) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500))
+    expect(await remoteCount('b1')).toBe(0)
+    expect(await remoteCount('b2')).toBe(0)
+    // Their own mailboxes survive in 3.6 (the 2.3 slaves deleted those too).
+    expect((await listOf('b1', state.dir)).size).toBe(20)
+  })
+
+  it('--dry-run changes nothing on any host', async () => {
+    const sums = await labChecksumsOf(state.dir)
+    const r = await murderctl(['recover-master', '-i', state.inventory, '--dry-run', '--json'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.json.playbook).toBe('recover-master-unified-backends')
+    expect(await labChecksumsOf(state.dir)).toEqual(sums)
+  })
+
+  it('stops before any push when a backend is lost mid-run, records the slaves, and --resume finishes', async () => {
+    // Without a terminal and without --yes the run stops at the diff, after the slaves went off.
+    const first = await murderctl(['recover-master', '-i', state.inventory, '--json'])
+    expect(first.exitCode).toBe(6)
+    const run = first.json.error.hint.match(/--resume (\S+)/)[1]
+    expect(first.json.error.stoppedAt).toBe('diff')
+    for (const b of ['b1', 'b2']) expect((await onHost(b, 'grep -c "^#.*mupdate.*disabled by murderctl" /etc/cyrus.conf', undefined, state.dir)).stdout.trim()).toBe('1')
+    // The diff left out the remote entries a plain -m would have claimed (none left here: the
+    // slaves dropped them already) and offers each backend's own mailboxes.
+    // Now b2 becomes unreachable.
+    await onHost('b2', 'kill $(cat /run/sshd.pid)', undefined, state.dir)
+    const stopped = await murderctl(['recover-master', '-i', state.inventory, '--resume', run, '--yes', '--json'])
+    expect(stopped.exitCode).toBe(4)
+    expect(stopped.json.error.message).toMatch(/b2/)
+    expect((await listOf('mupdate', state.dir)).size).toBe(0) // nothing was pushed
+    await onHost('b2', `/usr/sbin/sshd -f ${state.dir}/hosts/b2/sshd_config`, undefined, state.dir)
+    const done = await murderctl(['recover-master', '-i', state.inventory, '--resume', run, '--yes', '--json'])
+    expect(done.exitCode, done.stderr).toBe(0)
+    expect(done.json.results.filter((u: any) => u.step === 'disable-slaves').every((u: any) => u.status === 'already-done')).toBe(true)
+    // Whole again: the master has every mailbox where it lives; the slaves took the remote entries back.
+    const master = await listOf('mupdate', state.dir)
+    expect(new Map([...master].sort())).toEqual(new Map([...before].sort()))
+    expect(await remoteCount('b1')).toBe(20)
+    expect(await remoteCount('b2')).toBe(20)
+    for (const b of ['b1', 'b2']) {
+      expect((await onHost(b, `${CTL} -m -w`, undefined, state.dir)).stdout).toBe('')
+      expect((await onHost(b, 'grep -c "disabled by murderctl" /etc/cyrus.conf || true', undefined, state.dir)).stdout.trim()).toBe('0')
+    }
+  })
+
+  it('pushes only local mailboxes: a plain -m on an empty master would claim the other backend\'s', async () => {
+    // Slaves off by hand (as the runbook does), then the master lost: the remote entries stay.
+    for (const b of ['b1', 'b2'])
+      await onHost(b, 'sed "s/^\\tmupdate\\t/#&/" /etc/cyrus.conf > /etc/cyrus.conf.n && mv /etc/cyrus.conf.n /etc/cyrus.conf && kill -HUP $(cat /run/cyrus-master.pid)', undefined, state.dir)
+    await new Promise((r) => setTimeout(r, 1500))
+    await loseMasterDb(state.dir)
+    expect(await remoteCount('b1')).toBe(20)
+    // What Cyrus itself would push from b1: all 40, b2's 20 included.
+    const plain = (await onHost('b1', `${CTL} -m -w`, undefined, state.dir)).stdout.trim().split('\n')
+    expect(plain).toHaveLength(40)
+    const r = await murderctl(['recover-master', '-i', state.inventory, '--yes', '--json'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    const diffs = r.json.results.filter((u: any) => u.step === 'diff')
+    for (const d of diffs) expect(d.data).toMatchObject({activate: 20, claimsAvoided: 20})
+    const master = await listOf('mupdate', state.dir)
+    expect(new Map([...master].sort())).toEqual(new Map([...before].sort()))
+    // The operator's hand-disabled slaves are running again, and connected.
+    const status = await murderctl(['status', '-i', state.inventory, '--json', '--no-counts'])
+    for (const b of status.json.hosts.filter((h: any) => h.role === 'backend')) expect(b.mupdate).toMatchObject({enabled: true, slaveConnected: true})
+  })
+})
