@@ -200,6 +200,8 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
     throw new AbortError(`a lab is already running in ${dir}`, {step: 'lab up', hint: `murderctl lab down --dir ${dir}`})
   await ensureSystemPackages(log)
   mkdirSync(dir, {recursive: true})
+  // Cyrus runs as the cyrus user and reads the lab's sasldb here: the folder must be traversable.
+  chmodSync(dir, 0o755)
   const hosts = labHosts(opts.topology, opts.base)
   const ctx: RenderContext = {dir, topology: opts.topology, hosts, password: `lab-${Math.random().toString(36).slice(2, 10)}`}
   log(`writing ${hosts.length} hosts' files in ${dir}`)
