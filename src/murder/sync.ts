@@ -11,6 +11,7 @@ import type {Journal} from '../engine/journal.js'
 import {mapLimit} from '../util/limit.js'
 import type {MurderContext} from './context.js'
 import {mailboxesDbPath, mailboxLocations, mupdatePush, mupdateWarn, scanDump} from './mboxlist.js'
+import {isDeleted, isRemote} from '../cyrus/mboxlist-dump.js'
 import {copyAside, type SavedCopy} from './remote.js'
 
 export const Conflict = z.object({
@@ -64,7 +65,7 @@ async function diffBackend(ctx: MurderContext, host: Host, masterLocations: Map<
     const [warn, scan] = await Promise.all([
       mupdateWarn(ctx, host),
       scanDump(ctx, host, (e) => {
-        if (e.server || e.mbtype.includes('r')) return
+        if (isRemote(e) || isDeleted(e)) return
         d.localMailboxes++
         const where = masterLocations.get(e.name)
         const server = where?.split('!')[0]
@@ -202,12 +203,12 @@ export async function applySync(ctx: MurderContext, plan: SyncPlan, opts: ApplyO
         const r = await mupdatePush(ctx, host, {authoritative: opts.localAuthoritative})
         journal.command('push', host.name, r)
         out.applied = true
-        // Done means -m -w prints nothing now, not that -m exited 0.
-        const after = await mupdateWarn(ctx, host, 'verify')
-        out.remaining = after.changes
-        out.verified = after.changes === 0
-        journal.write({event: out.verified ? 'step-done' : 'step-failed', step: 'verify', host: host.name, data: {remaining: after.changes}})
-        if (!out.verified) out.error = {message: `ctl_mboxlist -m -w still prints ${after.changes} changes after the push`, hint: 'run murderctl sync-backends --dry-run to see them'}
+        // Done means a fresh diff is empty (-m -w prints nothing, no conflict left), not that -m exited 0.
+        const after = await diffBackend(ctx, host, (await mailboxLocations(ctx, m, 'verify')).locations)
+        out.remaining = after.ok ? changeCount(after) + after.conflicts.length : undefined
+        out.verified = out.remaining === 0
+        journal.write({event: out.verified ? 'step-done' : 'step-failed', step: 'verify', host: host.name, data: {remaining: out.remaining}})
+        if (!out.verified) out.error = {message: after.ok ? `${out.remaining} changes remain after the push` : `verification failed: ${after.error?.message}`, hint: 'run murderctl sync-backends --dry-run to see them'}
       } catch (error) {
         const e = asMurderctlError(error).at({host: host.name})
         out.error = {message: e.message, hint: e.hint}
