@@ -99,6 +99,9 @@ async function runUnit(rc: RunContext, step: Step, host: Host | undefined, done:
     return {...base, status: 'done', detail, data}
   } catch (error) {
     const e = asMurderctlError(error).at({host: host?.name, step: step.id})
+    // In a dry run, a read-only step after planned changes (a diff against a master that is not
+    // restored yet) may not be computable now: that is part of the plan, not a failure.
+    if (rc.dryRun && step.action !== 'preflight') return {...base, status: 'planned', detail: `${action.describe(rc, step, host)} (cannot preview now: ${e.message})`}
     rc.journal.write({event: 'step-failed', step: step.id, host: host?.name, data: {error: e.oneLine(), code: e.code}})
     return {...base, status: 'failed', detail: e.oneLine(), data: {error: e.toJSON()}}
   }

@@ -68,10 +68,13 @@ export async function listOf(host: string, dir = lab().dir): Promise<Map<string,
   return new Map(Object.entries(dump).map(([k, v]) => [k, v.server ?? '']))
 }
 
-/** The disaster: the master's mailboxes.db is gone and the master restarted. */
-export async function loseMasterDb(dir = lab().dir): Promise<void> {
+/**
+ * The disaster: the master's mailboxes.db is gone; with restart, the master comes back empty
+ * (and the slaves resync against it within mupdate_retry_delay), else it stays down.
+ */
+export async function loseMasterDb(dir = lab().dir, opts: {restart?: boolean} = {}): Promise<void> {
   const svc = `${dir}/bin/cyrus-service`
-  await labExec(dir, 'mupdate', ['sh', '-c', `${svc} stop && rm -f /var/lib/cyrus/mailboxes.db && ${svc} start`])
+  await labExec(dir, 'mupdate', ['sh', '-c', `${svc} stop && rm -f /var/lib/cyrus/mailboxes.db${opts.restart === false ? '' : ` && ${svc} start`}`])
 }
 
 /** labChecksums for a lab other than the suite's shared one. */
@@ -79,7 +82,9 @@ export async function labChecksumsOf(dir: string): Promise<Record<string, string
   const state = readLabState(dir)!
   const out: Record<string, string> = {}
   for (const h of state.hosts) {
-    const r = await labExec(dir, h.name, ['sh', '-c', 'sha256sum /var/lib/cyrus/mailboxes.db /etc/imapd.conf /etc/cyrus.conf'])
+    // A missing file (a lost mailboxes.db) counts as a state too.
+    const files = ['/var/lib/cyrus/mailboxes.db', '/etc/imapd.conf', '/etc/cyrus.conf']
+    const r = await labExec(dir, h.name, ['sh', '-c', `for f in ${files.join(' ')}; do sha256sum "$f" 2>/dev/null || echo "missing $f"; done`])
     for (const line of r.stdout.trim().split('\n')) {
       const [sum, file] = line.split(/\s+/)
       out[`${h.name}:${file}`] = sum
