@@ -34,6 +34,11 @@ export type DumpFormat = 'json' | 'legacy'
 export function isRemote(e: Pick<MailboxEntry, 'mbtype' | 'server'>): boolean {
   return e.mbtype.includes('r') || (e.server !== undefined && e.server !== '')
 }
+/** A mailbox this host really holds: not a pointer elsewhere, not a delayed-delete tombstone. */
+export function isLiveLocal(e: Pick<MailboxEntry, 'mbtype' | 'server'>): boolean {
+  return !isRemote(e) && !isDeleted(e)
+}
+
 export function isDeleted(e: Pick<MailboxEntry, 'mbtype'>): boolean {
   return e.mbtype.includes('d')
 }

@@ -3,7 +3,7 @@
 // moved aside first, with its checksum, and the journal says where.
 import {AbortError, RefusedError, UnexpectedOutputError} from '../errors.js'
 import {disableService, enableService, mupdateService, parseCyrusConf} from '../cyrus/cyrus-conf.js'
-import {isRemote, type MailboxEntry} from '../cyrus/mboxlist-dump.js'
+import {isLiveLocal, isRemote, type MailboxEntry} from '../cyrus/mboxlist-dump.js'
 import {hostsByRole, master} from '../inventory/load.js'
 import type {Host} from '../inventory/schema.js'
 import {dbInfo, installDb, latestVerifiedBackup, readVerifiedBackup, snapshotDb} from '../murder/backup.js'
@@ -39,7 +39,7 @@ async function preflight(rc: RunContext, step: Step): Promise<Record<string, unk
   const local = await mapLimit(backends, ctx.concurrency, async (b) => {
     let n = 0
     await scanDump(ctx, b, (e) => {
-      if (!isRemote(e)) n++
+      if (isLiveLocal(e)) n++
     }, step.id)
     return [b.name, n] as const
   })
@@ -53,7 +53,7 @@ async function preflight(rc: RunContext, step: Step): Promise<Record<string, unk
   const drop = ctx.inv.thresholds.masterDropCritPercent
   const lost = masterEntries === null || masterEntries < unionLocal * (1 - drop / 100)
   const figures = {masterDb: path, masterEntries, unionOfBackendsLocal: unionLocal, backendsLocal, lost}
-  if (!lost && !rc.options.force)
+  if (!lost && !rc.options.force && !rc.resumed)
     throw new RefusedError(`the master does not look lost: it holds ${masterEntries} entries, the backends ${unionLocal} local mailboxes`, {
       host: m.name,
       step: step.id,
@@ -219,7 +219,7 @@ async function push(rc: RunContext, step: Step, host?: Host) {
   }
   const local: MailboxEntry[] = []
   await scanDump(rc.murder, h, (e) => {
-    if (!isRemote(e)) local.push(e)
+    if (isLiveLocal(e)) local.push(e)
   }, step.id)
   const {configDirectory} = await dbInfo(rc.murder, h)
   const tmp = `${configDirectory}/murderctl-localonly-${rc.runId}.db`
@@ -260,7 +260,7 @@ async function verifyMurder(rc: RunContext, step: Step) {
   await Promise.all(
     backends.map((b) =>
       scanDump(ctx, b, (e) => {
-        if (!isRemote(e)) expected.set(e.name, b.servername)
+        if (isLiveLocal(e)) expected.set(e.name, b.servername)
       }, step.id),
     ),
   )

@@ -27,6 +27,8 @@ export interface RunContext {
   journal: Journal
   runId: string
   dryRun: boolean
+  /** A resumed run already decided the master was lost; its preflight only re-reads the hosts. */
+  resumed: boolean
   options: RecoverOptions
   /** Filled by the preflight: what the hosts held before the recovery. */
   before?: {masterEntries: number | null; backendsLocal: Record<string, number>; unionLocal: number}

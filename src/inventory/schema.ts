@@ -12,36 +12,56 @@ const hostName = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/, 'a host name: letters, digits, dots and dashes, at most 63 characters')
 
+// Each setting's validator once; the full settings add defaults, overrides make all optional
+// (an override must not fill in defaults over the inventory's own defaults).
+const sshFields = {
+  user: z.string().min(1),
+  port: z.number().int().min(1).max(65535),
+  /** Private key file; relative paths are relative to the inventory file. Unset: ssh-agent. */
+  identity: z.string().min(1),
+  /** Prefix remote commands with `sudo -n` (never prompts; needs a NOPASSWD rule). */
+  sudo: z.boolean(),
+  connectTimeout: z.number().positive().describe('seconds to connect and authenticate'),
+  commandTimeout: z.number().positive().describe('seconds one remote command may run'),
+}
+
 export const SshSettings = z
   .object({
-    user: z.string().min(1).default('root'),
-    port: z.number().int().min(1).max(65535).default(22),
-    /** Private key file; relative paths are relative to the inventory file. Unset: ssh-agent. */
-    identity: z.string().min(1).optional(),
-    /** Prefix remote commands with `sudo -n` (never prompts; needs a NOPASSWD rule). */
-    sudo: z.boolean().default(false),
-    connectTimeout: z.number().positive().default(10).describe('seconds to connect and authenticate'),
-    commandTimeout: z.number().positive().default(300).describe('seconds one remote command may run'),
+    user: sshFields.user.default('root'),
+    port: sshFields.port.default(22),
+    identity: sshFields.identity.optional(),
+    sudo: sshFields.sudo.default(false),
+    connectTimeout: sshFields.connectTimeout.default(10),
+    commandTimeout: sshFields.commandTimeout.default(300),
   })
   .strict()
 export type SshSettings = z.infer<typeof SshSettings>
 
+const cyrusFields = {
+  binDir: z.string(),
+  imapdConf: z.string(),
+  cyrusConf: z.string(),
+  pidFile: z.string(),
+  /** Shell command that stops cyrus-master and returns once it is gone. */
+  stop: z.string(),
+  /** Shell command that starts cyrus-master. */
+  start: z.string(),
+}
+
 export const CyrusSettings = z
   .object({
-    binDir: z.string().default('/usr/lib/cyrus/bin'),
-    imapdConf: z.string().default('/etc/imapd.conf'),
-    cyrusConf: z.string().default('/etc/cyrus.conf'),
-    pidFile: z.string().default('/run/cyrus-master.pid'),
-    /** Shell command that stops cyrus-master and returns once it is gone. */
-    stop: z.string().default('systemctl stop cyrus-imapd'),
-    /** Shell command that starts cyrus-master. */
-    start: z.string().default('systemctl start cyrus-imapd'),
+    binDir: cyrusFields.binDir.default('/usr/lib/cyrus/bin'),
+    imapdConf: cyrusFields.imapdConf.default('/etc/imapd.conf'),
+    cyrusConf: cyrusFields.cyrusConf.default('/etc/cyrus.conf'),
+    pidFile: cyrusFields.pidFile.default('/run/cyrus-master.pid'),
+    stop: cyrusFields.stop.default('systemctl stop cyrus-imapd'),
+    start: cyrusFields.start.default('systemctl start cyrus-imapd'),
   })
   .strict()
 export type CyrusSettings = z.infer<typeof CyrusSettings>
 
-const partialSsh = SshSettings.partial()
-const partialCyrus = CyrusSettings.partial()
+const partialSsh = z.object(sshFields).partial().strict()
+const partialCyrus = z.object(cyrusFields).partial().strict()
 
 export const HostEntry = z
   .object({

@@ -11,7 +11,7 @@ import type {Journal} from '../engine/journal.js'
 import {mapLimit} from '../util/limit.js'
 import type {MurderContext} from './context.js'
 import {mailboxesDbPath, mailboxLocations, mupdatePush, mupdateWarn, scanDump} from './mboxlist.js'
-import {isDeleted, isRemote} from '../cyrus/mboxlist-dump.js'
+import {isLiveLocal} from '../cyrus/mboxlist-dump.js'
 import {copyAside, type SavedCopy} from './remote.js'
 
 export const Conflict = z.object({
@@ -65,7 +65,7 @@ async function diffBackend(ctx: MurderContext, host: Host, masterLocations: Map<
     const [warn, scan] = await Promise.all([
       mupdateWarn(ctx, host),
       scanDump(ctx, host, (e) => {
-        if (isRemote(e) || isDeleted(e)) return
+        if (!isLiveLocal(e)) return
         d.localMailboxes++
         const where = masterLocations.get(e.name)
         const server = where?.split('!')[0]

@@ -23,10 +23,19 @@ describe('inventory', () => {
     expect(m.ssh).toMatchObject({user: 'ops', sudo: true, port: 22, identity: '/etc/murderctl/keys/id_ed25519'})
     expect(m.cyrus).toMatchObject({binDir: '/usr/lib/cyrus/bin', imapdConf: '/etc/imapd.conf', stop: 'systemctl stop cyrus-imapd'})
     expect(b1.cyrus.pidFile).toBe('/var/run/cyrus-master.pid')
+    expect(b1.cyrus.binDir).toBe('/usr/lib/cyrus/bin')
     expect(r).toMatchObject({servername: 'b1', replicaOf: 'b1'})
     expect(r.ssh.port).toBe(2222)
     expect(m.servername).toBe('mupdate')
     expect(inv.thresholds.masterDropCritPercent).toBe(20)
+  })
+
+  it('a per-host override keeps the inventory defaults it does not name', () => {
+    const text = good.replace('defaults:\n', 'defaults:\n  cyrus: {start: /opt/start, stop: /opt/stop}\n')
+    const inv = parseInventory(text, '/x.yaml')
+    const b1 = inv.hosts[1]
+    expect(b1.cyrus).toMatchObject({pidFile: '/var/run/cyrus-master.pid', start: '/opt/start', stop: '/opt/stop'})
+    expect(inv.hosts[2].ssh).toMatchObject({port: 2222, user: 'ops', sudo: true})
   })
 
   const bad: [string, string, RegExp][] = [

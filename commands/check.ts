@@ -1,0 +1,80 @@
+import {join} from 'node:path'
+import {Flags} from '@oclif/core'
+import {BaseCommand, inventoryFlag} from '../src/cli/base-command.js'
+import {exitCodeFor, type CheckReport} from '../src/check/model.js'
+import {formatNagios, formatNagiosUnknown} from '../src/check/nagios.js'
+import {formatPrometheus, formatPrometheusFailure, writeTextfileAtomic} from '../src/check/prometheus.js'
+import {asMurderctlError} from '../src/errors.js'
+import type {Inventory} from '../src/inventory/schema.js'
+import {withMurder} from '../src/murder/context.js'
+import {CHECK_NAMES, type CheckName, runChecks} from '../src/murder/health.js'
+
+export default class Check extends BaseCommand {
+  static summary = 'Health checks for cron and monitoring: Nagios/Icinga exit codes, JSON, Prometheus text.'
+  static description = `Read-only, never prompts. Checks: ${CHECK_NAMES.join(', ')}.
+Exit codes follow the Nagios plugin rules whatever the format: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
+(bad arguments and internal errors are UNKNOWN). The whole run returns within --timeout.
+JSON reports follow schemas/check-report.schema.json. With --prometheus-file the exposition is
+written atomically for node_exporter's textfile collector.`
+
+  static examples = [
+    '<%= config.bin %> check',
+    '<%= config.bin %> check --format json --only backend-consistency --only replication',
+    '<%= config.bin %> check --format prometheus --prometheus-file /var/lib/node_exporter/textfile/murder.prom',
+  ]
+
+  static flags = {
+    inventory: inventoryFlag,
+    format: Flags.string({summary: 'Output format.', options: ['nagios', 'json', 'prometheus'], default: 'nagios'}),
+    only: Flags.string({summary: 'Run only this check (repeatable).', multiple: true, options: [...CHECK_NAMES]}),
+    timeout: Flags.integer({summary: 'Seconds the whole check may take.', default: 30, min: 2, max: 3600}),
+    'prometheus-file': Flags.string({summary: 'Also write Prometheus text here, atomically (textfile collector).'}),
+    'state-file': Flags.string({summary: 'Where the last master count is kept (default <stateDir>/check-state.json).'}),
+  }
+
+  private format(): string {
+    if (this.jsonEnabled()) return 'json'
+    const i = this.argv.findIndex((a) => a === '--format' || a.startsWith('--format='))
+    if (i < 0) return 'nagios'
+    return this.argv[i].includes('=') ? this.argv[i].split('=')[1] : (this.argv[i + 1] ?? 'nagios')
+  }
+
+  async run() {
+    const {flags} = await this.parse(Check)
+    const inv = clampTimeouts(this.inventory(flags.inventory), flags.timeout)
+    const report = await withMurder(inv, {concurrency: flags.concurrency}, (ctx) =>
+      runChecks(ctx, {only: flags.only as CheckName[] | undefined, deadlineMs: flags.timeout * 1000 - 500, statePath: flags['state-file'] ?? join(inv.stateDir, 'check-state.json')}),
+    )
+    if (flags['prometheus-file']) writeTextfileAtomic(flags['prometheus-file'], formatPrometheus(report, new Date()))
+    this.emit(report, flags.format)
+    process.exitCode = exitCodeFor(report.state)
+    return this.jsonEnabled() ? report : undefined
+  }
+
+  private emit(report: CheckReport, format: string) {
+    if (this.jsonEnabled()) return
+    if (format === 'json') process.stdout.write(`${JSON.stringify(report, null, 2)}\n`)
+    else if (format === 'prometheus') process.stdout.write(formatPrometheus(report, new Date()))
+    else process.stdout.write(formatNagios(report))
+  }
+
+  /** Whatever went wrong, a monitoring system must read UNKNOWN (3), on stdout, in its format. */
+  protected override async catch(err: Error & {oclif?: {exit?: number}}): Promise<unknown> {
+    if (err.constructor.name === 'ExitError' && err.oclif?.exit === 0) return super.catch(err)
+    const reason = asMurderctlError(err).oneLine().replace(/^.*?BugError: /, '')
+    const format = this.format()
+    if (format === 'json') process.stdout.write(`${JSON.stringify({version: 1, state: 'UNKNOWN', summary: reason, checks: []})}\n`)
+    else if (format === 'prometheus') process.stdout.write(formatPrometheusFailure('unknown', new Date()))
+    else process.stdout.write(formatNagiosUnknown(reason))
+    process.exitCode = 3
+    return undefined
+  }
+}
+
+/** No single SSH command may outlive the check's own deadline. */
+function clampTimeouts(inv: Inventory, seconds: number): Inventory {
+  return {
+    ...inv,
+    hosts: inv.hosts.map((h) => ({...h, ssh: {...h.ssh, commandTimeout: Math.min(h.ssh.commandTimeout, seconds * 0.6), connectTimeout: Math.min(h.ssh.connectTimeout, seconds * 0.3)}})),
+  }
+}
