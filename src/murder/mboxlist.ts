@@ -5,6 +5,7 @@ import {RemoteCommandError, UnexpectedOutputError} from '../errors.js'
 import {createDumpParser, isRemote, type MailboxEntry} from '../cyrus/mboxlist-dump.js'
 import {classifyMupdateStderr, type MupdateWarnPlan, parseMupdateWarn} from '../cyrus/mboxlist-warn.js'
 import type {Host} from '../inventory/schema.js'
+import type {ExecResult} from '../ssh/types.js'
 import type {MurderContext} from './context.js'
 import {tool} from './remote.js'
 
@@ -53,16 +54,20 @@ export interface WarnResult {
   durationMs: number
 }
 
+/** A ctl_mboxlist -m run that printed to stderr or exited non-zero, in Cyrus's words plus what to do. */
+function pushFailure(r: ExecResult, args: string, host: Host, step: string): RemoteCommandError {
+  const d = classifyMupdateStderr(r.stderr)
+  const message = d ? `ctl_mboxlist ${args}: ${d.reason} (${d.line})` : `ctl_mboxlist ${args} failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n')[0] ?? ''}`
+  return new RemoteCommandError(message, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step, hint: d?.hint})
+}
+
 /**
  * `ctl_mboxlist -m -w` on a backend: what `-m` would change. Anything on stderr, a non-zero
  * exit or a line we do not know is a failure, in Cyrus's own words plus what to do.
  */
 export async function mupdateWarn(ctx: MurderContext, host: Host, step = 'ctl_mboxlist -m -w'): Promise<WarnResult> {
   const r = await ctx.pool.exec(host, [tool(host, 'ctl_mboxlist'), '-m', '-w'])
-  if (r.exitCode !== 0 || r.stderr.trim()) {
-    const d = classifyMupdateStderr(r.stderr)
-    throw new RemoteCommandError(d ? `ctl_mboxlist -m -w: ${d.reason} (${d.line})` : `ctl_mboxlist -m -w failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n')[0] ?? ''}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step, hint: d?.hint})
-  }
+  if (r.exitCode !== 0 || r.stderr.trim()) throw pushFailure(r, '-m -w', host, step)
   let plan: MupdateWarnPlan
   try {
     plan = parseMupdateWarn(r.stdout, {host: host.name})
@@ -75,11 +80,8 @@ export async function mupdateWarn(ctx: MurderContext, host: Host, step = 'ctl_mb
 
 /** `ctl_mboxlist -m` (with -a: local copies are authoritative). Verified by the caller with -m -w. */
 export async function mupdatePush(ctx: MurderContext, host: Host, opts: {authoritative?: boolean; step?: string} = {}) {
-  const args = [tool(host, 'ctl_mboxlist'), '-m', ...(opts.authoritative ? ['-a'] : [])]
-  const r = await ctx.pool.exec(host, args)
-  if (r.exitCode !== 0 || r.stderr.trim()) {
-    const d = classifyMupdateStderr(r.stderr)
-    throw new RemoteCommandError(d ? `${args.slice(1).join(' ')}: ${d.reason} (${d.line})` : `ctl_mboxlist ${args.slice(1).join(' ')} failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n')[0] ?? ''}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step: opts.step ?? 'ctl_mboxlist -m', hint: d?.hint})
-  }
+  const args = ['-m', ...(opts.authoritative ? ['-a'] : [])]
+  const r = await ctx.pool.exec(host, [tool(host, 'ctl_mboxlist'), ...args])
+  if (r.exitCode !== 0 || r.stderr.trim()) throw pushFailure(r, args.join(' '), host, opts.step ?? 'ctl_mboxlist -m')
   return r
 }
