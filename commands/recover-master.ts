@@ -3,6 +3,7 @@ import {BaseCommand, inventoryFlag, mutatingFlags} from '../src/cli/base-command
 import {withMurder} from '../src/murder/context.js'
 import {recoverMaster} from '../src/murder/recover.js'
 import {renderPushDiffs} from '../src/report/diff-view.js'
+import {listrStep} from '../src/report/listr-progress.js'
 
 export default class RecoverMaster extends BaseCommand {
   static summary = 'The lost-mupdate-master runbook: restore or rebuild the master, push from every backend, verify.'
@@ -40,6 +41,8 @@ says where. A run that stops says where, and --resume RUN finishes it without re
         {source: flags.source, playbookFile: flags.playbook, resume: flags.resume, force: flags.force, dryRun: flags['dry-run']},
         {
           progress: (line) => this.progress(line),
+          // listr2 on a terminal; plain lines in a pipe, a log or cron.
+          runStep: process.stderr.isTTY && !this.jsonEnabled() ? listrStep : undefined,
           confirm: async (step, diffs, fullPath) => {
             if (!this.jsonEnabled()) process.stderr.write(`\n${renderPushDiffs(diffs)}\nfull diff: ${fullPath}\n\n`)
             return this.confirm(`Run ctl_mboxlist -m on ${diffs.map((d) => d.backend).join(', ')} with these changes?`, {yes: flags.yes, what: `step ${step.id}`})

@@ -68,7 +68,9 @@ async function recover(perBackend: number) {
     await labExec(state.dir, 'mupdate', ['sh', '-c', `${svc} stop && rm -f /var/lib/cyrus/mailboxes.db`])
     const r = await timed(['recover-master', '-i', state.inventory, '--source', 'backends', '--yes', '--json'])
     if (r.exitCode !== 0) throw new Error(`recover-master failed (exit ${r.exitCode})`)
-    // Cyrus alone, same murder, same run: an empty master, each backend's -m in parallel.
+    // Cyrus alone, same murder, same run, same conditions as the playbook's push (frontends
+    // stopped, an empty master): each backend's -m in parallel.
+    await Promise.all(['fe1', 'fe2'].map((f) => labExec(state.dir, f, [svc, 'stop'])))
     await labExec(state.dir, 'mupdate', ['sh', '-c', `${svc} stop && rm -f /var/lib/cyrus/mailboxes.db && ${svc} start`])
     const rawMs = await Promise.all(['b1', 'b2'].map((b) => raw(state, b, `${CTL} -m`)))
     const slowest = Math.max(...rawMs)

@@ -21,6 +21,8 @@ export interface UnitResult {
 export interface EngineHooks {
   /** A line of progress for people. */
   progress: (line: string) => void
+  /** Run one step with its own progress display (listr2 on a terminal); default: plain lines. */
+  runStep?: (step: Step, index: number, total: number, run: () => Promise<UnitResult[]>) => Promise<UnitResult[]>
   /** Show the diffs collected so far and ask; false stops the run. */
   confirm: (step: Step, diffs: PushDiff[], fullDiffPath: string) => Promise<boolean>
 }
@@ -142,11 +144,18 @@ export async function runPlaybook(rc: RunContext, playbook: Playbook, hooks: Eng
   const done = rc.dryRun ? new Set<string>() : doneUnits(rc)
   const results: UnitResult[] = []
   for (const [i, step] of playbook.steps.entries()) {
-    hooks.progress(`[${i + 1}/${playbook.steps.length}] ${step.title}`)
-    if (!rc.dryRun && ACTIONS[step.action].mutating) await assertReachable(rc, step, results, resumeHint)
-    const units = await mapLimit(stepHosts(rc, step), rc.murder.concurrency, (h) => runUnit(rc, step, h, done))
+    const run = async () => {
+      if (!rc.dryRun && ACTIONS[step.action].mutating) await assertReachable(rc, step, results, resumeHint)
+      return mapLimit(stepHosts(rc, step), rc.murder.concurrency, (h) => runUnit(rc, step, h, done))
+    }
+    let units: UnitResult[]
+    if (hooks.runStep) units = await hooks.runStep(step, i, playbook.steps.length, run)
+    else {
+      hooks.progress(`[${i + 1}/${playbook.steps.length}] ${step.title}`)
+      units = await run()
+      for (const u of units) hooks.progress(`    ${u.status === 'failed' ? 'FAILED' : u.status}${u.host ? ` ${u.host}` : ''}${u.detail ? `: ${u.detail}` : ''}`)
+    }
     results.push(...units)
-    for (const u of units) hooks.progress(`    ${u.status === 'failed' ? 'FAILED' : u.status}${u.host ? ` ${u.host}` : ''}${u.detail ? `: ${u.detail}` : ''}`)
     const failed = units.filter((u) => u.status === 'failed')
     if (failed.length) {
       const first = failed[0].data?.error as {message?: string; hint?: string; code?: string} | undefined
