@@ -105,7 +105,7 @@ async function runUnit(rc: RunContext, step: Step, host: Host | undefined, done:
     // restored yet) may not be computable now: that is part of the plan, not a failure.
     if (rc.dryRun && step.action !== 'preflight') return {...base, status: 'planned', detail: `${action.describe(rc, step, host)} (cannot preview now: ${e.message})`}
     rc.journal.write({event: 'step-failed', step: step.id, host: host?.name, data: {error: e.oneLine(), code: e.code}})
-    return {...base, status: 'failed', detail: `${host ? `${host.name}: ` : ''}${e.message}`, data: {error: e.toJSON()}}
+    return {...base, status: 'failed', detail: `${e.host ? `${e.host}: ` : ''}${e.message}`, data: {error: e.toJSON()}}
   }
 }
 
