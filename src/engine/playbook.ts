@@ -6,6 +6,7 @@ import {fileURLToPath} from 'node:url'
 import {parse as parseYaml} from 'yaml'
 import {z} from 'zod'
 import {InventoryError} from '../errors.js'
+import {refineUnique} from '../util/zod.js'
 
 export const HostSelector = z.enum(['master', 'frontends', 'backends', 'slaves', 'none'])
 export type HostSelector = z.infer<typeof HostSelector>
@@ -58,13 +59,7 @@ export const Playbook = z
     steps: z.array(Step).min(1),
   })
   .strict()
-  .superRefine((p, ctx) => {
-    const ids = new Set<string>()
-    p.steps.forEach((s, i) => {
-      if (ids.has(s.id)) ctx.addIssue({code: 'custom', path: ['steps', i, 'id'], message: `duplicate step id "${s.id}"`})
-      ids.add(s.id)
-    })
-  })
+  .superRefine((p, ctx) => refineUnique(ctx, p.steps, (s) => s.id, (i) => ['steps', i, 'id'], 'step id'))
 export type Playbook = z.infer<typeof Playbook>
 
 /** The repo's playbooks/ folder, from src/engine (tests) or dist/src/engine (built) alike. */

@@ -1,6 +1,7 @@
 // The inventory: what the murder looks like and how to reach every host.
 // Types are inferred from these schemas; nothing here is written twice.
 import {z} from 'zod'
+import {refineUnique} from '../util/zod.js'
 
 export const roles = ['mupdate-master', 'frontend', 'backend', 'replica'] as const
 export const Role = z.enum(roles)
@@ -111,11 +112,7 @@ export const InventoryFile = z
   })
   .strict()
   .superRefine((inv, ctx) => {
-    const names = new Set<string>()
-    inv.hosts.forEach((h, i) => {
-      if (names.has(h.name)) ctx.addIssue({code: 'custom', path: ['hosts', i, 'name'], message: `duplicate host name "${h.name}"`})
-      names.add(h.name)
-    })
+    refineUnique(ctx, inv.hosts, (h) => h.name, (i) => ['hosts', i, 'name'], 'host name')
     const masters = inv.hosts.filter((h) => h.role === 'mupdate-master')
     if (masters.length !== 1)
       ctx.addIssue({code: 'custom', path: ['hosts'], message: `exactly one host must have role mupdate-master (found ${masters.length})`})
