@@ -1,0 +1,35 @@
+// The built CLI as a user runs it: command discovery from dist, and the README's inventory.
+import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join, resolve} from 'node:path'
+import {execa} from 'execa'
+import {describe, expect, it} from 'vitest'
+
+const root = resolve(import.meta.dirname, '../..')
+const run = (args: string[]) => execa('node', [join(root, 'bin/run.js'), ...args], {reject: false, env: {NODE_ENV: 'production'}})
+
+describe('the built murderctl', () => {
+  it('lists every command in --help', async () => {
+    const r = await run(['--help'])
+    expect(r.exitCode).toBe(0)
+    for (const c of ['status', 'sync-backends', 'recover-master', 'backup', 'check']) expect(r.stdout).toMatch(new RegExp(`^\\s+${c}\\s`, 'm'))
+    expect(r.stdout).toMatch(/inventory\s/)
+    expect(r.stdout).toMatch(/lab\s/)
+  })
+
+  it('validates the inventory example in the README', async () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8')
+    const block = readme.slice(readme.indexOf('## Inventory')).match(/```yaml\n([\s\S]*?)```/)![1]
+    const path = join(mkdtempSync(join(tmpdir(), 'inv-')), 'murder.yaml')
+    writeFileSync(path, block)
+    const r = await run(['inventory', 'validate', '-i', path, '--json'])
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout)).toMatchObject({name: 'prod', mode: 'standard', hosts: expect.arrayContaining([expect.objectContaining({name: 'b1r', servername: 'b1', replicaOf: 'b1'})])})
+  })
+
+  it('says what is wrong with bad flags, with oclif\'s usage exit code', async () => {
+    const r = await run(['status', '--no-such-flag'])
+    expect(r.exitCode).toBe(2)
+    expect(r.stderr).toMatch(/no-such-flag/)
+  })
+})
