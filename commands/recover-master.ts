@@ -1,9 +1,23 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand, inventoryFlag, mutatingFlags} from '../src/cli/base-command.js'
+import {RefusedError} from '../src/errors.js'
+import {findHost} from '../src/inventory/load.js'
+import type {Inventory} from '../src/inventory/schema.js'
 import {withMurder} from '../src/murder/context.js'
 import {recoverMaster} from '../src/murder/recover.js'
 import {renderPushDiffs} from '../src/report/diff-view.js'
 import {listrStep} from '../src/report/listr-progress.js'
+
+/** The murder without the hosts the operator named as dead; the master cannot be skipped. */
+function skipHosts(inv: Inventory, names: string[]): Inventory {
+  for (const n of names) {
+    const h = findHost(inv, n)
+    if (h.role === 'mupdate-master') throw new RefusedError(`${n} is the mupdate master: it is what is being recovered`, {hint: 'remove --skip-host ' + n})
+  }
+  const hosts = inv.hosts.filter((h) => !names.includes(h.name))
+  if (!hosts.some((h) => h.role === 'backend')) throw new RefusedError('no backend left to recover from', {hint: 'skip fewer hosts'})
+  return {...inv, hosts}
+}
 
 export default class RecoverMaster extends BaseCommand {
   static summary = 'The lost-mupdate-master runbook: restore or rebuild the master, push from every backend, verify.'
@@ -29,12 +43,13 @@ says where. A run that stops says where, and --resume RUN finishes it without re
     playbook: Flags.string({summary: 'Run this playbook file instead of the shipped one.'}),
     resume: Flags.string({summary: 'Continue a run that stopped part-way (its id, shown when it stopped).', exclusive: ['source', 'playbook']}),
     force: Flags.boolean({summary: 'Run even though the master does not look lost.', default: false}),
+    'skip-host': Flags.string({summary: 'Leave this (dead) frontend, backend or replica out of the run (repeatable).', multiple: true}),
     'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
   }
 
   async run() {
     const {flags} = await this.parse(RecoverMaster)
-    const inv = this.inventory(flags.inventory)
+    const inv = skipHosts(this.inventory(flags.inventory), flags['skip-host'] ?? [])
     const result = await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys'], log: (m) => this.progress(m)}, (ctx) =>
       recoverMaster(
         ctx,
@@ -51,6 +66,9 @@ says where. A run that stops says where, and --resume RUN finishes it without re
       ),
     )
     this.log(`\n${result.dryRun ? 'dry run: nothing was changed' : 'recovery complete and verified'}; journal: ${result.journal}`)
+    const skipped = flags['skip-host'] ?? []
+    if (skipped.length && !result.dryRun)
+      this.log(`left out: ${skipped.join(', ')}; once back, run murderctl sync-backends (backends) or check their slaves (frontends)`)
     return result
   }
 }

@@ -1,7 +1,7 @@
 // The actions playbooks name. Each says whether it changes a host (a dry run does not run
 // those), what it will send (for the plan), and does it. Every file it changes is copied or
 // moved aside first, with its checksum, and the journal says where.
-import {AbortError, RefusedError, UnexpectedOutputError} from '../errors.js'
+import {AbortError, asMurderctlError, RefusedError, UnexpectedOutputError, UnreachableError} from '../errors.js'
 import {disableService, enableService, mupdateService, parseCyrusConf} from '../cyrus/cyrus-conf.js'
 import {isLiveLocal, isRemote, type MailboxEntry} from '../cyrus/mboxlist-dump.js'
 import {hostsByRole, master} from '../inventory/load.js'
@@ -35,6 +35,21 @@ async function preflight(rc: RunContext, step: Step): Promise<Record<string, unk
   const ctx = rc.murder
   const m = master(ctx.inv)
   const backends = hostsByRole(ctx.inv, 'backend')
+  // Every host answers before anything starts, or the operator names the dead ones to skip.
+  const down = (
+    await mapLimit(ctx.inv.hosts, ctx.concurrency, async (h) =>
+      ctx.pool.execOk(h, ['true']).then(
+        () => null,
+        (error) => asMurderctlError(error).at({host: h.name}),
+      ),
+    )
+  ).filter((e) => e !== null)
+  if (down.length)
+    throw new UnreachableError(down.map((e) => `${e.host}: ${e.message}`).join('; '), {
+      host: down[0].host,
+      step: step.id,
+      hint: `bring ${down.map((e) => e.host).join(', ')} back, or leave ${down.length > 1 ? 'them' : 'it'} out with ${down.map((e) => `--skip-host ${e.host}`).join(' ')} (never the master)`,
+    })
   // Every backend must answer: the recovery rebuilds from them and checks against them.
   const local = await mapLimit(backends, ctx.concurrency, async (b) => {
     let n = 0

@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {tmpdir} from 'node:os'
 import {beforeAll, describe, expect, it} from 'vitest'
 import {parse} from 'yaml'
-import {lab, labChecksums, listOf, loseMasterDb, murderctl} from './helpers.js'
+import {lab, labChecksums, listOf, loseMasterDb, murderctl, onHost} from './helpers.js'
 
 let before: Map<string, string>
 
@@ -90,6 +90,24 @@ describe('recover-master on the standard lab', () => {
     const moved = r.json.results.filter((u: any) => u.step === 'set-aside-frontend-dbs' && u.status === 'done')
     expect(moved.map((u: any) => u.host).sort()).toEqual(['fe1', 'fe2'])
     for (const u of moved) expect(u.data.movedTo).toMatch(/mailboxes\.db\.murderctl-/)
+    await expectWhole()
+  })
+
+  it('leaves a dead frontend out when told to, and refuses to skip the master', async () => {
+    await loseMasterDb(undefined, {restart: false})
+    await onHost('fe2', 'kill $(cat /run/sshd.pid)')
+    try {
+      const without = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'frontend=fe1', '--yes', '--json'])
+      expect(without.exitCode).toBe(4)
+      expect(without.json.error.message).toMatch(/fe2.*connection refused/)
+      const master = await murderctl(['recover-master', '-i', lab().inventory, '--skip-host', 'mupdate', '--json'])
+      expect(master.exitCode).toBe(7)
+      const r = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'frontend=fe1', '--skip-host', 'fe2', '--yes', '--json'])
+      expect(r.exitCode, JSON.stringify(r.json?.error)).toBe(0)
+      expect(r.json.results.some((u: any) => u.host === 'fe2')).toBe(false)
+    } finally {
+      await onHost('fe2', `/usr/sbin/sshd -f ${lab().dir}/hosts/fe2/sshd_config`)
+    }
     await expectWhole()
   })
 
