@@ -173,6 +173,15 @@ async function setAsideDb(rc: RunContext, step: Step, host?: Host) {
   return {path, movedTo: aside, sha256: sums[0]}
 }
 
+/** Nothing lost: a checksummed copy of the db beside it before a step changes it in place. */
+async function copyAsideDb(rc: RunContext, step: Step, host?: Host) {
+  const h = need(host, step)
+  const {path} = await dbInfo(rc.murder, h)
+  const saved = await copyAside(rc.murder, h, path, rc.runId, step.id)
+  rc.journal.write({event: 'saved-copy', step: step.id, host: h.name, data: {...saved}})
+  return {copy: saved.copy, sha256: saved.sha256}
+}
+
 async function installFromFrontend(rc: RunContext, step: Step, host?: Host) {
   const h = need(host, step)
   const fe = await pickFrontend(rc, step)
@@ -331,6 +340,7 @@ export const ACTIONS: Record<ActionName, Action> = {
   'stop-cyrus': {mutating: true, describe: (_rc, _s, h) => `${h?.cyrus.stop}`, run: (rc, s, h) => runServiceCommand(rc, s, h, 'stop')},
   'start-cyrus': {mutating: true, describe: (_rc, _s, h) => `${h?.cyrus.start}`, run: (rc, s, h) => runServiceCommand(rc, s, h, 'start')},
   'set-aside-db': {mutating: true, describe: () => 'sha256sum mailboxes.db; mv it to mailboxes.db.murderctl-<run>', run: setAsideDb},
+  'copy-aside-db': {mutating: true, describe: () => 'cp -p mailboxes.db mailboxes.db.murderctl-<run>, sha256 of both checked', run: copyAsideDb},
   'install-db-from-frontend': {
     mutating: true,
     describe: (rc) => `cvt_cyrusdb a consistent copy of ${rc.options.frontend ?? 'the fullest frontend'}'s mailboxes.db, fetch it, upload it beside the master's, check sha256 and entry count, mv into place`,

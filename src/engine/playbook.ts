@@ -20,6 +20,7 @@ export const ActionName = z.enum([
   'stop-cyrus',
   'start-cyrus',
   'set-aside-db',
+  'copy-aside-db',
   'install-db-from-frontend',
   'install-db-from-backup',
   'diff-push',

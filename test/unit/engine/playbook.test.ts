@@ -22,9 +22,14 @@ describe('playbooks', () => {
       // Every runbook starts with its preflight and the lock, and ends verified and unlocked.
       expect(p.steps.slice(0, 2).map((s) => s.action)).toEqual(['preflight', 'lock'])
       expect(p.steps.slice(-2).map((s) => s.action)).toEqual(['verify-murder', 'unlock'])
-      // The push is always preceded by a confirmed diff.
-      const push = p.steps.findIndex((s) => s.action === 'push')
-      expect(p.steps[push - 1]).toMatchObject({action: 'diff-push', confirm: true})
+      // The push comes after a confirmed diff, with the master's and backends' dbs saved in between.
+      const at = (pred: (s: (typeof p.steps)[number]) => boolean) => p.steps.findIndex(pred)
+      const push = at((s) => s.action === 'push')
+      const diff = at((s) => s.action === 'diff-push')
+      expect(p.steps[diff].confirm).toBe(true)
+      const saves = p.steps.flatMap((s, i) => (s.action === 'copy-aside-db' ? [[s.hosts, i] as const] : []))
+      expect(saves.map(([h]) => h).sort()).toEqual(['backends', 'master'])
+      for (const [, i] of saves) expect(diff < i && i < push).toBe(true)
     }
   })
 
