@@ -7,7 +7,7 @@ import {mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {execa} from 'execa'
-import {labDown, labExec, type LabState, labUp} from '../lab/lab.js'
+import {labDown, labExec, type LabState, labUp, waitPort} from '../lab/lab.js'
 
 const BIN = resolve(import.meta.dirname, '../../../bin/run.js')
 const CTL = '/usr/lib/cyrus/bin/ctl_mboxlist'
@@ -72,6 +72,7 @@ async function recover(perBackend: number) {
     // stopped, an empty master): each backend's -m in parallel.
     await Promise.all(['fe1', 'fe2'].map((f) => labExec(state.dir, f, [svc, 'stop'])))
     await labExec(state.dir, 'mupdate', ['sh', '-c', `${svc} stop && rm -f /var/lib/cyrus/mailboxes.db && ${svc} start`])
+    await waitPort(state.hosts.find((h) => h.name === 'mupdate')!.address, 3905, 30_000)
     const rawMs = await Promise.all(['b1', 'b2'].map((b) => raw(state, b, `${CTL} -m`)))
     const slowest = Math.max(...rawMs)
     results.recoverMaster = {mailboxes: perBackend * 2, murderctlMs: r.ms, peakMB: r.peakMB, rawPushMs: {b1: rawMs[0], b2: rawMs[1]}, ratio: Math.round((r.ms / slowest) * 100) / 100, overheadMs: r.ms - slowest}
