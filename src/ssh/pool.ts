@@ -1,219 +1,140 @@
-// The SSH transport: one pooled connection per host, reused by every step; a bounded number
-// of channels per connection (OpenSSH's MaxSessions is 10); keepalives and a per-command
-// timeout so a dead host fails fast; host keys checked against known_hosts.
+// The SSH transport: one pooled ssh2 connection per host, opened on first use and reused by
+// every step; at most a few channels at once per connection (OpenSSH's MaxSessions is 10);
+// keepalives and a per-command timeout so a dead or hung host fails fast; host keys checked
+// against our own known_hosts file (ssh2 would accept any key). Transport problems throw typed
+// errors; a command's non-zero exit is a result.
 import {randomBytes} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import {StringDecoder} from 'node:string_decoder'
 import ssh2 from 'ssh2'
-import type {ClientChannel, ConnectConfig} from 'ssh2'
-import {HostKeyError, InventoryError, RemoteCommandError, RemoteTimeoutError, UnreachableError} from '../errors.js'
+import type {ClientChannel, ConnectConfig, ServerHostKeyAlgorithm} from 'ssh2'
+import {BugError, HostKeyError, InventoryError, RemoteCommandError, RemoteTimeoutError, UnreachableError} from '../errors.js'
 import type {Host} from '../inventory/schema.js'
 import {Semaphore} from '../util/limit.js'
-import {appendKnownHost, type KnownHostLine, loadKnownHosts, sha256Fingerprint, verifyHostKey} from './known-hosts.js'
+import {type HostId, type KnownHosts, appendKnownHost, keyTypeOf, knownKeyTypes, loadKnownHosts, sha256Fingerprint, verifyHostKey} from './known-hosts.js'
 import {commandLine, shellQuote} from './quote.js'
 import type {ExecOptions, ExecResult, RemoteCommand} from './types.js'
 
-const {Client} = ssh2
+// Named ESM imports of ssh2 fail under plain Node (CJS export detection): use the default.
+const {Client, utils} = ssh2
+type SshClient = InstanceType<typeof Client>
 
 export interface SshPoolOptions {
+  /** known_hosts file to verify host keys against (missing file: every host is unknown). */
   knownHostsPath: string
-  /** Record keys of hosts not yet known (never a changed key). */
+  /** Record keys of hosts not yet known (a changed key is refused all the same). */
   acceptNewHostKeys?: boolean
+  /** Channels open at once per host (default 4; OpenSSH's MaxSessions defaults to 10). */
   maxChannelsPerHost?: number
+  /** ssh-agent socket for hosts without ssh.identity (default: $SSH_AUTH_SOCK). */
   agentSocket?: string
+  /** Told about every host key recorded because of acceptNewHostKeys. */
+  onHostKeyAccepted?: (info: HostId & {keyType: string; fingerprint: string; file: string}) => void
+}
+
+const KEEPALIVE_INTERVAL_MS = 5000
+const KEEPALIVE_COUNT_MAX = 3
+/** stderr kept per command; the rest is dropped (a runaway loop must not eat the operator's RAM). */
+const MAX_STDERR = 4 * 1024 * 1024
+/** sshd refusing a session (MaxSessions) is retried this often, backing off from OPEN_RETRY_MS. */
+const OPEN_RETRIES = 5
+const OPEN_RETRY_MS = 50
+/** How long a timed-out or cancelled channel may keep its slot while it closes. */
+const CLOSE_GRACE_MS = 5000
+
+/** known_hosts key types → the host-key algorithms that ask a server for that key. */
+const HOST_KEY_ALGOS: Record<string, ServerHostKeyAlgorithm[]> = {
+  'ssh-ed25519': ['ssh-ed25519'],
+  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
+  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
+  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
+  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
 }
 
 interface Conn {
-  client: InstanceType<typeof Client>
+  client: SshClient
+  key: string
+  ready: boolean
   closed: boolean
+  promise?: Promise<Conn>
 }
 
 interface RawResult extends Omit<ExecResult, 'stdout'> {
   stdout: Buffer
 }
 
+/** The connection went away before the command was sent: safe to send it again. */
+class DeadConnection extends Error {}
+
+/** The command line as sent: the host's `sudo -n --` prefix unless opts.noSudo. */
+export function remoteCommandLine(host: Host, cmd: RemoteCommand, opts: Pick<ExecOptions, 'noSudo'> = {}): string {
+  const line = commandLine(cmd)
+  if (!host.ssh.sudo || opts.noSudo) return line
+  // sudo runs one program: a shell line (pipes, &&, redirections) needs its own sh.
+  return Array.isArray(cmd) ? `sudo -n -- ${line}` : `sudo -n -- sh -c ${shellQuote(line)}`
+}
+
+/** Splits a byte stream into lines: UTF-8 split across chunks, a last line without newline. */
+export class LineSplitter {
+  private readonly decoder = new StringDecoder('utf8')
+  private pieces: string[] = []
+
+  constructor(private readonly onLine: (line: string) => void) {}
+
+  write(chunk: Buffer): void {
+    const text = this.decoder.write(chunk)
+    let start = 0
+    for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', start)) {
+      this.pieces.push(text.slice(start, i))
+      const line = this.pieces.length === 1 ? this.pieces[0]! : this.pieces.join('')
+      this.pieces = []
+      start = i + 1
+      this.onLine(line)
+    }
+    if (start < text.length) this.pieces.push(text.slice(start))
+  }
+
+  end(): void {
+    const rest = this.pieces.join('') + this.decoder.end()
+    this.pieces = []
+    if (rest) this.onLine(rest)
+  }
+}
+
+function short(command: string, max = 160): string {
+  const one = command.replace(/\s*\n\s*/g, ' ')
+  return one.length > max ? `${one.slice(0, max - 1)}…` : one
+}
+
+function firstLine(s: string): string {
+  return s.split('\n').map((l) => l.trim()).find(Boolean) ?? ''
+}
+
+function where(host: Host): string {
+  return host.address.includes(':') ? `[${host.address}]:${host.ssh.port}` : `${host.address}:${host.ssh.port}`
+}
+
+/** Ask sshd to signal the remote process. ssh2's public signal() refuses once stdin is at EOF
+ * (which it always is here), so this goes to the protocol layer; best effort. */
+function signalRemote(stream: ClientChannel, name: string): void {
+  const ch = stream as unknown as {outgoing?: {id: number; state: string}; _client?: {_protocol?: {signal?: (id: number, sig: string) => void}}}
+  try {
+    if (ch.outgoing && (ch.outgoing.state === 'open' || ch.outgoing.state === 'eof')) ch._client?._protocol?.signal?.(ch.outgoing.id, name)
+  } catch {
+    // the channel or connection is already going away
+  }
+}
+
 export class SshPool {
-  private conns = new Map<string, Promise<Conn>>()
-  private sems = new Map<string, Semaphore>()
-  private known?: KnownHostLine[]
+  private readonly conns = new Map<string, Promise<Conn>>()
+  private readonly sems = new Map<string, Semaphore>()
+  private readonly live = new Set<Conn>()
+  private known?: KnownHosts
+  private closed = false
 
-  constructor(private readonly opts: SshPoolOptions) {}
-
-  private knownHosts(): KnownHostLine[] {
-    this.known ??= loadKnownHosts(this.opts.knownHostsPath)
-    return this.known
-  }
-
-  private semaphore(host: Host): Semaphore {
-    let s = this.sems.get(host.name)
-    if (!s) this.sems.set(host.name, (s = new Semaphore(this.opts.maxChannelsPerHost ?? 4)))
-    return s
-  }
-
-  private connect(host: Host): Promise<Conn> {
-    const existing = this.conns.get(host.name)
-    if (existing) return existing
-    const p = this.open(host)
-    this.conns.set(host.name, p)
-    p.catch(() => this.conns.delete(host.name))
-    return p
-  }
-
-  private open(host: Host): Promise<Conn> {
-    const {address} = host
-    const {port, user, identity, connectTimeout} = host.ssh
-    let keyProblem: HostKeyError | undefined
-    const cfg: ConnectConfig = {
-      host: address,
-      port,
-      username: user,
-      readyTimeout: connectTimeout * 1000,
-      keepaliveInterval: 5000,
-      keepaliveCountMax: 3,
-      hostVerifier: (key: Buffer) => {
-        const id = {host: host.name, address, port}
-        const v = verifyHostKey(this.knownHosts(), id, key)
-        const fp = sha256Fingerprint(key)
-        if (v.status === 'match') return true
-        if (v.status === 'unknown' && this.opts.acceptNewHostKeys) {
-          appendKnownHost(this.opts.knownHostsPath, id, key)
-          this.known = undefined
-          return true
-        }
-        keyProblem =
-          v.status === 'unknown'
-            ? new HostKeyError(`unknown host key ${fp} for ${address}:${port}`, {
-                host: host.name,
-                hint: `check the fingerprint, then add it: ssh-keyscan -p ${port} ${address} >> ${this.opts.knownHostsPath} (or run once with --accept-new-host-keys)`,
-              })
-            : new HostKeyError(`host key ${v.status === 'revoked' ? 'is revoked' : 'changed'} for ${address}:${port} (now ${fp}): possible man-in-the-middle, refusing`, {
-                host: host.name,
-                hint: `if the host was really reinstalled, verify the new key out of band and replace its line in ${this.opts.knownHostsPath}`,
-              })
-        return false
-      },
-    }
-    if (identity) {
-      try {
-        cfg.privateKey = readFileSync(identity)
-      } catch (error) {
-        return Promise.reject(new InventoryError(`cannot read SSH key ${identity}: ${(error as Error).message}`, {host: host.name}))
-      }
-    } else if (this.opts.agentSocket ?? process.env.SSH_AUTH_SOCK) {
-      cfg.agent = this.opts.agentSocket ?? process.env.SSH_AUTH_SOCK
-    }
-    return new Promise((resolve, reject) => {
-      const client = new Client()
-      const conn: Conn = {client, closed: false}
-      let ready = false
-      client.on('ready', () => {
-        ready = true
-        resolve(conn)
-      })
-      client.on('error', (err: Error & {code?: string; level?: string}) => {
-        if (ready) return // a later error closes the connection; the next exec reconnects
-        reject(keyProblem ?? classifyConnectError(err, host))
-      })
-      client.on('close', () => {
-        conn.closed = true
-        if (this.conns.get(host.name) && ready) this.conns.delete(host.name)
-        if (!ready) reject(keyProblem ?? new UnreachableError(`connection to ${address}:${port} closed during the handshake`, {host: host.name}))
-      })
-      client.connect(cfg)
-    })
-  }
-
-  private wrap(host: Host, cmd: RemoteCommand, opts: ExecOptions): string {
-    const line = commandLine(cmd)
-    if (!host.ssh.sudo || opts.noSudo) return line
-    return 'shell' in cmd ? `sudo -n -- sh -c ${shellQuote(line)}` : `sudo -n -- ${line}`
-  }
-
-  private async raw(host: Host, cmd: RemoteCommand, opts: ExecOptions = {}, attempt = 0): Promise<RawResult> {
-    const command = this.wrap(host, cmd, opts)
-    const conn = await this.connect(host)
-    const release = await this.semaphore(host).acquire()
-    const started = Date.now()
-    try {
-      return await new Promise<RawResult>((resolve, reject) => {
-        conn.client.exec(command, (err, stream) => {
-          if (err) return reject(err)
-          this.collect(host, command, stream, opts, started).then(resolve, reject)
-        })
-      })
-    } catch (error) {
-      // A connection that died between commands: reconnect once.
-      if (attempt === 0 && !(error instanceof RemoteTimeoutError) && (conn.closed || /not connected|no response|channel open failure/i.test(String(error)))) {
-        this.conns.delete(host.name)
-        release()
-        return this.raw(host, cmd, opts, 1)
-      }
-      if (error instanceof RemoteTimeoutError || error instanceof RemoteCommandError) throw error
-      throw new UnreachableError(`lost the SSH connection to ${host.address}: ${(error as Error).message}`, {host: host.name})
-    } finally {
-      release()
-    }
-  }
-
-  private collect(host: Host, command: string, stream: ClientChannel, opts: ExecOptions, started: number): Promise<RawResult> {
-    return new Promise((resolve, reject) => {
-      const out: Buffer[] = []
-      const err: Buffer[] = []
-      const decoder = new StringDecoder('utf8')
-      let pending = ''
-      let exitCode: number | null = null
-      let signal: string | undefined
-      let finished = false
-      const timeoutMs = opts.timeoutMs ?? host.ssh.commandTimeout * 1000
-      const finish = (fn: () => void) => {
-        if (finished) return
-        finished = true
-        clearTimeout(timer)
-        opts.signal?.removeEventListener('abort', onAbort)
-        fn()
-      }
-      const timer = setTimeout(() => {
-        finish(() => {
-          stream.signal('KILL')
-          stream.close()
-          reject(new RemoteTimeoutError(`timed out after ${timeoutMs / 1000}s: ${command.slice(0, 120)}`, {host: host.name}))
-        })
-      }, timeoutMs)
-      const onAbort = () =>
-        finish(() => {
-          stream.close()
-          reject(new RemoteCommandError('cancelled', {command, exitCode: null, stderr: ''}, {host: host.name}))
-        })
-      opts.signal?.addEventListener('abort', onAbort)
-      stream.on('data', (d: Buffer) => {
-        if (!opts.onStdoutLine) return void out.push(d)
-        pending += decoder.write(d)
-        let i: number
-        while ((i = pending.indexOf('\n')) >= 0) {
-          opts.onStdoutLine(pending.slice(0, i))
-          pending = pending.slice(i + 1)
-        }
-      })
-      stream.stderr.on('data', (d: Buffer) => err.push(d))
-      stream.on('exit', (code: number | null, sig?: string) => {
-        exitCode = typeof code === 'number' ? code : null
-        if (sig) signal = sig
-      })
-      stream.on('close', () => {
-        finish(() => {
-          try {
-            if (opts.onStdoutLine) {
-              pending += decoder.end()
-              if (pending) opts.onStdoutLine(pending)
-            }
-          } catch (error) {
-            return reject(error)
-          }
-          resolve({host: host.name, command, exitCode, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8'), durationMs: Date.now() - started})
-        })
-      })
-      stream.end(opts.stdin ?? undefined)
-    })
+  constructor(private readonly opts: SshPoolOptions) {
+    if (opts.maxChannelsPerHost !== undefined && (!Number.isInteger(opts.maxChannelsPerHost) || opts.maxChannelsPerHost < 1))
+      throw new BugError(`maxChannelsPerHost must be a positive integer (got ${opts.maxChannelsPerHost})`)
   }
 
   /** Run a command; a non-zero exit is a result, not an error. Transport problems throw. */
@@ -222,61 +143,462 @@ export class SshPool {
     return {...r, stdout: r.stdout.toString('utf8')}
   }
 
-  /** Run a command that must succeed (exit 0). */
+  /** Run a command that must exit 0; otherwise RemoteCommandError (exit code, first stderr line). */
   async execOk(host: Host, cmd: RemoteCommand, opts: ExecOptions = {}): Promise<ExecResult> {
     const r = await this.exec(host, cmd, opts)
-    if (r.exitCode !== 0)
-      throw new RemoteCommandError(`${commandLine(cmd).slice(0, 80)} failed (exit ${r.exitCode ?? 'none'}): ${r.stderr.trim().split('\n')[0] ?? ''}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name})
+    if (r.exitCode !== 0) throw failed(host, r, `command failed: ${short(r.command)}`)
     return r
   }
 
+  /** A remote file's bytes (through `cat`, so the host's sudo setting applies). */
   async readFile(host: Host, path: string): Promise<Buffer> {
     const r = await this.raw(host, ['cat', '--', path])
-    if (r.exitCode !== 0)
-      throw new RemoteCommandError(`cannot read ${path}: ${r.stderr.trim().split('\n')[0] ?? `exit ${r.exitCode}`}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name})
+    if (r.exitCode !== 0) throw failed(host, r, `cannot read ${path}`)
     return r.stdout
   }
 
-  /** Replace a file by rename, keeping the original's owner and mode. */
+  /**
+   * Replace a remote file by rename: the data goes on stdin into `path.murderctl-tmp.<rand>`
+   * (created under umask 077, so never readable by others while half written), takes the
+   * original's owner and mode (or the remote umask's default for a new file), then `mode` when
+   * given, and is renamed over the file. A symlink is followed: its target is replaced.
+   */
   async writeFileAtomic(host: Host, path: string, data: Buffer | string, mode?: number): Promise<void> {
-    const tmp = `${path}.murderctl-tmp.${randomBytes(4).toString('hex')}`
-    const p = shellQuote(path)
-    const t = shellQuote(tmp)
+    if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o7777)) throw new BugError(`bad file mode ${mode}`)
+    const rand = randomBytes(6).toString('hex')
     const script = [
-      `cat > ${t}`,
-      `if [ -e ${p} ]; then chown --reference=${p} ${t} && chmod --reference=${p} ${t}; fi`,
-      mode === undefined ? '' : `chmod ${mode.toString(8)} ${t}`,
-      `mv -f -- ${t} ${p}`,
+      `p=${shellQuote(path)}`,
+      `if [ -L "$p" ]; then p=$(readlink -f -- "$p") || exit 1; fi`,
+      `t="$p.murderctl-tmp.${rand}"`,
+      `u=$(umask)`,
+      `umask 077`,
+      `trap 'rm -f -- "$t"' EXIT`,
+      `cat > "$t" || exit 1`,
+      `if [ -e "$p" ]; then chown --reference="$p" -- "$t" && chmod --reference="$p" -- "$t" || exit 1`,
+      `else chmod "$(printf %o $(( 0666 & ~0$u )))" -- "$t" || exit 1; fi`,
+      mode === undefined ? '' : `chmod ${mode.toString(8).padStart(4, '0')} -- "$t" || exit 1`,
+      `sync -- "$t" 2>/dev/null`,
+      `mv -f -- "$t" "$p" || exit 1`,
     ]
       .filter(Boolean)
-      .join(' && ')
-    const r = await this.exec(host, {shell: `${script} || { rm -f -- ${t}; exit 1; }`}, {stdin: data})
-    if (r.exitCode !== 0)
-      throw new RemoteCommandError(`cannot write ${path}: ${r.stderr.trim().split('\n')[0] ?? ''}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name})
+      .join('\n')
+    const r = await this.raw(host, {shell: script}, {stdin: data})
+    if (r.exitCode !== 0) throw failed(host, r, `cannot write ${path}`)
   }
 
+  /** End every connection (in-flight commands fail with UnreachableError). */
   async close(): Promise<void> {
-    const conns = [...this.conns.values()]
+    this.closed = true
+    const pending = [...this.conns.values()]
     this.conns.clear()
-    await Promise.all(
-      conns.map((p) =>
-        p.then(
-          (c) => c.client.end(),
-          () => {},
-        ),
-      ),
+    await Promise.allSettled(pending)
+    await Promise.all([...this.live].map((c) => endClient(c)))
+  }
+
+  // ---------------------------------------------------------------------------------------
+
+  private semaphore(key: string): Semaphore {
+    let s = this.sems.get(key)
+    if (!s) this.sems.set(key, (s = new Semaphore(this.opts.maxChannelsPerHost ?? 4)))
+    return s
+  }
+
+  private async raw(host: Host, cmd: RemoteCommand, opts: ExecOptions = {}): Promise<RawResult> {
+    if (this.closed) throw new BugError('SshPool used after close()')
+    const command = remoteCommandLine(host, cmd, opts)
+    if (opts.signal?.aborted) throw cancelled(host, command)
+    const key = connKey(host)
+    for (let attempt = 0; ; attempt++) {
+      // The slot is held until the channel has closed (run() releases it), not just until the
+      // promise settles, so a timed-out channel still counts against MaxSessions while it closes.
+      const release = await this.semaphore(key).acquire()
+      let conn: Conn
+      try {
+        conn = await this.connect(host, key)
+      } catch (error) {
+        release()
+        throw error
+      }
+      try {
+        return await this.run(host, conn, command, opts, release)
+      } catch (error) {
+        if (!(error instanceof DeadConnection)) throw error
+        this.drop(conn)
+        // Reconnect once: the command was never sent, so sending it again is safe.
+        if (attempt >= 1)
+          throw new UnreachableError(`lost the SSH connection to ${where(host)} and could not get it back: ${error.message}`, {host: host.name, cause: error})
+      }
+    }
+  }
+
+  /** Open a channel, send the command and collect what it does. Owns `release` once called. */
+  private run(host: Host, conn: Conn, command: string, opts: ExecOptions, release: () => void): Promise<RawResult> {
+    const started = Date.now()
+    const timeoutMs = opts.timeoutMs ?? host.ssh.commandTimeout * 1000
+    return new Promise<RawResult>((resolve, reject) => {
+      let stream: ClientChannel | undefined
+      let settled = false
+      let graceTimer: NodeJS.Timeout | undefined
+      let retryTimer: NodeJS.Timeout | undefined
+      let requesting = false
+      let refusals = 0
+      const out: Buffer[] = []
+      const err: Buffer[] = []
+      let errBytes = 0
+      let exitCode: number | null = null
+      let exitSignal: string | undefined
+      let sawExit = false
+      const lines = opts.onStdoutLine ? new LineSplitter(opts.onStdoutLine) : undefined
+
+      const onAbort = () => stop(cancelled(host, command))
+      const timer = setTimeout(
+        () => stop(new RemoteTimeoutError(`command on ${host.name} (${host.address}) timed out after ${timeoutMs / 1000}s: ${short(command)}`, {host: host.name})),
+        timeoutMs,
+      )
+      opts.signal?.addEventListener('abort', onAbort, {once: true})
+
+      const settle = (fn: () => void) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        clearTimeout(retryTimer)
+        opts.signal?.removeEventListener('abort', onAbort)
+        fn()
+      }
+      // Give up on the command: tell the remote process, close the channel, keep draining it.
+      // Its slot comes back when the channel has closed, or after a grace period at the latest.
+      function stop(e: Error) {
+        settle(() => {
+          if (stream) {
+            signalRemote(stream, 'TERM')
+            try {
+              stream.close()
+            } catch {
+              // already closing
+            }
+          }
+          if (stream || requesting) {
+            graceTimer = setTimeout(release, CLOSE_GRACE_MS)
+            graceTimer.unref()
+          } else {
+            release()
+          }
+          reject(e)
+        })
+      }
+
+      const onChannel = (e: Error | undefined, ch: ClientChannel) => {
+        requesting = false
+        if (e) {
+          if (settled) return release()
+          if (conn.closed || /no response from server|not connected/i.test(e.message)) {
+            release()
+            return settle(() => reject(new DeadConnection(e.message)))
+          }
+          // sshd refused the session: MaxSessions reached, often only because it has not yet
+          // freed the session of a channel that just closed. Nothing ran; try again shortly.
+          if (refusals < OPEN_RETRIES) {
+            retryTimer = setTimeout(request, OPEN_RETRY_MS * 2 ** refusals++)
+            return
+          }
+          release()
+          return settle(() =>
+            reject(
+              new UnreachableError(`sshd on ${where(host)} refused a new session ${refusals + 1} times: ${e.message}`, {
+                host: host.name,
+                hint: 'the server limits sessions per connection (MaxSessions); lower maxChannelsPerHost',
+                cause: e,
+              }),
+            ),
+          )
+        }
+        stream = ch
+        ch.on('close', () => {
+          clearTimeout(graceTimer)
+          release()
+          settle(() => {
+            try {
+              lines?.end()
+            } catch (error) {
+              return reject(error)
+            }
+            if (!sawExit && conn.closed)
+              return reject(
+                new UnreachableError(`lost the SSH connection to ${where(host)} while running: ${short(command)}`, {
+                  host: host.name,
+                  hint: 'the command may or may not have completed; look at the host before running it again',
+                }),
+              )
+            resolve({
+              host: host.name,
+              command,
+              exitCode,
+              ...(exitSignal ? {signal: exitSignal} : {}),
+              stdout: Buffer.concat(out),
+              stderr: Buffer.concat(err).toString('utf8') + (errBytes > MAX_STDERR ? `\n[murderctl: stderr truncated after ${MAX_STDERR} bytes]\n` : ''),
+              durationMs: Date.now() - started,
+            })
+          })
+        })
+        // Both streams are always read to the end, or the channel never closes.
+        ch.on('data', (d: Buffer) => {
+          if (settled) return
+          if (!lines) return void out.push(d)
+          try {
+            lines.write(d)
+          } catch (error) {
+            stop(error as Error)
+          }
+        })
+        ch.stderr.on('data', (d: Buffer) => {
+          if (settled) return
+          if (errBytes < MAX_STDERR) err.push(errBytes + d.length > MAX_STDERR ? d.subarray(0, MAX_STDERR - errBytes) : d)
+          errBytes += d.length
+        })
+        ch.on('exit', (code: number | null, sig?: string) => {
+          sawExit = true
+          exitCode = typeof code === 'number' ? code : null
+          if (sig) exitSignal = sig
+        })
+        ch.on('error', (e: Error) => stop(new UnreachableError(`SSH channel error on ${where(host)}: ${e.message}`, {host: host.name, cause: e})))
+        ch.stderr.on('error', () => {})
+        if (settled) {
+          // Timed out or cancelled while the channel was being opened.
+          try {
+            ch.close()
+          } catch {
+            // ignore
+          }
+          return
+        }
+        ch.end(opts.stdin ?? undefined)
+      }
+
+      function request() {
+        if (settled) return
+        // Aborted while it waited for a slot or for the connection.
+        if (opts.signal?.aborted) return stop(cancelled(host, command))
+        try {
+          requesting = true
+          conn.client.exec(command, onChannel)
+        } catch (error) {
+          // ssh2 throws "Not connected" synchronously when the socket is gone.
+          requesting = false
+          release()
+          settle(() => reject(new DeadConnection((error as Error).message)))
+        }
+      }
+      request()
+    })
+  }
+
+  private knownHosts(): KnownHosts {
+    this.known ??= loadKnownHosts(this.opts.knownHostsPath)
+    return this.known
+  }
+
+  private connect(host: Host, key: string): Promise<Conn> {
+    const existing = this.conns.get(key)
+    if (existing) return existing
+    const p = this.open(host, key)
+    this.conns.set(key, p)
+    p.then(
+      (c) => (c.promise = p),
+      () => this.conns.get(key) === p && this.conns.delete(key),
+    )
+    return p
+  }
+
+  /** Forget a connection (and end it, if it is somehow still up). */
+  private drop(conn: Conn): void {
+    if (conn.promise && this.conns.get(conn.key) === conn.promise) this.conns.delete(conn.key)
+    if (!conn.closed) void endClient(conn)
+  }
+
+  private open(host: Host, key: string): Promise<Conn> {
+    const {address} = host
+    const {port, user, identity, connectTimeout} = host.ssh
+    const id: HostId = {host: host.name, address, port}
+    let keyProblem: HostKeyError | undefined
+
+    const cfg: ConnectConfig = {
+      host: address,
+      port,
+      username: user,
+      readyTimeout: connectTimeout * 1000,
+      keepaliveInterval: KEEPALIVE_INTERVAL_MS,
+      keepaliveCountMax: KEEPALIVE_COUNT_MAX,
+      hostVerifier: (keyBlob: Buffer): boolean => {
+        try {
+          keyProblem = this.checkHostKey(host, id, keyBlob)
+        } catch (error) {
+          keyProblem = new HostKeyError(`cannot check the host key of ${host.name} (${where(host)}): ${(error as Error).message}`, {host: host.name, cause: error})
+        }
+        return keyProblem === undefined
+      },
+    }
+    // Ask for a key type we have on file first, as OpenSSH does; otherwise a host known by its
+    // RSA key that also has an Ed25519 key would look like a changed key.
+    let prefer: ServerHostKeyAlgorithm[]
+    try {
+      prefer = knownKeyTypes(this.knownHosts(), id).flatMap((t) => HOST_KEY_ALGOS[t] ?? [])
+    } catch (error) {
+      return Promise.reject(
+        new HostKeyError(`cannot read the known_hosts file ${this.opts.knownHostsPath}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {host: host.name, cause: error}),
+      )
+    }
+    if (prefer.length) cfg.algorithms = {serverHostKey: {remove: prefer, prepend: prefer, append: []}}
+
+    try {
+      if (identity) cfg.privateKey = readIdentity(host, identity)
+      else {
+        const agent = this.opts.agentSocket ?? process.env.SSH_AUTH_SOCK
+        if (!agent)
+          throw new UnreachableError(`no SSH credentials for ${host.name}: it has no ssh.identity and there is no ssh-agent (SSH_AUTH_SOCK)`, {
+            host: host.name,
+            hint: 'set ssh.identity in the inventory, or start ssh-agent and ssh-add the key',
+          })
+        cfg.agent = agent
+      }
+    } catch (error) {
+      return Promise.reject(error)
+    }
+
+    return new Promise<Conn>((resolve, reject) => {
+      const client = new Client()
+      const conn: Conn = {client, key, ready: false, closed: false}
+      this.live.add(conn)
+      const fail = (e: Error) => {
+        if (!conn.ready) reject(keyProblem ?? e)
+      }
+      client.on('ready', () => {
+        conn.ready = true
+        if (this.closed) {
+          void endClient(conn)
+          return reject(new BugError('SshPool closed while connecting'))
+        }
+        resolve(conn)
+      })
+      client.on('error', (e: Error & {code?: string; level?: string}) => {
+        // After 'ready' an error means the connection is going away; 'close' follows and the
+        // commands on it fail or are re-sent, so there is nothing more to do here.
+        fail(classifyConnectError(e, host))
+      })
+      client.on('end', () => {
+        conn.closed = true
+      })
+      client.on('close', () => {
+        conn.closed = true
+        this.live.delete(conn)
+        if (conn.promise && this.conns.get(key) === conn.promise) this.conns.delete(key)
+        fail(new UnreachableError(`connection to ${where(host)} closed during the SSH handshake`, {host: host.name}))
+      })
+      try {
+        client.connect(cfg)
+      } catch (error) {
+        this.live.delete(conn)
+        reject(new UnreachableError(`cannot connect to ${where(host)}: ${(error as Error).message}`, {host: host.name, cause: error}))
+      }
+    })
+  }
+
+  /** undefined when the key may be used; otherwise the error to report. */
+  private checkHostKey(host: Host, id: HostId, keyBlob: Buffer): HostKeyError | undefined {
+    const file = this.opts.knownHostsPath
+    const known = this.knownHosts()
+    const v = verifyHostKey(known, id, keyBlob)
+    const fp = sha256Fingerprint(keyBlob)
+    const type = keyTypeOf(keyBlob) ?? 'unknown-type'
+    const who = `${host.name} (${where(host)})`
+    if (v.status === 'match') return undefined
+    if (v.status === 'unknown' && this.opts.acceptNewHostKeys) {
+      appendKnownHost(file, id, keyBlob)
+      this.known = undefined
+      this.opts.onHostKeyAccepted?.({...id, keyType: type, fingerprint: fp, file})
+      return undefined
+    }
+    const ignored = known.invalid.length
+      ? ` (${known.invalid.length} malformed line(s) in ${file} were ignored, first: line ${known.invalid[0]!.line}: ${known.invalid[0]!.reason})`
+      : ''
+    if (v.status === 'unknown')
+      return new HostKeyError(`unknown host key for ${who}: ${type} ${fp}`, {
+        host: host.name,
+        hint: `check that fingerprint with the host's own ssh-keygen -lf output, then add the key with: ssh-keyscan -p ${host.ssh.port} ${shellQuote(host.address)} >> ${shellQuote(file)} -- or re-run with --accept-new-host-keys${ignored}`,
+      })
+    if (v.status === 'revoked')
+      return new HostKeyError(`host key ${type} ${fp} of ${who} is marked @revoked in ${file}: refusing to connect`, {
+        host: host.name,
+        hint: 'the key was revoked on purpose; give the host a new key and record it',
+      })
+    return new HostKeyError(
+      `host key for ${who} has CHANGED: it is now ${type} ${fp}, ${file} has ${v.expectedTypes.join(', ')}: possible man-in-the-middle, refusing to connect`,
+      {
+        host: host.name,
+        hint: `--accept-new-host-keys never replaces a changed key; if the host was really reinstalled, check the new fingerprint out of band, then remove the old line(s) (ssh-keygen -R ${shellQuote(host.ssh.port === 22 ? host.address : `[${host.address}]:${host.ssh.port}`)} -f ${shellQuote(file)}, and the same for ${host.name}) and add the new key`,
+      },
     )
   }
 }
 
+function connKey(host: Host): string {
+  return `${host.name}\0${host.ssh.user}@${host.address}:${host.ssh.port}`
+}
+
+function readIdentity(host: Host, identity: string): Buffer {
+  let buf: Buffer
+  try {
+    buf = readFileSync(identity)
+  } catch (error) {
+    throw new InventoryError(`cannot read the SSH key ${identity} of host ${host.name}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {host: host.name})
+  }
+  const parsed = utils.parseKey(buf)
+  if (parsed instanceof Error) {
+    const encrypted = /encrypted|passphrase/i.test(parsed.message)
+    throw new InventoryError(`${encrypted ? 'the SSH key is passphrase-protected' : `not a usable private key (${parsed.message})`}: ${identity}`, {
+      host: host.name,
+      hint: encrypted ? 'load it into ssh-agent and drop ssh.identity for this host, or use a key without a passphrase' : 'point ssh.identity at an OpenSSH private key',
+    })
+  }
+  return buf
+}
+
+function endClient(conn: Conn): Promise<void> {
+  if (conn.closed) return Promise.resolve()
+  return new Promise((resolve) => {
+    const t = setTimeout(() => {
+      conn.client.destroy()
+      resolve()
+    }, 3000)
+    t.unref()
+    conn.client.once('close', () => {
+      clearTimeout(t)
+      resolve()
+    })
+    conn.client.end()
+  })
+}
+
+function cancelled(host: Host, command: string): RemoteCommandError {
+  return new RemoteCommandError(`cancelled: ${short(command)}`, {command, exitCode: null, stderr: ''}, {host: host.name})
+}
+
+/** RemoteCommandError for a result: what failed, how it ended, the first line of stderr. */
+function failed(host: Host, r: {command: string; exitCode: number | null; signal?: string; stderr: string}, what: string): RemoteCommandError {
+  const status = r.exitCode !== null ? `exit ${r.exitCode}` : r.signal ? `killed by signal ${r.signal}` : 'no exit status'
+  const err = firstLine(r.stderr)
+  return new RemoteCommandError(`${what} (${status})${err ? `: ${err}` : ''}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name})
+}
+
 function classifyConnectError(err: Error & {code?: string; level?: string}, host: Host): UnreachableError {
-  const where = `${host.address}:${host.ssh.port}`
-  if (err.code === 'ECONNREFUSED') return new UnreachableError(`connection refused on ${where}`, {host: host.name, hint: 'is sshd running there, and is the address in the inventory right?'})
+  const at = where(host)
+  const ctx = {host: host.name, cause: err}
+  if (err.code === 'ECONNREFUSED') return new UnreachableError(`connection refused on ${at}`, {...ctx, hint: 'is sshd running there, and are the address and ssh.port in the inventory right?'})
   if (err.level === 'client-authentication')
-    return new UnreachableError(`authentication failed for user ${host.ssh.user} on ${where}`, {host: host.name, hint: 'check ssh.user and ssh.identity (or your ssh-agent) in the inventory'})
+    return new UnreachableError(`authentication failed for user ${host.ssh.user} on ${at}`, {...ctx, hint: 'check ssh.user and ssh.identity (or the keys in your ssh-agent) in the inventory'})
   if (err.level === 'client-timeout' || err.code === 'ETIMEDOUT')
-    return new UnreachableError(`no SSH answer from ${where} within ${host.ssh.connectTimeout}s`, {host: host.name, hint: 'the host or the network is down; raise ssh.connectTimeout only if it is just slow'})
-  if (err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH') return new UnreachableError(`no route to ${where}`, {host: host.name})
-  if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') return new UnreachableError(`cannot resolve ${host.address}`, {host: host.name, hint: 'use an IP address or fix DNS'})
-  return new UnreachableError(`cannot connect to ${where}: ${err.message}`, {host: host.name})
+    return new UnreachableError(`no SSH answer from ${at} within ${host.ssh.connectTimeout}s`, {...ctx, hint: 'the host or the network is down; raise ssh.connectTimeout only if it is just slow'})
+  if (err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH') return new UnreachableError(`no route to ${at}`, ctx)
+  if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') return new UnreachableError(`cannot resolve ${host.address}`, {...ctx, hint: 'use an IP address or fix DNS'})
+  if (err.code === 'ECONNRESET') return new UnreachableError(`connection reset by ${at}`, ctx)
+  return new UnreachableError(`cannot connect to ${at}: ${firstLine(err.message)}`, ctx)
 }
