@@ -6,7 +6,7 @@ import {disableService, enableService, mupdateService, parseCyrusConf} from '../
 import {isLiveLocal, isRemote, type MailboxEntry} from '../cyrus/mboxlist-dump.js'
 import {hostsByRole, master} from '../inventory/load.js'
 import type {Host} from '../inventory/schema.js'
-import {dbInfo, installDb, latestVerifiedBackup, readVerifiedBackup, snapshotDb} from '../murder/backup.js'
+import {dbInfo, installDb, latestVerifiedBackup, readVerifiedBackup, saveDbAside, snapshotDb} from '../murder/backup.js'
 import {mailboxLocations, mupdatePush, mupdateWarn, scanDump} from '../murder/mboxlist.js'
 import {copyAside, hupMaster, sha256, tool} from '../murder/remote.js'
 import {shellQuote} from '../ssh/quote.js'
@@ -139,8 +139,7 @@ async function setSlave(rc: RunContext, step: Step, host: Host | undefined, enab
   const next = enable ? enableService(text, 'SERVICES', svc.entry.name) : disableService(text, 'SERVICES', svc.entry.name)
   let saved
   if (next !== text) {
-    saved = await copyAside(rc.murder, h, h.cyrus.cyrusConf, rc.runId, step.id)
-    rc.journal.write({event: 'saved-copy', step: step.id, host: h.name, data: {...saved}})
+    saved = rc.journal.saved(step.id, await copyAside(rc.murder, h, h.cyrus.cyrusConf, rc.runId, step.id))
     await rc.murder.pool.writeFileAtomic(h, h.cyrus.cyrusConf, Buffer.from(next))
   }
   const pid = await hupMaster(rc.murder, h, step.id)
@@ -176,9 +175,7 @@ async function setAsideDb(rc: RunContext, step: Step, host?: Host) {
 /** Nothing lost: a checksummed copy of the db beside it before a step changes it in place. */
 async function copyAsideDb(rc: RunContext, step: Step, host?: Host) {
   const h = need(host, step)
-  const {path} = await dbInfo(rc.murder, h)
-  const saved = await copyAside(rc.murder, h, path, rc.runId, step.id)
-  rc.journal.write({event: 'saved-copy', step: step.id, host: h.name, data: {...saved}})
+  const saved = await saveDbAside(rc.murder, h, rc.journal, step.id)
   return {copy: saved.copy, sha256: saved.sha256}
 }
 

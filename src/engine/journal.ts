@@ -4,7 +4,7 @@
 import {appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {z} from 'zod'
-import {sha256} from '../murder/remote.js'
+import {type SavedCopy, sha256} from '../murder/remote.js'
 
 export const JournalEvent = z.object({
   at: z.string(),
@@ -53,6 +53,12 @@ export class Journal {
 
   command(step: string, host: string, r: {command: string; exitCode: number | null; stdout: string; stderr: string; durationMs: number}): void {
     this.write({event: 'command', step, host, command: r.command, exitCode: r.exitCode, stdoutSha256: sha256(r.stdout), stderr: r.stderr.slice(0, 2000), durationMs: r.durationMs})
+  }
+
+  /** Record where a file was copied aside, and its checksum. */
+  saved(step: string, copy: SavedCopy): SavedCopy {
+    this.write({event: 'saved-copy', step, host: copy.host, data: {...copy}})
+    return copy
   }
 
   /** Keep a file in the run folder; returns its path. */

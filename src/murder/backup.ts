@@ -7,11 +7,11 @@ import {join} from 'node:path'
 import {z} from 'zod'
 import {AbortError, RefusedError, RemoteCommandError} from '../errors.js'
 import type {Host} from '../inventory/schema.js'
-import {parseImapdConf} from '../cyrus/imapd-conf.js'
 import {shellQuote} from '../ssh/quote.js'
 import type {MurderContext} from './context.js'
 import {mailboxesDbPath, scanDump} from './mboxlist.js'
-import {cyrusVersion, sha256, tool} from './remote.js'
+import type {Journal} from '../engine/journal.js'
+import {copyAside, cyrusVersion, readImapdConf, type SavedCopy, sha256, tool} from './remote.js'
 
 export const BackupMeta = z.object({
   kind: z.literal('murderctl-backup'),
@@ -37,8 +37,14 @@ export interface DbInfo {
 }
 
 export async function dbInfo(ctx: MurderContext, host: Host): Promise<DbInfo> {
-  const imapd = parseImapdConf((await ctx.pool.readFile(host, host.cyrus.imapdConf)).toString('utf8'), {lenient: true})
+  const imapd = await readImapdConf(ctx, host)
   return {path: mailboxesDbPath(imapd), format: imapd.get('mboxlist_db') ?? 'twoskip', configDirectory: (imapd.get('configdirectory') ?? '/var/lib/cyrus').replace(/\/+$/, '')}
+}
+
+/** Nothing lost: a checksummed copy of the host's mailboxes.db beside it, recorded in the journal. */
+export async function saveDbAside(ctx: MurderContext, host: Host, journal: Journal, step: string): Promise<SavedCopy> {
+  const {path} = await dbInfo(ctx, host)
+  return journal.saved(step, await copyAside(ctx, host, path, journal.run, step))
 }
 
 async function remoteSha256(ctx: MurderContext, host: Host, path: string, step: string): Promise<string> {

@@ -3,10 +3,16 @@
 import {createHash} from 'node:crypto'
 import type {Host} from '../inventory/schema.js'
 import {AbortError, RemoteCommandError} from '../errors.js'
+import {parseImapdConf} from '../cyrus/imapd-conf.js'
 import {shellQuote} from '../ssh/quote.js'
 import type {MurderContext} from './context.js'
 
 export const tool = (host: Host, name: string) => `${host.cyrus.binDir}/${name}`
+
+/** The host's imapd.conf, as Cyrus reads it (a bad line is skipped, not fatal). */
+export async function readImapdConf(ctx: MurderContext, host: Host): Promise<Map<string, string>> {
+  return parseImapdConf((await ctx.pool.readFile(host, host.cyrus.imapdConf)).toString('utf8'), {lenient: true})
+}
 
 /** The pid of cyrus-master from its pidfile, or null when it is not running. */
 export async function masterPid(ctx: MurderContext, host: Host): Promise<number | null> {

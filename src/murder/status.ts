@@ -3,7 +3,7 @@
 import {z} from 'zod'
 import {asMurderctlError} from '../errors.js'
 import {type CyrusConf, hasMupdatePush, mupdateService, parseCyrusConf, syncClientDaemon} from '../cyrus/cyrus-conf.js'
-import {imapdBool, murderRole, parseImapdConf, parseMupdateServer} from '../cyrus/imapd-conf.js'
+import {imapdBool, murderRole, parseMupdateServer} from '../cyrus/imapd-conf.js'
 import {addToCounts, EntryCounts, newEntryCounts} from '../cyrus/mboxlist-dump.js'
 import {probeMupdate} from '../cyrus/mupdate-banner.js'
 import {Role} from '../inventory/schema.js'
@@ -11,7 +11,7 @@ import type {Host} from '../inventory/schema.js'
 import {mapLimit} from '../util/limit.js'
 import type {MurderContext} from './context.js'
 import {scanDump} from './mboxlist.js'
-import {childRunning, cyrusVersion, masterPid, slaveConnected, tool} from './remote.js'
+import {childRunning, cyrusVersion, masterPid, readImapdConf, slaveConnected, tool} from './remote.js'
 
 export const DEFAULT_MUPDATE_PORT = 3905
 
@@ -74,7 +74,7 @@ export async function mailboxCounts(ctx: MurderContext, host: Host): Promise<Ent
 
 export async function readConfigs(ctx: MurderContext, host: Host): Promise<{imapd: Map<string, string>; cyrus: CyrusConf; cyrusText: string}> {
   const [imapd, cyrusText] = await Promise.all([
-    ctx.pool.readFile(host, host.cyrus.imapdConf).then((b) => parseImapdConf(b.toString('utf8'), {lenient: true})),
+    readImapdConf(ctx, host),
     ctx.pool.readFile(host, host.cyrus.cyrusConf).then((b) => b.toString('utf8')),
   ])
   return {imapd, cyrus: parseCyrusConf(cyrusText), cyrusText}

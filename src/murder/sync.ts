@@ -4,15 +4,16 @@
 import {z} from 'zod'
 import {asMurderctlError, RefusedError} from '../errors.js'
 import {MupdateWarnPlan} from '../cyrus/mboxlist-warn.js'
-import {imapdBool, parseImapdConf} from '../cyrus/imapd-conf.js'
+import {imapdBool} from '../cyrus/imapd-conf.js'
 import type {Host} from '../inventory/schema.js'
 import {hostsByRole, master} from '../inventory/load.js'
 import type {Journal} from '../engine/journal.js'
 import {mapLimit} from '../util/limit.js'
 import type {MurderContext} from './context.js'
-import {mailboxesDbPath, mailboxLocations, mupdatePush, mupdateWarn, scanDump} from './mboxlist.js'
+import {mailboxLocations, mupdatePush, mupdateWarn, scanDump} from './mboxlist.js'
 import {isLiveLocal} from '../cyrus/mboxlist-dump.js'
-import {copyAside, type SavedCopy} from './remote.js'
+import {readImapdConf, type SavedCopy} from './remote.js'
+import {saveDbAside} from './backup.js'
 
 export const Conflict = z.object({
   mailbox: z.string(),
@@ -164,7 +165,7 @@ export async function assertFresh(ctx: MurderContext, plan: SyncPlan): Promise<v
 }
 
 async function ensureDelayedDelete(ctx: MurderContext, host: Host): Promise<void> {
-  const imapd = parseImapdConf((await ctx.pool.readFile(host, host.cyrus.imapdConf)).toString('utf8'), {lenient: true})
+  const imapd = await readImapdConf(ctx, host)
   const mode = imapd.get('delete_mode') ?? 'delayed' // the 3.x default
   if (mode !== 'delayed' && !imapdBool(imapd.get('delete_mode_delayed_override')))
     throw new RefusedError(`delete_mode is ${mode}: ctl_mboxlist -m would destroy local mailboxes, not move them aside`, {
@@ -186,12 +187,7 @@ export async function applySync(ctx: MurderContext, plan: SyncPlan, opts: ApplyO
   // Nothing lost: the master's and each backend's mailboxes.db are copied aside first.
   const saved: SavedCopy[] = []
   if (todo.length) {
-    const save = async (h: Host) => {
-      const imapd = parseImapdConf((await ctx.pool.readFile(h, h.cyrus.imapdConf)).toString('utf8'), {lenient: true})
-      const copy = await copyAside(ctx, h, mailboxesDbPath(imapd), journal.run, 'copy aside')
-      journal.write({event: 'saved-copy', step: 'copy aside', host: h.name, data: {...copy}})
-      return copy
-    }
+    const save = (h: Host) => saveDbAside(ctx, h, journal, 'copy aside')
     saved.push(await save(m))
     if (opts.allowLocalDeletes) for (const b of todo) if (b.warn?.removeLocal.length) await ensureDelayedDelete(ctx, selectBackends(ctx, [b.backend])[0])
     const perBackend = await mapLimit(todo, ctx.concurrency, async (b) => {
