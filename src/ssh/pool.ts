@@ -66,13 +66,27 @@ interface RawResult extends Omit<ExecResult, 'stdout'> {
 /** The connection went away before the command was sent: safe to send it again. */
 class DeadConnection extends Error {}
 
-/** The command line as sent: the host's `sudo -n --` prefix unless opts.noSudo. */
-export function remoteCommandLine(host: Host, cmd: RemoteCommand, opts: Pick<ExecOptions, 'noSudo'> = {}): string {
+/**
+ * The command line as sent: the host's `sudo -n --` prefix unless opts.noSudo, and with
+ * deadlineS a coreutils `timeout` inside sudo, so the host itself ends a command murderctl has
+ * given up on (sshd does not pass a channel's signal on to a root session's command).
+ */
+export function remoteCommandLine(host: Host, cmd: RemoteCommand, opts: Pick<ExecOptions, 'noSudo'> & {deadlineS?: number} = {}): string {
   const line = commandLine(cmd)
-  if (!host.ssh.sudo || opts.noSudo) return line
-  // sudo runs one program: a shell line (pipes, &&, redirections) needs its own sh.
+  const sudo = host.ssh.sudo && !opts.noSudo
+  if (opts.deadlineS !== undefined) {
+    // A shell line (pipes, &&, redirections) needs its own sh under sudo or timeout: both run one program.
+    const program = Array.isArray(cmd) ? line : `sh -c ${shellQuote(line)}`
+    return `${sudo ? 'sudo -n -- ' : ''}timeout -k ${REMOTE_KILL_AFTER_S} ${opts.deadlineS} ${program}`
+  }
+  if (!sudo) return line
   return Array.isArray(cmd) ? `sudo -n -- ${line}` : `sudo -n -- sh -c ${shellQuote(line)}`
 }
+
+/** The host's own deadline comes this long after murderctl's, so murderctl reports the timeout. */
+const REMOTE_DEADLINE_SLACK_S = 2
+/** After the deadline's TERM, a command that does not end gets KILL this much later. */
+const REMOTE_KILL_AFTER_S = 5
 
 /** Splits a byte stream into lines: UTF-8 split across chunks, a last line without newline. */
 export class LineSplitter {
@@ -220,7 +234,7 @@ export class SshPool {
         throw error
       }
       try {
-        return await this.run(host, conn, command, opts, release)
+        return await this.run(host, conn, cmd, command, opts, release)
       } catch (error) {
         if (!(error instanceof DeadConnection)) throw error
         this.drop(conn)
@@ -232,7 +246,7 @@ export class SshPool {
   }
 
   /** Open a channel, send the command and collect what it does. Owns `release` once called. */
-  private run(host: Host, conn: Conn, command: string, opts: ExecOptions, release: () => void): Promise<RawResult> {
+  private run(host: Host, conn: Conn, cmd: RemoteCommand, command: string, opts: ExecOptions, release: () => void): Promise<RawResult> {
     const started = Date.now()
     const timeoutMs = opts.timeoutMs ?? host.ssh.commandTimeout * 1000
     return new Promise<RawResult>((resolve, reject) => {
@@ -380,7 +394,7 @@ export class SshPool {
         if (opts.signal?.aborted) return stop(cancelled(host, command))
         try {
           requesting = true
-          conn.client.exec(command, onChannel)
+          conn.client.exec(remoteCommandLine(host, cmd, {...opts, deadlineS: Math.ceil(timeoutMs / 1000) + REMOTE_DEADLINE_SLACK_S}), onChannel)
         } catch (error) {
           // ssh2 throws "Not connected" synchronously when the socket is gone.
           requesting = false

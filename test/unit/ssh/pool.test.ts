@@ -265,6 +265,27 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
       expect((await p.exec(host(), ['echo', 'after'])).stdout).toBe('after\n')
     })
 
+    it('the host ends a command murderctl gave up on: coreutils timeout, a moment after murderctl\'s own', async () => {
+      const p = pool()
+      const alive = () => {
+        try {
+          execFileSync('pgrep', ['-x', '-f', 'sleep 30.35'])
+          return true
+        } catch {
+          return false
+        }
+      }
+      const started = Date.now()
+      const err = await p.exec(host({commandTimeout: 1}), ['sleep', '30.35']).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(RemoteTimeoutError)
+      // Root sessions do not get the channel's signal; the remote deadline (1 s + 2 s) ends it.
+      while (alive() && Date.now() - started < 10_000) await sleep(200)
+      const gone = !alive()
+      reap('30.35')
+      expect(gone).toBe(true)
+      expect(Date.now() - started).toBeLessThan(6000)
+    })
+
     it('opts.timeoutMs overrides the host setting', async () => {
       const p = pool()
       const started = Date.now()
@@ -297,6 +318,9 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
       expect(remoteCommandLine(host({sudo: true}), {shell: "echo 'x'"})).toBe(`sudo -n -- sh -c 'echo '\\''x'\\'''`)
       expect(remoteCommandLine(host({sudo: true}), ['true'], {noSudo: true})).toBe('true')
       expect(remoteCommandLine(host({sudo: false}), ['true'])).toBe('true')
+      // With a deadline, timeout runs inside sudo (as root, so it may signal the command).
+      expect(remoteCommandLine(host({sudo: true}), ['ctl_mboxlist', '-d'], {deadlineS: 7})).toBe('sudo -n -- timeout -k 5 7 ctl_mboxlist -d')
+      expect(remoteCommandLine(host({sudo: false}), {shell: 'a | b'}, {deadlineS: 7})).toBe(`timeout -k 5 7 sh -c 'a | b'`)
     })
 
     it('runs through sudo when the host says so (a stand-in sudo that checks its arguments)', async () => {
@@ -307,7 +331,8 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
       expect(s).toMatchObject({command: `sudo -n -- sh -c 'echo one && echo two | tr t T'`, exitCode: 0, stdout: 'one\nTwo\n'})
       const n = await p.exec(host({sudo: true}), ['echo', 'plain'], {noSudo: true})
       expect(n.command).toBe('echo plain')
-      expect(readFileSync(join(dir, 'home', 'sudo.log'), 'utf8')).toBe(`printf %s| a b it's\nsh -c echo one && echo two | tr t T\n`)
+      // What sudo ran: coreutils timeout (commandTimeout 30 s + 2 s) around the command.
+      expect(readFileSync(join(dir, 'home', 'sudo.log'), 'utf8')).toBe(`timeout -k 5 32 printf %s| a b it's\ntimeout -k 5 32 sh -c echo one && echo two | tr t T\n`)
     })
   })
 
@@ -365,7 +390,7 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
       const p = pool()
       const w = await p.writeFileAtomic(host(), join(dir, 'no-such-dir', 'x.conf'), 'x').catch((e: unknown) => e)
       expect(w).toBeInstanceOf(RemoteCommandError)
-      expect((w as Error).message).toMatch(/^cannot write .*no-such-dir\/x\.conf \(exit 1\): .*No such file or directory/)
+      expect((w as Error).message).toMatch(/^cannot write .*no-such-dir\/x\.conf \(exit 1\): .*(No such file or directory|Directory nonexistent)/)
       const r = await p.readFile(host(), join(dir, 'missing.conf')).catch((e: unknown) => e)
       expect(r).toBeInstanceOf(RemoteCommandError)
       expect((r as Error).message).toMatch(/^cannot read .*missing\.conf \(exit 1\): .*No such file or directory/)
@@ -512,8 +537,8 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
     it('a connection lost during a command fails that command; the next one reconnects', async () => {
       const p = pool()
       const before = (await p.exec(host(), {shell: 'echo $SSH_CONNECTION'})).stdout
-      // The command's parent is this connection's sshd session process.
-      const err = await p.exec(host(), {shell: 'sleep 5.41 & kill -KILL $PPID; wait'}).catch((e: unknown) => e)
+      // The command's parent is the remote `timeout`; its parent, this connection's sshd session process.
+      const err = await p.exec(host(), {shell: 'sleep 5.41 & kill -KILL $(ps -o ppid= -p $PPID); wait'}).catch((e: unknown) => e)
       reap('5.41')
       expect(err).toBeInstanceOf(UnreachableError)
       expect((err as Error).message).toMatch(/^lost the SSH connection to 127\.0\.8\.1:2222 while running: sleep 5\.41 &/)
