@@ -51,19 +51,22 @@ async function preflight(rc: RunContext, step: Step): Promise<Record<string, unk
       hint: `bring ${down.map((e) => e.host).join(', ')} back, or leave ${down.length > 1 ? 'them' : 'it'} out with ${down.map((e) => `--skip-host ${e.host}`).join(' ')} (never the master)`,
     })
   // Every backend must answer: the recovery rebuilds from them and checks against them.
-  const local = await mapLimit(backends, ctx.concurrency, async (b) => {
+  const localP = mapLimit(backends, ctx.concurrency, async (b) => {
     let n = 0
     await scanDump(ctx, b, (e) => {
       if (isLiveLocal(e)) n++
     }, step.id)
     return [b.name, n] as const
   })
+  const masterP = (async () => {
+    const {path} = await dbInfo(ctx, m)
+    const exists = (await ctx.pool.exec(m, ['test', '-e', path])).exitCode === 0
+    // Never let ctl_mboxlist create a missing db: count only what is there.
+    return {path, masterEntries: exists ? (await scanDump(ctx, m, () => {}, step.id)).entries : null}
+  })()
+  const [local, {path, masterEntries}] = await Promise.all([localP, masterP])
   const backendsLocal = Object.fromEntries(local)
   const unionLocal = local.reduce((s, [, n]) => s + n, 0)
-  const {path} = await dbInfo(ctx, m)
-  const exists = (await ctx.pool.exec(m, ['test', '-e', path])).exitCode === 0
-  // Never let ctl_mboxlist create a missing db: count only what is there.
-  const masterEntries = exists ? (await scanDump(ctx, m, () => {}, step.id)).entries : null
   rc.before = {masterEntries, backendsLocal, unionLocal}
   const drop = ctx.inv.thresholds.masterDropCritPercent
   const lost = masterEntries === null || masterEntries < unionLocal * (1 - drop / 100)
@@ -213,6 +216,7 @@ async function diffPush(rc: RunContext, step: Step, host?: Host) {
     claimsAvoided: w.plan.activate.filter((n) => remote.has(n)),
   }
   rc.diffs.set(h.name, d)
+  if (w.changes) rc.pending.set(`mw-empty@${h.name}`, `ctl_mboxlist -m -w printed ${w.changes} changes at step ${step.id}`)
   if (d.removeLocal.length)
     throw new RefusedError(`ctl_mboxlist -m would delete ${d.removeLocal.length} local mailboxes (${d.removeLocal.slice(0, 5).join(', ')})`, {
       host: h.name,
@@ -273,19 +277,38 @@ async function verifyMurder(rc: RunContext, step: Step) {
   const ctx = rc.murder
   const m = master(ctx.inv)
   const backends = hostsByRole(ctx.inv, 'backend')
+  const slaves = [...hostsByRole(ctx.inv, 'frontend'), ...(ctx.inv.mode === 'unified' ? backends : [])]
   const problems: string[] = []
-  const mw = await mapLimit(backends, ctx.concurrency, async (b) => ({host: b.name, changes: (await mupdateWarn(ctx, b, step.id)).changes}))
-  for (const x of mw) if (x.changes) problems.push(`${x.host}: ctl_mboxlist -m -w still prints ${x.changes} changes`)
+  // The checks read different hosts (or the same ones read-only): all at once, so the run waits
+  // for the slowest of them (the slaves catching up) rather than their sum.
+  const mwP = mapLimit(backends, ctx.concurrency, async (b) => ({host: b.name, changes: (await mupdateWarn(ctx, b, step.id)).changes}))
   // The master must hold exactly the union of the backends' local mailboxes, each where it lives.
   const expected = new Map<string, string>()
-  await Promise.all(
+  const expectedP = Promise.all(
     backends.map((b) =>
       scanDump(ctx, b, (e) => {
         if (isLiveLocal(e)) expected.set(e.name, b.servername)
       }, step.id),
     ),
   )
-  const {locations} = await mailboxLocations(ctx, m, step.id)
+  const masterP = mailboxLocations(ctx, m, step.id)
+  // Slaves take a moment to hear the last pushes: wait for them to agree, up to a minute.
+  let finished = false
+  const agreementP = (async () => {
+    const want = (await masterP).locations.size
+    const deadline = Date.now() + 60_000
+    for (;;) {
+      const agreement = await mapLimit(slaves, ctx.concurrency, async (s) => {
+        const [dump, connected] = await Promise.all([scanDump(ctx, s, () => {}, step.id), checkCondition(rc, 'slave-connected', s)])
+        return {host: s.name, entries: dump.entries, connected: connected.ok}
+      })
+      if (finished || agreement.every((a) => a.entries === want && a.connected) || Date.now() > deadline) return agreement
+      await new Promise((r) => setTimeout(r, 250))
+    }
+  })()
+  // A check that fails ends the wait of the others.
+  const [mw, , {locations}, agreement] = await Promise.all([mwP, expectedP, masterP, agreementP]).finally(() => (finished = true))
+  for (const x of mw) if (x.changes) problems.push(`${x.host}: ctl_mboxlist -m -w still prints ${x.changes} changes`)
   let misplaced = 0
   let missing = 0
   for (const [name, server] of expected) {
@@ -298,19 +321,6 @@ async function verifyMurder(rc: RunContext, step: Step) {
   if (missing) problems.push(`the master lacks ${missing} of the backends' mailboxes`)
   if (misplaced) problems.push(`the master places ${misplaced} mailboxes on the wrong server`)
   if (extra > 0) problems.push(`the master holds ${extra} entries no backend has`)
-  // Slaves take a moment to hear the last pushes: wait for them to agree, up to a minute.
-  const slaves = [...hostsByRole(ctx.inv, 'frontend'), ...(ctx.inv.mode === 'unified' ? backends : [])]
-  const deadline = Date.now() + 60_000
-  let agreement: {host: string; entries: number; connected: boolean}[] = []
-  for (;;) {
-    agreement = await mapLimit(slaves, ctx.concurrency, async (s) => ({
-      host: s.name,
-      entries: (await scanDump(ctx, s, () => {}, step.id)).entries,
-      connected: (await checkCondition(rc, 'slave-connected', s)).ok,
-    }))
-    if (agreement.every((a) => a.entries === locations.size && a.connected) || Date.now() > deadline) break
-    await new Promise((r) => setTimeout(r, 1000))
-  }
   for (const a of agreement) {
     if (a.entries !== locations.size) problems.push(`${a.host} holds ${a.entries} entries, the master ${locations.size}`)
     if (!a.connected) problems.push(`${a.host}'s mupdate slave is not connected`)

@@ -65,7 +65,7 @@ export async function checkCondition(rc: RunContext, name: ConditionName, host: 
   for (;;) {
     const r = await checks[name](rc, host)
     if (r.ok || Date.now() >= deadline) return r
-    await new Promise((res) => setTimeout(res, 500))
+    await new Promise((res) => setTimeout(res, 250))
   }
 }
 

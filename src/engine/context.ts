@@ -1,6 +1,7 @@
 // What a running playbook carries from step to step.
 import type {MurderContext} from '../murder/context.js'
 import type {Journal} from './journal.js'
+import type {ConditionName} from './playbook.js'
 
 export interface RecoverOptions {
   source: 'backends' | 'frontend' | 'backup'
@@ -33,4 +34,11 @@ export interface RunContext {
   /** Filled by the preflight: what the hosts held before the recovery. */
   before?: {masterEntries: number | null; backendsLocal: Record<string, number>; unionLocal: number}
   diffs: Map<string, PushDiff>
+  /**
+   * Conditions a read-only step of this run found NOT to hold, by `condition@host` (the diff
+   * step finds the pending changes that make mw-empty false). The next mutating step trusts
+   * them instead of asking the host again; only negatives are kept: acting on a stale one just
+   * does an idempotent step whose post-condition is checked afresh anyway.
+   */
+  pending: Map<`${ConditionName}@${string}`, string>
 }

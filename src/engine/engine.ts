@@ -82,7 +82,8 @@ async function runUnit(rc: RunContext, step: Step, host: Host | undefined, done:
       const pre = await checkCondition(rc, step.pre, host)
       if (!pre.ok) throw new AbortError(`precondition ${step.pre} does not hold: ${pre.detail}`, {host: host.name, step: step.id})
     }
-    if (host && step.post && action.mutating) {
+    const pending = host && step.post ? rc.pending.get(`${step.post}@${host.name}`) : undefined
+    if (host && step.post && action.mutating && pending === undefined) {
       const already = await checkCondition(rc, step.post, host)
       if (already.ok) {
         rc.journal.write({event: 'step-done', step: step.id, host: host.name, data: {alreadyHeld: already.detail}})
@@ -91,6 +92,7 @@ async function runUnit(rc: RunContext, step: Step, host: Host | undefined, done:
     }
     rc.journal.write({event: 'step-start', step: step.id, host: host?.name})
     const data = (await action.run(rc, step, host)) ?? {}
+    if (host && step.post) rc.pending.delete(`${step.post}@${host.name}`)
     let detail: string | undefined
     if (host && step.post) {
       const post = await checkCondition(rc, step.post, host, {settle: true})

@@ -8,6 +8,11 @@ export interface MurderContext {
   /** Hosts worked on at once. */
   concurrency: number
   log: (msg: string) => void
+  /**
+   * Each host's imapd.conf as read once in this invocation, by host name. murderctl never edits
+   * imapd.conf, so a run need not re-read it for every condition it checks.
+   */
+  imapdConf: Map<string, Promise<Map<string, string>>>
 }
 
 export interface ContextOptions {
@@ -20,7 +25,7 @@ export interface ContextOptions {
 export async function withMurder<T>(inv: Inventory, opts: ContextOptions, fn: (ctx: MurderContext) => Promise<T>): Promise<T> {
   const pool = new SshPool({knownHostsPath: inv.knownHosts, acceptNewHostKeys: opts.acceptNewHostKeys})
   try {
-    return await fn({inv, pool, concurrency: opts.concurrency ?? 8, log: opts.log ?? (() => {})})
+    return await fn({inv, pool, concurrency: opts.concurrency ?? 8, log: opts.log ?? (() => {}), imapdConf: new Map()})
   } finally {
     await pool.close()
   }

@@ -73,7 +73,7 @@ export async function recoverMaster(ctx: MurderContext, req: RecoverRequest, hoo
     journal = new Journal(ctx.inv.stateDir, newRunId(req.dryRun ? 'recover-master-dry' : 'recover-master'))
     journal.write({event: 'run-start', data: {command: 'recover-master', playbook: playbook.name, playbookFile: req.playbookFile, options, dryRun: req.dryRun}})
   }
-  const rc: RunContext = {murder: ctx, journal, runId: journal.run, dryRun: req.dryRun, resumed: Boolean(req.resume), options, diffs: new Map()}
+  const rc: RunContext = {murder: ctx, journal, runId: journal.run, dryRun: req.dryRun, resumed: Boolean(req.resume), options, diffs: new Map(), pending: new Map()}
   const resumeHint = `continue with: murderctl recover-master -i ${ctx.inv.path} --resume ${journal.run}`
   hooks.progress(`${req.dryRun ? 'dry run of' : 'running'} ${playbook.name} (source: ${options.source}${options.frontend ? ` ${options.frontend}` : ''}${options.backupPath ? ` ${options.backupPath}` : ''}); journal ${journal.path}`)
   const outcome = await runPlaybook(rc, playbook, hooks, resumeHint)

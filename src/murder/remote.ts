@@ -9,9 +9,16 @@ import type {MurderContext} from './context.js'
 
 export const tool = (host: Host, name: string) => `${host.cyrus.binDir}/${name}`
 
-/** The host's imapd.conf, as Cyrus reads it (a bad line is skipped, not fatal). */
-export async function readImapdConf(ctx: MurderContext, host: Host): Promise<Map<string, string>> {
-  return parseImapdConf((await ctx.pool.readFile(host, host.cyrus.imapdConf)).toString('utf8'), {lenient: true})
+/** The host's imapd.conf, as Cyrus reads it (a bad line is skipped, not fatal); read once per invocation. */
+export function readImapdConf(ctx: MurderContext, host: Host): Promise<Map<string, string>> {
+  let conf = ctx.imapdConf.get(host.name)
+  if (!conf) {
+    conf = ctx.pool.readFile(host, host.cyrus.imapdConf).then((b) => parseImapdConf(b.toString('utf8'), {lenient: true}))
+    // A failed read (host down) is not remembered: the next attempt asks again.
+    conf.catch(() => ctx.imapdConf.delete(host.name))
+    ctx.imapdConf.set(host.name, conf)
+  }
+  return conf
 }
 
 /** The pid of cyrus-master from its pidfile, or null when it is not running. */

@@ -28,6 +28,18 @@ export async function murderctl(args: string[], opts: {env?: Record<string, stri
 
 export const lab = () => ({dir: inject('labDir'), inventory: inject('labInventory')})
 
+/**
+ * Wait until every cyrus-master runs and every slave is connected again: slaves reconnect to a
+ * restarted master only within mupdate_retry_delay, and the next file expects a whole lab.
+ */
+export async function waitLabHealthy(timeoutMs = 40_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while ((await murderctl(['check', '-i', lab().inventory, '--only', 'slaves', '--only', 'cyrus-master'])).exitCode !== 0) {
+    if (Date.now() > deadline) throw new Error('the lab did not come back healthy')
+    await new Promise((r) => setTimeout(r, 1000))
+  }
+}
+
 export function labHost(name: string) {
   const h = readLabState(lab().dir)?.hosts.find((x) => x.name === name)
   if (!h) throw new Error(`no lab host ${name}`)

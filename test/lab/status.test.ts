@@ -2,9 +2,9 @@
 import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {describe, expect, it} from 'vitest'
+import {beforeAll, describe, expect, it} from 'vitest'
 import {parse, stringify} from 'yaml'
-import {CTL, lab, murderctl, onHost} from './helpers.js'
+import {CTL, lab, murderctl, onHost, waitLabHealthy} from './helpers.js'
 
 /** Counts straight from a host's mailboxes.db, without murderctl. */
 async function trueCounts(host: string) {
@@ -28,6 +28,9 @@ function variantInventory(edit: (doc: any) => void, knownHosts?: string): string
 }
 
 describe('murderctl status on the standard lab', () => {
+  // Another file may have just restarted the master; status should report a settled lab.
+  beforeAll(() => waitLabHealthy(), 60_000)
+
   it('reports every host with figures equal to what the hosts hold', async () => {
     const r = await murderctl(['status', '-i', lab().inventory, '--json'])
     expect(r.exitCode, r.stderr).toBe(0)

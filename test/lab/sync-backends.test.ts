@@ -5,7 +5,7 @@ import {join} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
 import {ImapClient} from '../../src/imap/client.js'
 import {labPassword} from '../../src/lab/lab.js'
-import {CTL, dropEntry, dumpEntry, lab, labChecksums, labHost, murderctl, onHost} from './helpers.js'
+import {CTL, dropEntry, dumpEntry, lab, labChecksums, labHost, murderctl, onHost, waitLabHealthy} from './helpers.js'
 
 const service = () => join(lab().dir, 'bin', 'cyrus-service')
 const backendOf = (plan: any, name: string) => plan.backends.find((b: any) => b.backend === name)
@@ -15,6 +15,7 @@ describe('murderctl sync-backends on the standard lab', () => {
     // Leave the lab whole for the next file whatever happened here.
     await onHost('mupdate', `${service()} start`)
     for (const b of ['b1', 'b2']) await onHost(b, `${CTL} -m -a`).catch(() => {})
+    await waitLabHealthy()
   })
 
   it('finds every divergence exactly, and --dry-run changes nothing anywhere', async () => {
