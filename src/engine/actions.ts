@@ -243,8 +243,17 @@ async function push(rc: RunContext, step: Step, host?: Host) {
     return {pushed: 'all'}
   }
   const local: MailboxEntry[] = []
+  const withoutUniqueid: string[] = []
   await scanDump(rc.murder, h, (e) => {
-    if (isLiveLocal(e)) local.push(e)
+    if (!isLiveLocal(e)) return
+    // A unified backend's slave rewrites some local entries without uniqueid (seen on a
+    // delayed-deleted DELETED.* mailbox); -u would skip them, yet a plain -m pushes them. The
+    // list below is only read by this -m, and MUPDATE carries no uniqueid, so a stand-in keeps
+    // them in the push; the backend's own db is left as it is (check reports them).
+    if (!e.uniqueid) {
+      withoutUniqueid.push(e.name)
+      local.push({...e, uniqueid: `murderctlpush${sha256(e.name).slice(0, 16)}`})
+    } else local.push(e)
   }, step.id)
   const {configDirectory} = await dbInfo(rc.murder, h)
   const tmp = `${configDirectory}/murderctl-localonly-${rc.runId}.db`
@@ -260,12 +269,12 @@ async function push(rc: RunContext, step: Step, host?: Host) {
       throw new UnexpectedOutputError(`could not build the local-only list: loaded ${loaded} of ${local.length} (${u.stderr.trim().split('\n')[0] ?? ''})`, {
         host: h.name,
         step: step.id,
-        hint: 'local entries without uniqueid need `reconstruct` first (Cyrus 3.6 cannot open them)',
+        hint: 'the journal has ctl_mboxlist -u\'s message; repair the entry it names (murderctl check lists broken entries), then resume',
       })
     const r = await rc.murder.pool.exec(h, [ctl, '-m', '-f', tmp])
     rc.journal.command(step.id, h.name, r)
     if (r.exitCode !== 0 || r.stderr.trim()) throw new AbortError(`ctl_mboxlist -m failed: ${r.stderr.trim().split('\n')[0]}`, {host: h.name, step: step.id})
-    return {pushed: local.length, digest: sha256(json)}
+    return {pushed: local.length, withoutUniqueid: withoutUniqueid.length, digest: sha256(json)}
   } finally {
     await rc.murder.pool.exec(h, ['rm', '-f', '--', tmp]).catch(() => {})
   }

@@ -4,7 +4,8 @@ import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {labDown, labUp, type LabState} from '../../src/lab/lab.js'
+import {ImapClient} from '../../src/imap/client.js'
+import {labDown, labPassword, labUp, type LabState} from '../../src/lab/lab.js'
 import {CTL, labChecksumsOf, listOf, loseMasterDb, murderctl, onHost} from './helpers.js'
 
 let state: LabState
@@ -90,5 +91,45 @@ describe('recover-master on a unified lab', () => {
     // The operator's hand-disabled slaves are running again, and connected.
     const status = await murderctl(['status', '-i', state.inventory, '--json', '--no-counts'])
     for (const b of status.json.hosts.filter((h: any) => h.role === 'backend')) expect(b.mupdate).toMatchObject({enabled: true, slaveConnected: true})
+  })
+
+  it('restores from a backup older than the disaster: what changed since comes from the backends', async () => {
+    const b = await murderctl(['backup', '-i', state.inventory, '--json'])
+    expect(b.exitCode, b.stderr).toBe(0)
+    const backup = b.json.backups[0]
+    // After the backup, users go on: a mailbox created on b1, one deleted on b2.
+    const imap = async (host: string, cmd: string) => {
+      const c = await ImapClient.open(state.hosts.find((h) => h.name === host)!.address, 143, {label: host})
+      try {
+        await c.login('cyrus', labPassword(state.dir))
+        await c.ok(cmd)
+      } finally {
+        await c.logout()
+      }
+    }
+    await imap('b1', 'CREATE user.erin')
+    await imap('b2', 'DELETE user.dave.Trash')
+    const now = await listOf('mupdate', state.dir)
+    expect(now.has('user.erin')).toBe(true)
+    expect(now.has('user.dave.Trash')).toBe(false)
+    // delete_mode is delayed: the deleted mailbox lives on as DELETED.user.dave.Trash.<hex> on
+    // b2, and b2's own slave rewrote its entry without uniqueid (the 3.6 unified quirk).
+    const kept = [...now.keys()].filter((n) => n.startsWith('DELETED.user.dave.Trash.'))
+    expect(kept).toHaveLength(1)
+    expect(JSON.parse((await onHost('b2', `${CTL} -d`, undefined, state.dir)).stdout)[kept[0]].uniqueid).toBeUndefined()
+
+    await loseMasterDb(state.dir)
+    const r = await murderctl(['recover-master', '-i', state.inventory, '--source', `backup=${backup.dir}`, '--yes', '--json'])
+    expect(r.exitCode, JSON.stringify(r.json?.error)).toBe(0)
+    expect(r.json.playbook).toBe('recover-master-unified-backup')
+    expect(r.json.results.find((u: any) => u.step === 'install-backup').data.entries).toBe(backup.entries)
+    // The diff carried exactly the changes since the backup.
+    const diff = (host: string) => r.json.results.find((u: any) => u.step === 'diff' && u.host === host).data
+    expect(diff('b1')).toMatchObject({activate: 1, removeFromMupdate: 0})
+    expect(diff('b2')).toMatchObject({activate: 1, removeFromMupdate: 1})
+    expect(r.json.results.find((u: any) => u.step === 'push' && u.host === 'b2').data.withoutUniqueid).toBe(1)
+    const master = await listOf('mupdate', state.dir)
+    expect(new Map([...master].sort())).toEqual(new Map([...now].sort()))
+    for (const h of ['b1', 'b2']) expect((await onHost(h, `${CTL} -m -w`, undefined, state.dir)).stdout).toBe('')
   })
 })

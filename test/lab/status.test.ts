@@ -53,8 +53,9 @@ describe('murderctl status on the standard lab', () => {
     expect(hosts.b1.replication).toEqual({syncLog: true, syncHost: 'b1r', rollingClient: 'running'})
     expect(hosts.b2.replication.rollingClient).toBe('none')
     expect(hosts.b1r).toMatchObject({servername: 'b1', murderRole: 'standalone', mupdatePush: false})
-    expect(hosts.mupdate.mailboxes.total).toBe(40)
-    expect(hosts.b1.mailboxes.local + hosts.b2.mailboxes.local).toBe(40)
+    // The master holds exactly the backends' own mailboxes (other files may have added some).
+    expect(hosts.mupdate.mailboxes.total).toBeGreaterThanOrEqual(40)
+    expect(hosts.b1.mailboxes.local + hosts.b2.mailboxes.local).toBe(hosts.mupdate.mailboxes.total)
   })
 
   it('prints a table on a terminal-less stdout, with every host', async () => {
