@@ -111,6 +111,42 @@ describe('recover-master on the standard lab', () => {
     await expectWhole()
   })
 
+  it('runs an operator\'s edited copy of a playbook, and refuses one written for the other mode', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'murderctl-pb-'))
+    const shipped = (name: string) => readFileSync(join(import.meta.dirname, '../../playbooks', `${name}.yaml`), 'utf8')
+    // The site's own runbook: the frontends' lists saved aside too, before the master changes.
+    const site = shipped('recover-master-standard-frontend')
+      .replace('name: recover-master-standard-frontend', 'name: site-recover-from-frontend')
+      .replace('  - {id: stop-master,', `  - {id: save-frontend-dbs, title: "Copy every frontend's mailboxes.db aside", hosts: frontends, action: copy-aside-db}\n  - {id: stop-master,`)
+    writeFileSync(join(dir, 'site.yaml'), site)
+    writeFileSync(join(dir, 'unified.yaml'), shipped('recover-master-unified-backends'))
+    await loseMasterDb(undefined, {restart: false})
+    const sums = await labChecksums()
+    const wrong = await murderctl(['recover-master', '-i', lab().inventory, '--playbook', join(dir, 'unified.yaml'), '--yes', '--json'])
+    expect(wrong.exitCode).toBe(7)
+    expect(wrong.json.error.message).toMatch(/is for a unified murder; the inventory says standard/)
+    expect(await labChecksums()).toEqual(sums)
+
+    const r = await murderctl(['recover-master', '-i', lab().inventory, '--playbook', join(dir, 'site.yaml'), '--yes', '--json'])
+    expect(r.exitCode, JSON.stringify(r.json?.error)).toBe(0)
+    expect(r.json.playbook).toBe('site-recover-from-frontend')
+    const saved = r.json.results.filter((u: any) => u.step === 'save-frontend-dbs')
+    expect(saved.map((u: any) => u.host).sort()).toEqual(['fe1', 'fe2'])
+    for (const u of saved) expect((await onHost(u.host, `sha256sum ${u.data.copy}`)).stdout.split(' ')[0]).toBe(u.data.sha256)
+    await expectWhole()
+  })
+
+  it('backs up every host with --all-hosts, each copy counted as its host holds it', async () => {
+    const r = await murderctl(['backup', '-i', lab().inventory, '--all-hosts', '--json'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    const byHost = Object.fromEntries(r.json.backups.map((b: any) => [b.host, b]))
+    expect(Object.keys(byHost).sort()).toEqual(['b1', 'b1r', 'b2', 'fe1', 'fe2', 'mupdate'])
+    for (const [host, b] of Object.entries<any>(byHost)) {
+      expect(b.entries, host).toBe((await listOf(host)).size)
+      expect(b.sha256).toMatch(/^[0-9a-f]{64}$/)
+    }
+  })
+
   it('keeps at most --keep backups', async () => {
     for (let i = 0; i < 3; i++) expect((await murderctl(['backup', '-i', lab().inventory, '--keep', '2'])).exitCode).toBe(0)
     const inv = parse(readFileSync(lab().inventory, 'utf8'))
