@@ -58,6 +58,7 @@ says where. A run that stops says where, and --resume RUN finishes it without re
           progress: (line) => this.progress(line),
           // listr2 on a terminal; plain lines in a pipe, a log or cron.
           runStep: process.stderr.isTTY && !this.jsonEnabled() ? listrStep : undefined,
+          interruptible: true,
           confirm: async (step, diffs, fullPath) => {
             if (!this.jsonEnabled()) process.stderr.write(`\n${renderPushDiffs(diffs)}\nfull diff: ${fullPath}\n\n`)
             return this.confirm(`Run ctl_mboxlist -m on ${diffs.map((d) => d.backend).join(', ')} with these changes?`, {yes: flags.yes, what: `step ${step.id}`})

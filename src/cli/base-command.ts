@@ -44,9 +44,16 @@ export abstract class BaseCommand extends Command {
         hint: 're-run with --yes once you have read the plan (use --dry-run to see it)',
       })
     const rl = createInterface({input: process.stdin, output: process.stderr})
+    // Ctrl-C at the prompt is a "no" (the run then stops resumably), not a crash.
+    const ac = new AbortController()
+    rl.on('SIGINT', () => ac.abort())
     try {
-      const answer = await rl.question(`${question} [y/N] `)
+      const answer = await rl.question(`${question} [y/N] `, {signal: ac.signal})
       return /^y(es)?$/i.test(answer.trim())
+    } catch (error) {
+      if (!ac.signal.aborted) throw error
+      process.stderr.write('\n')
+      return false
     } finally {
       rl.close()
     }

@@ -1,13 +1,14 @@
 // Runs a playbook: step after step, each on its hosts in parallel (bounded), journaled, each
 // done when its post-condition holds. A run that stops says where and how to resume; a resumed
 // run skips what the journal says is done.
-import {AbortError, asMurderctlError, MurderctlError, NeedsConfirmationError} from '../errors.js'
+import {AbortError, asMurderctlError, ExitCode, MurderctlError, NeedsConfirmationError} from '../errors.js'
 import {hostsByRole, master} from '../inventory/load.js'
 import type {Host} from '../inventory/schema.js'
 import {mapLimit} from '../util/limit.js'
 import {ACTIONS} from './actions.js'
 import {checkCondition} from './conditions.js'
 import type {PushDiff, RunContext} from './context.js'
+import {watchInterrupts} from './interrupt.js'
 import type {Playbook, Step} from './playbook.js'
 
 export interface UnitResult {
@@ -25,6 +26,8 @@ export interface EngineHooks {
   runStep?: (step: Step, index: number, total: number, run: () => Promise<UnitResult[]>) => Promise<UnitResult[]>
   /** Show the diffs collected so far and ask; false stops the run. */
   confirm: (step: Step, diffs: PushDiff[], fullDiffPath: string) => Promise<boolean>
+  /** Take Ctrl-C / SIGTERM: finish the step in flight, then stop resumably (commands, not tests). */
+  interruptible?: boolean
 }
 
 /** Raised when a run stops part-way: names the step and how to go on. */
@@ -33,7 +36,7 @@ export class RunStoppedError extends MurderctlError {
     message: string,
     readonly stoppedAt: string,
     readonly results: UnitResult[],
-    ctx: {host?: string; hint: string; code?: 'failed' | 'refused' | 'needsConfirmation' | 'unreachable' | 'hostKey' | 'timeout'},
+    ctx: {host?: string; hint: string; code?: 'failed' | 'refused' | 'needsConfirmation' | 'unreachable' | 'hostKey' | 'timeout' | 'interrupted'},
   ) {
     super(ctx.code ?? 'failed', message, {host: ctx.host, step: stoppedAt, hint: ctx.hint})
   }
@@ -143,9 +146,33 @@ export interface RunOutcome {
 }
 
 export async function runPlaybook(rc: RunContext, playbook: Playbook, hooks: EngineHooks, resumeHint: string): Promise<RunOutcome> {
+  let current = playbook.steps[0]?.id ?? ''
+  const watch = hooks.interruptible
+    ? watchInterrupts(
+        () => process.stderr.write(`\nmurderctl: interrupted: finishing step ${current} on its hosts, then stopping (interrupt again to stop at once)\n`),
+        () => {
+          rc.journal.write({event: 'interrupted', step: current, data: {atOnce: true}})
+          process.stderr.write(`murderctl: stopped at once during step ${current}; its commands may still be running on the hosts (the journal lists them): check with murderctl status, then ${resumeHint}\n`)
+          process.exit(ExitCode.interrupted)
+        },
+      )
+    : undefined
+  try {
+    return await runSteps(rc, playbook, hooks, resumeHint, () => watch?.requested ?? false, (id) => (current = id))
+  } finally {
+    watch?.dispose()
+  }
+}
+
+async function runSteps(rc: RunContext, playbook: Playbook, hooks: EngineHooks, resumeHint: string, interrupted: () => boolean, at: (step: string) => void): Promise<RunOutcome> {
   const done = rc.dryRun ? new Set<string>() : doneUnits(rc)
   const results: UnitResult[] = []
   for (const [i, step] of playbook.steps.entries()) {
+    if (interrupted()) {
+      rc.journal.write({event: 'interrupted', step: step.id})
+      throw new RunStoppedError(`interrupted: stopped before step ${step.id}; every step before it is done`, step.id, results, {code: 'interrupted', hint: resumeHint})
+    }
+    at(step.id)
     const run = async () => {
       if (!rc.dryRun && ACTIONS[step.action].mutating) await assertReachable(rc, step, results, resumeHint)
       return mapLimit(stepHosts(rc, step), rc.murder.concurrency, (h) => runUnit(rc, step, h, done))

@@ -9,7 +9,7 @@ import {type SavedCopy, sha256} from '../murder/remote.js'
 export const JournalEvent = z.object({
   at: z.string(),
   run: z.string(),
-  event: z.enum(['run-start', 'step-start', 'step-done', 'step-failed', 'step-skipped', 'command', 'saved-copy', 'note', 'run-end']),
+  event: z.enum(['run-start', 'step-start', 'step-done', 'step-failed', 'step-skipped', 'command', 'saved-copy', 'note', 'interrupted', 'run-end']),
   step: z.string().optional(),
   host: z.string().optional(),
   command: z.string().optional(),

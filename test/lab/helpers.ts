@@ -26,6 +26,23 @@ export async function murderctl(args: string[], opts: {env?: Record<string, stri
   return {exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr, json}
 }
 
+/** Run murderctl and send it `signal` once its stderr matches `when`: an operator's Ctrl-C. */
+export async function murderctlInterrupted(args: string[], when: RegExp, signal: NodeJS.Signals = 'SIGINT'): Promise<CliResult> {
+  const child = execa('node', [BIN, ...args], {reject: false, env: {FORCE_COLOR: '0', NODE_ENV: 'production'}, stdin: 'ignore', timeout: 300_000})
+  let seen = ''
+  let sent = false
+  child.stderr!.on('data', (b: Buffer) => {
+    seen += b.toString()
+    if (!sent && when.test(seen)) {
+      sent = true
+      child.kill(signal)
+    }
+  })
+  const r = await child
+  if (!sent) throw new Error(`murderctl ended before its output matched ${when}: ${r.stderr}`)
+  return {exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), json: undefined}
+}
+
 export const lab = () => ({dir: inject('labDir'), inventory: inject('labInventory')})
 
 /**

@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {tmpdir} from 'node:os'
 import {beforeAll, describe, expect, it} from 'vitest'
 import {parse} from 'yaml'
-import {lab, labChecksums, listOf, loseMasterDb, murderctl, onHost} from './helpers.js'
+import {lab, labChecksums, listOf, loseMasterDb, murderctl, murderctlInterrupted, onHost} from './helpers.js'
 
 let before: Map<string, string>
 
@@ -108,6 +108,27 @@ describe('recover-master on the standard lab', () => {
     } finally {
       await onHost('fe2', `/usr/sbin/sshd -f ${lab().dir}/hosts/fe2/sshd_config`)
     }
+    await expectWhole()
+  })
+
+  it('on Ctrl-C finishes the step in flight, stops before the next, and --resume finishes', async () => {
+    await loseMasterDb(undefined, {restart: false})
+    // Interrupted while the frontend's list is being copied to the master.
+    const stopped = await murderctlInterrupted(['recover-master', '-i', lab().inventory, '--source', 'frontend', '--yes'], /\[5\/\d+\] Copy the frontend's/)
+    expect(stopped.exitCode, stopped.stderr).toBe(130)
+    expect(stopped.stderr).toMatch(/finishing step install-frontend-db on its hosts/)
+    const [, next, run] = stopped.stderr.match(/interrupted: stopped before step (\S+);[\s\S]*--resume (\S+)/)!
+    const events = readFileSync(join(lab().dir, parse(readFileSync(lab().inventory, 'utf8')).stateDir, 'runs', run, 'journal.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    // The step in flight ended done; the next never started.
+    expect(events.some((e) => e.event === 'step-done' && e.step === 'install-frontend-db')).toBe(true)
+    expect(events.some((e) => e.event === 'step-start' && e.step === next)).toBe(false)
+    expect(events.at(-1)).toMatchObject({event: 'interrupted', step: next})
+    const done = await murderctl(['recover-master', '-i', lab().inventory, '--resume', run, '--yes', '--json'])
+    expect(done.exitCode, JSON.stringify(done.json?.error)).toBe(0)
+    expect(done.json.results.find((u: any) => u.step === 'install-frontend-db').status).toBe('already-done')
     await expectWhole()
   })
 
