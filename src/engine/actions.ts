@@ -3,11 +3,11 @@
 // moved aside first, with its checksum, and the journal says where.
 import {AbortError, asMurderctlError, RefusedError, UnexpectedOutputError, UnreachableError} from '../errors.js'
 import {disableService, enableService, mupdateService, parseCyrusConf} from '../cyrus/cyrus-conf.js'
-import {isLiveLocal, isRemote, type MailboxEntry} from '../cyrus/mboxlist-dump.js'
+import {isLiveLocal, type MailboxEntry} from '../cyrus/mboxlist-dump.js'
 import {hostsByRole, master} from '../inventory/load.js'
 import type {Host} from '../inventory/schema.js'
 import {dbInfo, installDb, latestVerifiedBackup, readVerifiedBackup, saveDbAside, snapshotDb} from '../murder/backup.js'
-import {mailboxLocations, mupdatePush, mupdateWarn, scanDump} from '../murder/mboxlist.js'
+import {localMupdateWarn, mailboxLocations, mupdatePush, mupdateWarn, scanDump} from '../murder/mboxlist.js'
 import {copyAside, hupMaster, sha256, tool} from '../murder/remote.js'
 import {shellQuote} from '../ssh/quote.js'
 import {mapLimit} from '../util/limit.js'
@@ -206,17 +206,10 @@ async function installFromBackup(rc: RunContext, step: Step, host?: Host) {
  */
 async function diffPush(rc: RunContext, step: Step, host?: Host) {
   const h = need(host, step)
-  const [w, remote] = await Promise.all([mupdateWarn(rc.murder, h, step.id), step.params.localOnly ? remoteNames(rc, h, step) : Promise.resolve(new Set<string>())])
-  const d: PushDiff = {
-    backend: h.name,
-    activate: w.plan.activate.filter((n) => !remote.has(n)),
-    removeFromMupdate: w.plan.removeFromMupdate,
-    removeRemoteFlag: w.plan.removeRemoteFlag,
-    removeLocal: w.plan.removeLocal,
-    claimsAvoided: w.plan.activate.filter((n) => remote.has(n)),
-  }
+  const w = step.params.localOnly ? await localMupdateWarn(rc.murder, h, step.id) : {...(await mupdateWarn(rc.murder, h, step.id)), claimsAvoided: []}
+  const d: PushDiff = {backend: h.name, ...w.plan, claimsAvoided: w.claimsAvoided}
   rc.diffs.set(h.name, d)
-  if (w.changes) rc.pending.set(`mw-empty@${h.name}`, `ctl_mboxlist -m -w printed ${w.changes} changes at step ${step.id}`)
+  if (w.changes) rc.pending.set(`${step.params.localOnly ? 'local-mw-empty' : 'mw-empty'}@${h.name}`, `ctl_mboxlist -m -w printed ${w.changes} changes at step ${step.id}`)
   if (d.removeLocal.length)
     throw new RefusedError(`ctl_mboxlist -m would delete ${d.removeLocal.length} local mailboxes (${d.removeLocal.slice(0, 5).join(', ')})`, {
       host: h.name,
@@ -224,14 +217,6 @@ async function diffPush(rc: RunContext, step: Step, host?: Host) {
       hint: 'the restored list places them on another server: resolve with murderctl sync-backends --local-authoritative once the master is up',
     })
   return {activate: d.activate.length, removeFromMupdate: d.removeFromMupdate.length, removeRemoteFlag: d.removeRemoteFlag.length, claimsAvoided: d.claimsAvoided.length}
-}
-
-async function remoteNames(rc: RunContext, h: Host, step: Step): Promise<Set<string>> {
-  const names = new Set<string>()
-  await scanDump(rc.murder, h, (e) => {
-    if (isRemote(e)) names.add(e.name)
-  }, step.id)
-  return names
 }
 
 /** Push; with localOnly from a copy of the db holding only this backend's own mailboxes. */
@@ -290,7 +275,6 @@ async function verifyMurder(rc: RunContext, step: Step) {
   const problems: string[] = []
   // The checks read different hosts (or the same ones read-only): all at once, so the run waits
   // for the slowest of them (the slaves catching up) rather than their sum.
-  const mwP = mapLimit(backends, ctx.concurrency, async (b) => ({host: b.name, changes: (await mupdateWarn(ctx, b, step.id)).changes}))
   // The master must hold exactly the union of the backends' local mailboxes, each where it lives.
   const expected = new Map<string, string>()
   const expectedP = Promise.all(
@@ -303,7 +287,7 @@ async function verifyMurder(rc: RunContext, step: Step) {
   const masterP = mailboxLocations(ctx, m, step.id)
   // Slaves take a moment to hear the last pushes: wait for them to agree, up to a minute.
   let finished = false
-  const agreementP = (async () => {
+  const slavesP = (async () => {
     const want = (await masterP).locations.size
     const deadline = Date.now() + 60_000
     for (;;) {
@@ -315,8 +299,18 @@ async function verifyMurder(rc: RunContext, step: Step) {
       await new Promise((r) => setTimeout(r, 250))
     }
   })()
+  // A unified backend's -m -w also reads its remote entries, which its slave may still be
+  // bringing up to date: a non-empty answer there counts once the slaves agree.
+  const mwP = mapLimit(backends, ctx.concurrency, async (b) => {
+    let changes = (await mupdateWarn(ctx, b, step.id)).changes
+    if (changes && ctx.inv.mode === 'unified') {
+      await slavesP.catch(() => {})
+      changes = (await mupdateWarn(ctx, b, step.id)).changes
+    }
+    return {host: b.name, changes}
+  })
   // A check that fails ends the wait of the others.
-  const [mw, , {locations}, agreement] = await Promise.all([mwP, expectedP, masterP, agreementP]).finally(() => (finished = true))
+  const [mw, , {locations}, slavesAgree] = await Promise.all([mwP, expectedP, masterP, slavesP]).finally(() => (finished = true))
   for (const x of mw) if (x.changes) problems.push(`${x.host}: ctl_mboxlist -m -w still prints ${x.changes} changes`)
   let misplaced = 0
   let missing = 0
@@ -330,11 +324,11 @@ async function verifyMurder(rc: RunContext, step: Step) {
   if (missing) problems.push(`the master lacks ${missing} of the backends' mailboxes`)
   if (misplaced) problems.push(`the master places ${misplaced} mailboxes on the wrong server`)
   if (extra > 0) problems.push(`the master holds ${extra} entries no backend has`)
-  for (const a of agreement) {
+  for (const a of slavesAgree) {
     if (a.entries !== locations.size) problems.push(`${a.host} holds ${a.entries} entries, the master ${locations.size}`)
     if (!a.connected) problems.push(`${a.host}'s mupdate slave is not connected`)
   }
-  const figures = {master: locations.size, unionOfBackendsLocal: expected.size, before: rc.before, backendsMw: mw, slaves: agreement}
+  const figures = {master: locations.size, unionOfBackendsLocal: expected.size, before: rc.before, backendsMw: mw, slaves: slavesAgree}
   if (problems.length) throw new AbortError(`verification failed: ${problems.join('; ')}`, {step: step.id, hint: 'read the figures in the journal; murderctl sync-backends --dry-run shows what differs'})
   return figures
 }

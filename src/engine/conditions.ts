@@ -6,7 +6,7 @@ import {shellQuote} from '../ssh/quote.js'
 import type {ConditionName} from './playbook.js'
 import type {RunContext} from './context.js'
 import {dbInfo} from '../murder/backup.js'
-import {mupdateWarn} from '../murder/mboxlist.js'
+import {localMupdateWarn, mupdateWarn} from '../murder/mboxlist.js'
 import {childRunning, masterPid, slaveConnected} from '../murder/remote.js'
 
 export interface ConditionResult {
@@ -38,6 +38,11 @@ const checks: Record<ConditionName, Check> = {
   'mw-empty': async (rc, h) => {
     const w = await mupdateWarn(rc.murder, h, 'verify')
     return {ok: w.changes === 0, detail: w.changes === 0 ? 'ctl_mboxlist -m -w prints nothing' : `ctl_mboxlist -m -w still prints ${w.changes} changes`}
+  },
+  // After a unified backend's local-only push: its own mailboxes agree with the master.
+  'local-mw-empty': async (rc, h) => {
+    const w = await localMupdateWarn(rc.murder, h, 'verify')
+    return {ok: w.changes === 0, detail: w.changes === 0 ? `ctl_mboxlist -m -w prints nothing about local mailboxes${w.claimsAvoided.length ? ` (${w.claimsAvoided.length} lagging remote entries, for the slave)` : ''}` : `ctl_mboxlist -m -w still prints ${w.changes} changes to local mailboxes`}
   },
   'db-absent': async (rc, h) => {
     const {path} = await dbInfo(rc.murder, h)

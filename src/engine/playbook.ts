@@ -29,7 +29,7 @@ export const ActionName = z.enum([
 ])
 export type ActionName = z.infer<typeof ActionName>
 
-export const ConditionName = z.enum(['cyrus-running', 'cyrus-stopped', 'slave-stopped', 'slave-connected', 'mw-empty', 'db-absent', 'db-present', 'locked'])
+export const ConditionName = z.enum(['cyrus-running', 'cyrus-stopped', 'slave-stopped', 'slave-connected', 'mw-empty', 'local-mw-empty', 'db-absent', 'db-present', 'locked'])
 export type ConditionName = z.infer<typeof ConditionName>
 
 export const Step = z

@@ -78,6 +78,25 @@ export async function mupdateWarn(ctx: MurderContext, host: Host, step = 'ctl_mb
   return {plan, changes, command: r.command, durationMs: r.durationMs}
 }
 
+/**
+ * `-m -w` counting only what concerns this backend's OWN mailboxes. A unified backend also
+ * holds remote entries; with its slave off they may lag behind the master (another backend's
+ * push, a deletion since a backup), and -m -w offers to activate them as this backend's: on an
+ * empty master a plain -m would claim them. Those lines are left out, as claimsAvoided; the
+ * slave's resync settles the remote entries once it is back.
+ */
+export async function localMupdateWarn(ctx: MurderContext, host: Host, step = 'ctl_mboxlist -m -w'): Promise<WarnResult & {claimsAvoided: string[]}> {
+  const remote = new Set<string>()
+  const [w] = await Promise.all([
+    mupdateWarn(ctx, host, step),
+    scanDump(ctx, host, (e) => {
+      if (isRemote(e)) remote.add(e.name)
+    }, step),
+  ])
+  const claimsAvoided = w.plan.activate.filter((n) => remote.has(n))
+  return {...w, plan: {...w.plan, activate: w.plan.activate.filter((n) => !remote.has(n))}, changes: w.changes - claimsAvoided.length, claimsAvoided}
+}
+
 /** `ctl_mboxlist -m` (with -a: local copies are authoritative). Verified by the caller with -m -w. */
 export async function mupdatePush(ctx: MurderContext, host: Host, opts: {authoritative?: boolean; step?: string} = {}) {
   const args = ['-m', ...(opts.authoritative ? ['-a'] : [])]
