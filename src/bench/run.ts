@@ -1,6 +1,6 @@
 // The benchmark: speed and memory of murderctl on real labs, beside Cyrus's own tools measured
 // in the same run. Not a test: it prints numbers (and --json writes them) for people to read.
-//   npm run bench [-- --quick] [-- --only small,recover,diff] [-- --json out.json]
+//   npm run bench [-- --quick] [-- --only small,recover,unified,diff] [-- --json out.json]
 // Needs root (it boots labs); takes a few minutes (the large labs load tens of thousands of
 // mailboxes with ctl_mboxlist -u).
 import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
@@ -45,10 +45,10 @@ async function raw(state: LabState, host: string, cmd: string): Promise<number> 
   return Math.round(performance.now() - started)
 }
 
-async function lab(name: string, base: string, mailboxes: number): Promise<LabState> {
+async function lab(name: string, base: string, mailboxes: number, topology: 'standard' | 'unified' = 'standard'): Promise<LabState> {
   const dir = mkdtempSync(join(tmpdir(), `murderctl-bench-${name}-`))
   const started = performance.now()
-  const state = await labUp({dir, topology: 'standard', base, mailboxes, log: (m) => say(`${name}: ${m}`)})
+  const state = await labUp({dir, topology, base, mailboxes, log: (m) => say(`${name}: ${m}`)})
   say(`${name}: lab with ${mailboxes} mailboxes up in ${((performance.now() - started) / 1000).toFixed(1)}s`)
   return state
 }
@@ -117,6 +117,47 @@ async function recover(perBackend: number, rounds: number) {
   }
 }
 
+/**
+ * recover-master on a unified murder, beside the documented manual procedure on the same lab:
+ * slaves off by hand, an empty master, a plain `ctl_mboxlist -m` on every backend in parallel.
+ * That plain -m also pushes the other backend's mailboxes (each backend holds them as remote
+ * entries), so it does more work than murderctl's local-only push and leaves claims to repair;
+ * the run's own push (ownPushMs, from its journal) is the like-for-like figure.
+ */
+async function recoverUnified(perBackend: number) {
+  const state = await lab('unified', '127.0.53', perBackend * 2, 'unified')
+  const svc = `${state.dir}/bin/cyrus-service`
+  const master = state.hosts.find((h) => h.name === 'mupdate')!
+  // The manual runbook's first step: every backend's mupdate slave commented out, cyrus-master HUPed.
+  const slavesOff = () =>
+    Promise.all(['b1', 'b2'].map((b) => labExec(state.dir, b, ['sh', '-c', 'sed "s/^\\tmupdate\\t/#&/" /etc/cyrus.conf > /etc/cyrus.conf.n && mv /etc/cyrus.conf.n /etc/cyrus.conf && kill -HUP $(cat /run/cyrus-master.pid)'])))
+  try {
+    await labExec(state.dir, 'mupdate', ['sh', '-c', `${svc} stop && rm -f /var/lib/cyrus/mailboxes.db`])
+    const r = await timed(['recover-master', '-i', state.inventory, '--yes', '--json'])
+    if (r.exitCode !== 0) throw new Error(`recover-master failed (exit ${r.exitCode})`)
+    const ownPushMs = journalPushMs(r.stdout)
+    await slavesOff()
+    await new Promise((res) => setTimeout(res, 2000))
+    await labExec(state.dir, 'mupdate', ['sh', '-c', `${svc} stop && rm -f /var/lib/cyrus/mailboxes.db && ${svc} start`])
+    await waitPort(master.address, 3905, 30_000)
+    const rawMs = await Promise.all(['b1', 'b2'].map((b) => raw(state, b, `${CTL} -m`)))
+    const slowest = Math.max(...rawMs)
+    results.recoverUnified = {
+      mailboxes: perBackend * 2,
+      murderctlMs: r.ms,
+      peakMB: r.peakMB,
+      ownPushMs,
+      outsidePushMs: r.ms - ownPushMs,
+      ratioToOwnPush: Math.round((r.ms / ownPushMs) * 100) / 100,
+      manualPlainPushMs: rawMs,
+      ratioToManual: Math.round((r.ms / slowest) * 100) / 100,
+    }
+    say(`recover-master, unified, 2 x ${perBackend}: ${JSON.stringify(results.recoverUnified)}`)
+  } finally {
+    await labDown({dir: state.dir, purge: true})
+  }
+}
+
 async function diff(extra: number) {
   const state = await lab('diff', '127.0.52', 40)
   try {
@@ -142,10 +183,11 @@ async function diff(extra: number) {
   }
 }
 
-// --only small,recover,diff runs a part (the 200,000-mailbox diff lab alone takes ~10 minutes to load).
-const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : ['small', 'recover', 'diff']
+// --only small,recover,unified,diff runs a part (the 200,000-mailbox diff lab alone takes ~10 minutes to load).
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : ['small', 'recover', 'unified', 'diff']
 if (only.includes('small')) await small()
 if (only.includes('recover')) await recover(quick ? 2000 : 20_000, quick ? 1 : 3)
+if (only.includes('unified')) await recoverUnified(quick ? 2000 : 20_000)
 if (only.includes('diff')) await diff(quick ? 20_000 : 200_000)
 process.stdout.write(`${JSON.stringify(results, null, 2)}\n`)
 if (jsonOut) writeFileSync(jsonOut, `${JSON.stringify(results, null, 2)}\n`)

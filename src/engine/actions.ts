@@ -227,8 +227,10 @@ async function push(rc: RunContext, step: Step, host?: Host) {
     rc.journal.command(step.id, h.name, r)
     return {pushed: 'all'}
   }
-  const local: MailboxEntry[] = []
+  // The entries as undump lines, not objects: a backend may hold hundreds of thousands.
+  const local: string[] = []
   const withoutUniqueid: string[] = []
+  const line = (e: MailboxEntry) => `${JSON.stringify(e.name)}: ${JSON.stringify(e)}`
   await scanDump(rc.murder, h, (e) => {
     if (!isLiveLocal(e)) return
     // A unified backend's slave rewrites some local entries without uniqueid (seen on a
@@ -237,15 +239,14 @@ async function push(rc: RunContext, step: Step, host?: Host) {
     // them in the push; the backend's own db is left as it is (check reports them).
     if (!e.uniqueid) {
       withoutUniqueid.push(e.name)
-      local.push({...e, uniqueid: `murderctlpush${sha256(e.name).slice(0, 16)}`})
-    } else local.push(e)
+      local.push(line({...e, uniqueid: `murderctlpush${sha256(e.name).slice(0, 16)}`}))
+    } else local.push(line(e))
   }, step.id)
-  const {configDirectory} = await dbInfo(rc.murder, h)
-  const tmp = `${configDirectory}/murderctl-localonly-${rc.runId}.db`
   const ctl = tool(h, 'ctl_mboxlist')
-  const json = `{\n${local.map((e) => `${JSON.stringify(e.name)}: ${JSON.stringify(e)}`).join(',\n')}\n}\n`
+  const json = `{\n${local.join(',\n')}\n}\n`
+  const dir = await scratchDir(rc, h, `murderctl-localonly-${rc.runId}`)
+  const tmp = `${dir}/mailboxes.db`
   try {
-    await rc.murder.pool.execOk(h, ['rm', '-f', '--', tmp])
     const u = await rc.murder.pool.exec(h, [ctl, '-u', '-f', tmp], {stdin: json})
     rc.journal.command(step.id, h.name, u)
     // -u skips entries it cannot take and still exits 0: count what it loaded.
@@ -261,8 +262,22 @@ async function push(rc: RunContext, step: Step, host?: Host) {
     if (r.exitCode !== 0 || r.stderr.trim()) throw new AbortError(`ctl_mboxlist -m failed: ${r.stderr.trim().split('\n')[0]}`, {host: h.name, step: step.id})
     return {pushed: local.length, withoutUniqueid: withoutUniqueid.length, digest: sha256(json)}
   } finally {
-    await rc.murder.pool.exec(h, ['rm', '-f', '--', tmp]).catch(() => {})
+    await rc.murder.pool.exec(h, ['rm', '-rf', '--', dir]).catch(() => {})
   }
+}
+
+/**
+ * A private folder for a scratch mailbox list, writable by the Cyrus user (ctl_mboxlist runs
+ * as the owner of configdirectory). On tmpfs when the host has /dev/shm: the list is read once
+ * by -m, and there ctl_mboxlist -u loads 20,000 entries in 1.4 s instead of 15 s of fsyncs.
+ */
+async function scratchDir(rc: RunContext, h: Host, prefix: string): Promise<string> {
+  const {configDirectory} = await dbInfo(rc.murder, h)
+  const cfg = shellQuote(configDirectory)
+  const r = await rc.murder.pool.execOk(h, {
+    shell: `d=$(mktemp -d ${shellQuote(`/dev/shm/${prefix}.XXXXXX`)} 2>/dev/null || mktemp -d ${shellQuote(`${configDirectory}/${prefix}.XXXXXX`)}) && chown "$(stat -c %u:%g -- ${cfg})" "$d" && echo "$d"`,
+  })
+  return r.stdout.trim()
 }
 
 // ---- verification ----------------------------------------------------------------------------
