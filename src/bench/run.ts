@@ -7,6 +7,7 @@ import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {execa} from 'execa'
+import {breakLab} from '../lab/disasters.js'
 import {labDown, labExec, type LabState, labUp, waitPort} from '../lab/lab.js'
 
 const BIN = resolve(import.meta.dirname, '../../../bin/run.js')
@@ -81,18 +82,16 @@ async function recover(perBackend: number, rounds: number) {
   const state = await lab('recover', '127.0.51', perBackend * 2)
   const svc = `${state.dir}/bin/cyrus-service`
   const master = state.hosts.find((h) => h.name === 'mupdate')!
-  const loseMaster = () => labExec(state.dir, 'mupdate', ['sh', '-c', `${svc} stop && rm -f /var/lib/cyrus/mailboxes.db`])
   try {
     const runs: {murderctlMs: number; peakMB: number; ownPushMs: number; rawPushMs: number[]; ratio: number; overheadMs: number; outsidePushMs: number}[] = []
     for (let i = 0; i < rounds; i++) {
-      await loseMaster()
+      await breakLab(state.dir, 'lost-master-down')
       const r = await timed(['recover-master', '-i', state.inventory, '--source', 'backends', '--yes', '--json'])
       if (r.exitCode !== 0) throw new Error(`recover-master failed (exit ${r.exitCode})`)
       // Cyrus alone, same murder, same conditions as the playbook's push (frontends stopped, an
       // empty master): each backend's -m in parallel; the run is as long as the slowest.
       await Promise.all(['fe1', 'fe2'].map((f) => labExec(state.dir, f, [svc, 'stop'])))
-      await loseMaster()
-      await labExec(state.dir, 'mupdate', [svc, 'start'])
+      await breakLab(state.dir, 'lost-master')
       await waitPort(master.address, 3905, 30_000)
       const rawMs = await Promise.all(['b1', 'b2'].map((b) => raw(state, b, `${CTL} -m`)))
       await Promise.all(['fe1', 'fe2'].map((f) => labExec(state.dir, f, [svc, 'start'])))
@@ -126,19 +125,18 @@ async function recover(perBackend: number, rounds: number) {
  */
 async function recoverUnified(perBackend: number) {
   const state = await lab('unified', '127.0.53', perBackend * 2, 'unified')
-  const svc = `${state.dir}/bin/cyrus-service`
   const master = state.hosts.find((h) => h.name === 'mupdate')!
   // The manual runbook's first step: every backend's mupdate slave commented out, cyrus-master HUPed.
   const slavesOff = () =>
     Promise.all(['b1', 'b2'].map((b) => labExec(state.dir, b, ['sh', '-c', 'sed "s/^\\tmupdate\\t/#&/" /etc/cyrus.conf > /etc/cyrus.conf.n && mv /etc/cyrus.conf.n /etc/cyrus.conf && kill -HUP $(cat /run/cyrus-master.pid)'])))
   try {
-    await labExec(state.dir, 'mupdate', ['sh', '-c', `${svc} stop && rm -f /var/lib/cyrus/mailboxes.db`])
+    await breakLab(state.dir, 'lost-master-down')
     const r = await timed(['recover-master', '-i', state.inventory, '--yes', '--json'])
     if (r.exitCode !== 0) throw new Error(`recover-master failed (exit ${r.exitCode})`)
     const ownPushMs = journalPushMs(r.stdout)
     await slavesOff()
     await new Promise((res) => setTimeout(res, 2000))
-    await labExec(state.dir, 'mupdate', ['sh', '-c', `${svc} stop && rm -f /var/lib/cyrus/mailboxes.db && ${svc} start`])
+    await breakLab(state.dir, 'lost-master')
     await waitPort(master.address, 3905, 30_000)
     const rawMs = await Promise.all(['b1', 'b2'].map((b) => raw(state, b, `${CTL} -m`)))
     const slowest = Math.max(...rawMs)
