@@ -10,6 +10,7 @@ import {dbInfo, installDb, latestVerifiedBackup, readVerifiedBackup, saveDbAside
 import {localMupdateWarn, mailboxLocations, mupdatePush, mupdateWarn, scanDump} from '../murder/mboxlist.js'
 import {copyAside, hupMaster, sha256, tool} from '../murder/remote.js'
 import {shellQuote} from '../ssh/quote.js'
+import type {ExecResult} from '../ssh/types.js'
 import {mapLimit} from '../util/limit.js'
 import {checkCondition, lockDir} from './conditions.js'
 import type {PushDiff, RunContext} from './context.js'
@@ -222,9 +223,9 @@ async function diffPush(rc: RunContext, step: Step, host?: Host) {
 /** Push; with localOnly from a copy of the db holding only this backend's own mailboxes. */
 async function push(rc: RunContext, step: Step, host?: Host) {
   const h = need(host, step)
+  const record = (r: ExecResult) => rc.journal.command(step.id, h.name, r)
   if (!step.params.localOnly) {
-    const r = await mupdatePush(rc.murder, h, {step: step.id})
-    rc.journal.command(step.id, h.name, r)
+    await mupdatePush(rc.murder, h, {step: step.id, record})
     return {pushed: 'all'}
   }
   // The entries as undump lines, not objects: a backend may hold hundreds of thousands.
@@ -244,12 +245,13 @@ async function push(rc: RunContext, step: Step, host?: Host) {
   }, step.id)
   const ctl = tool(h, 'ctl_mboxlist')
   const json = `{\n${local.join(',\n')}\n}\n`
-  // The db takes about twice the JSON (a name record and a uniqueid record per entry).
+  // The db takes about twice the JSON (a name record and a uniqueid record per entry): room
+  // for three times that.
   const dir = await scratchDir(rc, h, `murderctl-localonly-${rc.runId}`, 3 * Buffer.byteLength(json))
   const tmp = `${dir}/mailboxes.db`
   try {
     const u = await rc.murder.pool.exec(h, [ctl, '-u', '-f', tmp], {stdin: json})
-    rc.journal.command(step.id, h.name, u)
+    record(u)
     // -u skips entries it cannot take and still exits 0: count what it loaded.
     const loaded = (await scanDump(rc.murder, h, () => {}, step.id, tmp)).entries
     if (u.stderr.trim() || loaded !== local.length)
@@ -258,9 +260,7 @@ async function push(rc: RunContext, step: Step, host?: Host) {
         step: step.id,
         hint: 'the journal has ctl_mboxlist -u\'s message; repair the entry it names (murderctl check lists broken entries), then resume',
       })
-    const r = await rc.murder.pool.exec(h, [ctl, '-m', '-f', tmp])
-    rc.journal.command(step.id, h.name, r)
-    if (r.exitCode !== 0 || r.stderr.trim()) throw new AbortError(`ctl_mboxlist -m failed: ${r.stderr.trim().split('\n')[0]}`, {host: h.name, step: step.id})
+    await mupdatePush(rc.murder, h, {file: tmp, step: step.id, record})
     return {pushed: local.length, withoutUniqueid: withoutUniqueid.length, digest: sha256(json)}
   } finally {
     await rc.murder.pool.exec(h, ['rm', '-rf', '--', dir]).catch(() => {})

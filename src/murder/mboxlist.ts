@@ -97,10 +97,15 @@ export async function localMupdateWarn(ctx: MurderContext, host: Host, step = 'c
   return {...w, plan: {...w.plan, activate: w.plan.activate.filter((n) => !remote.has(n))}, changes: w.changes - claimsAvoided.length, claimsAvoided}
 }
 
-/** `ctl_mboxlist -m` (with -a: local copies are authoritative). Verified by the caller with -m -w. */
-export async function mupdatePush(ctx: MurderContext, host: Host, opts: {authoritative?: boolean; step?: string} = {}) {
-  const args = ['-m', ...(opts.authoritative ? ['-a'] : [])]
+/**
+ * `ctl_mboxlist -m` (with -a: local copies are authoritative; with file: of that mailbox list
+ * instead of the host's). `record` sees the result before it is judged, so a failed push is
+ * journaled too. Verified by the caller with -m -w.
+ */
+export async function mupdatePush(ctx: MurderContext, host: Host, opts: {authoritative?: boolean; file?: string; step?: string; record?: (r: ExecResult) => void} = {}) {
+  const args = ['-m', ...(opts.authoritative ? ['-a'] : []), ...(opts.file ? ['-f', opts.file] : [])]
   const r = await ctx.pool.exec(host, [tool(host, 'ctl_mboxlist'), ...args])
+  opts.record?.(r)
   if (r.exitCode !== 0 || r.stderr.trim()) throw pushFailure(r, args.join(' '), host, opts.step ?? 'ctl_mboxlist -m')
   return r
 }

@@ -196,8 +196,7 @@ export async function applySync(ctx: MurderContext, plan: SyncPlan, opts: ApplyO
       try {
         out.savedCopies.push(await save(host))
         journal.write({event: 'step-start', step: 'push', host: host.name})
-        const r = await mupdatePush(ctx, host, {authoritative: opts.localAuthoritative})
-        journal.command('push', host.name, r)
+        await mupdatePush(ctx, host, {authoritative: opts.localAuthoritative, record: (r) => journal.command('push', host.name, r)})
         out.applied = true
         // Done means a fresh diff is empty (-m -w prints nothing, no conflict left), not that -m exited 0.
         const after = await diffBackend(ctx, host, (await mailboxLocations(ctx, m, 'verify')).locations)
