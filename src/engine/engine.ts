@@ -158,21 +158,26 @@ export async function runPlaybook(rc: RunContext, playbook: Playbook, hooks: Eng
       )
     : undefined
   try {
-    return await runSteps(rc, playbook, hooks, resumeHint, () => watch?.requested ?? false, (id) => (current = id))
+    return await runSteps(rc, playbook, hooks, resumeHint, (step) => {
+      if (watch?.requested) {
+        rc.journal.write({event: 'interrupted', step: step.id})
+        return true
+      }
+      current = step.id
+      return false
+    })
   } finally {
     watch?.dispose()
   }
 }
 
-async function runSteps(rc: RunContext, playbook: Playbook, hooks: EngineHooks, resumeHint: string, interrupted: () => boolean, at: (step: string) => void): Promise<RunOutcome> {
+/** The steps in order; `stopBefore` is asked before each (an interrupt came). */
+async function runSteps(rc: RunContext, playbook: Playbook, hooks: EngineHooks, resumeHint: string, stopBefore: (step: Step) => boolean): Promise<RunOutcome> {
   const done = rc.dryRun ? new Set<string>() : doneUnits(rc)
   const results: UnitResult[] = []
   for (const [i, step] of playbook.steps.entries()) {
-    if (interrupted()) {
-      rc.journal.write({event: 'interrupted', step: step.id})
+    if (stopBefore(step))
       throw new RunStoppedError(`interrupted: stopped before step ${step.id}; every step before it is done`, step.id, results, {code: 'interrupted', hint: resumeHint})
-    }
-    at(step.id)
     const run = async () => {
       if (!rc.dryRun && ACTIONS[step.action].mutating) await assertReachable(rc, step, results, resumeHint)
       return mapLimit(stepHosts(rc, step), rc.murder.concurrency, (h) => runUnit(rc, step, h, done))

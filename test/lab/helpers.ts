@@ -13,8 +13,25 @@ export interface CliResult {
   json: any
 }
 
-export async function murderctl(args: string[], opts: {env?: Record<string, string>; timeoutMs?: number} = {}): Promise<CliResult> {
-  const r = await execa('node', [BIN, ...args], {reject: false, env: {...opts.env, FORCE_COLOR: '0', NODE_ENV: 'production'}, stdin: 'ignore', timeout: opts.timeoutMs ?? 300_000})
+/**
+ * Run the CLI as an operator would. With interruptWhen, send it `signal` once its stderr matches
+ * (an operator's Ctrl-C), and fail if it ended before.
+ */
+export async function murderctl(args: string[], opts: {env?: Record<string, string>; timeoutMs?: number; interruptWhen?: RegExp; signal?: NodeJS.Signals} = {}): Promise<CliResult> {
+  const child = execa('node', [BIN, ...args], {reject: false, env: {...opts.env, FORCE_COLOR: '0', NODE_ENV: 'production'}, stdin: 'ignore', timeout: opts.timeoutMs ?? 300_000})
+  let sent = false
+  if (opts.interruptWhen) {
+    let seen = ''
+    child.stderr!.on('data', (b: Buffer) => {
+      seen += b.toString()
+      if (!sent && opts.interruptWhen!.test(seen)) {
+        sent = true
+        child.kill(opts.signal ?? 'SIGINT')
+      }
+    })
+  }
+  const r = await child
+  if (opts.interruptWhen && !sent) throw new Error(`murderctl ended before its output matched ${opts.interruptWhen}: ${r.stderr}`)
   let json: unknown
   if (args.includes('--json')) {
     try {
@@ -26,22 +43,8 @@ export async function murderctl(args: string[], opts: {env?: Record<string, stri
   return {exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr, json}
 }
 
-/** Run murderctl and send it `signal` once its stderr matches `when`: an operator's Ctrl-C. */
-export async function murderctlInterrupted(args: string[], when: RegExp, signal: NodeJS.Signals = 'SIGINT'): Promise<CliResult> {
-  const child = execa('node', [BIN, ...args], {reject: false, env: {FORCE_COLOR: '0', NODE_ENV: 'production'}, stdin: 'ignore', timeout: 300_000})
-  let seen = ''
-  let sent = false
-  child.stderr!.on('data', (b: Buffer) => {
-    seen += b.toString()
-    if (!sent && when.test(seen)) {
-      sent = true
-      child.kill(signal)
-    }
-  })
-  const r = await child
-  if (!sent) throw new Error(`murderctl ended before its output matched ${when}: ${r.stderr}`)
-  return {exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), json: undefined}
-}
+/** murderctl, sent `signal` once its stderr matches `when`. */
+export const murderctlInterrupted = (args: string[], when: RegExp, signal: NodeJS.Signals = 'SIGINT') => murderctl(args, {interruptWhen: when, signal})
 
 export const lab = () => ({dir: inject('labDir'), inventory: inject('labInventory')})
 
