@@ -6,8 +6,8 @@ import {formatNagios, formatNagiosUnknown} from '../src/check/nagios.js'
 import {formatPrometheus, formatPrometheusFailure, writeTextfileAtomic} from '../src/check/prometheus.js'
 import {asMurderctlError} from '../src/errors.js'
 import type {Inventory} from '../src/inventory/schema.js'
-import {withMurder} from '../src/murder/context.js'
-import {CHECK_NAMES, type CheckName, runChecks} from '../src/murder/health.js'
+import {withMurder} from '../src/host/context.js'
+import {CHECK_NAMES, type CheckName, runChecks} from '../src/services/health.js'
 
 export default class Check extends BaseCommand {
   static summary = 'Health checks for cron and monitoring: Nagios/Icinga exit codes, JSON, Prometheus text.'

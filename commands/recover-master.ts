@@ -3,8 +3,8 @@ import {BaseCommand, inventoryFlag, mutatingFlags} from '../src/cli/base-command
 import {RefusedError} from '../src/errors.js'
 import {findHost} from '../src/inventory/load.js'
 import type {Inventory} from '../src/inventory/schema.js'
-import {withMurder} from '../src/murder/context.js'
-import {recoverMaster} from '../src/murder/recover.js'
+import {withMurder} from '../src/host/context.js'
+import {recoverMaster} from '../src/services/recover.js'
 import {renderPushDiffs} from '../src/report/diff-view.js'
 import {listrStep} from '../src/report/listr-progress.js'
 

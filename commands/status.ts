@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand, inventoryFlag} from '../src/cli/base-command.js'
-import {withMurder} from '../src/murder/context.js'
-import {type HostStatus, murderStatus} from '../src/murder/status.js'
+import {withMurder} from '../src/host/context.js'
+import {type HostStatus, murderStatus} from '../src/services/status.js'
 import {table} from '../src/report/table.js'
 
 export default class Status extends BaseCommand {

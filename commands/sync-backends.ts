@@ -3,8 +3,8 @@ import {Flags} from '@oclif/core'
 import {BaseCommand, inventoryFlag, mutatingFlags} from '../src/cli/base-command.js'
 import {AbortError, InventoryError, RefusedError} from '../src/errors.js'
 import {Journal, newRunId} from '../src/engine/journal.js'
-import {withMurder} from '../src/murder/context.js'
-import {applySync, assertFresh, changeCount, checkApplicable, planSync, selectBackends, SyncPlan} from '../src/murder/sync.js'
+import {withMurder} from '../src/host/context.js'
+import {applySync, assertFresh, changeCount, checkApplicable, planSync, selectBackends, SyncPlan} from '../src/services/sync.js'
 import {renderOutcome, renderPlan} from '../src/report/sync-view.js'
 
 export default class SyncBackends extends BaseCommand {

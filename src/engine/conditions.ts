@@ -5,9 +5,9 @@ import type {Host} from '../inventory/schema.js'
 import {shellQuote} from '../ssh/quote.js'
 import type {ConditionName} from './playbook.js'
 import type {RunContext} from './context.js'
-import {dbInfo} from '../murder/backup.js'
-import {localMupdateWarn, mupdateWarn} from '../murder/mboxlist.js'
-import {childRunning, masterPid, slaveConnected} from '../murder/remote.js'
+import {dbInfo} from '../host/db.js'
+import {localMupdateWarn, mupdateWarn} from '../host/mboxlist.js'
+import {childRunning, masterPid, slaveConnected} from '../host/remote.js'
 
 export interface ConditionResult {
   ok: boolean

@@ -1,5 +1,5 @@
 // What a running playbook carries from step to step.
-import type {MurderContext} from '../murder/context.js'
+import type {MurderContext} from '../host/context.js'
 import type {Journal} from './journal.js'
 import type {ConditionName} from './playbook.js'
 

@@ -4,7 +4,11 @@
 import {appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {z} from 'zod'
-import {type SavedCopy, sha256} from '../murder/remote.js'
+import type {MurderContext} from '../host/context.js'
+import {dbInfo} from '../host/db.js'
+import {copyAside, type SavedCopy} from '../host/remote.js'
+import type {Host} from '../inventory/schema.js'
+import {sha256} from '../util/hash.js'
 
 export const JournalEvent = z.object({
   at: z.string(),
@@ -74,4 +78,10 @@ export class Journal {
       .filter(Boolean)
       .map((l) => JournalEvent.parse(JSON.parse(l)))
   }
+}
+
+/** Nothing lost: a checksummed copy of the host's mailboxes.db beside it, recorded in the journal. */
+export async function saveDbAside(ctx: MurderContext, host: Host, journal: Journal, step: string): Promise<SavedCopy> {
+  const {path} = await dbInfo(ctx, host)
+  return journal.saved(step, await copyAside(ctx, host, path, journal.run, step))
 }

@@ -3,7 +3,7 @@
 import {randomUUID} from 'node:crypto'
 import {join} from 'node:path'
 import {AbortError} from '../errors.js'
-import {labExec, readLabState} from './lab.js'
+import {labExec, readLabState} from './state.js'
 
 const CTL = '/usr/lib/cyrus/bin/ctl_mboxlist'
 

@@ -9,20 +9,13 @@ import {stringify} from 'yaml'
 import {AbortError} from '../errors.js'
 import {ensureSystemPackages, isRoot} from './system.js'
 import {CSYNC_PORT, LAB_ADMIN, MUPDATE_PORT, type RenderContext, renderBootScript, renderCyrusConf, renderEtcHosts, renderImapdConf, renderServiceScript, renderServices, renderSshdConfig} from './render.js'
+import {seedLab, waitConverged} from './seed.js'
+import {alive, hostDir, LAB_PASSWORD_FILE, type LabState, readLabState, statePath, waitPort} from './state.js'
 import {type LabHost, type LabTopology, labHosts, validBase} from './topology.js'
 
-export const LAB_PASSWORD_FILE = 'lab-password'
-const LAB_USERS = [LAB_ADMIN, 'alice', 'bob', 'carol', 'dave']
+export {labExec, labPassword, LAB_PASSWORD_FILE, type LabState, readLabState, waitPort} from './state.js'
 
-export interface LabState {
-  dir: string
-  topology: LabTopology
-  base: string
-  hosts: (LabHost & {pid: number})[]
-  rsyslogPid?: number
-  inventory: string
-  sshKey: string
-}
+const LAB_USERS = [LAB_ADMIN, 'alice', 'bob', 'carol', 'dave']
 
 export interface LabUpOptions {
   dir: string
@@ -30,54 +23,6 @@ export interface LabUpOptions {
   base: string
   mailboxes: number
   log?: (msg: string) => void
-}
-
-const statePath = (dir: string) => join(dir, 'lab-state.json')
-const hostDir = (dir: string, name: string) => join(dir, 'hosts', name)
-
-export function readLabState(dir: string): LabState | undefined {
-  const p = statePath(resolve(dir))
-  return existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as LabState) : undefined
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
-export function labPassword(dir: string): string {
-  return readFileSync(join(dir, LAB_PASSWORD_FILE), 'utf8').trim()
-}
-
-/** Run a command inside a lab host without SSH: for setting the lab up and for tests' disasters. */
-export async function labExec(dir: string, host: string, argv: string[], opts: {input?: string; reject?: boolean} = {}) {
-  const state = readLabState(dir)
-  const h = state?.hosts.find((x) => x.name === host)
-  if (!h || !alive(h.pid)) throw new AbortError(`lab host ${host} is not running in ${dir}`, {host, hint: 'murderctl lab up'})
-  return execa('nsenter', ['-t', String(h.pid), '-m', '--', ...argv], {input: opts.input, reject: opts.reject ?? true})
-}
-
-export function waitPort(address: string, port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  return new Promise((resolvePromise, reject) => {
-    const attempt = () => {
-      const s = connect({host: address, port})
-      s.once('connect', () => {
-        s.destroy()
-        resolvePromise()
-      })
-      s.once('error', () => {
-        s.destroy()
-        if (Date.now() > deadline) reject(new AbortError(`nothing listens on ${address}:${port} after ${timeoutMs / 1000}s`))
-        else setTimeout(attempt, 100)
-      })
-    }
-    attempt()
-  })
 }
 
 async function prepareFiles(ctx: RenderContext): Promise<void> {
@@ -221,7 +166,6 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
     await startCyrus(ctx, order[0], state.hosts[0].pid)
     await Promise.all(order.slice(1).map((h, i) => startCyrus(ctx, h, state.hosts[i + 1].pid)))
     save()
-    const {seedLab, waitConverged} = await import('./seed.js')
     const total = await seedLab(state, ctx.password, opts.mailboxes, log)
     if (ctx.topology === 'unified') {
       log('enabling the mupdate slaves on the unified backends')

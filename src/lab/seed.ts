@@ -4,7 +4,7 @@
 import {randomUUID} from 'node:crypto'
 import {AbortError} from '../errors.js'
 import {ImapClient, imapString} from '../imap/client.js'
-import {type LabState, labExec} from './lab.js'
+import {type LabState, labExec} from './state.js'
 import {LAB_ADMIN} from './render.js'
 
 const CTL = '/usr/lib/cyrus/bin/ctl_mboxlist'

@@ -1,7 +1,7 @@
 // How a sync plan and its outcome read on a terminal: a summary per backend, then the first
 // lines of each kind of change; the full list goes to a file.
-import type {ApplyResult, SyncPlan} from '../murder/sync.js'
-import {changeCount} from '../murder/sync.js'
+import type {ApplyResult, SyncPlan} from '../services/sync.js'
+import {changeCount} from '../services/sync.js'
 import {table} from './table.js'
 
 const FIRST = 5

@@ -7,7 +7,7 @@ import {afterEach, describe, expect, it} from 'vitest'
 import {parse, stringify} from 'yaml'
 import {z} from 'zod'
 import {CheckReport} from '../../src/check/model.js'
-import {CTL, dumpEntry, dropEntry, lab, murderctl, onHost, waitLabHealthy} from './helpers.js'
+import {CTL, dumpEntry, dropEntry, lab, labBase, murderctl, onHost, waitLabHealthy} from './helpers.js'
 
 const service = () => join(lab().dir, 'bin', 'cyrus-service')
 const schema = z.fromJSONSchema(JSON.parse(readFileSync(resolve(import.meta.dirname, '../../schemas/check-report.schema.json'), 'utf8')))
@@ -110,7 +110,7 @@ describe('murderctl check on the standard lab', () => {
     const doc = parse(readFileSync(lab().inventory, 'utf8'))
     doc.knownHosts = join(lab().dir, 'known_hosts')
     doc.defaults.ssh.identity = join(lab().dir, 'id_ed25519')
-    doc.hosts.find((h: any) => h.name === 'b2').address = '127.0.20.98'
+    doc.hosts.find((h: any) => h.name === 'b2').address = `${labBase()}.98`
     writeFileSync(join(dir, 'down.yaml'), stringify(doc))
     const down = await check(['--format', 'json'], join(dir, 'down.yaml'))
     expect(down.exitCode).toBe(2)
@@ -120,7 +120,7 @@ describe('murderctl check on the standard lab', () => {
 
     await onHost('b2', 'rm -f /run/murderctl-hang && mkfifo /run/murderctl-hang')
     undo = () => onHost('b2', 'rm -f /run/murderctl-hang')
-    doc.hosts.find((h: any) => h.name === 'b2').address = '127.0.20.14'
+    doc.hosts.find((h: any) => h.name === 'b2').address = `${labBase()}.14`
     doc.hosts.find((h: any) => h.name === 'b2').cyrus = {pidFile: '/run/murderctl-hang'}
     writeFileSync(join(dir, 'hung.yaml'), stringify(doc))
     const started = Date.now()

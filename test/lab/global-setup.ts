@@ -5,7 +5,8 @@ import {join} from 'node:path'
 import type {TestProject} from 'vitest/node'
 import {labDown, labUp} from '../../src/lab/lab.js'
 
-export const LAB_BASE = '127.0.20'
+// Several checkouts may run their lab suites on one machine: each gives its own prefix.
+export const LAB_BASE = process.env.MURDERCTL_TEST_LAB_BASE ?? '127.0.20'
 
 export default async function setup(project: TestProject) {
   const dir = process.env.MURDERCTL_TEST_LAB ?? mkdtempSync(join(tmpdir(), 'murderctl-lab-'))

@@ -48,6 +48,13 @@ export const murderctlInterrupted = (args: string[], when: RegExp, signal: NodeJ
 
 export const lab = () => ({dir: inject('labDir'), inventory: inject('labInventory')})
 
+/** The suite lab's address prefix (127.x.y), and a spare one for a file's own second lab. */
+export const labBase = () => readLabState(lab().dir)!.base
+export const spareLabBase = (offset = 1) => {
+  const [a, b, c] = (process.env.MURDERCTL_TEST_LAB_BASE ?? '127.0.20').split('.')
+  return `${a}.${b}.${Number(c) + offset}`
+}
+
 /**
  * Wait until every cyrus-master runs and every slave is connected again: slaves reconnect to a
  * restarted master only within mupdate_retry_delay, and the next file expects a whole lab.

@@ -6,7 +6,7 @@ import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {ImapClient} from '../../src/imap/client.js'
 import {labDown, labPassword, labUp, type LabState} from '../../src/lab/lab.js'
-import {CTL, labChecksumsOf, listOf, loseMasterDb, murderctl, onHost} from './helpers.js'
+import {CTL, labChecksumsOf, listOf, loseMasterDb, murderctl, onHost, spareLabBase} from './helpers.js'
 
 let state: LabState
 let before: Map<string, string>
@@ -15,7 +15,7 @@ const remoteCount = async (h: string) => [...(await listOf(h, state.dir)).values
 describe('recover-master on a unified lab', () => {
   beforeAll(async () => {
     const dir = mkdtempSync(join(tmpdir(), 'murderctl-unified-'))
-    state = await labUp({dir, topology: 'unified', base: '127.0.21', mailboxes: 40})
+    state = await labUp({dir, topology: 'unified', base: spareLabBase(), mailboxes: 40})
     before = await listOf('mupdate', dir)
   })
   afterAll(async () => {

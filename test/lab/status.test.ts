@@ -4,7 +4,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {beforeAll, describe, expect, it} from 'vitest'
 import {parse, stringify} from 'yaml'
-import {CTL, lab, murderctl, onHost, waitLabHealthy} from './helpers.js'
+import {CTL, lab, labBase, murderctl, onHost, waitLabHealthy} from './helpers.js'
 
 /** Counts straight from a host's mailboxes.db, without murderctl. */
 async function trueCounts(host: string) {
@@ -68,7 +68,7 @@ describe('murderctl status on the standard lab', () => {
   })
 
   it('reports an unreachable host with the reason and goes on with the others', async () => {
-    const inv = variantInventory((d) => d.hosts.find((h: any) => h.name === 'fe2') && (d.hosts.find((h: any) => h.name === 'fe2').address = '127.0.20.99'))
+    const inv = variantInventory((d) => d.hosts.find((h: any) => h.name === 'fe2') && (d.hosts.find((h: any) => h.name === 'fe2').address = `${labBase()}.99`))
     const started = Date.now()
     const r = await murderctl(['status', '-i', inv, '--json', '--no-counts'])
     expect(Date.now() - started).toBeLessThan(20_000)

@@ -5,8 +5,8 @@ import {type EngineHooks, type RunOutcome, runPlaybook} from '../engine/engine.j
 import {Journal, newRunId} from '../engine/journal.js'
 import {builtinPlaybook, loadPlaybook, type Playbook} from '../engine/playbook.js'
 import {hostsByRole} from '../inventory/load.js'
-import type {MurderContext} from './context.js'
-import {scanDump} from './mboxlist.js'
+import type {MurderContext} from '../host/context.js'
+import {scanDump} from '../host/mboxlist.js'
 
 export interface RecoverRequest {
   /** auto, backends, frontend[=NAME], backup[=DIR] */

@@ -9,11 +9,11 @@ import type {Host} from '../inventory/schema.js'
 import {hostsByRole, master} from '../inventory/load.js'
 import type {Journal} from '../engine/journal.js'
 import {mapLimit} from '../util/limit.js'
-import type {MurderContext} from './context.js'
-import {mailboxLocations, mupdatePush, mupdateWarn, scanDump} from './mboxlist.js'
+import type {MurderContext} from '../host/context.js'
+import {mailboxLocations, mupdatePush, mupdateWarn, scanDump} from '../host/mboxlist.js'
 import {isLiveLocal} from '../cyrus/mboxlist-dump.js'
-import {readImapdConf, type SavedCopy} from './remote.js'
-import {saveDbAside} from './backup.js'
+import {readImapdConf, type SavedCopy} from '../host/remote.js'
+import {saveDbAside} from '../engine/journal.js'
 
 export const Conflict = z.object({
   mailbox: z.string(),

@@ -7,10 +7,10 @@ import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {execa} from 'execa'
-import {breakLab} from '../lab/disasters.js'
-import {labDown, labExec, type LabState, labUp, waitPort} from '../lab/lab.js'
+import {breakLab} from '../src/lab/disasters.js'
+import {labDown, labExec, type LabState, labUp, waitPort} from '../src/lab/lab.js'
 
-const BIN = resolve(import.meta.dirname, '../../../bin/run.js')
+const BIN = resolve(import.meta.dirname, '../bin/run.js')
 const CTL = '/usr/lib/cyrus/bin/ctl_mboxlist'
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')

@@ -1,6 +1,5 @@
 // Cyrus operations on one host, over SSH. Each returns parsed facts or throws a typed error
 // naming the host; none of them trusts an exit code alone (Cyrus tools exit 0 on failure).
-import {createHash} from 'node:crypto'
 import type {Host} from '../inventory/schema.js'
 import {AbortError, RemoteCommandError} from '../errors.js'
 import {parseImapdConf} from '../cyrus/imapd-conf.js'
@@ -93,8 +92,4 @@ export async function copyAside(ctx: MurderContext, host: Host, path: string, ru
   if (r.exitCode !== 0 || sums.length !== 2 || sums[0] !== sums[1] || !/^[0-9a-f]{64}$/.test(sums[0]))
     throw new RemoteCommandError(`could not copy ${path} aside with a matching checksum`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step})
   return {host: host.name, path, copy, sha256: sums[0], bytes: Number(lines[2])}
-}
-
-export function sha256(data: Buffer | string): string {
-  return createHash('sha256').update(data).digest('hex')
 }

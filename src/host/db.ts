@@ -1,17 +1,14 @@
-// Consistent copies of a host's mailboxes.db, kept on the operator's machine, and installing
-// such a copy (or a frontend's) on a stopped master. A copy is only ever used after its
-// checksum and its entry count, read back by Cyrus itself, match what was recorded.
-import {createHash} from 'node:crypto'
-import {existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
-import {join} from 'node:path'
+// A host's mailboxes.db as a file: where it is, consistent copies of it (cvt_cyrusdb), and
+// installing such a copy (or a frontend's) on a stopped master. A copy is only ever used after
+// its checksum and its entry count, read back by Cyrus itself, match what was recorded.
 import {z} from 'zod'
-import {AbortError, RefusedError, RemoteCommandError} from '../errors.js'
+import {AbortError, RemoteCommandError} from '../errors.js'
 import type {Host} from '../inventory/schema.js'
 import {shellQuote} from '../ssh/quote.js'
+import {sha256} from '../util/hash.js'
 import type {MurderContext} from './context.js'
 import {mailboxesDbPath, scanDump} from './mboxlist.js'
-import type {Journal} from '../engine/journal.js'
-import {copyAside, cyrusVersion, readImapdConf, type SavedCopy, sha256, tool} from './remote.js'
+import {cyrusVersion, readImapdConf, tool} from './remote.js'
 
 export const BackupMeta = z.object({
   kind: z.literal('murderctl-backup'),
@@ -39,12 +36,6 @@ export interface DbInfo {
 export async function dbInfo(ctx: MurderContext, host: Host): Promise<DbInfo> {
   const imapd = await readImapdConf(ctx, host)
   return {path: mailboxesDbPath(imapd), format: imapd.get('mboxlist_db') ?? 'twoskip', configDirectory: (imapd.get('configdirectory') ?? '/var/lib/cyrus').replace(/\/+$/, '')}
-}
-
-/** Nothing lost: a checksummed copy of the host's mailboxes.db beside it, recorded in the journal. */
-export async function saveDbAside(ctx: MurderContext, host: Host, journal: Journal, step: string): Promise<SavedCopy> {
-  const {path} = await dbInfo(ctx, host)
-  return journal.saved(step, await copyAside(ctx, host, path, journal.run, step))
 }
 
 async function remoteSha256(ctx: MurderContext, host: Host, path: string, step: string): Promise<string> {
@@ -104,62 +95,6 @@ export async function snapshotDb(ctx: MurderContext, host: Host, tag: string, st
   } finally {
     await ctx.pool.exec(host, ['rm', '-f', '--', tmp]).catch(() => {})
   }
-}
-
-export const backupRoot = (ctx: MurderContext) => join(ctx.inv.stateDir, 'backups', ctx.inv.name)
-
-/** Store a snapshot as <stateDir>/backups/<murder>/<host>/<timestamp>/{mailboxes.db,meta.json}. */
-export function storeBackup(ctx: MurderContext, snap: Snapshot): string {
-  const dir = join(backupRoot(ctx), snap.meta.host, snap.meta.takenAt.replace(/[:.]/g, '-'))
-  mkdirSync(dir, {recursive: true})
-  writeFileSync(join(dir, 'mailboxes.db'), snap.data, {mode: 0o600})
-  writeFileSync(join(dir, 'meta.json'), `${JSON.stringify(snap.meta, null, 2)}\n`)
-  return dir
-}
-
-/** Keep the newest `keep` backups of a host; returns the folders removed. */
-export function pruneBackups(ctx: MurderContext, host: string, keep: number): string[] {
-  const hostDir = join(backupRoot(ctx), host)
-  if (!existsSync(hostDir)) return []
-  const dirs = readdirSync(hostDir).sort().reverse()
-  const gone = dirs.slice(keep).map((d) => join(hostDir, d))
-  for (const d of gone) rmSync(d, {recursive: true, force: true})
-  return gone
-}
-
-/** Read a backup folder (or its mailboxes.db) and prove its checksum; refuse anything off. */
-export function readVerifiedBackup(path: string): {data: Buffer; meta: BackupMeta; dir: string} {
-  const dir = path.endsWith('mailboxes.db') || path.endsWith('meta.json') ? join(path, '..') : path
-  let meta: BackupMeta
-  try {
-    meta = BackupMeta.parse(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')))
-  } catch (error) {
-    throw new RefusedError(`${dir} is not a murderctl backup: ${(error as Error).message.split('\n')[0]}`, {step: 'verify backup', hint: 'name a folder made by murderctl backup'})
-  }
-  let data: Buffer
-  try {
-    data = readFileSync(join(dir, 'mailboxes.db'))
-  } catch {
-    throw new RefusedError(`${dir}/mailboxes.db is missing`, {step: 'verify backup'})
-  }
-  const sum = createHash('sha256').update(data).digest('hex')
-  if (sum !== meta.sha256 || data.length !== meta.bytes)
-    throw new RefusedError(`backup ${dir} is corrupt: sha256 ${sum} does not match the recorded ${meta.sha256}`, {step: 'verify backup', hint: 'use another backup (murderctl backup --list) or another --source'})
-  return {data, meta, dir}
-}
-
-/** The newest backup of this host that verifies, if any. */
-export function latestVerifiedBackup(ctx: MurderContext, host: string): ReturnType<typeof readVerifiedBackup> | undefined {
-  const hostDir = join(backupRoot(ctx), host)
-  if (!existsSync(hostDir)) return undefined
-  for (const d of readdirSync(hostDir).sort().reverse()) {
-    try {
-      return readVerifiedBackup(join(hostDir, d))
-    } catch {
-      // a bad one is skipped, never used
-    }
-  }
-  return undefined
 }
 
 /**

@@ -9,9 +9,9 @@ import {probeMupdate} from '../cyrus/mupdate-banner.js'
 import {Role} from '../inventory/schema.js'
 import type {Host} from '../inventory/schema.js'
 import {mapLimit} from '../util/limit.js'
-import type {MurderContext} from './context.js'
-import {scanDump} from './mboxlist.js'
-import {childRunning, cyrusVersion, masterPid, readImapdConf, slaveConnected, tool} from './remote.js'
+import type {MurderContext} from '../host/context.js'
+import {scanDump} from '../host/mboxlist.js'
+import {childRunning, cyrusVersion, masterPid, readImapdConf, slaveConnected, tool} from '../host/remote.js'
 
 export const DEFAULT_MUPDATE_PORT = 3905
 

@@ -8,9 +8,9 @@ import {hostsByRole, master} from '../inventory/load.js'
 import type {Host} from '../inventory/schema.js'
 import {shellQuote} from '../ssh/quote.js'
 import {mapLimit} from '../util/limit.js'
-import {dbInfo} from './backup.js'
-import type {MurderContext} from './context.js'
-import {mupdateWarn} from './mboxlist.js'
+import {dbInfo} from '../host/db.js'
+import type {MurderContext} from '../host/context.js'
+import {mupdateWarn} from '../host/mboxlist.js'
 import {type HostStatus, hostStatus} from './status.js'
 
 export const CHECK_NAMES = ['mupdate-master', 'master-count', 'slaves', 'backend-consistency', 'cyrus-master', 'replication', 'uniqueid'] as const
