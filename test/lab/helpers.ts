@@ -43,6 +43,29 @@ export async function murderctl(args: string[], opts: {env?: Record<string, stri
   return {exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr, json}
 }
 
+/**
+ * murderctl at a real terminal (a pty from util-linux's `script`), as an operator answers it:
+ * each answer is typed once the output since the previous answer matches its prompt.
+ */
+export async function murderctlTty(args: string[], answers: {when: RegExp; send: string}[], timeoutMs = 300_000): Promise<{exitCode: number; output: string}> {
+  const line = ['node', BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
+  const child = execa('script', ['-qfec', line, '/dev/null'], {reject: false, env: {FORCE_COLOR: '0', NODE_ENV: 'production', TERM: 'dumb', COLUMNS: '200'}, timeout: timeoutMs})
+  let seen = ''
+  let from = 0
+  let next = 0
+  child.stdout!.on('data', (b: Buffer) => {
+    seen += b.toString()
+    const m = next < answers.length ? answers[next].when.exec(seen.slice(from)) : null
+    if (m) {
+      from += m.index + m[0].length
+      child.stdin!.write(answers[next++].send)
+    }
+  })
+  const r = await child
+  if (next < answers.length) throw new Error(`murderctl ended before prompt ${answers[next].when}: ${seen}`)
+  return {exitCode: r.exitCode ?? -1, output: seen.replace(/\r/g, '')}
+}
+
 /** murderctl, sent `signal` once its stderr matches `when`. */
 export const murderctlInterrupted = (args: string[], when: RegExp, signal: NodeJS.Signals = 'SIGINT') => murderctl(args, {interruptWhen: when, signal})
 
