@@ -2,6 +2,7 @@
 import {resolve} from 'node:path'
 import {execa} from 'execa'
 import {inject} from 'vitest'
+import {localEntry, undumpDocument, undumpLine} from '../../src/cyrus/mboxlist-dump.js'
 import {labExec, readLabState} from '../../src/lab/lab.js'
 
 const BIN = resolve(import.meta.dirname, '../../bin/run.js')
@@ -108,9 +109,7 @@ export const labChecksums = () => labChecksumsOf(lab().dir)
 
 /** A mailboxes.db entry written behind the murder's back (ctl_mboxlist -u), as an operator's mistake would. */
 export function dumpEntry(name: string, owner: string, uniqueid = `lab${Math.random().toString(36).slice(2, 14)}`): string {
-  const now = Math.floor(Date.now() / 1000)
-  const e = {name, mtime: String(now), uidvalidity: String(now), createdmodseq: '1', foldermodseq: '1', mbtype: 'e', partition: 'default', acl: {[owner]: 'lrswipkxtecdan', cyrus: 'lrswipkxtecda'}, uniqueid}
-  return `{\n${JSON.stringify(name)}: ${JSON.stringify(e)}\n}\n`
+  return undumpDocument([undumpLine(localEntry(name, owner, {admin: 'cyrus', uniqueid}))])
 }
 
 /** Remove one entry from a host's mailboxes.db directly (lab repair only; simple names). */

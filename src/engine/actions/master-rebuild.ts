@@ -4,6 +4,7 @@ import {z} from 'zod'
 import {isLiveLocal} from '../../cyrus/mboxlist-dump.js'
 import {asMurderctlError, RefusedError, UnreachableError} from '../../errors.js'
 import {dbInfo, installDb, snapshotDb} from '../../host/db.js'
+import {masterLooksLost} from '../../host/facts.js'
 import {scanDump} from '../../host/mboxlist.js'
 import {hostsByRole, master} from '../../inventory/load.js'
 import type {Host} from '../../inventory/schema.js'
@@ -72,8 +73,7 @@ async function preflight(rc: RunContext, step: Step): Promise<Record<string, unk
   const backendsLocal = Object.fromEntries(local)
   const unionLocal = local.reduce((s, [, n]) => s + n, 0)
   rc.facts.set('before', {masterEntries, backendsLocal, unionLocal} satisfies BeforeFigures)
-  const drop = ctx.inv.thresholds.masterDropCritPercent
-  const lost = masterEntries === null || masterEntries < unionLocal * (1 - drop / 100)
+  const lost = masterLooksLost(masterEntries, unionLocal, ctx.inv.thresholds)
   const figures = {masterDb: path, masterEntries, unionOfBackendsLocal: unionLocal, backendsLocal, lost}
   if (!lost && !opts.force && !rc.resumed)
     throw new RefusedError(`the master does not look lost: it holds ${masterEntries} entries, the backends ${unionLocal} local mailboxes`, {

@@ -1,7 +1,7 @@
 // The push to the mupdate master: its diff (`ctl_mboxlist -m -w`), shown and confirmed, then
 // `ctl_mboxlist -m`; on a unified murder only each backend's own mailboxes are pushed.
 import {z} from 'zod'
-import {isLiveLocal, type MailboxEntry} from '../../cyrus/mboxlist-dump.js'
+import {isLiveLocal, type MailboxEntry, undumpDocument, undumpLine} from '../../cyrus/mboxlist-dump.js'
 import {RefusedError, UnexpectedOutputError} from '../../errors.js'
 import {dbInfo} from '../../host/db.js'
 import {localMupdateWarn, mupdatePush, mupdateWarn, scanDump} from '../../host/mboxlist.js'
@@ -52,7 +52,7 @@ async function push(rc: RunContext, step: Step, p: PushParams, host?: Host) {
   // The entries as undump lines, not objects: a backend may hold hundreds of thousands.
   const local: string[] = []
   const withoutUniqueid: string[] = []
-  const line = (e: MailboxEntry) => `${JSON.stringify(e.name)}: ${JSON.stringify(e)}`
+  const line = (e: MailboxEntry) => undumpLine(e)
   await scanDump(rc.murder, h, (e) => {
     if (!isLiveLocal(e)) return
     // A unified backend's slave rewrites some local entries without uniqueid (seen on a
@@ -65,7 +65,7 @@ async function push(rc: RunContext, step: Step, p: PushParams, host?: Host) {
     } else local.push(line(e))
   }, step.id)
   const ctl = tool(h, 'ctl_mboxlist')
-  const json = `{\n${local.join(',\n')}\n}\n`
+  const json = undumpDocument(local)
   // The db takes about twice the JSON (a name record and a uniqueid record per entry): room
   // for three times that.
   const dir = await scratchDir(rc, h, `murderctl-localonly-${rc.runId}`, 3 * Buffer.byteLength(json))
