@@ -11,7 +11,7 @@ import type {Host} from '../inventory/schema.js'
 import {mapLimit} from '../util/limit.js'
 import type {MurderContext} from '../host/context.js'
 import {scanDump} from '../host/mboxlist.js'
-import {childRunning, cyrusVersion, masterPid, readImapdConf, slaveConnected, tool} from '../host/remote.js'
+import {childRunning, cyrusVersion, masterPid, readImapdConf, slaveConnected} from '../host/remote.js'
 
 
 export const HostStatus = z.object({
