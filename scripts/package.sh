@@ -14,8 +14,10 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
 
-# 1. The npm package (prepack builds dist/ and the manifest).
-npm pack --silent --pack-destination "$out" >/dev/null
+# 1. The npm package. A plain `npm pack` builds first (prepack); here the build is reused when
+# present, so packaging never deletes a dist/ that tests are running from.
+[ -f oclif.manifest.json ] && [ -f dist/src/index.js ] || npm run build >/dev/null
+npm pack --silent --ignore-scripts --pack-destination "$out" >/dev/null
 tgz="$out/murderctl-$version.tgz"
 
 # 2. The app with its production dependencies, as npm would install it.
