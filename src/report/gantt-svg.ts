@@ -1,0 +1,105 @@
+// The run's timeline as a Gantt chart in inline SVG: one lane per host (and one for steps that
+// run on no single host), one bar per attempt of a step. Long idle gaps (a run stopped for the
+// night and resumed) are drawn as a short break, so seconds-long steps stay visible.
+import {html} from './escape.js'
+import {formatDuration, type TimelineUnit, type UnitStatus} from './run-report.js'
+
+export const STATUS_COLOURS: Record<UnitStatus, string> = {
+  done: '#2e7d32',
+  ended: '#66bb6a',
+  skipped: '#9e9e9e',
+  failed: '#c62828',
+  unfinished: '#ef6c00',
+}
+
+const WIDTH = 1100
+const LABEL = 130
+const LANE = 30
+const TOP = 34
+const BREAK = 28
+const MIN_BAR = 4
+
+interface Piece {
+  from: number
+  to: number
+  /** Drawn as a fixed-width break instead of to scale. */
+  gap: boolean
+}
+
+/** Busy spans and the idle gaps between them; gaps longer than `minGap` become breaks. */
+function pieces(units: TimelineUnit[], minGap: number): Piece[] {
+  const spans = units.map((u) => [u.start, Math.max(u.end, u.start)] as const).sort((a, b) => a[0] - b[0])
+  const out: Piece[] = []
+  for (const [s, e] of spans) {
+    const last = out[out.length - 1]
+    if (last && s <= last.to + minGap) last.to = Math.max(last.to, e)
+    else {
+      if (last) out.push({from: last.to, to: s, gap: true})
+      out.push({from: s, to: e, gap: false})
+    }
+  }
+  return out
+}
+
+export function ganttSvg(units: TimelineUnit[]): string {
+  if (!units.length) return ''
+  const lanes = [...new Set(units.map((u) => u.host ?? ''))]
+  const total = Math.max(...units.map((u) => u.end)) - Math.min(...units.map((u) => u.start))
+  const ps = pieces(units, Math.max(10_000, total * 0.05))
+  const breaks = ps.filter((p) => p.gap).length
+  const scaled = ps.filter((p) => !p.gap).reduce((n, p) => n + (p.to - p.from), 0) || 1
+  const plot = WIDTH - LABEL - 20 - breaks * BREAK
+  // Where each piece starts on the x axis.
+  let x = LABEL
+  const placed = ps.map((p) => {
+    const w = p.gap ? BREAK : ((p.to - p.from) / scaled) * plot
+    const r = {...p, x, w}
+    x += w
+    return r
+  })
+  const xOf = (time: number) => {
+    const p = placed.find((q) => time >= q.from && time <= q.to) ?? (time < placed[0].from ? placed[0] : placed[placed.length - 1])
+    if (p.gap) return p.x + p.w / 2
+    return p.x + (p.to === p.from ? 0 : ((Math.min(Math.max(time, p.from), p.to) - p.from) / (p.to - p.from)) * p.w)
+  }
+  const t0 = placed[0].from
+  const height = TOP + lanes.length * LANE + 26
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" class="gantt" role="img" aria-label="timeline of steps per host" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif" font-size="12">`,
+    `<title>Timeline of steps per host</title>`,
+  ]
+  lanes.forEach((lane, i) => {
+    const y = TOP + i * LANE
+    out.push(`<rect x="0" y="${y}" width="${WIDTH}" height="${LANE}" fill="${i % 2 ? '#ffffff' : '#f5f5f5'}"/>`)
+    out.push(`<text x="8" y="${y + LANE / 2 + 4}" font-weight="bold">${html(lane || 'murder-wide')}</text>`)
+  })
+  // Time ticks: the offset from the run's first event at the start of each busy piece and at its end.
+  for (const p of placed) {
+    if (p.gap) {
+      out.push(`<rect x="${p.x.toFixed(1)}" y="${TOP - 6}" width="${p.w.toFixed(1)}" height="${lanes.length * LANE + 12}" fill="url(#gap)" opacity="0.6"/>`)
+      out.push(`<text x="${(p.x + p.w / 2).toFixed(1)}" y="${TOP - 10}" text-anchor="middle" fill="#555">+${html(formatDuration(p.to - p.from))}</text>`)
+      continue
+    }
+    for (const time of [p.from, p.to]) {
+      const tx = xOf(time)
+      out.push(`<line x1="${tx.toFixed(1)}" y1="${TOP - 4}" x2="${tx.toFixed(1)}" y2="${TOP + lanes.length * LANE}" stroke="#ccc"/>`)
+    }
+    out.push(`<text x="${p.x.toFixed(1)}" y="${TOP + lanes.length * LANE + 16}" fill="#555">${html(formatDuration(p.from - t0))}</text>`)
+  }
+  out.splice(2, 0, '<defs><pattern id="gap" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3" height="6" fill="#bbb"/></pattern></defs>')
+  for (const u of units) {
+    const lane = lanes.indexOf(u.host ?? '')
+    const x1 = xOf(u.start)
+    const w = Math.max(MIN_BAR, xOf(u.end) - x1)
+    const y = TOP + lane * LANE + 5
+    const tip = `${u.step}${u.host ? ` on ${u.host}` : ''}: ${u.status}, ${formatDuration(u.end - u.start)}${u.detail ? ` (${u.detail})` : ''}`
+    out.push(
+      `<g class="bar ${u.status}"><title>${html(tip)}</title><rect x="${x1.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="${LANE - 10}" rx="3" fill="${STATUS_COLOURS[u.status]}"/>` +
+        // A label inside when it fits (about 7 px a character), else only the tooltip.
+        (w > u.step.length * 7 + 6 ? `<text x="${(x1 + 4).toFixed(1)}" y="${y + 14}" fill="#fff">${html(u.step)}</text>` : '') +
+        '</g>',
+    )
+  }
+  out.push('</svg>')
+  return out.join('\n')
+}
