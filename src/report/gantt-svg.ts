@@ -1,5 +1,5 @@
-// The run's timeline as a Gantt chart in inline SVG: one lane per host (and one for steps that
-// run on no single host), one bar per attempt of a step. Long idle gaps (a run stopped for the
+// The run's timeline as a Gantt chart in inline SVG: the hosts one under the other (and the
+// steps that run on no single host), a row per step on each, a bar per attempt of the step. Long idle gaps (a run stopped for the
 // night and resumed) are drawn as a short break, so seconds-long steps stay visible.
 import {html} from './escape.js'
 import {formatDuration, type TimelineUnit, type UnitStatus} from './run-report.js'
@@ -13,8 +13,8 @@ export const STATUS_COLOURS: Record<UnitStatus, string> = {
 }
 
 const WIDTH = 1100
-const LABEL = 130
-const LANE = 30
+const LABEL = 250
+const LANE = 22
 const TOP = 34
 const BREAK = 28
 const MIN_BAR = 4
@@ -41,9 +41,18 @@ function pieces(units: TimelineUnit[], minGap: number): Piece[] {
   return out
 }
 
+/** 1, 2 or 5 times a power of ten milliseconds, at least `ms`. */
+function niceStep(ms: number): number {
+  const p = 10 ** Math.floor(Math.log10(Math.max(1, ms)))
+  return [1, 2, 5, 10].map((m) => m * p).find((s) => s >= ms) ?? 10 * p
+}
+
 export function ganttSvg(units: TimelineUnit[]): string {
   if (!units.length) return ''
-  const lanes = [...new Set(units.map((u) => u.host ?? ''))]
+  // Rows grouped by host in order of first appearance, steps in order within each host.
+  const hosts = [...new Set(units.map((u) => u.host ?? ''))]
+  const lanes = hosts.flatMap((h) => [...new Set(units.filter((u) => (u.host ?? '') === h).map((u) => u.step))].map((step) => ({host: h, step})))
+  const laneOf = (u: TimelineUnit) => lanes.findIndex((l) => l.host === (u.host ?? '') && l.step === u.step)
   const total = Math.max(...units.map((u) => u.end)) - Math.min(...units.map((u) => u.start))
   const ps = pieces(units, Math.max(10_000, total * 0.05))
   const breaks = ps.filter((p) => p.gap).length
@@ -63,15 +72,20 @@ export function ganttSvg(units: TimelineUnit[]): string {
     return p.x + (p.to === p.from ? 0 : ((Math.min(Math.max(time, p.from), p.to) - p.from) / (p.to - p.from)) * p.w)
   }
   const t0 = placed[0].from
-  const height = TOP + lanes.length * LANE + 26
+  const height = TOP + lanes.length * LANE + 8
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" class="gantt" role="img" aria-label="timeline of steps per host" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif" font-size="12">`,
     `<title>Timeline of steps per host</title>`,
   ]
   lanes.forEach((lane, i) => {
     const y = TOP + i * LANE
-    out.push(`<rect x="0" y="${y}" width="${WIDTH}" height="${LANE}" fill="${i % 2 ? '#ffffff' : '#f5f5f5'}"/>`)
-    out.push(`<text x="8" y="${y + LANE / 2 + 4}" font-weight="bold">${html(lane || 'murder-wide')}</text>`)
+    const first = i === 0 || lanes[i - 1].host !== lane.host
+    out.push(`<rect x="0" y="${y}" width="${WIDTH}" height="${LANE}" fill="${hosts.indexOf(lane.host) % 2 ? '#ffffff' : '#eef3f8'}"/>`)
+    if (first) {
+      out.push(`<line x1="0" y1="${y}" x2="${WIDTH}" y2="${y}" stroke="#9ab"/>`)
+      out.push(`<text x="6" y="${y + 15}" font-weight="bold">${html(lane.host || 'murder-wide')}</text>`)
+    }
+    out.push(`<text x="${LABEL - 8}" y="${y + 15}" text-anchor="end" class="step-label">${html(lane.step)}</text>`)
   })
   // Time ticks: the offset from the run's first event at the start of each busy piece and at its end.
   for (const p of placed) {
@@ -80,24 +94,22 @@ export function ganttSvg(units: TimelineUnit[]): string {
       out.push(`<text x="${(p.x + p.w / 2).toFixed(1)}" y="${TOP - 10}" text-anchor="middle" fill="#555">+${html(formatDuration(p.to - p.from))}</text>`)
       continue
     }
-    for (const time of [p.from, p.to]) {
+    // Ticks at round offsets from the run's start, about one per 110 px.
+    const every = niceStep(((p.to - p.from) / Math.max(1, p.w)) * 110)
+    for (let time = Math.ceil((p.from - t0) / every) * every + t0; time <= p.to; time += every) {
       const tx = xOf(time)
       out.push(`<line x1="${tx.toFixed(1)}" y1="${TOP - 4}" x2="${tx.toFixed(1)}" y2="${TOP + lanes.length * LANE}" stroke="#ccc"/>`)
+      out.push(`<text x="${tx.toFixed(1)}" y="${TOP - 8}" text-anchor="middle" fill="#555">${html(formatDuration(time - t0))}</text>`)
     }
-    out.push(`<text x="${p.x.toFixed(1)}" y="${TOP + lanes.length * LANE + 16}" fill="#555">${html(formatDuration(p.from - t0))}</text>`)
   }
   out.splice(2, 0, '<defs><pattern id="gap" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3" height="6" fill="#bbb"/></pattern></defs>')
   for (const u of units) {
-    const lane = lanes.indexOf(u.host ?? '')
     const x1 = xOf(u.start)
     const w = Math.max(MIN_BAR, xOf(u.end) - x1)
-    const y = TOP + lane * LANE + 5
+    const y = TOP + laneOf(u) * LANE + 4
     const tip = `${u.step}${u.host ? ` on ${u.host}` : ''}: ${u.status}, ${formatDuration(u.end - u.start)}${u.detail ? ` (${u.detail})` : ''}`
     out.push(
-      `<g class="bar ${u.status}"><title>${html(tip)}</title><rect x="${x1.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="${LANE - 10}" rx="3" fill="${STATUS_COLOURS[u.status]}"/>` +
-        // A label inside when it fits (about 7 px a character), else only the tooltip.
-        (w > u.step.length * 7 + 6 ? `<text x="${(x1 + 4).toFixed(1)}" y="${y + 14}" fill="#fff">${html(u.step)}</text>` : '') +
-        '</g>',
+      `<g class="bar ${u.status}"><title>${html(tip)}</title><rect x="${x1.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="${LANE - 8}" rx="3" fill="${STATUS_COLOURS[u.status]}"/></g>`,
     )
   }
   out.push('</svg>')

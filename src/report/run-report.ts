@@ -146,8 +146,7 @@ export function timeline(events: LooseEvent[]): TimelineUnit[] {
         if (e.exitCode !== 0 && e.exitCode !== undefined) u.detail = `exit ${e.exitCode}: ${e.command ?? ''}`
         break
       }
-      case 'saved-copy':
-      case 'note': {
+      case 'saved-copy': {
         const u = openUnit(e, at)
         u.end = Math.max(u.end, at)
         break
