@@ -34,7 +34,7 @@ export function renderRunHtml(r: RunReport): string {
   s.push('<h2 id="summary">Summary</h2>')
   s.push(
     table(
-      ['', ''],
+      ['field', 'value'],
       [
         ['command', html(r.command)],
         ['murder', html(r.murder)],

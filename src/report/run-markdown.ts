@@ -3,7 +3,7 @@
 import {html, md, mdCode, mdFence} from './escape.js'
 import {formatDuration, type RunReport} from './run-report.js'
 
-const row = (cells: string[]) => `| ${cells.map((c) => c || ' ').join(' | ')} |`
+const row = (cells: string[]) => `| ${cells.map((c) => c || '—').join(' | ')} |`
 const tableMd = (headers: string[], rows: string[][]) => [row(headers), row(headers.map(() => '---')), ...rows.map(row)].join('\n')
 const offset = (r: RunReport, ms: number) => `+${formatDuration(Math.max(0, ms - Date.parse(r.start)))}`
 
@@ -19,7 +19,7 @@ export function renderRunMarkdown(r: RunReport): string {
   out.push('## Summary')
   out.push(
     tableMd(
-      ['', ''],
+      ['field', 'value'],
       [
         ['command', md(r.command)],
         ['murder', md(r.murder)],

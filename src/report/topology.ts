@@ -58,7 +58,9 @@ export function topology(status: MurderStatus, inv: Pick<Inventory, 'hosts'>): T
     else if (!h.cyrusMaster.running) lines.push('cyrus-master STOPPED')
     if (h.mailboxes) lines.push(`${h.mailboxes.total} mailboxes`)
     if (pair) lines.push(pair.active.includes(h.name) ? (pair.active.length > 1 ? 'ACTIVE (both members are!)' : 'active') : 'standby')
-    return {id: nodeId(h.name), name: h.name, role: h.role, health: health(h), lines}
+    const bothActive = pair && pair.active.length > 1 && pair.active.includes(h.name)
+    const hh = health(h)
+    return {id: nodeId(h.name), name: h.name, role: h.role, health: bothActive && hh === 'ok' ? 'warn' : hh, lines}
   })
   const edges: TopoEdge[] = []
   if (master) {

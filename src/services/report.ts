@@ -84,7 +84,7 @@ function readJson(path: string): unknown {
 }
 
 /** diff-<step>.json files, and any plan file the run-start names (sync-backends keeps one). */
-function keptDiffs(dir: string, events: LooseEvent[]): KeptDiff[] {
+export function keptDiffs(dir: string, events: LooseEvent[]): KeptDiff[] {
   const out: KeptDiff[] = []
   for (const f of readdirSync(dir).sort()) {
     const m = /^diff-(.+)\.json$/.exec(f)
