@@ -47,7 +47,13 @@ function niceStep(ms: number): number {
   return [1, 2, 5, 10].map((m) => m * p).find((s) => s >= ms) ?? 10 * p
 }
 
-export function ganttSvg(units: TimelineUnit[]): string {
+/** A moment to mark across every row (a consent), with a label. */
+export interface Mark {
+  at: number
+  label: string
+}
+
+export function ganttSvg(units: TimelineUnit[], marks: Mark[] = []): string {
   if (!units.length) return ''
   // Rows grouped by host in order of first appearance, steps in order within each host.
   const hosts = [...new Set(units.map((u) => u.host ?? ''))]
@@ -72,7 +78,7 @@ export function ganttSvg(units: TimelineUnit[]): string {
     return p.x + (p.to === p.from ? 0 : ((Math.min(Math.max(time, p.from), p.to) - p.from) / (p.to - p.from)) * p.w)
   }
   const t0 = placed[0].from
-  const height = TOP + lanes.length * LANE + 8
+  const height = TOP + lanes.length * LANE + (marks.length ? 22 : 8)
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" class="gantt" role="img" aria-label="timeline of steps per host" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif" font-size="12">`,
     `<title>Timeline of steps per host</title>`,
@@ -110,6 +116,13 @@ export function ganttSvg(units: TimelineUnit[]): string {
     const tip = `${u.step}${u.host ? ` on ${u.host}` : ''}: ${u.status}, ${formatDuration(u.end - u.start)}${u.detail ? ` (${u.detail})` : ''}`
     out.push(
       `<g class="bar ${u.status}"><title>${html(tip)}</title><rect x="${x1.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="${LANE - 8}" rx="3" fill="${STATUS_COLOURS[u.status]}"/></g>`,
+    )
+  }
+  for (const m of marks) {
+    const mx = xOf(m.at).toFixed(1)
+    out.push(
+      `<g class="mark"><title>${html(m.label)}</title><line x1="${mx}" y1="${TOP}" x2="${mx}" y2="${TOP + lanes.length * LANE}" stroke="#1565c0" stroke-width="2" stroke-dasharray="4 3"/>` +
+        `<text x="${mx}" y="${TOP + lanes.length * LANE + 14}" text-anchor="middle" fill="#1565c0">${html(m.label.split(':')[0])}</text></g>`,
     )
   }
   out.push('</svg>')

@@ -2,7 +2,7 @@
 // asset, nothing fetched when it is opened (a strict Content-Security-Policy says so too).
 import {html} from './escape.js'
 import {ganttSvg, STATUS_COLOURS} from './gantt-svg.js'
-import {copyState} from './run-markdown.js'
+import {changes, copyState} from './run-markdown.js'
 import {formatDuration, type RunReport} from './run-report.js'
 
 const table = (headers: string[], rows: string[][], cls = '') =>
@@ -57,8 +57,8 @@ export function renderRunHtml(r: RunReport): string {
     )
   s.push('<h2 id="timeline">Timeline</h2>')
   if (r.timeline.length) {
-    s.push(`<div class="legend">${Object.entries(STATUS_COLOURS).map(([k, c]) => `<span><i style="background:${c}"></i>${html(k)}</span>`).join('')}</div>`)
-    s.push(ganttSvg(r.timeline))
+    s.push(`<div class="legend">${Object.entries(STATUS_COLOURS).map(([k, c]) => `<span><i style="background:${c}"></i>${html(k)}</span>`).join('')}${r.consents.length ? '<span><i style="background:#1565c0;height:2px"></i>consent</span>' : ''}</div>`)
+    s.push(ganttSvg(r.timeline, r.consents.map((c) => ({at: Date.parse(c.at), label: `consent: ${c.step ? `step ${c.step}, ` : ''}${c.by}${c.who ? ` (${c.who})` : ''}`}))))
     s.push(
       `<details><summary>Every step on every host (${r.timeline.length})</summary>${table(
         ['step', 'host', 'start', 'took', 'status', 'detail'],
@@ -75,13 +75,13 @@ export function renderRunHtml(r: RunReport): string {
   s.push('<h2 id="diff">Diff</h2>')
   if (!r.diffs.length) s.push('<p>No diff was kept for this run.</p>')
   for (const d of r.diffs) {
-    s.push(`<h3>${html(d.step ? `step ${d.step}` : 'plan')}: ${d.total} changes</h3>`)
+    s.push(`<h3>${html(d.step ? `step ${d.step}` : 'plan')}: ${changes(d.total)}</h3>`)
     s.push(`<p>${code(d.file)} &mdash; ${d.consent ? `<span class="ok">confirmed at ${html(d.consent.at)} (${html(d.consent.by)})</span>` : d.pushed ? 'pushed (this journal has no consent record)' : '<span class="bad">not confirmed: not pushed</span>'}</p>`)
     const kinds = [...new Set(d.targets.flatMap((t) => t.kinds.map((k) => k.label)))]
     s.push(table(['target', ...kinds], d.targets.map((t) => [html(t.target), ...kinds.map((k) => String(t.kinds.find((x) => x.label === k)?.items.length ?? 0))]), 'diff-counts'))
     for (const t of d.targets) {
       const lines = t.kinds.flatMap((k) => k.items.map((i) => `${k.label}: ${i}`))
-      if (lines.length) s.push(`<details class="diff-list"><summary>${html(t.target)}: all ${lines.length} changes</summary><pre>${lines.map(html).join('\n')}</pre></details>`)
+      if (lines.length) s.push(`<details class="diff-list"><summary>${html(t.target)}: all ${changes(lines.length)}</summary><pre>${lines.map(html).join('\n')}</pre></details>`)
     }
   }
   s.push('<h2 id="copies">Copies kept</h2>')

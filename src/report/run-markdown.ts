@@ -7,6 +7,8 @@ const row = (cells: string[]) => `| ${cells.map((c) => c || '—').join(' | ')} 
 const tableMd = (headers: string[], rows: string[][]) => [row(headers), row(headers.map(() => '---')), ...rows.map(row)].join('\n')
 const offset = (r: RunReport, ms: number) => `+${formatDuration(Math.max(0, ms - Date.parse(r.start)))}`
 
+export const changes = (n: number) => `${n} change${n === 1 ? '' : 's'}`
+
 const NOW: Record<string, string> = {present: 'yes, same sha256', changed: 'CHANGED (sha256 differs)', missing: 'MISSING', unchecked: 'not checked'}
 
 export function copyState(c: RunReport['copies'][number]): string {
@@ -57,14 +59,14 @@ export function renderRunMarkdown(r: RunReport): string {
   out.push('## Diff')
   if (!r.diffs.length) out.push('No diff was kept for this run.')
   for (const d of r.diffs) {
-    out.push(`### ${md(d.step ? `step ${d.step}` : 'plan')}: ${d.total} changes`)
+    out.push(`### ${md(d.step ? `step ${d.step}` : 'plan')}: ${changes(d.total)}`)
     out.push(`File: ${mdCode(d.file)}. ${d.consent ? `Confirmed at ${md(d.consent.at)} (${md(d.consent.by)}).` : d.pushed ? 'Pushed (this journal has no consent record).' : '**Not confirmed: not pushed.**'}`)
     const kinds = [...new Set(d.targets.flatMap((t) => t.kinds.map((k) => k.label)))]
     out.push(tableMd(['target', ...kinds.map(md)], d.targets.map((t) => [md(t.target), ...kinds.map((k) => String(t.kinds.find((x) => x.label === k)?.items.length ?? 0))])))
     for (const t of d.targets) {
       const lines = t.kinds.flatMap((k) => k.items.map((i) => `${k.label}: ${i}`))
       if (!lines.length) continue
-      out.push(`<details><summary>${html(t.target)}: all ${lines.length} changes</summary>\n\n${mdFence(lines)}\n\n</details>`)
+      out.push(`<details><summary>${html(t.target)}: all ${changes(lines.length)}</summary>\n\n${mdFence(lines)}\n\n</details>`)
     }
   }
   out.push('## Copies kept')

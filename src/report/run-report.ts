@@ -188,6 +188,11 @@ const LABELS: Record<string, string> = {
   claimsAvoided: 'Remote entries left out',
   conflicts: 'Conflict (the master places it elsewhere)',
 }
+// Cyrus's order in -m -w output first, anything else after.
+const rank = (label: string) => {
+  const i = Object.values(LABELS).indexOf(label)
+  return i < 0 ? 99 : i
+}
 const humanize = (k: string) => LABELS[k] ?? k.replace(/([a-z])([A-Z])/g, '$1 $2').replace(/^./, (c) => c.toUpperCase())
 
 function itemText(x: unknown): string {
@@ -220,7 +225,7 @@ export function diffView(d: GatheredRun['diffs'][number], all: Consent[], events
   if (!list) return undefined
   const targets = list
     .filter((x): x is Record<string, unknown> => Boolean(x) && typeof x === 'object')
-    .map((x) => ({target: str(x.backend) ?? str(x.host) ?? str(x.name) ?? '?', kinds: kindsOf(x)}))
+    .map((x) => ({target: str(x.backend) ?? str(x.host) ?? str(x.name) ?? '?', kinds: kindsOf(x).sort((a, b) => rank(a.label) - rank(b.label))}))
   const total = targets.reduce((n, x) => n + x.kinds.reduce((m, k) => m + k.items.length, 0), 0)
   // A diff-<step> file is pushed on the consent given at that step; a plan on the run's consent.
   const consent = d.step ? all.find((x) => x.step === d.step) : all[0]
@@ -260,7 +265,7 @@ function outcomeOf(events: LooseEvent[], start: LooseEvent | undefined, diffs: D
   if (lastActivity?.event === 'interrupted') return {outcome: 'interrupted', stop: {where: `before step ${lastActivity.step}`, reason: 'interrupted by the operator (every step before it is done)'}}
   if (failures.length) return {outcome: 'failed', stop: {where: `step ${failures.map((f) => `${f.step}${f.host ? ` on ${f.host}` : ''}`).join(', ')}`, reason: failureText(failures[0])}}
   const waiting = diffs.find((d) => d.step && !d.pushed)
-  if (waiting) return {outcome: 'awaiting consent', stop: {where: `after step ${waiting.step}`, reason: `the diff (${waiting.total} changes) was shown and not confirmed: nothing after it ran`}}
+  if (waiting) return {outcome: 'awaiting consent', stop: {where: `after step ${waiting.step}`, reason: `the diff (${waiting.total} change${waiting.total === 1 ? '' : 's'}) was shown and not confirmed: nothing after it ran`}}
   return {outcome: 'stopped', stop: {where: lastActivity?.step ? `after step ${lastActivity.step}` : 'before its first step', reason: 'the journal ends without a run-end (the process was stopped, or is still running)'}}
 }
 

@@ -42,7 +42,7 @@ describe('murderctl report on the standard lab', () => {
     const text = readFileSync(mdFile, 'utf8')
     expect(text).toContain('**awaiting consent**')
     expect(text).toContain('**Not confirmed: not pushed.**')
-    expect(text).toMatch(/<details><summary>b1: all 1 changes<\/summary>\n\n```text\nForce Activate: user.rpt0\n```/)
+    expect(text).toMatch(/<details><summary>b1: all 1 change<\/summary>\n\n```text\nForce Activate: user.rpt0\n```/)
     expect(text).toContain(`--resume ${run} --yes`)
     expect(text).toContain(`murderctl recover-master -i ${lab().inventory} --rollback ${run}`)
     // The master's lost db was already gone, so nothing was set aside before the diff.
@@ -71,7 +71,7 @@ describe('murderctl report on the standard lab', () => {
     expect(await screenshot(htmlFile, join(out, 'completed.png'))).toBeGreaterThan(40_000)
     const dom = await dumpDom(htmlFile)
     expect(dom).toMatch(/<svg [^>]*class="gantt"/)
-    expect(dom).toMatch(/<details class="diff-list"><summary>b1: all 1 changes<\/summary><pre>Force Activate: user.rpt0<\/pre>/)
+    expect(dom).toMatch(/<details class="diff-list"><summary>b1: all 1 change<\/summary><pre>Force Activate: user.rpt0<\/pre>/)
     expect(dom.match(/yes, same sha256/g)).toHaveLength(copies)
     await waitLabHealthy()
   })
