@@ -20,7 +20,7 @@ describe.runIf(CHROMIUM || process.env.CI)('in headless Chromium', () => {
   const dir = mkdtempSync(join(tmpdir(), 'murderctl-report-browser-'))
 
   for (const name of ['recover-master-completed', 'recover-master-stopped-at-diff', 'sync-backends-completed']) {
-    it(`${name}: the page renders, with the timeline and the diff`, async () => {
+    it(`${name}: the page renders, with the timeline and the diff`, {timeout: 120_000}, async () => {
       const file = join(dir, `${name}.html`)
       writeFileSync(file, renderRunHtml(buildRunReport(gathered(name))))
       const png = join(dir, `${name}.png`)
@@ -37,7 +37,7 @@ describe.runIf(CHROMIUM || process.env.CI)('in headless Chromium', () => {
     })
   }
 
-  it('the status diagram parses and draws in Mermaid (healthy and degraded murders)', async () => {
+  it('the status diagram parses and draws in Mermaid (healthy and degraded murders, the README example)', {timeout: 180_000}, async () => {
     const status = JSON.parse(readFileSync(resolve(import.meta.dirname, '../../fixtures/status/standard-lab.json'), 'utf8')) as MurderStatus
     const readme = /```mermaid\n([\s\S]*?)```/.exec(readFileSync(resolve(import.meta.dirname, '../../../README.md'), 'utf8'))![1]
     for (const [label, text] of [
