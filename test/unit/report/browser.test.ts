@@ -39,10 +39,12 @@ describe.runIf(CHROMIUM || process.env.CI)('in headless Chromium', () => {
 
   it('the status diagram parses and draws in Mermaid (healthy and degraded murders, the README example)', {timeout: 180_000}, async () => {
     const status = JSON.parse(readFileSync(resolve(import.meta.dirname, '../../fixtures/status/standard-lab.json'), 'utf8')) as MurderStatus
+    const masterDown = JSON.parse(readFileSync(resolve(import.meta.dirname, '../../fixtures/status/master-down-lab.json'), 'utf8')) as MurderStatus
     const readme = /```mermaid\n([\s\S]*?)```/.exec(readFileSync(resolve(import.meta.dirname, '../../../README.md'), 'utf8'))![1]
     for (const [label, text] of [
       ['healthy', renderMermaid(topology(status, inventoryOf(status)))],
       ['degraded', renderMermaid(topology(degraded(status), inventoryOf(status)))],
+      ['master down (lab)', renderMermaid(topology(masterDown, inventoryOf(masterDown)))],
       ['README example', readme],
     ] as const) {
       const page = join(dir, `mermaid-${label}.html`)

@@ -23,6 +23,17 @@ describe('murder topology', () => {
     expect(t.nodes.find((n) => n.name === 'b1r')!.lines).toContain('standby')
   })
 
+  it('the lab with its master stopped (real status facts): master red, both slaves orange with red links', () => {
+    const down = JSON.parse(readFileSync(resolve(import.meta.dirname, '../../fixtures/status/master-down-lab.json'), 'utf8')) as MurderStatus
+    const t = topology(down, inventoryOf(down))
+    expect(Object.fromEntries(t.nodes.map((n) => [n.name, n.health]))).toEqual({mupdate: 'down', fe1: 'warn', fe2: 'warn', b1: 'ok', b2: 'ok', b1r: 'ok'})
+    expect(t.nodes[0].lines).toContain('cyrus-master STOPPED')
+    expect(t.edges.filter((e) => e.broken).map((e) => e.from)).toEqual(['h_fe1', 'h_fe2'])
+    const text = renderMermaid(t)
+    expect(text).toContain('linkStyle 0 stroke:#c62828')
+    expect(text).toContain('class h_mupdate down')
+  })
+
   it('degraded: colours and broken links follow the facts', () => {
     const t = topology(degraded(status), inventoryOf(status))
     const healthOf = Object.fromEntries(t.nodes.map((n) => [n.name, n.health]))
