@@ -49,6 +49,13 @@ describe('run report model', () => {
     expect(r.stop!.resume).toContain(`--resume ${r.run}`)
   })
 
+  it('a run interrupted by Ctrl-C: stopped before the next step, resumable', () => {
+    const r = buildRunReport(gathered('recover-master-interrupted'))
+    expect(r.outcome).toBe('interrupted')
+    expect(r.stop).toMatchObject({where: 'before step start-master', resume: `murderctl recover-master -i /tmp/murder-lab/inventory.yaml --resume ${r.run}`})
+    expect(r.timeline.at(-1)).toMatchObject({step: 'install-frontend-db', host: 'mupdate', status: 'done'})
+  })
+
   it('a sync-backends run: its plan is the diff, its copies and verify figures', () => {
     const r = buildRunReport(gathered('sync-backends-completed'))
     expect(r).toMatchObject({command: 'sync-backends', outcome: 'completed'})
@@ -81,7 +88,7 @@ describe('run report model', () => {
   })
 
   it('one line per run for --list', () => {
-    expect(FIXTURES.map((f) => runLine(gathered(f)).outcome)).toEqual(['completed', 'awaiting consent', 'failed', 'completed'])
+    expect(FIXTURES.map((f) => runLine(gathered(f)).outcome)).toEqual(['completed', 'awaiting consent', 'failed', 'interrupted', 'completed'])
   })
 })
 
