@@ -69,9 +69,11 @@ export function renderRunHtml(r: RunReport): string {
   s.push('<h2 id="consent">Consent</h2>')
   s.push(
     r.consents.length
-      ? table(['at', 'step', 'given by', 'who'], r.consents.map((c) => [html(c.at), html(c.step ?? ''), html(c.by), html(c.who ?? 'not recorded')]))
+      ? table(['at', 'step', 'question', 'given by', 'who'], r.consents.map((c) => [html(c.at), html(c.step ?? ''), html(c.gate ?? ''), html(c.by), html(c.who ?? 'not recorded')]))
       : '<p>No consent was given in this run.</p>',
   )
+  if (r.refusals.length)
+    s.push(`<p class="bad">Not given:</p>${table(['at', 'step', 'question', 'why'], r.refusals.map((c) => [html(c.at), html(c.step ?? ''), html(c.gate ?? ''), html(c.reason)]))}`)
   s.push('<h2 id="diff">Diff</h2>')
   if (!r.diffs.length) s.push('<p>No diff was kept for this run.</p>')
   for (const d of r.diffs) {

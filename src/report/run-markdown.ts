@@ -53,9 +53,11 @@ export function renderRunMarkdown(r: RunReport): string {
   out.push('## Consent')
   out.push(
     r.consents.length
-      ? tableMd(['at', 'step', 'given by', 'who'], r.consents.map((c) => [md(c.at), md(c.step ?? ''), md(c.by), md(c.who ?? 'not recorded')]))
+      ? tableMd(['at', 'step', 'question', 'given by', 'who'], r.consents.map((c) => [md(c.at), md(c.step ?? ''), md(c.gate ?? ''), md(c.by), md(c.who ?? 'not recorded')]))
       : 'No consent was given in this run.',
   )
+  if (r.refusals.length)
+    out.push(`Not given:\n\n${tableMd(['at', 'step', 'question', 'why'], r.refusals.map((c) => [md(c.at), md(c.step ?? ''), md(c.gate ?? ''), md(c.reason)]))}`)
   out.push('## Diff')
   if (!r.diffs.length) out.push('No diff was kept for this run.')
   for (const d of r.diffs) {

@@ -20,6 +20,8 @@ export interface TimelineUnit {
 export interface Consent {
   at: string
   step?: string
+  /** Which question: the plan before the first change, or a diff before it is pushed. */
+  gate?: string
   /** --yes, prompt, or what the journal says; "not recorded" for journals older than the field. */
   by: string
   who?: string
@@ -86,6 +88,7 @@ export interface RunReport {
   facts: [string, string][]
   timeline: TimelineUnit[]
   consents: Consent[]
+  refusals: (Consent & {reason: string})[]
   diffs: DiffView[]
   copies: CopyRow[]
   copiesChecked: {at: string; offline: boolean}
@@ -99,11 +102,16 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' && v ? v 
 const t = (iso: string) => Date.parse(iso)
 const unitKey = (e: {step?: string; host?: string}) => `${e.step ?? ''}@${e.host ?? ''}`
 
-/** Consents as journaled now ({note, confirmed}) or with who/how ({by, who}), or as a 'consent' event. */
+const consentOf = (e: LooseEvent): Consent => ({at: e.at, step: e.step, gate: str(e.data?.gate), by: str(e.data?.by) ?? str(e.data?.how) ?? 'not recorded', who: str(e.data?.who) ?? str(e.data?.operator)})
+
+/** Consents as journaled ({note, confirmed: true}, with gate, by and who when recorded), or as a 'consent' event. */
 export function consents(events: LooseEvent[]): Consent[] {
-  return events
-    .filter((e) => (e.event === 'note' && e.data?.confirmed === true) || e.event === 'consent')
-    .map((e) => ({at: e.at, step: e.step, by: str(e.data?.by) ?? str(e.data?.how) ?? 'not recorded', who: str(e.data?.who) ?? str(e.data?.operator)}))
+  return events.filter((e) => (e.event === 'note' && e.data?.confirmed === true) || e.event === 'consent').map(consentOf)
+}
+
+/** Questions answered no, or that could not be asked (no terminal): {note, confirmed: false}. */
+export function refusals(events: LooseEvent[]): (Consent & {reason: string})[] {
+  return events.filter((e) => e.event === 'note' && e.data?.confirmed === false).map((e) => ({...consentOf(e), reason: str(e.data?.reason) ?? 'answered no'}))
 }
 
 /** Each attempt of each step on each host, from its first to its last event. */
@@ -264,6 +272,13 @@ function outcomeOf(events: LooseEvent[], start: LooseEvent | undefined, diffs: D
   if (rolledBack) return {outcome: 'rolled back'}
   if (lastActivity?.event === 'interrupted') return {outcome: 'interrupted', stop: {where: `before step ${lastActivity.step}`, reason: 'interrupted by the operator (every step before it is done)'}}
   if (failures.length) return {outcome: 'failed', stop: {where: `step ${failures.map((f) => `${f.step}${f.host ? ` on ${f.host}` : ''}`).join(', ')}`, reason: failureText(failures[0])}}
+  // The last question of the run went unanswered (no terminal) or was answered no.
+  const lastNote = [...events].reverse().find((e) => e.event === 'note' && typeof e.data?.confirmed === 'boolean')
+  if (lastNote?.data?.confirmed === false) {
+    const gate = str(lastNote.data.gate)
+    const reason = str(lastNote.data.reason) ?? 'answered no'
+    return {outcome: 'awaiting consent', stop: {where: `${gate === 'plan' ? 'before' : 'after'} step ${lastNote.step}`, reason: `${gate === 'plan' ? 'the plan' : 'the diff'} was shown and not confirmed (${reason}): nothing after it ran`}}
+  }
   const waiting = diffs.find((d) => d.step && !d.pushed)
   if (waiting) return {outcome: 'awaiting consent', stop: {where: `after step ${waiting.step}`, reason: `the diff (${waiting.total} change${waiting.total === 1 ? '' : 's'}) was shown and not confirmed: nothing after it ran`}}
   return {outcome: 'stopped', stop: {where: lastActivity?.step ? `after step ${lastActivity.step}` : 'before its first step', reason: 'the journal ends without a run-end (the process was stopped, or is still running)'}}
@@ -329,6 +344,7 @@ export function buildRunReport(g: GatheredRun): RunReport {
     facts,
     timeline: timeline(ev),
     consents: all,
+    refusals: refusals(ev),
     diffs,
     copies,
     copiesChecked: {at: g.checkedAt, offline: g.offline},

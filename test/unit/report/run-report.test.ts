@@ -21,7 +21,7 @@ describe('run report model', () => {
     expect(r.timeline.filter((u) => u.step === 'diff' && u.status === 'failed').map((u) => u.host).sort()).toEqual(['b1', 'b2'])
     expect(r.timeline.filter((u) => u.step === 'push').every((u) => u.status === 'done' && u.end > u.start)).toBe(true)
     expect(r.timeline.find((u) => u.step === 'stop-master')).toMatchObject({status: 'skipped'})
-    expect(r.consents).toEqual([{at: expect.any(String), step: 'diff', by: 'not recorded', who: undefined}])
+    expect(r.consents).toEqual([{at: expect.any(String), step: 'diff', gate: undefined, by: 'not recorded', who: undefined}])
     expect(r.diffs).toHaveLength(1)
     expect(r.diffs[0]).toMatchObject({step: 'diff', total: 43, pushed: true})
     expect(r.diffs[0].targets.find((t) => t.target === 'b1')!.kinds[0].items).toEqual(expect.arrayContaining(WEIRD))
@@ -47,6 +47,26 @@ describe('run report model', () => {
     expect(r.stop!.where).toBe('step install-frontend-db on mupdate')
     expect(r.stop!.reason).toMatch(/no frontend holds a mailbox list/)
     expect(r.stop!.resume).toContain(`--resume ${r.run}`)
+  })
+
+  it('consent gates as the generalized engine journals them: plan and diff, given, or refused for want of a terminal', () => {
+    const g = gathered('recover-master-stopped-at-diff')
+    const last = g.events[g.events.length - 1]
+    const lock = g.events.find((e) => e.step === 'lock')!
+    g.events.splice(g.events.indexOf(lock), 0, {at: lock.at, run: g.run, event: 'note', step: 'lock', data: {gate: 'plan', confirmed: true, by: '--yes'}})
+    g.events.push({at: last.at, run: g.run, event: 'note', step: 'diff', data: {gate: 'diff', confirmed: false, reason: 'no terminal'}})
+    const r = buildRunReport(g)
+    expect(r.consents.map((c) => [c.step, c.gate, c.by])).toEqual([['lock', 'plan', '--yes']])
+    expect(r.refusals.map((c) => [c.step, c.gate, c.reason])).toEqual([['diff', 'diff', 'no terminal']])
+    expect(r.outcome).toBe('awaiting consent')
+    expect(r.stop!.where).toBe('after step diff')
+    expect(r.stop!.reason).toMatch(/diff was shown and not confirmed \(no terminal\)/)
+    // The diff's own consent is the one at its step, not the plan's.
+    expect(r.diffs[0]).toMatchObject({pushed: false, consent: undefined})
+    const text = renderRunMarkdown(r)
+    expect(text).toContain('| lock | plan | --yes | not recorded |')
+    expect(text).toContain('| diff | diff | no terminal |')
+    expect(lintMarkdown(text)).toEqual([])
   })
 
   it('a run interrupted by Ctrl-C: stopped before the next step, resumable', () => {
@@ -84,7 +104,7 @@ describe('run report model', () => {
       ['diff', 'prompt', 'alice'],
       ['push-more', '--yes', undefined],
     ])
-    expect(renderRunMarkdown(r)).toContain('| diff | prompt | alice |')
+    expect(renderRunMarkdown(r)).toContain('| diff | — | prompt | alice |')
   })
 
   it('one line per run for --list', () => {
