@@ -93,7 +93,9 @@ describe('murderctl report on the standard lab', () => {
       const run = list.json[0].run
       expect(list.json[0]).toMatchObject({command: 'sync-backends', outcome: 'completed'})
       const r = await report([run, '--json'])
-      expect(r.json.diffs[0]).toMatchObject({total: 2, pushed: true})
+      expect(r.json.diffs[0]).toMatchObject({pushed: true})
+      const b1 = r.json.diffs[0].targets.find((t: any) => t.target === 'b1')
+      expect(b1.kinds.find((k: any) => k.label === 'Force Activate').items).toEqual(expect.arrayContaining(['user.rpt1', 'user.rpt1.Sent']))
       expect(r.json.consents).toMatchObject([{step: 'confirm', by: '--yes'}])
       expect(r.json.copies.map((c: any) => c.now)).toEqual(r.json.copies.map(() => 'present'))
       // A copy removed on its host afterwards is reported missing, the others still present.
