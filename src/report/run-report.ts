@@ -277,7 +277,10 @@ function outcomeOf(events: LooseEvent[], start: LooseEvent | undefined, diffs: D
   if (lastNote?.data?.confirmed === false) {
     const gate = str(lastNote.data.gate)
     const reason = str(lastNote.data.reason) ?? 'answered no'
-    return {outcome: 'awaiting consent', stop: {where: `${gate === 'plan' ? 'before' : 'after'} step ${lastNote.step}`, reason: `${gate === 'plan' ? 'the plan' : 'the diff'} was shown and not confirmed (${reason}): nothing after it ran`}}
+    return {
+      outcome: 'awaiting consent',
+      stop: {where: `${gate === 'plan' ? 'before' : 'after'} step ${lastNote.step}`, reason: `${gate === 'plan' ? 'the plan' : 'the diff'} was shown and not confirmed (${reason}): ${gate === 'plan' ? 'nothing was changed' : 'nothing after it ran'}`},
+    }
   }
   const waiting = diffs.find((d) => d.step && !d.pushed)
   if (waiting) return {outcome: 'awaiting consent', stop: {where: `after step ${waiting.step}`, reason: `the diff (${waiting.total} change${waiting.total === 1 ? '' : 's'}) was shown and not confirmed: nothing after it ran`}}
@@ -290,10 +293,11 @@ function failureText(e: LooseEvent): string {
 }
 
 /** How to go on from a stopped run: what the run-start says, else the command's own --resume. */
-function continuation(command: string, run: string, inventory: string | undefined, outcome: Outcome, startData: Record<string, unknown>) {
+function continuation(command: string, run: string, inventory: string | undefined, outcome: Outcome, startData: Record<string, unknown>, changed: boolean) {
   const i = inventory ? ` -i ${inventory}` : ''
   const resume = str(startData.resumeCommand) ?? (command === 'sync-backends' ? `murderctl sync-backends${i} --dry-run (then sync-backends${i} for what is left)` : `murderctl ${command}${i} --resume ${run}${outcome === 'awaiting consent' ? ' --yes' : ''}`)
-  const rollback = str(startData.rollbackCommand) ?? (command === 'recover-master' ? `murderctl recover-master${i} --rollback ${run}` : undefined)
+  // Only a run that changed something has anything to roll back.
+  const rollback = str(startData.rollbackCommand) ?? (command === 'recover-master' && changed ? `murderctl recover-master${i} --rollback ${run}` : undefined)
   return {resume, rollback}
 }
 
@@ -350,7 +354,7 @@ export function buildRunReport(g: GatheredRun): RunReport {
     copiesChecked: {at: g.checkedAt, offline: g.offline},
     figures,
     commands,
-    stop: stop && outcome !== 'completed' ? {...stop, ...continuation(command, g.run, g.inventory?.path, outcome, sd)} : undefined,
+    stop: stop && outcome !== 'completed' ? {...stop, ...continuation(command, g.run, g.inventory?.path, outcome, sd, ev.some((e) => e.event === 'command' || e.event === 'saved-copy'))} : undefined,
     unreadableLines: g.unreadableLines,
   }
 }
