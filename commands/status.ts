@@ -3,16 +3,24 @@ import {BaseCommand, inventoryFlag} from '../src/cli/base-command.js'
 import {withMurder} from '../src/host/context.js'
 import {type HostStatus, murderStatus} from '../src/services/status.js'
 import {table} from '../src/report/table.js'
+import {renderDot, renderMermaid, topology} from '../src/report/topology.js'
 
 export default class Status extends BaseCommand {
   static summary = 'Show every host of the murder: reachable, role, MUPDATE state, counts, replication.'
   static description = `Read-only. Hosts are read in parallel over SSH; the MUPDATE banner is read over TCP.
 An unreachable host is reported with the reason, not fatal.`
 
-  static examples = ['<%= config.bin %> status -i murder.yaml', '<%= config.bin %> status --json', '<%= config.bin %> status --no-counts']
+  static examples = [
+    '<%= config.bin %> status -i murder.yaml',
+    '<%= config.bin %> status --json',
+    '<%= config.bin %> status --no-counts',
+    '<%= config.bin %> status --format mermaid > murder.mmd',
+    '<%= config.bin %> status --format dot | dot -Tsvg > murder.svg',
+  ]
 
   static flags = {
     inventory: inventoryFlag,
+    format: Flags.string({summary: 'table, or the murder as a diagram: mermaid or dot (Graphviz).', options: ['table', 'mermaid', 'dot'], default: 'table'}),
     counts: Flags.boolean({summary: 'Count mailboxes (ctl_mboxlist -d on every host).', default: true, allowNo: true}),
     'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
   }
@@ -23,6 +31,11 @@ An unreachable host is reported with the reason, not fatal.`
     const status = await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, (ctx) =>
       murderStatus(ctx, {counts: flags.counts}),
     )
+    if (flags.format !== 'table') {
+      const t = topology(status, inv)
+      if (!this.jsonEnabled()) process.stdout.write(flags.format === 'dot' ? renderDot(t) : renderMermaid(t))
+      return status
+    }
     this.log(`${status.mode} murder "${status.murder}", ${status.hosts.length} hosts, read in ${(status.durationMs / 1000).toFixed(1)}s\n`)
     this.log(
       table(

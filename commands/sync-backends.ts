@@ -74,6 +74,8 @@ slaves agree. Local deletions are never applied without --local-authoritative or
       const ok = await this.confirm(`\nPush these changes to the mupdate master from ${plan.backends.filter((b) => changeCount(b)).map((b) => b.backend).join(', ')}?`, {yes: flags.yes, what: 'sync-backends'})
       if (!ok) throw new AbortError('cancelled: nothing was changed', {step: 'confirm'})
       journal.write({event: 'run-start', data: {command: 'sync-backends', plan: planPath}})
+      // The consent, journaled as every command does (the report lists who agreed, and how).
+      journal.write({event: 'note', step: 'confirm', data: {confirmed: true, by: flags.yes ? '--yes' : 'prompt'}})
       const result = await applySync(ctx, plan, {journal, localAuthoritative: flags['local-authoritative'], allowLocalDeletes: flags['allow-local-deletes'], skipFailed: flags['skip-failed']})
       journal.write({event: 'run-end', data: {agreed: result.agreed}})
       this.log(`\n${renderOutcome(result)}\njournal: ${journal.path}`)

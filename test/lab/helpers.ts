@@ -1,4 +1,5 @@
 // Run the built CLI exactly as an operator would, and small lab helpers for making disasters.
+import {readFileSync} from 'node:fs'
 import {resolve} from 'node:path'
 import {execa} from 'execa'
 import {inject} from 'vitest'
@@ -152,4 +153,22 @@ export async function labChecksumsOf(dir: string): Promise<Record<string, string
     }
   }
   return out
+}
+
+/**
+ * Nothing lost: every copy a run's journal records (saved-copy) is still on its lab host with
+ * the recorded sha256.
+ */
+export async function assertJournalCopiesIntact(journalPath: string, dir = lab().dir): Promise<number> {
+  const events = readFileSync(journalPath, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as {event: string; host?: string; data?: {host?: string; copy?: string; sha256?: string}})
+  const copies = events.filter((e) => e.event === 'saved-copy')
+  for (const e of copies) {
+    const host = e.data?.host ?? e.host!
+    const r = await labExec(dir, host, ['sha256sum', '--', e.data!.copy!], {reject: false})
+    if (r.exitCode !== 0 || r.stdout.split(/\s+/)[0] !== e.data!.sha256) throw new Error(`${host}:${e.data!.copy} is gone or changed (${r.stdout.trim() || r.stderr.trim()})`)
+  }
+  return copies.length
 }
