@@ -11,6 +11,7 @@
 // A slave that has never synchronised with its master accepts the TCP connection but sends
 // nothing at all.
 import net from 'node:net'
+import {type Duplex, PassThrough} from 'node:stream'
 import {performance} from 'node:perf_hooks'
 import {z} from 'zod'
 import {UnexpectedOutputError} from '../errors.js'
@@ -172,7 +173,10 @@ const MAX_GREETING_BYTES = 64 * 1024
  * Never throws for network trouble: refused, timeout, reset and garbage come back as
  * `reachable: false` with a reason.
  */
-export function probeMupdate(address: string, port = 3905, timeoutMs = 5000): Promise<MupdateProbeResult> {
+/** A stream to the MUPDATE port opened another way than plain TCP (an SSH tunnel to the host). */
+export type OpenStream = () => Promise<Duplex>
+
+export function probeMupdate(address: string, port = 3905, timeoutMs = 5000, open?: OpenStream): Promise<MupdateProbeResult> {
   return new Promise((resolve) => {
     const started = performance.now()
     const reader = createBannerReader({host: address})
@@ -181,9 +185,8 @@ export function probeMupdate(address: string, port = 3905, timeoutMs = 5000): Pr
     let settled = false
     let buffered = ''
     let bytes = 0
-    const socket = net.createConnection({host: address, port})
-    socket.setEncoding('latin1')
-    socket.setNoDelay(true)
+    // Through a tunnel the stream arrives later; until then `socket` is a stand-in that is never connected.
+    let socket: Duplex = open ? new PassThrough() : net.createConnection({host: address, port})
 
     const finish = (result: MupdateProbeResult, logout: boolean): void => {
       if (settled) return
@@ -225,10 +228,12 @@ export function probeMupdate(address: string, port = 3905, timeoutMs = 5000): Pr
       )
     }, timeoutMs)
 
-    socket.on('connect', () => {
+    const listen = (sock: Duplex) => {
+    sock.setEncoding('latin1')
+    sock.on('connect', () => {
       connectMs = performance.now() - started
     })
-    socket.on('data', (chunk: string) => {
+    sock.on('data', (chunk: string) => {
       if (settled) return
       bytes += chunk.length
       buffered += chunk
@@ -240,8 +245,8 @@ export function probeMupdate(address: string, port = 3905, timeoutMs = 5000): Pr
       }
       if (bytes > MAX_GREETING_BYTES) fail('protocol', `more than ${MAX_GREETING_BYTES} bytes without a MUPDATE greeting`)
     })
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      const code = err.code ?? ''
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      const code = err.code ?? (/refused/i.test(err.message) ? 'ECONNREFUSED' : '')
       if (code === 'ECONNREFUSED') fail('refused', `connection to ${address}:${port} refused (nothing listening)`)
       else if (['EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) {
         fail('unreachable', `${address}:${port}: ${err.message}`)
@@ -249,11 +254,25 @@ export function probeMupdate(address: string, port = 3905, timeoutMs = 5000): Pr
       else if (code === 'ETIMEDOUT') fail('timeout', `${address}:${port}: ${err.message}`)
       else fail('error', `${address}:${port}: ${err.message}`)
     })
-    socket.on('close', () => {
+    sock.on('close', () => {
       if (settled) return
       // A last line without its newline (e.g. a BYE and an immediate close) still counts.
       if (buffered !== '' && feed(buffered)) return
       fail('closed', `${address}:${port} closed the connection before finishing its greeting`)
     })
+    }
+    if (!open) {
+      ;(socket as net.Socket).setNoDelay(true)
+      listen(socket)
+      return
+    }
+    const openFailed = (err: Error) =>
+      /refused/i.test(err.message) ? fail('refused', `connection to ${address}:${port} refused (nothing listening)`) : fail('error', `${address}:${port} through SSH: ${err.message}`)
+    open().then((sock) => {
+      connectMs = performance.now() - started
+      socket = sock
+      if (settled) sock.destroy()
+      else listen(sock)
+    }, openFailed)
   })
 }

@@ -24,6 +24,10 @@ const sshFields = {
   sudo: z.boolean(),
   connectTimeout: z.number().positive().describe('seconds to connect and authenticate'),
   commandTimeout: z.number().positive().describe('seconds one remote command may run'),
+  /** A bastion to go through, as OpenSSH's ProxyJump: [user@]host[:port]; its key is checked like any host's. */
+  proxyJump: z
+    .string()
+    .regex(/^(?:[A-Za-z0-9._-]+@)?(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/, '[user@]host[:port], as ssh -J takes it'),
 }
 
 export const SshSettings = z
@@ -34,6 +38,7 @@ export const SshSettings = z
     sudo: sshFields.sudo.default(false),
     connectTimeout: sshFields.connectTimeout.default(10),
     commandTimeout: sshFields.commandTimeout.default(300),
+    proxyJump: sshFields.proxyJump.optional(),
   })
   .strict()
 export type SshSettings = z.infer<typeof SshSettings>

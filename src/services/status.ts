@@ -99,8 +99,12 @@ function empty(host: Host): HostStatus {
   }
 }
 
-async function probe(host: Host, port: number, s: HostStatus, timeoutMs: number): Promise<void> {
-  const p = await probeMupdate(host.address, port, timeoutMs)
+/** The MUPDATE banner, read through the host's sshd when it can (a firewall or a bastion may hide the port), else over plain TCP. */
+async function probe(host: Host, port: number, s: HostStatus, timeoutMs: number, ctx?: MurderContext): Promise<void> {
+  const forward = ctx?.pool.forward?.bind(ctx.pool)
+  let p = await probeMupdate(host.address, port, timeoutMs, forward ? () => forward(host, port) : undefined)
+  // An sshd that refuses forwarding (AllowTcpForwarding no) is no answer about MUPDATE: ask directly.
+  if (!p.reachable && forward && p.reason === 'error') p = await probeMupdate(host.address, port, timeoutMs)
   if (p.reachable) {
     s.mupdate.banner = p.banner.role
     if (p.banner.role === 'unavailable') s.mupdate.bannerDetail = p.banner.bye
@@ -158,7 +162,7 @@ export async function hostStatus(ctx: MurderContext, host: Host, opts: {counts?:
         },
       ),
     )
-  if (svc?.enabled) tasks.push(probe(host, listenPort(svc.entry.args.listen), s, probeTimeout))
+  if (svc?.enabled) tasks.push(probe(host, listenPort(svc.entry.args.listen), s, probeTimeout, ctx))
   try {
     await Promise.all(tasks)
     if (svc?.enabled && svc.mode !== 'master' && s.cyrusMaster.running) s.mupdate.slaveConnected = await slaveConnected(ctx, host)

@@ -414,6 +414,18 @@ export class SshPool implements RemoteShell {
     })
   }
 
+  /** A TCP stream to `port` on the host, opened by its own sshd (direct-tcpip), over the pooled connection. */
+  async forward(host: Host, port: number): Promise<ClientChannel> {
+    const conn = await this.connect(host, connKey(host))
+    return new Promise((resolve, reject) => {
+      try {
+        conn.client.forwardOut('127.0.0.1', 0, host.address, port, (err, stream) => (err ? reject(err) : resolve(stream)))
+      } catch (error) {
+        reject(error)
+      }
+    })
+  }
+
   private knownHosts(): KnownHosts {
     this.known ??= mergeKnownHosts(loadKnownHosts(this.opts.knownHostsPath), loadKnownHosts(this.opts.globalKnownHostsPath ?? '/etc/ssh/ssh_known_hosts'))
     return this.known
@@ -437,7 +449,28 @@ export class SshPool implements RemoteShell {
     if (!conn.closed) void endClient(conn)
   }
 
-  private open(host: Host, key: string): Promise<Conn> {
+  /**
+   * A TCP stream to the host's SSH port opened by the bastion its ssh.proxyJump names (as
+   * `ssh -J`): the bastion is an SSH host of its own, pooled, its key checked like any other.
+   */
+  private async throughJump(host: Host): Promise<ClientChannel> {
+    const jump = jumpHost(host)
+    const conn = await this.connect(jump, connKey(jump))
+    return new Promise((resolve, reject) => {
+      conn.client.forwardOut('127.0.0.1', 0, host.address, host.ssh.port, (err, stream) =>
+        err
+          ? reject(new UnreachableError(`the bastion ${where(jump)} could not reach ${where(host)}: ${err.message}`, {host: host.name, hint: 'check the address and port as the bastion sees them, and AllowTcpForwarding on the bastion'}))
+          : resolve(stream),
+      )
+    })
+  }
+
+  private async open(host: Host, key: string): Promise<Conn> {
+    const sock = host.ssh.proxyJump ? await this.throughJump(host) : undefined
+    return this.openOn(host, key, sock)
+  }
+
+  private openOn(host: Host, key: string, sock?: ClientChannel): Promise<Conn> {
     const {address} = host
     const {port, user, identity, connectTimeout} = host.ssh
     const id: HostId = {host: host.name, address, port}
@@ -450,6 +483,7 @@ export class SshPool implements RemoteShell {
       readyTimeout: connectTimeout * 1000,
       keepaliveInterval: KEEPALIVE_INTERVAL_MS,
       keepaliveCountMax: KEEPALIVE_COUNT_MAX,
+      ...(sock ? {sock} : {}),
       hostVerifier: (keyBlob: Buffer): boolean => {
         try {
           keyProblem = this.checkHostKey(host, id, keyBlob)
@@ -564,7 +598,20 @@ export class SshPool implements RemoteShell {
 }
 
 function connKey(host: Host): string {
-  return `${host.name}\0${host.ssh.user}@${host.address}:${host.ssh.port}`
+  return `${host.name}\0${host.ssh.user}@${host.address}:${host.ssh.port}${host.ssh.proxyJump ? `\0via ${host.ssh.proxyJump}` : ''}`
+}
+
+/** The bastion of ssh.proxyJump as a host of its own: its user and port, else the host's user and 22; the host's keys. */
+export function jumpHost(host: Host): Host {
+  const m = /^(?:([^@]+)@)?(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(host.ssh.proxyJump ?? '')
+  if (!m) throw new InventoryError(`ssh.proxyJump of ${host.name} is not [user@]host[:port]: ${host.ssh.proxyJump}`, {host: host.name})
+  const address = m[2].replace(/^\[|\]$/g, '')
+  return {
+    ...host,
+    name: `${address} (bastion of ${host.name})`,
+    address,
+    ssh: {...host.ssh, user: m[1] ?? host.ssh.user, port: m[3] ? Number(m[3]) : 22, proxyJump: undefined, sudo: false},
+  }
 }
 
 /** OpenSSH's default identities that exist and load without a passphrase. */

@@ -1,4 +1,5 @@
 // The contract between the SSH transport and everything that runs commands on hosts.
+import type {Duplex} from 'node:stream'
 import type {Host} from '../inventory/schema.js'
 
 /** argv is quoted word by word; `shell` is a trusted, already-quoted command line. */
@@ -41,4 +42,6 @@ export interface RemoteShell {
   /** Write beside the target, then rename over it. */
   writeFileAtomic(host: Host, path: string, data: Buffer | string, mode?: number): Promise<void>
   close(): Promise<void>
+  /** A TCP stream to `port` on the host, opened by the host's own sshd (as ssh -L): reaches ports a firewall or a bastion hides. */
+  forward?(host: Host, port: number): Promise<Duplex>
 }

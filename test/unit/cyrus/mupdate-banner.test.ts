@@ -129,6 +129,18 @@ describe('probeMupdate', () => {
     expect(srv.received()).toBe('X LOGOUT\r\n')
   })
 
+  it('reads the greeting through a stream opened another way (an SSH tunnel), and says when the tunnel is refused', async () => {
+    const srv = await tiny((s) => s.write(raw('banner-slave.raw')))
+    const tunnel = () => new Promise<net.Socket>((res) => {
+      const s = net.connect(srv.port, '127.0.0.1')
+      s.once('connect', () => res(s))
+    })
+    const r = await probeMupdate('fe.behind.bastion', 3905, 2000, tunnel)
+    expect(r).toMatchObject({reachable: true, address: 'fe.behind.bastion', port: 3905, banner: {role: 'slave'}})
+    const refused = await probeMupdate('fe.behind.bastion', 3905, 2000, () => Promise.reject(new Error('(SSH) Channel open failure: Connection refused')))
+    expect(refused).toMatchObject({reachable: false, reason: 'refused'})
+  })
+
   it('reads a slave greeting', async () => {
     const srv = await tiny((s) => s.write(raw('banner-slave.raw')))
     const r = await probeMupdate('127.0.0.1', srv.port, 2000)

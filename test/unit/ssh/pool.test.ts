@@ -452,6 +452,24 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
       expect(hashKnownHostsConfigured([file('ssh_config2', '# HashKnownHosts yes\n')])).toBe(false)
     })
 
+    it('goes through a bastion (ssh.proxyJump, as ssh -J), checking the bastion\'s key like any host\'s', async () => {
+      await server2()
+      const both = file('kh-jump', hostLine(`[${ADDRESS}]:${PORT}`, join(dir, 'hostkey.pub')) + hostLine(`[${ADDRESS}]:${PORT2}`, join(dir, 'hostkey.pub')))
+      const viaJump = host({proxyJump: `root@${ADDRESS}:${PORT2}`})
+      const r = await pool({knownHostsPath: both}).exec(viaJump, ['echo', 'via-bastion'])
+      expect(r.stdout).toBe('via-bastion\n')
+      const onlyTarget = file('kh-jump-target', hostLine(`[${ADDRESS}]:${PORT}`, join(dir, 'hostkey.pub')))
+      const unknownJump = await pool({knownHostsPath: onlyTarget}).exec(viaJump, ['true']).catch((e: unknown) => e)
+      expect(unknownJump).toBeInstanceOf(HostKeyError)
+      expect((unknownJump as Error).message).toMatch(new RegExp(`^unknown host key for ${ADDRESS.replace(/\./g, '\\.')} \\(bastion of testhost\\)`))
+      const deadJump = await pool({knownHostsPath: both}).exec(host({proxyJump: `root@${ADDRESS}:1`}), ['true']).catch((e: unknown) => e)
+      expect(deadJump).toBeInstanceOf(UnreachableError)
+      expect((deadJump as Error).message).toMatch(/connection refused on 127\.0\.8\.1:1/)
+      // The bastion cannot reach the host: said as such, naming both.
+      const unreachableBehind = await pool({knownHostsPath: both}).exec(host({proxyJump: `root@${ADDRESS}:${PORT2}`}, {address: '127.0.8.2'}), ['true']).catch((e: unknown) => e)
+      expect((unreachableBehind as Error).message).toMatch(/the bastion .* could not reach 127\.0\.8\.2/)
+    })
+
     it('reads the system-wide known_hosts too, as OpenSSH does', async () => {
       const global = file('ssh_known_hosts', hostLine(`[${ADDRESS}]:${PORT}`, join(dir, 'hostkey.pub')))
       expect((await pool({knownHostsPath: join(dir, 'kh-none'), globalKnownHostsPath: global}).exec(host(), ['echo', 'global'])).stdout).toBe('global\n')
