@@ -357,7 +357,7 @@ export class SshPool implements RemoteShell {
               exitCode,
               ...(exitSignal ? {signal: exitSignal} : {}),
               stdout: Buffer.concat(out),
-              stderr: Buffer.concat(err).toString('utf8') + (errBytes > MAX_STDERR ? `\n[murderctl: stderr truncated after ${MAX_STDERR} bytes]\n` : ''),
+              stderr: withoutSudoNoise(Buffer.concat(err).toString('utf8'), host) + (errBytes > MAX_STDERR ? `\n[murderctl: stderr truncated after ${MAX_STDERR} bytes]\n` : ''),
               durationMs: Date.now() - started,
             })
           })
@@ -595,6 +595,14 @@ export class SshPool implements RemoteShell {
       },
     )
   }
+}
+
+/**
+ * sudo warns on stderr when the host cannot resolve its own name, then runs the command all
+ * the same; callers judge a Cyrus tool by its stderr, so that warning is not theirs to read.
+ */
+export function withoutSudoNoise(stderr: string, host: Host): string {
+  return host.ssh.sudo ? stderr.replace(/^sudo: unable to resolve host [^\n]*\n?/gm, '') : stderr
 }
 
 function connKey(host: Host): string {
