@@ -13,12 +13,14 @@ import {excerpt} from './lines.js'
 
 const numberish = z.union([z.string(), z.number().transform(String)])
 
-export const MailboxEntry = z.looseObject({
+export const MailboxEntry = z
+  .looseObject({
   /** Internal mailbox name (`user.bob.Sent`). */
   name: z.string().min(1),
   /** 3.6 letters: type e/n/b/c/a/j/s/p/f, flags d(eleted) m(oving) r(emote) z(reserve) i(ntermediate) l(egacy dirs). */
   mbtype: z.string().regex(/^[a-z]*$/, 'mbtype letters'),
-  partition: z.string(),
+  /** Absent only on the tombstone 3.6 leaves after a DELETE (mbtype `ed`). */
+  partition: z.string().optional(),
   /** Set on remote entries (frontends, the mupdate master, unified backends' pointers). */
   server: z.string().optional(),
   acl: z.record(z.string(), z.string()).default({}),
@@ -27,7 +29,10 @@ export const MailboxEntry = z.looseObject({
   uidvalidity: numberish.optional(),
   mtime: numberish.optional(),
 })
-export type MailboxEntry = z.infer<typeof MailboxEntry>
+  .refine((e) => e.partition !== undefined || e.mbtype.includes('d'), {path: ['partition'], message: 'partition is missing (only a deleted entry may lack one)'})
+  .transform((e) => ({...e, partition: e.partition ?? ''}))
+// Unknown keys (jmapid, createdmodseq...) are kept as they came.
+export type MailboxEntry = z.infer<typeof MailboxEntry> & {[key: string]: unknown}
 
 export type DumpFormat = 'json' | 'legacy'
 
@@ -362,7 +367,7 @@ export function undumpDocument(lines: readonly string[]): string {
  * A new local mailbox entry as 3.6 writes one (for seeding a lab or making a disaster on
  * purpose, never for a real murder): owner's full rights, plus `admin`'s when given.
  */
-export function localEntry(name: string, owner: string, opts: {admin?: string; uniqueid: string; now?: number}): MailboxEntry & {name: string} {
+export function localEntry(name: string, owner: string, opts: {admin?: string; uniqueid: string; now?: number}): MailboxEntry & Record<string, unknown> {
   const now = String(opts.now ?? Math.floor(Date.now() / 1000))
   const acl: Record<string, string> = {[owner]: 'lrswipkxtecdan'}
   if (opts.admin) acl[opts.admin] = 'lrswipkxtecda'

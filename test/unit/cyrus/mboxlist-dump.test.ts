@@ -8,6 +8,7 @@ import {
   createDumpCounter,
   createDumpParser,
   isDeleted,
+  isLiveLocal,
   isIntermediate,
   isRemote,
   legacyMbtypeToLetters,
@@ -71,6 +72,15 @@ describe('JSON dump (3.6)', () => {
       expect(entries.every((e) => e.server === 'b1' && e.mbtype === 'er' && e.uniqueid === undefined)).toBe(true)
       expect(countEntries(entries)).toEqual({total: 9, local: 0, remote: 9, deleted: 0, intermediate: 0, withoutUniqueid: 0})
     }
+  })
+
+  it('reads the tombstone 3.6 leaves after DELETE (mbtype ed, no partition) as deleted, not an error', () => {
+    const text = '{\n"user.alice.Old": {"name": "user.alice.Old", "mbtype": "ed", "uidvalidity": "1764000000", "acl": {}},\n"user.alice": {"name": "user.alice", "mbtype": "e", "partition": "default", "acl": {"alice": "lrswipkxtecdan"}, "uniqueid": "u1"}\n}\n'
+    const [tomb, live] = parseDump(text)
+    expect(tomb).toMatchObject({name: 'user.alice.Old', mbtype: 'ed', partition: ''})
+    expect(isDeleted(tomb!)).toBe(true)
+    expect(isLiveLocal(tomb!)).toBe(false)
+    expect(isLiveLocal(live!)).toBe(true)
   })
 
   it('parses an empty mailbox list', () => {
