@@ -11,7 +11,7 @@ import {latestVerifiedBackup, readVerifiedBackup} from '../store/backups.js'
 import {saveDbAside} from './journal.js'
 import {sha256} from '../util/hash.js'
 import {localMupdateWarn, mailboxLocations, mupdatePush, mupdateWarn, scanDump} from '../host/mboxlist.js'
-import {copyAside, hupMaster, tool} from '../host/remote.js'
+import {copyAside, hupMaster, moveAside, tool} from '../host/remote.js'
 import {shellQuote} from '../ssh/quote.js'
 import type {ExecResult} from '../ssh/types.js'
 import {mapLimit} from '../util/limit.js'
@@ -116,9 +116,9 @@ async function pickFrontend(rc: RunContext, step: Step): Promise<Host> {
 async function lock(rc: RunContext, step: Step, host?: Host) {
   const h = need(host, step)
   const dir = await lockDir(rc, h)
-  const r = await rc.murder.pool.exec(h, {shell: `mkdir ${shellQuote(dir)} 2>/dev/null && echo ${shellQuote(rc.runId)} > ${shellQuote(`${dir}/run`)}`})
+  const r = await rc.murder.pool.exec(h, {shell: `mkdir -- ${shellQuote(dir)} 2>/dev/null && echo ${shellQuote(rc.runId)} > ${shellQuote(`${dir}/run`)}`})
   if (r.exitCode !== 0) {
-    const owner = (await rc.murder.pool.exec(h, ['cat', `${dir}/run`])).stdout.trim()
+    const owner = (await rc.murder.pool.exec(h, ['cat', '--', `${dir}/run`])).stdout.trim()
     throw new RefusedError(`another recovery holds the lock (run ${owner || 'unknown'}, ${dir})`, {
       host: h.name,
       step: step.id,
@@ -168,15 +168,10 @@ async function runServiceCommand(rc: RunContext, step: Step, host: Host | undefi
 async function setAsideDb(rc: RunContext, step: Step, host?: Host) {
   const h = need(host, step)
   const {path} = await dbInfo(rc.murder, h)
-  const aside = `${path}.murderctl-${rc.runId}`
-  const q = shellQuote(path)
-  const a = shellQuote(aside)
-  const r = await rc.murder.pool.exec(h, {shell: `test -e ${q} || exit 3; sha256sum -- ${q} && mv -n -- ${q} ${a} && sha256sum -- ${a}`})
-  if (r.exitCode === 3) return {note: `${path} was not there`}
-  const sums = r.stdout.trim().split('\n').map((l) => l.split(/\s+/)[0])
-  if (r.exitCode !== 0 || sums.length !== 2 || sums[0] !== sums[1]) throw new AbortError(`could not move ${path} aside: ${r.stderr.trim()}`, {host: h.name, step: step.id})
-  rc.journal.write({event: 'saved-copy', step: step.id, host: h.name, data: {path, copy: aside, sha256: sums[0], moved: true}})
-  return {path, movedTo: aside, sha256: sums[0]}
+  const moved = await moveAside(rc.murder, h, path, rc.runId, step.id)
+  if (!moved) return {note: `${path} was not there`}
+  rc.journal.saved(step.id, moved)
+  return {path, movedTo: moved.copy, sha256: moved.sha256}
 }
 
 /** Nothing lost: a checksummed copy of the db beside it before a step changes it in place. */
@@ -370,8 +365,8 @@ export const ACTIONS: Record<ActionName, Action> = {
   },
   'stop-cyrus': {mutating: true, describe: (_rc, _s, h) => `${h?.cyrus.stop}`, run: (rc, s, h) => runServiceCommand(rc, s, h, 'stop')},
   'start-cyrus': {mutating: true, describe: (_rc, _s, h) => `${h?.cyrus.start}`, run: (rc, s, h) => runServiceCommand(rc, s, h, 'start')},
-  'set-aside-db': {mutating: true, describe: () => 'sha256sum mailboxes.db; mv it to mailboxes.db.murderctl-<run>', run: setAsideDb},
-  'copy-aside-db': {mutating: true, describe: () => 'cp -p mailboxes.db mailboxes.db.murderctl-<run>, sha256 of both checked', run: copyAsideDb},
+  'set-aside-db': {mutating: true, describe: (rc, s) => `sha256sum mailboxes.db; mv -n it to mailboxes.db.murderctl-${rc.runId}-${s.id}`, run: setAsideDb},
+  'copy-aside-db': {mutating: true, describe: (rc, s) => `cp -n -p mailboxes.db mailboxes.db.murderctl-${rc.runId}-${s.id}, sha256 of both checked`, run: copyAsideDb},
   'install-db-from-frontend': {
     mutating: true,
     describe: (rc) => `cvt_cyrusdb a consistent copy of ${rc.options.frontend ?? 'the fullest frontend'}'s mailboxes.db, fetch it, upload it beside the master's, check sha256 and entry count, mv into place`,

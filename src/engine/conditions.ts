@@ -7,7 +7,7 @@ import type {ConditionName} from './playbook.js'
 import type {RunContext} from './context.js'
 import {dbInfo} from '../host/db.js'
 import {localMupdateWarn, mupdateWarn} from '../host/mboxlist.js'
-import {childRunning, masterPid, slaveConnected} from '../host/remote.js'
+import {childRunning, masterListening, masterPid, slaveConnected} from '../host/remote.js'
 
 export interface ConditionResult {
   ok: boolean
@@ -21,7 +21,9 @@ const lockDir = async (rc: RunContext, host: Host) => `${(await dbInfo(rc.murder
 const checks: Record<ConditionName, Check> = {
   'cyrus-running': async (rc, h) => {
     const pid = await masterPid(rc.murder, h)
-    return {ok: pid !== null, detail: pid ? `cyrus-master pid ${pid}` : 'cyrus-master is not running'}
+    // Running means serving: the next step may need its MUPDATE port.
+    const listening = pid !== null && (await masterListening(rc.murder, h))
+    return {ok: listening, detail: pid ? `cyrus-master pid ${pid}${listening ? '' : ' (not listening yet)'}` : 'cyrus-master is not running'}
   },
   'cyrus-stopped': async (rc, h) => {
     const pid = await masterPid(rc.murder, h)

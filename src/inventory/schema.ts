@@ -47,6 +47,9 @@ const cyrusFields = {
   stop: z.string(),
   /** Shell command that starts cyrus-master. */
   start: z.string(),
+  /** The Cyrus user and group owning configdirectory (a file murderctl installs takes them). */
+  user: z.string().regex(/^[a-z_][a-z0-9_.-]*$/i, 'a user name'),
+  group: z.string().regex(/^[a-z_][a-z0-9_.-]*$/i, 'a group name'),
 }
 
 export const CyrusSettings = z
@@ -57,6 +60,8 @@ export const CyrusSettings = z
     pidFile: cyrusFields.pidFile.default('/run/cyrus-master.pid'),
     stop: cyrusFields.stop.default('systemctl stop cyrus-imapd'),
     start: cyrusFields.start.default('systemctl start cyrus-imapd'),
+    user: cyrusFields.user.default('cyrus'),
+    group: cyrusFields.group.default('mail'),
   })
   .strict()
 export type CyrusSettings = z.infer<typeof CyrusSettings>

@@ -1,7 +1,9 @@
 // Run the built CLI exactly as an operator would, and small lab helpers for making disasters.
-import {resolve} from 'node:path'
+import {existsSync, readdirSync, readFileSync} from 'node:fs'
+import {dirname, join, resolve} from 'node:path'
 import {execa} from 'execa'
-import {inject} from 'vitest'
+import {expect, inject} from 'vitest'
+import {parse} from 'yaml'
 import {labExec, readLabState} from '../../src/lab/lab.js'
 
 const BIN = resolve(import.meta.dirname, '../../bin/run.js')
@@ -130,4 +132,52 @@ export async function labChecksumsOf(dir: string): Promise<Record<string, string
     }
   }
   return out
+}
+
+/** The events of a run's journal (a torn last line is left out, as murderctl does). */
+export function journalEvents(journalPath: string): any[] {
+  return readFileSync(journalPath, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l)]
+      } catch {
+        return []
+      }
+    })
+}
+
+/**
+ * The product's first promise, checked after every mutating run: every copy its journal records
+ * (`saved-copy`) still exists on its host with the recorded sha256, and no two records share a
+ * file. Returns how many copies were checked.
+ */
+export async function assertJournalCopiesIntact(journalPath: string, dir = lab().dir): Promise<number> {
+  const copies = journalEvents(journalPath).filter((e) => e.event === 'saved-copy')
+  const names = copies.map((e) => `${e.host}:${e.data.copy}`)
+  expect(new Set(names).size, `two saved copies share a name in ${journalPath}`).toBe(names.length)
+  for (const e of copies) {
+    const r = await labExec(dir, e.host, ['sha256sum', '--', e.data.copy], {reject: false})
+    expect(r.stdout.split(/\s+/)[0], `${e.host}:${e.data.copy} (saved at step ${e.step}) in ${journalPath}`).toBe(e.data.sha256)
+  }
+  return copies.length
+}
+
+/** Every run folder's journal under the lab inventory's stateDir, newest last. */
+export function runJournals(inventory = lab().inventory): string[] {
+  const stateDir = resolve(dirname(inventory), parse(readFileSync(inventory, 'utf8')).stateDir)
+  const runs = join(stateDir, 'runs')
+  if (!existsSync(runs)) return []
+  return readdirSync(runs)
+    .sort()
+    .map((r) => join(runs, r, 'journal.jsonl'))
+    .filter((p) => existsSync(p))
+}
+
+/** assertJournalCopiesIntact over every run journal of the lab's stateDir. */
+export async function assertAllJournalCopiesIntact(inventory = lab().inventory, dir = lab().dir): Promise<number> {
+  let n = 0
+  for (const j of runJournals(inventory)) n += await assertJournalCopiesIntact(j, dir)
+  return n
 }
