@@ -1,11 +1,12 @@
-import {readFileSync, writeFileSync} from 'node:fs'
+import {readFileSync} from 'node:fs'
 import {Flags} from '@oclif/core'
 import {BaseCommand, inventoryFlag, mutatingFlags} from '../src/cli/base-command.js'
 import {AbortError, InventoryError, RefusedError} from '../src/errors.js'
 import {Journal, newRunId} from '../src/engine/journal.js'
 import {withMurder} from '../src/host/context.js'
-import {applySync, assertFresh, changeCount, checkApplicable, planSync, selectBackends, SyncPlan} from '../src/services/sync.js'
+import {applySync, changeCount, freshPlanMatching, checkApplicable, planSync, selectBackends, SyncPlan} from '../src/services/sync.js'
 import {renderOutcome, renderPlan} from '../src/report/sync-view.js'
+import {writePrivateFile} from '../src/util/files.js'
 
 export default class SyncBackends extends BaseCommand {
   static summary = 'After a master outage: diff every backend against the mupdate master, confirm, push, verify.'
@@ -40,16 +41,15 @@ slaves agree. Local deletions are never applied without --local-authoritative or
     return withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, async (ctx) => {
       let plan: SyncPlan
       if (flags.apply) {
-        plan = loadPlan(flags.apply, inv.name)
         this.progress(`checking that ${flags.apply} still describes the hosts`)
-        await assertFresh(ctx, plan)
+        plan = await freshPlanMatching(ctx, loadPlan(flags.apply, inv.name))
       } else {
         this.progress(`diffing ${selectBackends(ctx, flags.backend).map((b) => b.name).join(', ')} against master`)
         plan = await planSync(ctx, selectBackends(ctx, flags.backend))
       }
       const journal = new Journal(inv.stateDir, newRunId('sync-backends'))
-      const planPath = flags.out ?? journal.keep('plan.json', '')
-      writeFileSync(planPath, `${JSON.stringify(plan, null, 2)}\n`)
+      const planText = `${JSON.stringify(plan, null, 2)}\n`
+      const planPath = flags.out ? writePrivateFile(flags.out, planText) : journal.keep('plan.json', planText)
       this.log(renderPlan(plan, planPath))
 
       const changes = plan.backends.reduce((n, b) => n + changeCount(b) + b.conflicts.length, 0)

@@ -82,6 +82,13 @@ export class InventoryError extends MurderctlError {
   }
 }
 
+/** Bad flags or arguments on the command line (exit 2), apart from a bad inventory file (exit 3). */
+export class UsageError extends MurderctlError {
+  constructor(message: string, ctx: ErrorContext = {}) {
+    super('usage', message, {hint: 'see murderctl <command> --help', ...ctx})
+  }
+}
+
 export class UnreachableError extends MurderctlError {
   constructor(message: string, ctx: ErrorContext = {}) {
     super('unreachable', message, {hint: 'check the address, sshd and the SSH key in the inventory', ...ctx})

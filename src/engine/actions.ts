@@ -15,7 +15,8 @@ import {copyAside, hupMaster, moveAside, tool} from '../host/remote.js'
 import {shellQuote} from '../ssh/quote.js'
 import type {ExecResult} from '../ssh/types.js'
 import {mapLimit} from '../util/limit.js'
-import {checkCondition, lockDir} from './conditions.js'
+import {acquireLock, ownerHere, releaseLock} from '../host/lock.js'
+import {checkCondition} from './conditions.js'
 import type {PushDiff, RunContext} from './context.js'
 import type {ActionName, Step} from './playbook.js'
 
@@ -115,25 +116,12 @@ async function pickFrontend(rc: RunContext, step: Step): Promise<Host> {
 
 async function lock(rc: RunContext, step: Step, host?: Host) {
   const h = need(host, step)
-  const dir = await lockDir(rc, h)
-  const r = await rc.murder.pool.exec(h, {shell: `mkdir -- ${shellQuote(dir)} 2>/dev/null && echo ${shellQuote(rc.runId)} > ${shellQuote(`${dir}/run`)}`})
-  if (r.exitCode !== 0) {
-    const owner = (await rc.murder.pool.exec(h, ['cat', '--', `${dir}/run`])).stdout.trim()
-    throw new RefusedError(`another recovery holds the lock (run ${owner || 'unknown'}, ${dir})`, {
-      host: h.name,
-      step: step.id,
-      hint: `resume that run with --resume ${owner}, or if it is truly dead remove ${dir} on ${h.name}`,
-    })
-  }
-  return {lock: dir}
+  const got = await acquireLock(rc.murder, h, ownerHere(rc.runId, rc.runId.split('-').slice(1, -1).join('-')), step.id)
+  return {lock: got.dir, takenOver: got.resumed}
 }
 
 async function unlock(rc: RunContext, step: Step, host?: Host) {
-  const h = need(host, step)
-  const dir = await lockDir(rc, h)
-  const held = await checkCondition(rc, 'locked', h)
-  if (held.ok) await rc.murder.pool.execOk(h, ['rm', '-r', '--', dir])
-  return {released: held.ok}
+  return {released: await releaseLock(rc.murder, need(host, step), rc.runId)}
 }
 
 // ---- the mupdate slave -----------------------------------------------------------------------
@@ -276,7 +264,7 @@ async function scratchDir(rc: RunContext, h: Host, prefix: string, bytes: number
   const cfg = shellQuote(configDirectory)
   const shm = `[ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR==2 {print $4}')" -gt ${Math.ceil(bytes / 1024)} ] 2>/dev/null && mktemp -d ${shellQuote(`/dev/shm/${prefix}.XXXXXX`)} 2>/dev/null`
   const r = await rc.murder.pool.execOk(h, {
-    shell: `d=$(${shm} || mktemp -d ${shellQuote(`${configDirectory}/${prefix}.XXXXXX`)}) && chown "$(stat -c %u:%g -- ${cfg})" "$d" && echo "$d"`,
+    shell: `d=$(${shm} || mktemp -d ${shellQuote(`${configDirectory}/${prefix}.XXXXXX`)}) && chown -- "$(stat -c %u:%g -- ${cfg})" "$d" && echo "$d"`,
   })
   return r.stdout.trim()
 }

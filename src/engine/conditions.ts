@@ -2,7 +2,8 @@
 // holds, not when a command exited 0. Conditions that settle asynchronously (a slave going
 // away or reconnecting) are polled up to a deadline.
 import type {Host} from '../inventory/schema.js'
-import {shellQuote} from '../ssh/quote.js'
+import {hostname} from 'node:os'
+import {describeLock, readLock} from '../host/lock.js'
 import type {ConditionName} from './playbook.js'
 import type {RunContext} from './context.js'
 import {dbInfo} from '../host/db.js'
@@ -15,8 +16,6 @@ export interface ConditionResult {
 }
 
 type Check = (rc: RunContext, host: Host) => Promise<ConditionResult>
-
-const lockDir = async (rc: RunContext, host: Host) => `${(await dbInfo(rc.murder, host)).configDirectory}/murderctl-recovery.lock`
 
 const checks: Record<ConditionName, Check> = {
   'cyrus-running': async (rc, h) => {
@@ -56,11 +55,11 @@ const checks: Record<ConditionName, Check> = {
     const r = await rc.murder.pool.exec(h, ['test', '-s', path])
     return {ok: r.exitCode === 0, detail: r.exitCode === 0 ? `${path} is in place` : `${path} is missing or empty`}
   },
+  // Held by this run AND this process: a live earlier process of the same run is not us.
   locked: async (rc, h) => {
-    const dir = await lockDir(rc, h)
-    const r = await rc.murder.pool.exec(h, {shell: `cat ${shellQuote(`${dir}/run`)} 2>/dev/null`})
-    const owner = r.stdout.trim()
-    return {ok: owner === rc.runId, detail: owner ? `locked by run ${owner}` : 'not locked'}
+    const held = await readLock(rc.murder, h)
+    const mine = held?.run === rc.runId && held.owner?.pid === process.pid && held.owner.host === hostname()
+    return {ok: mine, detail: held ? `locked by ${describeLock(held)}` : 'not locked'}
   },
 }
 
@@ -76,4 +75,3 @@ export async function checkCondition(rc: RunContext, name: ConditionName, host: 
   }
 }
 
-export {lockDir}

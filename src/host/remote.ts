@@ -90,7 +90,7 @@ export interface SavedCopy {
 }
 
 /** The name a run's step gives its copy of `path`: no later step of any run reuses it. */
-export const asideName = (path: string, runId: string, step: string) => `${path}.murderctl-${runId}-${step}`
+export const asideName = (path: string, runId: string, step: string) => `${path}.murderctl-${runId}-${step.replace(/[^A-Za-z0-9._-]+/g, '-')}`
 
 /**
  * Copy a file aside on its own host before anything changes it, and prove the copy: the

@@ -4,6 +4,7 @@ import {dirname, isAbsolute, resolve} from 'node:path'
 import {parse as parseYaml, YAMLParseError} from 'yaml'
 import type {z} from 'zod'
 import {InventoryError} from '../errors.js'
+import {sha256} from '../util/hash.js'
 import {CyrusSettings, type Host, type Inventory, InventoryFile, SshSettings} from './schema.js'
 
 export const DEFAULT_INVENTORY = 'murder.yaml'
@@ -90,4 +91,13 @@ export function findHost(inv: Inventory, name: string): Host {
   const h = inv.hosts.find((x) => x.name === name)
   if (!h) throw new InventoryError(`no host named "${name}" in ${inv.path}`, {hint: `known hosts: ${inv.hosts.map((x) => x.name).join(', ')}`})
   return h
+}
+
+/**
+ * What a run depends on in the inventory, as one checksum: the murder, its mode and each host's
+ * name, role, address and servername. A run is resumed only against the same.
+ */
+export function inventoryFingerprint(inv: Inventory): string {
+  const hosts = inv.hosts.map((h) => [h.name, h.role, h.address, h.servername, h.replicaOf ?? '']).sort((a, b) => a[0].localeCompare(b[0]))
+  return sha256(JSON.stringify({name: inv.name, mode: inv.mode, hosts}))
 }
