@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand, inventoryFlag} from '../src/cli/base-command.js'
-import {asMurderctlError} from '../src/errors.js'
+import {asMurderctlError, exitCodeOf} from '../src/errors.js'
 import {master} from '../src/inventory/load.js'
 import {snapshotDb} from '../src/host/db.js'
 import {listBackups, pruneBackups, storeBackup} from '../src/store/backups.js'
@@ -43,10 +43,10 @@ file beside the database, removed at once.`
         return {...snap.meta, dir, pruned}
       })
       const backups = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
-      const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [{host: hosts[i].name, error: asMurderctlError(r.reason).oneLine()}] : []))
+      const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [{host: hosts[i].name, error: asMurderctlError(r.reason).oneLine(), code: asMurderctlError(r.reason).code}] : []))
       this.log(table(['host', 'entries', 'bytes', 'sha256', 'folder'], backups.map((b) => [b.host, b.entries, b.bytes, b.sha256.slice(0, 16), b.dir])))
       for (const f of failures) process.stderr.write(`murderctl: ${f.error}\n`)
-      if (failures.length) process.exitCode = 1
+      if (failures.length) process.exitCode = exitCodeOf(failures)
       return {backups, failures}
     })
   }

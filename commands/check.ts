@@ -4,7 +4,8 @@ import {BaseCommand, inventoryFlag} from '../src/cli/base-command.js'
 import {exitCodeFor, type CheckReport} from '../src/check/model.js'
 import {formatNagios, formatNagiosUnknown} from '../src/check/nagios.js'
 import {formatPrometheus, formatPrometheusFailure, writeTextfileAtomic} from '../src/check/prometheus.js'
-import {asMurderctlError} from '../src/errors.js'
+import {asMurderctlError, InventoryError} from '../src/errors.js'
+import {stateDirProblem} from '../src/util/files.js'
 import type {Inventory} from '../src/inventory/schema.js'
 import {withMurder} from '../src/host/context.js'
 import {CHECK_NAMES, type CheckName, runChecks} from '../src/services/health.js'
@@ -42,6 +43,9 @@ written atomically for node_exporter's textfile collector.`
   async run() {
     const {flags} = await this.parse(Check)
     const inv = clampTimeouts(this.inventory(flags.inventory), flags.timeout)
+    // A stateDir under /proc or that is a file: a clear UNKNOWN, not a hang or a stack trace.
+    const problem = flags['state-file'] ? null : stateDirProblem(inv.stateDir)
+    if (problem) throw new InventoryError(`stateDir: ${problem}`)
     const report = await withMurder(inv, {concurrency: flags.concurrency}, (ctx) =>
       runChecks(ctx, {only: flags.only as CheckName[] | undefined, deadlineMs: flags.timeout * 1000 - 500, statePath: flags['state-file'] ?? join(inv.stateDir, 'check-state.json')}),
     )

@@ -1,7 +1,6 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand, inventoryFlag, mutatingFlags} from '../src/cli/base-command.js'
-import {RefusedError} from '../src/errors.js'
-import {findHost} from '../src/inventory/load.js'
+import {RefusedError, UsageError} from '../src/errors.js'
 import type {Inventory} from '../src/inventory/schema.js'
 import {withMurder} from '../src/host/context.js'
 import {breakRecoveryLock, recoverMaster} from '../src/services/recover.js'
@@ -11,7 +10,8 @@ import {listrStep} from '../src/report/listr-progress.js'
 /** The murder without the hosts the operator named as dead; the master cannot be skipped. */
 function skipHosts(inv: Inventory, names: string[]): Inventory {
   for (const n of names) {
-    const h = findHost(inv, n)
+    const h = inv.hosts.find((x) => x.name === n)
+    if (!h) throw new UsageError(`--skip-host ${n}: no such host in ${inv.path}`, {hint: `hosts: ${inv.hosts.map((x) => x.name).join(', ')}`})
     if (h.role === 'mupdate-master') throw new RefusedError(`${n} is the mupdate master: it is what is being recovered`, {hint: 'remove --skip-host ' + n})
   }
   const hosts = inv.hosts.filter((h) => !names.includes(h.name))

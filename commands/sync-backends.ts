@@ -1,7 +1,7 @@
 import {readFileSync} from 'node:fs'
 import {Flags} from '@oclif/core'
 import {BaseCommand, inventoryFlag, mutatingFlags} from '../src/cli/base-command.js'
-import {AbortError, InventoryError, RefusedError} from '../src/errors.js'
+import {AbortError, exitCodeOf, type ExitCodeName, RefusedError, UsageError} from '../src/errors.js'
 import {Journal, newRunId} from '../src/engine/journal.js'
 import {withMurder} from '../src/host/context.js'
 import {applySync, changeCount, freshPlanMatching, checkApplicable, planSync, selectBackends, SyncPlan} from '../src/services/sync.js'
@@ -56,7 +56,7 @@ slaves agree. Local deletions are never applied without --local-authoritative or
       const failed = plan.backends.filter((b) => !b.ok).length
       if (flags['dry-run']) {
         this.log(`\ndry run: nothing was changed. ${changes} changes on ${plan.backends.filter((b) => changeCount(b)).length} backends${failed ? `, ${failed} failed` : ''}.`)
-        if (failed) process.exitCode = 1
+        if (failed) process.exitCode = exitCodeOf(plan.backends.filter((b) => !b.ok).map((b) => ({code: (b.error?.code ?? 'failed') as ExitCodeName})))
         return {dryRun: true, plan, planPath}
       }
       checkApplicable(plan, {localAuthoritative: flags['local-authoritative'], allowLocalDeletes: flags['allow-local-deletes'], skipFailed: flags['skip-failed']})
@@ -88,10 +88,10 @@ function loadPlan(path: string, murder: string): SyncPlan {
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'))
   } catch (error) {
-    throw new InventoryError(`${path}: not a readable plan: ${(error as Error).message}`, {hint: 'make one with sync-backends --dry-run --out FILE'})
+    throw new UsageError(`${path}: not a readable plan: ${(error as Error).message}`, {hint: 'make one with sync-backends --dry-run --out FILE'})
   }
   const parsed = SyncPlan.safeParse(raw)
-  if (!parsed.success) throw new InventoryError(`${path}: not a murderctl sync plan (${parsed.error.issues[0]?.message})`, {hint: 'make one with sync-backends --dry-run --out FILE'})
+  if (!parsed.success) throw new UsageError(`${path}: not a murderctl sync plan (${parsed.error.issues[0]?.message})`, {hint: 'make one with sync-backends --dry-run --out FILE'})
   if (parsed.data.murder !== murder) throw new RefusedError(`${path} is a plan for murder "${parsed.data.murder}", not "${murder}"`)
   return parsed.data
 }

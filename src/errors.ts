@@ -149,6 +149,17 @@ export class BugError extends MurderctlError {
   }
 }
 
+/**
+ * One exit code for several hosts' failures, the same in every command: a host key problem
+ * first (5: a possible attack), then unreachable (4), then the first failure's own code.
+ */
+export function exitCodeOf(errors: readonly {code: ExitCodeName}[]): number {
+  if (!errors.length) return ExitCode.ok
+  if (errors.some((e) => e.code === 'hostKey')) return ExitCode.hostKey
+  if (errors.some((e) => e.code === 'unreachable')) return ExitCode.unreachable
+  return ExitCode[errors[0].code]
+}
+
 export function asMurderctlError(err: unknown): MurderctlError {
   if (err instanceof MurderctlError) return err
   const message = err instanceof Error ? err.message : String(err)

@@ -1,7 +1,7 @@
 // The actions playbooks name. Each says whether it changes a host (a dry run does not run
 // those), what it will send (for the plan), and does it. Every file it changes is copied or
 // moved aside first, with its checksum, and the journal says where.
-import {AbortError, asMurderctlError, RefusedError, UnexpectedOutputError, UnreachableError} from '../errors.js'
+import {AbortError, asMurderctlError, HostKeyError, RefusedError, UnexpectedOutputError, UnreachableError} from '../errors.js'
 import {disableService, enableService, mupdateService, parseCyrusConf} from '../cyrus/cyrus-conf.js'
 import {isLiveLocal, type MailboxEntry} from '../cyrus/mboxlist-dump.js'
 import {hostsByRole, master} from '../inventory/load.js'
@@ -50,7 +50,8 @@ async function preflight(rc: RunContext, step: Step): Promise<Record<string, unk
     )
   ).filter((e) => e !== null)
   if (down.length)
-    throw new UnreachableError(down.map((e) => `${e.host}: ${e.message}`).join('; '), {
+    // The same fault, the same exit code in every command: a host key problem is 5, not 4.
+    throw new (down.some((e) => e.code === 'hostKey') ? HostKeyError : UnreachableError)(down.map((e) => `${e.host}: ${e.message}`).join('; '), {
       host: down[0].host,
       step: step.id,
       hint: `bring ${down.map((e) => e.host).join(', ')} back, or leave ${down.length > 1 ? 'them' : 'it'} out with ${down.map((e) => `--skip-host ${e.host}`).join(' ')} (never the master)`,

@@ -1,5 +1,5 @@
 // recover-master: choose the playbook for the murder's mode and the safest source, then run it.
-import {AbortError, InventoryError, RefusedError} from '../errors.js'
+import {AbortError, RefusedError, UsageError} from '../errors.js'
 import type {RecoverOptions, RunContext} from '../engine/context.js'
 import {type EngineHooks, type RunOutcome, RunStoppedError, runPlaybook} from '../engine/engine.js'
 import {Journal, newRunId} from '../engine/journal.js'
@@ -27,7 +27,7 @@ export async function resolveSource(ctx: MurderContext, spec: string): Promise<P
     if (ctx.inv.mode === 'unified') throw new RefusedError('a unified murder has no frontends to copy', {hint: 'use --source backends or --source backup'})
     return {source: 'frontend', frontend: arg || undefined}
   }
-  if (kind !== 'auto') throw new InventoryError(`--source ${spec}: expected auto, backends, frontend[=NAME] or backup[=DIR]`)
+  if (kind !== 'auto') throw new UsageError(`--source ${spec}: expected auto, backends, frontend[=NAME] or backup[=DIR]`)
   // Unified: the backends are the authority on their own mailboxes. Standard: a frontend's list
   // is the master's list as it last was, so it keeps remote flags and ACLs exactly.
   if (ctx.inv.mode === 'unified') return {source: 'backends'}

@@ -2,7 +2,7 @@
 // exactly that (apply) and proving it (verify). Plan and apply are separate steps: a plan can
 // be written to a file, reviewed, and applied later; apply refuses a plan that went stale.
 import {z} from 'zod'
-import {asMurderctlError, RefusedError} from '../errors.js'
+import {asMurderctlError, MurderctlError, RefusedError} from '../errors.js'
 import {MupdateWarnPlan} from '../cyrus/mboxlist-warn.js'
 import {imapdBool} from '../cyrus/imapd-conf.js'
 import type {Host} from '../inventory/schema.js'
@@ -27,7 +27,7 @@ export const BackendDiff = z.object({
   servername: z.string(),
   ok: z.boolean(),
   /** Why the backend could not be planned, in Cyrus's words, with what to do. */
-  error: z.object({message: z.string(), hint: z.string().optional()}).optional(),
+  error: z.object({message: z.string(), hint: z.string().optional(), code: z.string().optional()}).optional(),
   warn: MupdateWarnPlan.optional(),
   /** Local mailboxes the master places on another server: `-m -w` hides these in a unified murder. */
   conflicts: z.array(Conflict),
@@ -79,7 +79,7 @@ async function diffBackend(ctx: MurderContext, host: Host, masterLocations: Map<
     d.ok = true
   } catch (error) {
     const e = asMurderctlError(error).at({host: host.name})
-    d.error = {message: e.message, hint: e.hint}
+    d.error = {message: e.message, hint: e.hint, code: e.code}
   }
   return d
 }
@@ -113,8 +113,10 @@ export interface ApplyOptions {
 /** Refusals before anything runs: failed backends, local deletions without consent. */
 export function checkApplicable(plan: SyncPlan, opts: Omit<ApplyOptions, 'journal'>): void {
   const failed = plan.backends.filter((b) => !b.ok)
+  // A backend out of reach exits as it does in every command (4, or 5 for its host key).
+  const code = failed.some((b) => b.error?.code === 'hostKey') ? 'hostKey' : failed.some((b) => b.error?.code === 'unreachable') ? 'unreachable' : 'refused'
   if (failed.length && !opts.skipFailed)
-    throw new RefusedError(`${failed.map((b) => `${b.backend} (${b.error?.message})`).join('; ')}: nothing was applied anywhere`, {
+    throw new MurderctlError(code, `${failed.map((b) => `${b.backend} (${b.error?.message})`).join('; ')}: nothing was applied anywhere`, {
       host: failed[0].backend,
       step: 'plan',
       hint: 'fix that backend and plan again, or re-run with --skip-failed to apply on the others',

@@ -113,3 +113,33 @@ describe('backup --keep and --list', () => {
     expect(list.filter((b) => !b.verified).length).toBeGreaterThanOrEqual(2)
   })
 })
+
+describe('inventory inputs (finding 8)', async () => {
+  const {parseInventory, inventoryFileProblems} = await import('../../../src/inventory/load.js')
+  const {InventoryError} = await import('../../../src/errors.js')
+  const inv = (hosts: string, extra = '') => `name: lab\nmode: standard\n${extra}hosts:\n${hosts}`
+  const ok = '  - {name: mupdate, role: mupdate-master, address: 10.0.0.1}\n  - {name: b1, role: backend, address: 10.0.0.2}\n'
+
+  it('refuses names equal but for case, a repeated address, a newline or a leading dash', () => {
+    const bad = [
+      ok + '  - {name: B1, role: backend, address: 10.0.0.3}\n',
+      ok + '  - {name: b2, role: backend, address: 10.0.0.2}\n',
+      ok + '  - {name: b2, role: backend, address: "-oProxyCommand=x"}\n',
+      ok + '  - {name: b2, role: backend, address: "10.0.0.3\\nx"}\n',
+      ok + '  - {name: b2, role: backend, address: 10.0.0.3, servername: "-b2"}\n',
+    ]
+    for (const b of bad) expect(() => parseInventory(inv(b), '/x.yaml'), b).toThrow(InventoryError)
+    expect(parseInventory(inv(ok), '/x.yaml').hosts).toHaveLength(2)
+  })
+
+  it('names a missing identity file, a known_hosts that is a folder, and a stateDir under /proc or that is a file', () => {
+    writeFileSync(join(dir, 'afile'), 'x')
+    const i = parseInventory(inv(ok, `knownHosts: ${dir}\nstateDir: /proc/self/murderctl\ndefaults: {ssh: {identity: ${dir}/missing-key}}\n`), join(dir, 'm.yaml'))
+    const problems = inventoryFileProblems(i).join('\n')
+    expect(problems).toMatch(/identity file .*missing-key does not exist/)
+    expect(problems).toMatch(/knownHosts .* is not a file/)
+    expect(problems).toMatch(/stateDir: .*pseudo-filesystem/)
+    const j = parseInventory(inv(ok, `stateDir: ${dir}/afile\n`), join(dir, 'm.yaml'))
+    expect(inventoryFileProblems(j).join('\n')).toMatch(/stateDir: .*not a directory/)
+  })
+})
