@@ -107,7 +107,8 @@ export async function copyAside(ctx: MurderContext, host: Host, path: string, ru
     `  cmp -s -- ${q} "$c" && break`,
     '  n=$((n+1)); c="$b.$n"',
     'done',
-    `test -e "$c" || cp -n -p -- ${q} "$c" || exit 1`,
+    // A copy cut short (a full disk) is this command's own file: removed, never left half.
+    `test -e "$c" || cp -n -p -- ${q} "$c" || { rm -f -- "$c"; exit 1; }`,
     `sha256sum -- ${q} "$c" && stat -c %s -- "$c" && printf '%s\n' "$c"`,
   ].join('\n')
   const r = await ctx.pool.exec(host, {shell: script})

@@ -19,7 +19,10 @@ export interface CliResult {
  * Run the CLI as an operator would. With interruptWhen, send it `signal` once its stderr matches
  * (an operator's Ctrl-C), and fail if it ended before.
  */
-export async function murderctl(args: string[], opts: {env?: Record<string, string>; timeoutMs?: number; interruptWhen?: RegExp; signal?: NodeJS.Signals} = {}): Promise<CliResult> {
+export async function murderctl(
+  args: string[],
+  opts: {env?: Record<string, string>; timeoutMs?: number; interruptWhen?: RegExp; signal?: NodeJS.Signals; injectWhen?: RegExp; inject?: () => Promise<unknown>} = {},
+): Promise<CliResult> {
   const child = execa('node', [BIN, ...args], {reject: false, env: {...opts.env, FORCE_COLOR: '0', NODE_ENV: 'production'}, stdin: 'ignore', timeout: opts.timeoutMs ?? 300_000})
   let sent = false
   if (opts.interruptWhen) {
@@ -32,7 +35,22 @@ export async function murderctl(args: string[], opts: {env?: Record<string, stri
       }
     })
   }
+  // A fault injected once the output (stderr, then stdout) matches: the run goes on meanwhile.
+  let injected: Promise<unknown> | undefined
+  if (opts.injectWhen) {
+    let seen = ''
+    const watch = (b: Buffer) => {
+      seen += b.toString()
+      if (!injected && opts.injectWhen!.test(seen)) injected = opts.inject!()
+    }
+    child.stderr!.on('data', watch)
+    child.stdout!.on('data', watch)
+  }
   const r = await child
+  if (opts.injectWhen) {
+    if (!injected) throw new Error(`murderctl ended before its output matched ${opts.injectWhen}: ${r.stderr}`)
+    await injected
+  }
   if (opts.interruptWhen && !sent) throw new Error(`murderctl ended before its output matched ${opts.interruptWhen}: ${r.stderr}`)
   let json: unknown
   if (args.includes('--json')) {

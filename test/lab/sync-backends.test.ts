@@ -57,7 +57,7 @@ describe('murderctl sync-backends on the standard lab', () => {
     const before = await labChecksums()
     const r = await murderctl(['sync-backends', '-i', lab().inventory, '--apply', outFile, '--yes', '--json'])
     expect(r.exitCode).toBe(7)
-    expect(r.json.error.message).toMatch(/stale: b2 changed/)
+    expect(r.json.error.message).toMatch(/stale or was edited: b2 differs/)
     expect(await labChecksums()).toEqual(before)
   })
 
