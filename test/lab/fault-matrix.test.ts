@@ -9,7 +9,7 @@ import {join} from 'node:path'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 import {parse, stringify} from 'yaml'
 import {isLiveLocal} from '../../src/cyrus/mboxlist-dump.js'
-import {assertAllJournalCopiesIntact, CTL, dumpEntry, lab, loseMasterDb, murderctl, onHost, waitLabHealthy} from './helpers.js'
+import {assertAllJournalCopiesIntact, CTL, dumpEntry, lab, labHost, loseMasterDb, murderctl, onHost, waitLabHealthy} from './helpers.js'
 
 const BACKENDS = ['b1', 'b2']
 const figures = {runs: 0, faults: 0, resumed: 0, mailboxesLost: 0, copiesChecked: 0}
@@ -51,8 +51,21 @@ const runIdOf = (r: {stderr: string; json?: any}) => (r.json?.error?.hint ?? r.s
 /** Kill a host's sshd and every session it holds: murderctl's pooled connection dies too. */
 const killTree = 'k() { for c in $(pgrep -P "$1"); do k "$c"; done; kill -KILL "$1" 2>/dev/null; }'
 const killSshd = (h: string) => onHost(h, `${killTree}; k "$(cat /run/sshd.pid)"; rm -f /run/sshd.pid`)
-const killCyrusMaster = () => onHost('mupdate', `${killTree}; k "$(cat /run/cyrus-master.pid)"`)
+// Until init has reaped it, a killed cyrus-master is a zombie that kill -0 still finds.
+const killCyrusMaster = () =>
+  onHost('mupdate', `${killTree}; p=$(cat /run/cyrus-master.pid); k "$p"; i=0; while [ -e /proc/$p ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.1; done`)
 const startSshd = (h: string, config = sshdConfig(h)) => onHost(h, `/usr/sbin/sshd -f ${config}`)
+
+/** Start the master as an operator would, and wait until it listens (what the stop message asks). */
+async function startMaster() {
+  await onHost('mupdate', `${svc()} start`)
+  const deadline = Date.now() + 30_000
+  const at = `${labHost('mupdate').address}:3905 `
+  while ((await onHost('mupdate', `ss -Htln | grep -qF '${at}' && echo up || true`)).stdout.trim() !== 'up') {
+    if (Date.now() > deadline) throw new Error('the master does not listen on 3905')
+    await new Promise((r) => setTimeout(r, 250))
+  }
+}
 
 async function resume(run: string, what: string) {
   expect(run, `no run id to resume after ${what}`).toBeTruthy()
@@ -82,7 +95,7 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
     await assertNothingLost(before)
   })
   afterAll(async () => {
-    await onHost('mupdate', `${svc()} start`)
+    await startMaster()
     await waitLabHealthy(60_000)
   })
 
@@ -122,7 +135,7 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
     expect(r.stderr).toMatch(/step (push|start-frontends|verify)/)
     expect(r.stderr).toMatch(/host (b1|b2|mupdate|fe1|fe2)|b1|b2/)
     // What the message says to do: start the master, then resume.
-    await onHost('mupdate', `${svc()} start`)
+    await startMaster()
     await resume(runIdOf(r), 'master killed')
     rows.push({fault: "the master's cyrus-master killed mid-push", command: 'recover-master', stoppedWith: 'exit 1, host b1/b2, step push (cannot reach MUPDATE)', then: 'master started, --resume: exit 0'})
   })
@@ -166,7 +179,7 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
       expect(full.json.error).toMatchObject({host: 'mupdate', step: 'save-master-db'})
       expect(full.json.error.message).toMatch(/No space left on device/)
       // Nothing half-written is left under a copy's name.
-      expect((await onHost('mupdate', 'ls /var/lib/cyrus | grep -c "save-master-db" || true')).stdout.trim()).toBe('0')
+      expect((await onHost('mupdate', `ls /var/lib/cyrus | grep -c -- "${run}-save-master-db" || true`)).stdout.trim()).toBe('0')
       await onHost('mupdate', 'rm -f /var/lib/cyrus/fault-filler')
       await resume(run, 'disk full')
     } finally {
