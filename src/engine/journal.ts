@@ -54,7 +54,8 @@ export class Journal {
     stateDir: string,
     readonly run: string,
   ) {
-    assertRunId(run)
+    // Never a path: a run names one folder under runs/.
+    if (!run || /[/\\]|^\.\.?$/.test(run)) throw new UsageError(`"${run}" is not a run id`)
     this.dir = join(runsDir(stateDir), run)
     this.path = join(this.dir, 'journal.jsonl')
     ensurePrivateDir(stateDir)

@@ -1,13 +1,13 @@
 // recover-master: choose the playbook for the murder's mode and the safest source, then run it.
 import {AbortError, RefusedError, UsageError} from '../errors.js'
-import type {RecoverOptions, RunContext} from '../engine/context.js'
-import {type EngineHooks, type RunOutcome, RunStoppedError, runPlaybook} from '../engine/engine.js'
-import {Journal, newRunId} from '../engine/journal.js'
-import {builtinPlaybook, loadPlaybook, type Playbook} from '../engine/playbook.js'
-import {hostsByRole, inventoryFingerprint, master} from '../inventory/load.js'
-import {breakLock, describeLock, type HeldLock, type LockOwner, ownerAlive, ownerHere, readLock} from '../host/lock.js'
+import type {EngineHooks} from '../engine/engine.js'
+import {RecoverOptions} from '../engine/actions/master-rebuild.js'
+import {builtinPlaybook, loadPlaybook, type Playbook, type PlaybookFor} from '../engine/playbook.js'
 import type {MurderContext} from '../host/context.js'
 import {scanDump} from '../host/mboxlist.js'
+import {hostsByRole, master} from '../inventory/load.js'
+import {breakLock, describeLock, type HeldLock, ownerAlive, readLock} from '../host/lock.js'
+import {executeRun, newRun, openRun, type PlaybookRunResult} from './runs.js'
 
 export interface RecoverRequest {
   /** auto, backends, frontend[=NAME], backup[=DIR] */
@@ -18,8 +18,10 @@ export interface RecoverRequest {
   dryRun: boolean
 }
 
+type Source = Pick<RecoverOptions, 'source' | 'backupPath' | 'frontend'>
+
 /** The source to use when the operator said auto: the fullest live frontend, else the backends. */
-export async function resolveSource(ctx: MurderContext, spec: string): Promise<Pick<RecoverOptions, 'source' | 'backupPath' | 'frontend'>> {
+export async function resolveSource(ctx: MurderContext, spec: string): Promise<Source> {
   const [kind, arg] = spec.split(/=(.*)/s)
   if (kind === 'backends') return {source: 'backends'}
   if (kind === 'backup') return {source: 'backup', backupPath: arg || undefined}
@@ -41,84 +43,41 @@ export async function resolveSource(ctx: MurderContext, spec: string): Promise<P
   return {source: 'backends'}
 }
 
-export interface RecoverResult extends RunOutcome {
-  run: string
-  playbook: string
+export interface RecoverResult extends PlaybookRunResult {
   source: RecoverOptions
-  dryRun: boolean
-  journal: string
 }
 
-/** Why a journal must not be resumed here, or the events to resume from. */
-function checkResumable(ctx: MurderContext, journal: Journal, progress: (line: string) => void) {
-  const events = journal.events()
-  if (journal.tornLine) progress(`note: the journal's last line was cut short (murderctl stopped while writing it) and is ignored: ${journal.tornLine.slice(0, 120)}`)
-  const start = events.find((e) => e.event === 'run-start')
-  const run = journal.run
-  if (!start?.data) throw new AbortError(`run ${run} has no start record`, {hint: 'start a new run'})
-  const d = start.data
-  if (d.command !== 'recover-master') throw new RefusedError(`run ${run} is a ${String(d.command)} run, not recover-master`, {hint: 'resume it with its own command'})
-  if (d.dryRun) throw new RefusedError(`run ${run} was a dry run: there is nothing to resume`, {hint: 'start a real run (without --dry-run)'})
-  if (d.murder !== ctx.inv.name) throw new RefusedError(`run ${run} was made on murder "${String(d.murder ?? 'unknown')}", not "${ctx.inv.name}"`, {hint: `resume it with that murder's inventory`})
-  if (d.inventory !== inventoryFingerprint(ctx.inv))
-    throw new RefusedError(`the murder's hosts are not those run ${run} started with (inventory fingerprint differs)`, {
-      hint: 'resume with the inventory and the --skip-host flags the run started with, or start a new run',
-    })
-  const end = events.findLast((e) => e.event === 'run-end')
-  if (end?.data?.completed) throw new RefusedError(`run ${run} is complete`, {hint: 'nothing to resume; murderctl check shows the murder'})
-  const owner = events.findLast((e) => e.event === 'note' && e.data?.owner)?.data?.owner as LockOwner | undefined
-  if (owner && owner.pid !== process.pid && ownerAlive(owner) === true)
-    throw new RefusedError(`run ${run} is still running: pid ${owner.pid} on ${owner.host} since ${owner.startedAt}`, {
-      hint: 'wait for it to finish or stop it (Ctrl-C stops it resumably); never run one journal twice at once',
-    })
-  return {start: d, events}
+const playbookFor = (ctx: MurderContext, options: RecoverOptions): PlaybookFor => ({command: 'recover-master', mode: ctx.inv.mode, source: options.source})
+
+function choosePlaybook(ctx: MurderContext, options: RecoverOptions, file?: string): Playbook {
+  const expect = playbookFor(ctx, options)
+  return file ? loadPlaybook(file, expect) : builtinPlaybook(`recover-master-${ctx.inv.mode}-${options.source}`, expect)
 }
 
 export async function recoverMaster(ctx: MurderContext, req: RecoverRequest, hooks: EngineHooks): Promise<RecoverResult> {
-  let journal: Journal
   let options: RecoverOptions
   let playbook: Playbook
-  let playbookName: string
-  // A resumed run keeps the original's decision that the master was lost only once the run
-  // acted on it; a run refused at its preflight is refused again.
+  let journal
   let decided = false
   if (req.resume) {
-    journal = Journal.open(ctx.inv.stateDir, req.resume)
-    const {start, events} = checkResumable(ctx, journal, hooks.progress)
-    options = start.options as RecoverOptions
-    playbookName = String(start.playbook)
-    playbook = start.playbookFile ? loadPlaybook(String(start.playbookFile)) : builtinPlaybook(ctx.inv.mode, options.source)
+    const opened = openRun(ctx, req.resume, 'recover-master', hooks.progress)
+    journal = opened.journal
+    // The original run's decision that the master was lost stands only once the run acted on
+    // it; a run refused at its preflight meets the same refusal again.
+    const events = journal.events()
     decided = events.some((e) => e.event === 'step-done' && e.step === 'preflight') && events.some((e) => e.event === 'step-done' && e.step !== 'preflight')
-    hooks.progress(`resuming run ${req.resume} (${playbookName})`)
+    options = RecoverOptions.parse(opened.start.options)
+    playbook = choosePlaybook(ctx, options, opened.start.playbookFile)
+    hooks.progress(`resuming run ${req.resume} (${playbook.name})`)
   } else {
-    options = {...(await resolveSource(ctx, req.source)), force: req.force}
-    playbook = req.playbookFile ? loadPlaybook(req.playbookFile) : builtinPlaybook(ctx.inv.mode, options.source)
-    if (playbook.mode !== ctx.inv.mode) throw new RefusedError(`playbook ${playbook.name} is for a ${playbook.mode} murder; the inventory says ${ctx.inv.mode}`)
-    playbookName = playbook.name
-    journal = new Journal(ctx.inv.stateDir, newRunId(req.dryRun ? 'recover-master-dry' : 'recover-master'))
-    journal.write({
-      event: 'run-start',
-      data: {command: 'recover-master', playbook: playbook.name, playbookFile: req.playbookFile, options, dryRun: req.dryRun, murder: ctx.inv.name, inventory: inventoryFingerprint(ctx.inv)},
-    })
+    options = RecoverOptions.parse({...(await resolveSource(ctx, req.source)), force: req.force})
+    playbook = choosePlaybook(ctx, options, req.playbookFile)
+    journal = newRun(ctx, {command: 'recover-master', playbook: playbook.name, playbookFile: req.playbookFile, options, dryRun: req.dryRun})
   }
-  // Who runs this journal now: a resume while this process lives is refused.
-  if (!req.dryRun) journal.write({event: 'note', data: {owner: ownerHere(journal.run, 'recover-master')}})
-  const rc: RunContext = {murder: ctx, journal, runId: journal.run, dryRun: req.dryRun, resumed: decided, options, diffs: new Map(), pending: new Map()}
   const resumeHint = `continue with: murderctl recover-master -i ${ctx.inv.path} --resume ${journal.run}`
   hooks.progress(`${req.dryRun ? 'dry run of' : 'running'} ${playbook.name} (source: ${options.source}${options.frontend ? ` ${options.frontend}` : ''}${options.backupPath ? ` ${options.backupPath}` : ''}); journal ${journal.path}`)
-  let outcome: RunOutcome
-  try {
-    outcome = await runPlaybook(rc, playbook, hooks, resumeHint)
-  } catch (error) {
-    // A refusal before anything changed is the answer, not a stop to resume from.
-    if (error instanceof RunStoppedError && error.code === 'refused' && !journal.events().some((e) => e.event === 'step-done' && e.step !== 'preflight')) {
-      const first = error.results.find((u) => u.status === 'failed')?.data?.error as {message?: string; hint?: string} | undefined
-      throw new RefusedError(first?.message ?? error.message, {host: error.host, step: error.step, hint: first?.hint ?? 'nothing was changed'})
-    }
-    throw error
-  }
-  journal.write({event: 'run-end', data: {completed: outcome.completed, dryRun: req.dryRun}})
-  return {...outcome, run: journal.run, playbook: playbookName, source: options, dryRun: req.dryRun, journal: journal.path}
+  const result = await executeRun(ctx, journal, playbook, {options, dryRun: req.dryRun, resumed: decided, resumeHint}, hooks)
+  return {...result, source: options}
 }
 
 export interface BrokenLock {
