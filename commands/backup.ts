@@ -1,11 +1,9 @@
-import {existsSync, readdirSync} from 'node:fs'
-import {join} from 'node:path'
 import {Flags} from '@oclif/core'
 import {BaseCommand, inventoryFlag} from '../src/cli/base-command.js'
-import {asMurderctlError} from '../src/errors.js'
+import {asMurderctlError, exitCodeOf} from '../src/errors.js'
 import {master} from '../src/inventory/load.js'
 import {snapshotDb} from '../src/host/db.js'
-import {backupRoot, pruneBackups, readVerifiedBackup, storeBackup} from '../src/store/backups.js'
+import {listBackups, pruneBackups, storeBackup} from '../src/store/backups.js'
 import {withMurder} from '../src/host/context.js'
 import {table} from '../src/report/table.js'
 import {mapLimitSettled} from '../src/util/limit.js'
@@ -33,17 +31,7 @@ file beside the database, removed at once.`
     const inv = this.inventory(flags.inventory)
     return withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, async (ctx) => {
       if (flags.list) {
-        const root = backupRoot(ctx)
-        const rows = (existsSync(root) ? readdirSync(root) : []).flatMap((host) =>
-          readdirSync(join(root, host)).map((d) => {
-            try {
-              const b = readVerifiedBackup(join(root, host, d))
-              return {host, dir: b.dir, takenAt: b.meta.takenAt, entries: b.meta.entries, verified: true}
-            } catch (error) {
-              return {host, dir: join(root, host, d), takenAt: null, entries: null, verified: false, error: asMurderctlError(error).message}
-            }
-          }),
-        )
+        const rows = listBackups(ctx)
         this.log(table(['host', 'taken', 'entries', 'verifies', 'folder'], rows.map((r) => [r.host, r.takenAt, r.entries, r.verified ? 'yes' : 'NO', r.dir])))
         return {backups: rows}
       }
@@ -55,10 +43,10 @@ file beside the database, removed at once.`
         return {...snap.meta, dir, pruned}
       })
       const backups = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
-      const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [{host: hosts[i].name, error: asMurderctlError(r.reason).oneLine()}] : []))
+      const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [{host: hosts[i].name, error: asMurderctlError(r.reason).oneLine(), code: asMurderctlError(r.reason).code}] : []))
       this.log(table(['host', 'entries', 'bytes', 'sha256', 'folder'], backups.map((b) => [b.host, b.entries, b.bytes, b.sha256.slice(0, 16), b.dir])))
       for (const f of failures) process.stderr.write(`murderctl: ${f.error}\n`)
-      if (failures.length) process.exitCode = 1
+      if (failures.length) process.exitCode = exitCodeOf(failures)
       return {backups, failures}
     })
   }

@@ -4,8 +4,9 @@ import {BaseCommand, inventoryFlag} from '../src/cli/base-command.js'
 import {exitCodeFor, type CheckReport} from '../src/check/model.js'
 import {fitNagios, formatNagios, formatNagiosUnknown} from '../src/check/nagios.js'
 import {formatPrometheus, formatPrometheusFailure, writeTextfileAtomic} from '../src/check/prometheus.js'
-import {asMurderctlError} from '../src/errors.js'
+import {asMurderctlError, InventoryError} from '../src/errors.js'
 import {loadInventory} from '../src/inventory/load.js'
+import {stateDirProblem} from '../src/util/files.js'
 import type {Inventory} from '../src/inventory/schema.js'
 import {withMurder} from '../src/host/context.js'
 import {CHECK_NAMES, type CheckName, runChecks} from '../src/services/health.js'
@@ -51,6 +52,9 @@ written atomically for node_exporter's textfile collector.`
   async run() {
     const {flags} = await this.parse(Check)
     const loaded = this.inventory(flags.inventory)
+    // A stateDir under /proc or that is a file: a clear UNKNOWN, not a hang or a stack trace.
+    const problem = flags['state-file'] ? null : stateDirProblem(loaded.stateDir)
+    if (problem) throw new InventoryError(`stateDir: ${problem}`)
     const thresholds = {
       ...loaded.thresholds,
       ...(flags.warning === undefined ? {} : {masterDropWarnPercent: flags.warning}),

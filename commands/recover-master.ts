@@ -1,17 +1,17 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand, inventoryFlag, mutatingFlags} from '../src/cli/base-command.js'
-import {RefusedError} from '../src/errors.js'
-import {findHost} from '../src/inventory/load.js'
+import {RefusedError, UsageError} from '../src/errors.js'
 import type {Inventory} from '../src/inventory/schema.js'
 import {withMurder} from '../src/host/context.js'
-import {recoverMaster} from '../src/services/recover.js'
+import {breakRecoveryLock, recoverMaster} from '../src/services/recover.js'
 import {renderPushDiffs} from '../src/report/diff-view.js'
 import {renderPlan} from '../src/report/plan-view.js'
 
 /** The murder without the hosts the operator named as dead; the master cannot be skipped. */
 function skipHosts(inv: Inventory, names: string[]): Inventory {
   for (const n of names) {
-    const h = findHost(inv, n)
+    const h = inv.hosts.find((x) => x.name === n)
+    if (!h) throw new UsageError(`--skip-host ${n}: no such host in ${inv.path}`, {hint: `hosts: ${inv.hosts.map((x) => x.name).join(', ')}`})
     if (h.role === 'mupdate-master') throw new RefusedError(`${n} is the mupdate master: it is what is being recovered`, {hint: 'remove --skip-host ' + n})
   }
   const hosts = inv.hosts.filter((h) => !names.includes(h.name))
@@ -45,11 +45,18 @@ says where. A run that stops says where, and --resume RUN finishes it without re
     force: Flags.boolean({summary: 'Run even though the master does not look lost.', default: false}),
     'skip-host': Flags.string({summary: 'Leave this (dead) frontend, backend or replica out of the run (repeatable).', multiple: true}),
     'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
+    'break-lock': Flags.boolean({summary: 'Show who holds the murder\'s lock and remove it once confirmed (never a live run\'s).', default: false, exclusive: ['resume', 'source', 'playbook', 'dry-run']}),
   }
 
   async run() {
     const {flags} = await this.parse(RecoverMaster)
     const inv = skipHosts(this.inventory(flags.inventory), flags['skip-host'] ?? [])
+    if (flags['break-lock'])
+      return withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, async (ctx) => {
+        const r = await breakRecoveryLock(ctx, (q) => this.confirm(q, {yes: flags.yes, what: 'breaking the lock'}))
+        this.log(r.broken ? 'the lock was removed' : 'no lock is held')
+        return r
+      })
     const result = await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys'], log: (m) => this.progress(m)}, (ctx) =>
       recoverMaster(
         ctx,

@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand, inventoryFlag} from '../src/cli/base-command.js'
 import {withMurder} from '../src/host/context.js'
+import {exitCodeOf, type ExitCodeName} from '../src/errors.js'
 import {type HostStatus, murderStatus} from '../src/services/status.js'
 import {table} from '../src/report/table.js'
 import {renderDot, renderMermaid, topology} from '../src/report/topology.js'
@@ -55,7 +56,11 @@ An unreachable host is reported with the reason, not fatal.`
       ),
     )
     const notes = status.hosts.flatMap((h) => [...(h.error ? [h.error] : []), ...h.notes.map((n) => `host ${h.name}: ${n}`)])
+    if (status.lock) notes.push(`the murder's run lock is held: ${status.lock.owner ?? `run ${status.lock.run}`}${status.lock.ageSeconds === null ? '' : `, for ${status.lock.ageSeconds} s`}`)
     if (notes.length) this.log(`\n${notes.map((n) => `! ${n}`).join('\n')}`)
+    // A host that cannot be read is a failure, with the code every command gives it.
+    const down = status.hosts.filter((h) => !h.reachable).map((h) => ({code: (h.errorCode ?? 'unreachable') as ExitCodeName}))
+    if (down.length) process.exitCode = exitCodeOf(down)
     return status
   }
 }

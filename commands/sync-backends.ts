@@ -1,11 +1,12 @@
-import {readFileSync, writeFileSync} from 'node:fs'
+import {readFileSync} from 'node:fs'
 import {Flags} from '@oclif/core'
 import {BaseCommand, inventoryFlag, mutatingFlags} from '../src/cli/base-command.js'
-import {AbortError, InventoryError, RefusedError} from '../src/errors.js'
+import {AbortError, exitCodeOf, type ExitCodeName, RefusedError, UsageError} from '../src/errors.js'
 import {Journal, newRunId} from '../src/engine/journal.js'
 import {withMurder} from '../src/host/context.js'
-import {applySync, assertFresh, changeCount, checkApplicable, planSync, selectBackends, SyncPlan} from '../src/services/sync.js'
+import {applySync, changeCount, freshPlanMatching, checkApplicable, planSync, selectBackends, SyncPlan} from '../src/services/sync.js'
 import {renderOutcome, renderPlan} from '../src/report/sync-view.js'
+import {writePrivateFile} from '../src/util/files.js'
 
 export default class SyncBackends extends BaseCommand {
   static summary = 'After a master outage: diff every backend against the mupdate master, confirm, push, verify.'
@@ -40,23 +41,22 @@ slaves agree. Local deletions are never applied without --local-authoritative or
     return withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, async (ctx) => {
       let plan: SyncPlan
       if (flags.apply) {
-        plan = loadPlan(flags.apply, inv.name)
         this.progress(`checking that ${flags.apply} still describes the hosts`)
-        await assertFresh(ctx, plan)
+        plan = await freshPlanMatching(ctx, loadPlan(flags.apply, inv.name))
       } else {
         this.progress(`diffing ${selectBackends(ctx, flags.backend).map((b) => b.name).join(', ')} against master`)
         plan = await planSync(ctx, selectBackends(ctx, flags.backend))
       }
       const journal = new Journal(inv.stateDir, newRunId('sync-backends'))
-      const planPath = flags.out ?? journal.keep('plan.json', '')
-      writeFileSync(planPath, `${JSON.stringify(plan, null, 2)}\n`)
+      const planText = `${JSON.stringify(plan, null, 2)}\n`
+      const planPath = flags.out ? writePrivateFile(flags.out, planText) : journal.keep('plan.json', planText)
       this.log(renderPlan(plan, planPath))
 
       const changes = plan.backends.reduce((n, b) => n + changeCount(b) + b.conflicts.length, 0)
       const failed = plan.backends.filter((b) => !b.ok).length
       if (flags['dry-run']) {
         this.log(`\ndry run: nothing was changed. ${changes} changes on ${plan.backends.filter((b) => changeCount(b)).length} backends${failed ? `, ${failed} failed` : ''}.`)
-        if (failed) process.exitCode = 1
+        if (failed) process.exitCode = exitCodeOf(plan.backends.filter((b) => !b.ok).map((b) => ({code: (b.error?.code ?? 'failed') as ExitCodeName})))
         return {dryRun: true, plan, planPath}
       }
       checkApplicable(plan, {localAuthoritative: flags['local-authoritative'], allowLocalDeletes: flags['allow-local-deletes'], skipFailed: flags['skip-failed']})
@@ -90,10 +90,10 @@ function loadPlan(path: string, murder: string): SyncPlan {
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'))
   } catch (error) {
-    throw new InventoryError(`${path}: not a readable plan: ${(error as Error).message}`, {hint: 'make one with sync-backends --dry-run --out FILE'})
+    throw new UsageError(`${path}: not a readable plan: ${(error as Error).message}`, {hint: 'make one with sync-backends --dry-run --out FILE'})
   }
   const parsed = SyncPlan.safeParse(raw)
-  if (!parsed.success) throw new InventoryError(`${path}: not a murderctl sync plan (${parsed.error.issues[0]?.message})`, {hint: 'make one with sync-backends --dry-run --out FILE'})
+  if (!parsed.success) throw new UsageError(`${path}: not a murderctl sync plan (${parsed.error.issues[0]?.message})`, {hint: 'make one with sync-backends --dry-run --out FILE'})
   if (parsed.data.murder !== murder) throw new RefusedError(`${path} is a plan for murder "${parsed.data.murder}", not "${murder}"`)
   return parsed.data
 }

@@ -82,6 +82,13 @@ export class InventoryError extends MurderctlError {
   }
 }
 
+/** Bad flags or arguments on the command line (exit 2), apart from a bad inventory file (exit 3). */
+export class UsageError extends MurderctlError {
+  constructor(message: string, ctx: ErrorContext = {}) {
+    super('usage', message, {hint: 'see murderctl <command> --help', ...ctx})
+  }
+}
+
 export class UnreachableError extends MurderctlError {
   constructor(message: string, ctx: ErrorContext = {}) {
     super('unreachable', message, {hint: 'check the address, sshd and the SSH key in the inventory', ...ctx})
@@ -140,6 +147,17 @@ export class BugError extends MurderctlError {
   constructor(message: string, ctx: ErrorContext = {}) {
     super('bug', message, {hint: 'this is a murderctl bug; please report it with the run journal', ...ctx})
   }
+}
+
+/**
+ * One exit code for several hosts' failures, the same in every command: a host key problem
+ * first (5: a possible attack), then unreachable (4), then the first failure's own code.
+ */
+export function exitCodeOf(errors: readonly {code: ExitCodeName}[]): number {
+  if (!errors.length) return ExitCode.ok
+  if (errors.some((e) => e.code === 'hostKey')) return ExitCode.hostKey
+  if (errors.some((e) => e.code === 'unreachable')) return ExitCode.unreachable
+  return ExitCode[errors[0].code]
 }
 
 export function asMurderctlError(err: unknown): MurderctlError {

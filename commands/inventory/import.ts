@@ -4,7 +4,7 @@ import {BaseCommand} from '../../src/cli/base-command.js'
 import {InventoryError} from '../../src/errors.js'
 import {AnsibleList, DEFAULT_GROUP_ROLES, inventoryFromAnsible, renderInventoryYaml} from '../../src/inventory/ansible.js'
 import type {Role} from '../../src/inventory/schema.js'
-import {writeFileAtomic} from '../../src/check/atomic.js'
+import {writeFileAtomic} from '../../src/util/files.js'
 
 export default class InventoryImport extends BaseCommand {
   static summary = 'Build an inventory from Ansible\'s: the JSON of ansible-inventory --list, groups mapped to roles.'

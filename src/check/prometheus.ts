@@ -18,7 +18,7 @@
 // `host` is "" for a murder-wide check. Status values are the Nagios exit codes, so
 // max(murder_check_status) ranks UNKNOWN above CRITICAL; alert on the exact values
 // (== 2, == 3) or on murder_check_overall_status.
-import {writeFileAtomic} from './atomic.js'
+import {writeFileAtomic} from '../util/files.js'
 import {exitCodeFor, type CheckReport} from './model.js'
 
 type Labels = Record<string, string>

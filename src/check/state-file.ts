@@ -7,7 +7,7 @@ import {dirname} from 'node:path'
 import {z} from 'zod'
 import {AbortError, BugError} from '../errors.js'
 import {Thresholds} from '../inventory/schema.js'
-import {writeFileAtomic} from './atomic.js'
+import {writeFileAtomic} from '../util/files.js'
 import {worstState, type CheckResult, type CheckState, type PerfSpec} from './model.js'
 
 export const SavedCheckState = z.object({

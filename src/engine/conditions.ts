@@ -2,11 +2,11 @@
 // holds, not when a command exited 0. Conditions that settle asynchronously (a slave going
 // away or reconnecting) are polled up to a deadline.
 import {dbInfo} from '../host/db.js'
-import {lockDir} from '../host/lock.js'
+import {hostname} from 'node:os'
+import {describeLock, readLock} from '../host/lock.js'
 import {localMupdateWarn, mupdateWarn} from '../host/mboxlist.js'
-import {childRunning, masterPid, slaveConnected} from '../host/remote.js'
+import {childRunning, masterListening, masterPid, slaveConnected} from '../host/remote.js'
 import type {Host} from '../inventory/schema.js'
-import {shellQuote} from '../ssh/quote.js'
 import {poll} from '../util/poll.js'
 import type {RunContext} from './context.js'
 
@@ -21,7 +21,9 @@ type Check = (rc: RunContext, host: Host) => Promise<ConditionResult>
 export const CONDITIONS = {
   'cyrus-running': async (rc, h) => {
     const pid = await masterPid(rc.murder, h)
-    return {ok: pid !== null, detail: pid ? `cyrus-master pid ${pid}` : 'cyrus-master is not running'}
+    // Running means serving: the next step may need its MUPDATE port.
+    const listening = pid !== null && (await masterListening(rc.murder, h))
+    return {ok: listening, detail: pid ? `cyrus-master pid ${pid}${listening ? '' : ' (not listening yet)'}` : 'cyrus-master is not running'}
   },
   'cyrus-stopped': async (rc, h) => {
     const pid = await masterPid(rc.murder, h)
@@ -54,11 +56,11 @@ export const CONDITIONS = {
     const r = await rc.murder.pool.exec(h, ['test', '-s', path])
     return {ok: r.exitCode === 0, detail: r.exitCode === 0 ? `${path} is in place` : `${path} is missing or empty`}
   },
+  // Held by this run AND this process: a live earlier process of the same run is not us.
   locked: async (rc, h) => {
-    const dir = await lockDir(rc.murder, h)
-    const r = await rc.murder.pool.exec(h, {shell: `cat ${shellQuote(`${dir}/run`)} 2>/dev/null`})
-    const owner = r.stdout.trim()
-    return {ok: owner === rc.runId, detail: owner ? `locked by run ${owner}` : 'not locked'}
+    const held = await readLock(rc.murder, h)
+    const mine = held?.run === rc.runId && held.owner?.pid === process.pid && held.owner.host === hostname()
+    return {ok: mine, detail: held ? `locked by ${describeLock(held)}` : 'not locked'}
   },
 } satisfies Record<string, Check>
 export type ConditionName = keyof typeof CONDITIONS

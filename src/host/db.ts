@@ -107,12 +107,16 @@ export async function installDb(ctx: MurderContext, host: Host, data: Buffer, ex
   await ctx.pool.writeFileAtomic(host, incoming, data, 0o600)
   const sum = await remoteSha256(ctx, host, incoming, step)
   if (sum !== expect.sha256) throw new AbortError(`the uploaded database does not match (sha256 ${sum}, expected ${expect.sha256})`, {host: host.name, step, hint: 'run the step again'})
-  await ctx.pool.execOk(host, ['chown', 'cyrus:mail', incoming])
+  await ctx.pool.execOk(host, ['chown', '--', `${host.cyrus.user}:${host.cyrus.group}`, incoming])
   const entries = await countDbFile(ctx, host, incoming, step)
   if (entries !== expect.entries)
     throw new AbortError(`the uploaded database reads as ${entries} entries, expected ${expect.entries}`, {host: host.name, step, hint: 'the copy is not usable; choose another --source'})
   const q = shellQuote(db.path)
-  // Only into an empty place: the old db was moved aside by an earlier step.
-  await ctx.pool.execOk(host, {shell: `test ! -e ${q} && mv -- ${shellQuote(incoming)} ${q}`})
+  // Only into an empty place (the old db was moved aside by an earlier step): mv -n, then the
+  // file in place must be the one uploaded.
+  const r = await ctx.pool.exec(host, {shell: `test ! -e ${q} || exit 4; mv -n -- ${shellQuote(incoming)} ${q} && test ! -e ${shellQuote(incoming)} && sha256sum -- ${q}`})
+  if (r.exitCode === 4) throw new AbortError(`${db.path} is in place already: it was not moved aside`, {host: host.name, step, hint: 'move it aside (the playbook\'s set-aside step) first; nothing was replaced'})
+  if (r.exitCode !== 0 || r.stdout.split(/\s+/)[0] !== expect.sha256)
+    throw new RemoteCommandError(`could not move the uploaded database into ${db.path}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step})
   return {path: db.path, entries}
 }

@@ -23,9 +23,20 @@ export function readImapdConf(ctx: MurderContext, host: Host): Promise<Map<strin
 /** The pid of cyrus-master from its pidfile, or null when it is not running. */
 export async function masterPid(ctx: MurderContext, host: Host): Promise<number | null> {
   const f = shellQuote(host.cyrus.pidFile)
-  const r = await ctx.pool.exec(host, {shell: `p=$(cat ${f} 2>/dev/null) && kill -0 "$p" 2>/dev/null && echo "$p"`})
+  const r = await ctx.pool.exec(host, {shell: `p=$(cat -- ${f} 2>/dev/null) && kill -0 "$p" 2>/dev/null && echo "$p"`})
   const pid = Number(r.stdout.trim())
   return r.exitCode === 0 && Number.isInteger(pid) && pid > 0 ? pid : null
+}
+
+/**
+ * Whether cyrus-master serves: its pid is alive and it holds its listening sockets. A start
+ * command returns once the pidfile is written, before the services listen; a backend's
+ * ctl_mboxlist run then would find no MUPDATE master.
+ */
+export async function masterListening(ctx: MurderContext, host: Host): Promise<boolean> {
+  const f = shellQuote(host.cyrus.pidFile)
+  const r = await ctx.pool.exec(host, {shell: `p=$(cat -- ${f} 2>/dev/null) && kill -0 "$p" 2>/dev/null && ss -Htlnp | grep -q "pid=$p,"`})
+  return r.exitCode === 0
 }
 
 export async function cyrusVersion(ctx: MurderContext, host: Host): Promise<string | null> {
@@ -46,7 +57,7 @@ export async function hupMaster(ctx: MurderContext, host: Host, step = 'hup'): P
 /** Whether cyrus-master has a live child process with this name (e.g. sync_client). */
 export async function childRunning(ctx: MurderContext, host: Host, name: string): Promise<boolean> {
   const f = shellQuote(host.cyrus.pidFile)
-  const r = await ctx.pool.exec(host, {shell: `p=$(cat ${f} 2>/dev/null) && pgrep -P "$p" -x ${shellQuote(name)} >/dev/null`})
+  const r = await ctx.pool.exec(host, {shell: `p=$(cat -- ${f} 2>/dev/null) && pgrep -P "$p" -x ${shellQuote(name)} >/dev/null`})
   return r.exitCode === 0
 }
 
@@ -59,7 +70,7 @@ export async function slaveConnected(ctx: MurderContext, host: Host): Promise<bo
   const masterPort = mupdateMasterPort(await readImapdConf(ctx, host))
   const f = shellQuote(host.cyrus.pidFile)
   const script = [
-    `p=$(cat ${f} 2>/dev/null) || exit 3`,
+    `p=$(cat -- ${f} 2>/dev/null) || exit 3`,
     `for c in $(pgrep -P "$p" -x mupdate); do`,
     `  ss -Htnp state established '( dport = :${masterPort} )' | grep -q "pid=$c," && { echo connected; exit 0; }`,
     'done',
@@ -75,22 +86,63 @@ export interface SavedCopy {
   copy: string
   sha256: string
   bytes: number
+  /** The original was moved (not copied): it is no longer at `path`. */
+  moved?: boolean
+}
+
+/** The name a run's step gives its copy of `path`: no later step of any run reuses it. */
+export const asideName = (path: string, runId: string, step: string) => `${path}.murderctl-${runId}-${step.replace(/[^A-Za-z0-9._-]+/g, '-')}`
+
+/**
+ * Copy a file aside on its own host before anything changes it, and prove the copy: the
+ * checksum of the copy must equal the original's. Never replaces a file: when the name is
+ * taken by an identical copy (a resumed step that copied before it could journal), that copy
+ * is the one; a different file there makes a new name (.2, .3, ...). `cp -n` then checked.
+ */
+export async function copyAside(ctx: MurderContext, host: Host, path: string, runId: string, step: string): Promise<SavedCopy> {
+  const q = shellQuote(path)
+  const script = [
+    `b=${shellQuote(asideName(path, runId, step))}; c="$b"; n=1`,
+    `test -f ${q} || { echo "no file ${path.replace(/[^\w./-]/g, '?')}" >&2; exit 3; }`,
+    'while test -e "$c" || test -L "$c"; do',
+    `  cmp -s -- ${q} "$c" && break`,
+    '  n=$((n+1)); c="$b.$n"',
+    'done',
+    // A copy cut short (a full disk) is this command's own file: removed, never left half.
+    `test -e "$c" || cp -n -p -- ${q} "$c" || { rm -f -- "$c"; exit 1; }`,
+    `sha256sum -- ${q} "$c" && stat -c %s -- "$c" && printf '%s\n' "$c"`,
+  ].join('\n')
+  const r = await ctx.pool.exec(host, {shell: script})
+  const lines = r.stdout.trim().split('\n')
+  const sums = lines.slice(0, 2).map((l) => l.split(/\s+/)[0])
+  const copy = lines[3] ?? ''
+  if (r.exitCode !== 0 || sums.length !== 2 || sums[0] !== sums[1] || !/^[0-9a-f]{64}$/.test(sums[0]) || !copy.startsWith(asideName(path, runId, step)))
+    throw new RemoteCommandError(`could not copy ${path} aside with a matching checksum${r.stderr.trim() ? `: ${r.stderr.trim().split('\n')[0]}` : ''}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step, hint: 'nothing was changed by this step; free space on the host if it is full, then resume'})
+  return {host: host.name, path, copy, sha256: sums[0], bytes: Number(lines[2])}
 }
 
 /**
- * Copy a file aside on its own host before anything changes it, and prove the copy:
- * the checksum of the copy must equal the original's.
+ * Move a file aside (it must not stay in place: a step rebuilds it), never over another file:
+ * `mv -n`, then the original must be gone and the moved file's checksum equal the original's.
+ * A file already moved by this step of this run (resumed before it journaled) is taken as is.
+ * Null when there was nothing to move.
  */
-export async function copyAside(ctx: MurderContext, host: Host, path: string, runId: string, step: string): Promise<SavedCopy> {
-  const copy = `${path}.murderctl-${runId}`
+export async function moveAside(ctx: MurderContext, host: Host, path: string, runId: string, step: string): Promise<SavedCopy | null> {
   const q = shellQuote(path)
-  const c = shellQuote(copy)
-  const r = await ctx.pool.exec(host, {
-    shell: `cp -p -- ${q} ${c} && sha256sum -- ${q} ${c} && stat -c %s -- ${c}`,
-  })
+  const a = shellQuote(asideName(path, runId, step))
+  const script = [
+    `if ! test -e ${q}; then test -e ${a} || exit 3; sha256sum -- ${a}; sha256sum -- ${a}; stat -c %s -- ${a}; exit 0; fi`,
+    `test -e ${a} && { echo 'the aside name is taken by another file' >&2; exit 4; }`,
+    `sha256sum -- ${q} || exit 1`,
+    `mv -n -- ${q} ${a} || exit 1`,
+    `test -e ${q} && { echo 'the original is still in place' >&2; exit 5; }`,
+    `sha256sum -- ${a} && stat -c %s -- ${a}`,
+  ].join('\n')
+  const r = await ctx.pool.exec(host, {shell: script})
+  if (r.exitCode === 3) return null
   const lines = r.stdout.trim().split('\n')
   const sums = lines.slice(0, 2).map((l) => l.split(/\s+/)[0])
   if (r.exitCode !== 0 || sums.length !== 2 || sums[0] !== sums[1] || !/^[0-9a-f]{64}$/.test(sums[0]))
-    throw new RemoteCommandError(`could not copy ${path} aside with a matching checksum`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step})
-  return {host: host.name, path, copy, sha256: sums[0], bytes: Number(lines[2])}
+    throw new RemoteCommandError(`could not move ${path} aside with a matching checksum${r.stderr.trim() ? `: ${r.stderr.trim().split('\n')[0]}` : ''}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step})
+  return {host: host.name, path, copy: asideName(path, runId, step), sha256: sums[0], bytes: Number(lines[2]), moved: true}
 }

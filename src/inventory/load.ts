@@ -1,9 +1,11 @@
-import {existsSync, readFileSync} from 'node:fs'
+import {accessSync, constants, existsSync, readFileSync, statSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {dirname, isAbsolute, resolve} from 'node:path'
 import {type Document, isNode, LineCounter, parseDocument} from 'yaml'
 import type {z} from 'zod'
 import {InventoryError} from '../errors.js'
+import {sha256} from '../util/hash.js'
+import {stateDirProblem} from '../util/files.js'
 import {CyrusSettings, type Host, type Inventory, InventoryFile, SshSettings} from './schema.js'
 
 export const DEFAULT_INVENTORY = 'murder.yaml'
@@ -106,4 +108,40 @@ export function findHost(inv: Inventory, name: string): Host {
   const h = inv.hosts.find((x) => x.name === name)
   if (!h) throw new InventoryError(`no host named "${name}" in ${inv.path}`, {hint: `known hosts: ${inv.hosts.map((x) => x.name).join(', ')}`})
   return h
+}
+
+/**
+ * What a run depends on in the inventory, as one checksum: the murder, its mode and each host's
+ * name, role, address and servername. A run is resumed only against the same.
+ */
+export function inventoryFingerprint(inv: Inventory): string {
+  const hosts = inv.hosts.map((h) => [h.name, h.role, h.address, h.servername, h.replicaOf ?? '']).sort((a, b) => a[0].localeCompare(b[0]))
+  return sha256(JSON.stringify({name: inv.name, mode: inv.mode, hosts}))
+}
+
+/**
+ * What the schema cannot see: the files the inventory names. Each problem is one line; empty
+ * when the identity files exist, known_hosts is a readable file and stateDir a writable folder.
+ */
+export function inventoryFileProblems(inv: Inventory): string[] {
+  const problems: string[] = []
+  const readableFile = (p: string, what: string) => {
+    try {
+      if (!statSync(p).isFile()) return `${what} ${p} is not a file`
+      accessSync(p, constants.R_OK)
+      return null
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code
+      return `${what} ${p} ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${code})`}`
+    }
+  }
+  for (const id of new Set(inv.hosts.map((h) => h.ssh.identity).filter((x): x is string => Boolean(x)))) {
+    const p = readableFile(id, 'identity file')
+    if (p) problems.push(`${p} (used by ${inv.hosts.filter((h) => h.ssh.identity === id).map((h) => h.name).join(', ')})`)
+  }
+  const kh = readableFile(inv.knownHosts, 'knownHosts')
+  if (kh) problems.push(`${kh}${kh.endsWith('does not exist') ? ' (create it with ssh-keyscan, or run once with --accept-new-host-keys)' : ''}`)
+  const sd = stateDirProblem(inv.stateDir)
+  if (sd) problems.push(`stateDir: ${sd}`)
+  return problems
 }

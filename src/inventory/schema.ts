@@ -52,6 +52,9 @@ const cyrusFields = {
   stop: z.string(),
   /** Shell command that starts cyrus-master. */
   start: z.string(),
+  /** The Cyrus user and group owning configdirectory (a file murderctl installs takes them). */
+  user: z.string().regex(/^[a-z_][a-z0-9_.-]*$/i, 'a user name'),
+  group: z.string().regex(/^[a-z_][a-z0-9_.-]*$/i, 'a group name'),
 }
 
 export const CyrusSettings = z
@@ -62,6 +65,8 @@ export const CyrusSettings = z
     pidFile: cyrusFields.pidFile.default('/run/cyrus-master.pid'),
     stop: cyrusFields.stop.default('systemctl stop cyrus-imapd'),
     start: cyrusFields.start.default('systemctl start cyrus-imapd'),
+    user: cyrusFields.user.default('cyrus'),
+    group: cyrusFields.group.default('mail'),
   })
   .strict()
 export type CyrusSettings = z.infer<typeof CyrusSettings>
@@ -69,15 +74,20 @@ export type CyrusSettings = z.infer<typeof CyrusSettings>
 const partialSsh = z.object(sshFields).partial().strict()
 const partialCyrus = z.object(cyrusFields).partial().strict()
 
+// Addresses and servernames end up in SSH connections and remote command lines: one token,
+// no whitespace or newline, never starting with a dash (it would read as an option).
+const address = z.string().regex(/^[A-Za-z0-9_:.[\]%][A-Za-z0-9_:.[\]%-]*$/, 'an address: a host name or IP address (no spaces, no leading dash)')
+const servername = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'a servername: letters, digits, dots, dashes and underscores, not starting with a dash')
+
 export const HostEntry = z
   .object({
     name: hostName,
     role: Role,
-    address: z.string().min(1),
+    address,
     /** The backend this replica copies. */
     replicaOf: hostName.optional(),
     /** Cyrus servername, when it differs from name (both members of a pair share one). */
-    servername: z.string().min(1).optional(),
+    servername: servername.optional(),
     ssh: partialSsh.optional(),
     cyrus: partialCyrus.optional(),
   })
@@ -95,6 +105,8 @@ export const Thresholds = z
     syncLogCritBytes: z.number().int().min(0).default(50_000_000),
     syncLogWarnAgeSeconds: z.number().min(0).default(300),
     syncLogCritAgeSeconds: z.number().min(0).default(1800),
+    /** A run lock held longer than this is CRITICAL in check (a dead run's, most likely). */
+    lockCritAgeSeconds: z.number().min(0).default(4 * 3600),
   })
   .strict()
 export type Thresholds = z.infer<typeof Thresholds>
@@ -117,7 +129,9 @@ export const InventoryFile = z
   })
   .strict()
   .superRefine((inv, ctx) => {
-    refineUnique(ctx, inv.hosts, (h) => h.name, (i) => ['hosts', i, 'name'], 'host name')
+    // Names double as file names (case-insensitive on some systems) and in --skip-host.
+    refineUnique(ctx, inv.hosts, (h) => h.name.toLowerCase(), (i) => ['hosts', i, 'name'], 'host name')
+    refineUnique(ctx, inv.hosts, (h) => h.address.toLowerCase(), (i) => ['hosts', i, 'address'], 'address')
     const masters = inv.hosts.filter((h) => h.role === 'mupdate-master')
     if (masters.length !== 1)
       ctx.addIssue({code: 'custom', path: ['hosts'], message: `exactly one host must have role mupdate-master (found ${masters.length})`})

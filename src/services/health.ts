@@ -12,7 +12,7 @@ import {dbInfo} from '../host/db.js'
 import type {MurderContext} from '../host/context.js'
 import {masterLooksLost} from '../host/facts.js'
 import {mupdateWarn} from '../host/mboxlist.js'
-import {type HostStatus, hostStatus} from './status.js'
+import {type HostStatus, hostStatus, murderLock} from './status.js'
 
 /** The checks this murderctl runs: the check model's known ones, in report order. */
 export const CHECK_NAMES = KNOWN_CHECKS
@@ -208,8 +208,32 @@ export async function runChecks(ctx: MurderContext, opts: CheckOptions): Promise
   sync('slaves', () => slavesCheck(ctx, facts))
   sync('cyrus-master', () => cyrusMasterCheck(ctx, facts))
   sync('uniqueid', () => uniqueidCheck(ctx, facts))
+  if (wanted.has('lock')) checks.push(within(lockCheck(ctx), () => [timedOut('lock', seconds)]))
   if (wanted.has('backend-consistency')) checks.push(within(consistencyCheck(ctx, facts), () => [timedOut('backend-consistency', seconds)]))
   if (wanted.has('replication')) checks.push(within(replicationCheck(ctx, facts), () => [timedOut('replication', seconds)]))
   const results = (await Promise.all(checks)).flat()
   return buildReport(ctx.inv.name, results, started, Date.now() - started.getTime())
+}
+
+/** A held run lock: WARNING (a recovery or sync is under way), CRITICAL once older than the threshold (likely left by a dead run). */
+async function lockCheck(ctx: MurderContext): Promise<CheckResult[]> {
+  const m = master(ctx.inv)
+  let lock: Awaited<ReturnType<typeof murderLock>>
+  try {
+    lock = await murderLock(ctx)
+  } catch (error) {
+    return [{name: 'lock', host: m.name, state: 'UNKNOWN', message: `cannot read the run lock: ${asMurderctlError(error).message}`, figures: {}}]
+  }
+  if (!lock) return [{name: 'lock', host: m.name, state: 'OK', message: 'no run holds the murder\'s lock', figures: {lockAgeSeconds: 0}}]
+  const age = lock.ageSeconds ?? 0
+  const crit = age > ctx.inv.thresholds.lockCritAgeSeconds
+  return [
+    {
+      name: 'lock',
+      host: m.name,
+      state: crit ? 'CRITICAL' : 'WARNING',
+      message: `the murder's run lock is held by ${lock.owner ?? `run ${lock.run}`} for ${age} s${crit ? ` (more than ${ctx.inv.thresholds.lockCritAgeSeconds} s: resume that run, or murderctl recover-master --break-lock if it is dead)` : ''}`,
+      figures: {lockAgeSeconds: age},
+    },
+  ]
 }

@@ -1,11 +1,12 @@
 // recover-master: choose the playbook for the murder's mode and the safest source, then run it.
-import {InventoryError, RefusedError} from '../errors.js'
+import {AbortError, RefusedError, UsageError} from '../errors.js'
 import type {EngineHooks} from '../engine/engine.js'
 import {RecoverOptions} from '../engine/actions/master-rebuild.js'
 import {builtinPlaybook, loadPlaybook, type Playbook, type PlaybookFor} from '../engine/playbook.js'
 import type {MurderContext} from '../host/context.js'
 import {scanDump} from '../host/mboxlist.js'
-import {hostsByRole} from '../inventory/load.js'
+import {hostsByRole, master} from '../inventory/load.js'
+import {breakLock, describeLock, type HeldLock, ownerAlive, readLock} from '../host/lock.js'
 import {executeRun, newRun, openRun, type PlaybookRunResult} from './runs.js'
 
 export interface RecoverRequest {
@@ -28,7 +29,7 @@ export async function resolveSource(ctx: MurderContext, spec: string): Promise<S
     if (ctx.inv.mode === 'unified') throw new RefusedError('a unified murder has no frontends to copy', {hint: 'use --source backends or --source backup'})
     return {source: 'frontend', frontend: arg || undefined}
   }
-  if (kind !== 'auto') throw new InventoryError(`--source ${spec}: expected auto, backends, frontend[=NAME] or backup[=DIR]`)
+  if (kind !== 'auto') throw new UsageError(`--source ${spec}: expected auto, backends, frontend[=NAME] or backup[=DIR]`)
   // Unified: the backends are the authority on their own mailboxes. Standard: a frontend's list
   // is the master's list as it last was, so it keeps remote flags and ACLs exactly.
   if (ctx.inv.mode === 'unified') return {source: 'backends'}
@@ -57,9 +58,14 @@ export async function recoverMaster(ctx: MurderContext, req: RecoverRequest, hoo
   let options: RecoverOptions
   let playbook: Playbook
   let journal
+  let decided = false
   if (req.resume) {
-    const opened = openRun(ctx, req.resume, 'recover-master')
+    const opened = openRun(ctx, req.resume, 'recover-master', hooks.progress)
     journal = opened.journal
+    // The original run's decision that the master was lost stands only once the run acted on
+    // it; a run refused at its preflight meets the same refusal again.
+    const events = journal.events()
+    decided = events.some((e) => e.event === 'step-done' && e.step === 'preflight') && events.some((e) => e.event === 'step-done' && e.step !== 'preflight')
     options = RecoverOptions.parse(opened.start.options)
     playbook = choosePlaybook(ctx, options, opened.start.playbookFile)
     hooks.progress(`resuming run ${req.resume} (${playbook.name})`)
@@ -70,6 +76,27 @@ export async function recoverMaster(ctx: MurderContext, req: RecoverRequest, hoo
   }
   const resumeHint = `continue with: murderctl recover-master -i ${ctx.inv.path} --resume ${journal.run}`
   hooks.progress(`${req.dryRun ? 'dry run of' : 'running'} ${playbook.name} (source: ${options.source}${options.frontend ? ` ${options.frontend}` : ''}${options.backupPath ? ` ${options.backupPath}` : ''}); journal ${journal.path}`)
-  const result = await executeRun(ctx, journal, playbook, {options, dryRun: req.dryRun, resumed: Boolean(req.resume), resumeHint}, hooks)
+  const result = await executeRun(ctx, journal, playbook, {options, dryRun: req.dryRun, resumed: decided, resumeHint}, hooks)
   return {...result, source: options}
+}
+
+export interface BrokenLock {
+  broken: boolean
+  lock: HeldLock | null
+}
+
+/**
+ * --break-lock: show who holds the murder's lock and remove it once confirmed. A lock whose
+ * process is known alive is never broken.
+ */
+export async function breakRecoveryLock(ctx: MurderContext, confirm: (question: string) => Promise<boolean>): Promise<BrokenLock> {
+  const m = master(ctx.inv)
+  const held = await readLock(ctx, m)
+  if (!held) return {broken: false, lock: null}
+  if (held.owner && ownerAlive(held.owner) === true)
+    throw new RefusedError(`the lock is held by a live run: ${describeLock(held)}`, {host: m.name, step: 'break-lock', hint: 'wait for it to finish; a live run\'s lock is never broken'})
+  if (!(await confirm(`Remove the lock ${held.dir} on ${m.name}, held by ${describeLock(held)}${held.ageSeconds === null ? '' : ` for ${held.ageSeconds} s`}?`)))
+    throw new AbortError('not confirmed: the lock is still held', {host: m.name, step: 'break-lock'})
+  await breakLock(ctx, m, held)
+  return {broken: true, lock: held}
 }

@@ -1,13 +1,15 @@
 // Starting and resuming a journaled playbook run: what every mutating command's service shares.
 // The run's start record keeps what a resume needs (playbook, options, dry-run), so a resumed
 // run does exactly what the first invocation set out to do.
-import {AbortError, InventoryError} from '../errors.js'
+import {AbortError, RefusedError} from '../errors.js'
 import type {RunContext} from '../engine/context.js'
-import {type EngineHooks, type RunOutcome, runPlaybook} from '../engine/engine.js'
+import {type EngineHooks, type RunOutcome, RunStoppedError, runPlaybook} from '../engine/engine.js'
 import {Journal, newRunId} from '../engine/journal.js'
 import type {Playbook} from '../engine/schema.js'
 import type {MurderContext} from '../host/context.js'
 import type {Host} from '../inventory/schema.js'
+import {inventoryFingerprint} from '../inventory/load.js'
+import {type LockOwner, ownerAlive, ownerHere} from '../host/lock.js'
 
 export interface RunStart {
   command: string
@@ -17,24 +19,40 @@ export interface RunStart {
   dryRun: boolean
 }
 
-/** A new run folder with its start record. */
+/**
+ * A new run folder with its start record: with the murder's name and an inventory fingerprint,
+ * so that it is only ever resumed on the same murder with the same hosts.
+ */
 export function newRun(ctx: MurderContext, start: RunStart): Journal {
   const journal = new Journal(ctx.inv.stateDir, newRunId(start.dryRun ? `${start.command}-dry` : start.command))
-  journal.write({event: 'run-start', data: {...start, murder: ctx.inv.name}})
+  journal.write({event: 'run-start', data: {...start, murder: ctx.inv.name, inventory: inventoryFingerprint(ctx.inv)}})
   return journal
 }
 
-/** An earlier run of this command, to resume: its journal and start record. */
-export function openRun(ctx: MurderContext, run: string, command: string): {journal: Journal; start: RunStart} {
-  let journal: Journal
-  try {
-    journal = Journal.open(ctx.inv.stateDir, run)
-  } catch (error) {
-    throw new InventoryError((error as Error).message, {hint: `runs are in ${ctx.inv.stateDir}/runs`})
-  }
-  const start = journal.events().find((e) => e.event === 'run-start')?.data as (RunStart & {command?: string}) | undefined
+/**
+ * An earlier run of this command, to resume: its journal and start record. Refused: a bad or
+ * missing run id (nothing is created), a dry run, a complete run, another command's or
+ * murder's run, a run made with other hosts, a run whose process still runs.
+ */
+export function openRun(ctx: MurderContext, run: string, command: string, progress: (line: string) => void = () => {}): {journal: Journal; start: RunStart} {
+  const journal = Journal.open(ctx.inv.stateDir, run)
+  const events = journal.events()
+  if (journal.tornLine) progress(`note: the journal's last line was cut short (murderctl stopped while writing it) and is ignored: ${journal.tornLine.slice(0, 120)}`)
+  const start = events.find((e) => e.event === 'run-start')?.data as (RunStart & {command?: string; murder?: string; inventory?: string}) | undefined
   if (!start) throw new AbortError(`run ${run} has no start record`, {hint: 'start a new run'})
-  if ((start.command ?? 'recover-master') !== command) throw new AbortError(`run ${run} is a ${start.command} run, not ${command}`, {hint: `resume it with murderctl ${start.command} --resume ${run}`})
+  if ((start.command ?? 'recover-master') !== command) throw new RefusedError(`run ${run} is a ${start.command} run, not ${command}`, {hint: `resume it with murderctl ${start.command} --resume ${run}`})
+  if (start.dryRun) throw new RefusedError(`run ${run} was a dry run: there is nothing to resume`, {hint: 'start a real run (without --dry-run)'})
+  if (start.murder !== ctx.inv.name) throw new RefusedError(`run ${run} was made on murder "${start.murder ?? 'unknown'}", not "${ctx.inv.name}"`, {hint: "resume it with that murder's inventory"})
+  if (start.inventory !== inventoryFingerprint(ctx.inv))
+    throw new RefusedError(`the murder's hosts are not those run ${run} started with (inventory fingerprint differs)`, {
+      hint: 'resume with the inventory and the --skip-host flags the run started with, or start a new run',
+    })
+  if (events.findLast((e) => e.event === 'run-end')?.data?.completed) throw new RefusedError(`run ${run} is complete`, {hint: 'nothing to resume; murderctl check shows the murder'})
+  const owner = events.findLast((e) => e.event === 'note' && e.data?.owner)?.data?.owner as LockOwner | undefined
+  if (owner && owner.pid !== process.pid && ownerAlive(owner) === true)
+    throw new RefusedError(`run ${run} is still running: pid ${owner.pid} on ${owner.host} since ${owner.startedAt}`, {
+      hint: 'wait for it to finish or stop it (Ctrl-C stops it resumably); never run one journal twice at once',
+    })
   return {journal, start: {...start, command}}
 }
 
@@ -65,7 +83,19 @@ export async function executeRun(
     diffs: new Map(),
     pending: new Map(),
   }
-  const outcome = await runPlaybook(rc, playbook, hooks, run.resumeHint)
+  // Who runs this journal now: a resume while this process lives is refused.
+  if (!run.dryRun) journal.write({event: 'note', data: {owner: ownerHere(journal.run, journal.run.split('-').slice(1, -1).join('-'))}})
+  let outcome: RunOutcome
+  try {
+    outcome = await runPlaybook(rc, playbook, hooks, run.resumeHint)
+  } catch (error) {
+    // A refusal before anything changed is the answer, not a stop to resume from.
+    if (error instanceof RunStoppedError && error.code === 'refused' && !journal.events().some((e) => e.event === 'step-done' && e.step !== 'preflight')) {
+      const first = error.results.find((u) => u.status === 'failed')?.data?.error as {message?: string; hint?: string} | undefined
+      throw new RefusedError(first?.message ?? error.message, {host: error.host, step: error.step, hint: first?.hint ?? 'nothing was changed'})
+    }
+    throw error
+  }
   journal.write({event: 'run-end', data: {completed: outcome.completed, dryRun: run.dryRun}})
   return {...outcome, run: journal.run, playbook: playbook.name, dryRun: run.dryRun, journal: journal.path}
 }

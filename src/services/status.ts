@@ -7,6 +7,8 @@ import {DEFAULT_MUPDATE_PORT, imapdBool, murderRole} from '../cyrus/imapd-conf.j
 import {addToCounts, EntryCounts, newEntryCounts} from '../cyrus/mboxlist-dump.js'
 import {probeMupdate} from '../cyrus/mupdate-banner.js'
 import {Role} from '../inventory/schema.js'
+import {master} from '../inventory/load.js'
+import {describeLock, readLock} from '../host/lock.js'
 import type {Host} from '../inventory/schema.js'
 import {mapLimit} from '../util/limit.js'
 import type {MurderContext} from '../host/context.js'
@@ -21,6 +23,8 @@ export const HostStatus = z.object({
   reachable: z.boolean(),
   /** Why the host could not be read (one line), when it could not. */
   error: z.string().optional(),
+  /** The error's class (unreachable, hostKey, ...): the command's exit code comes from it. */
+  errorCode: z.string().optional(),
   version: z.string().nullable(),
   servername: z.string().nullable(),
   /** What imapd.conf says the host is in the murder. */
@@ -54,6 +58,8 @@ export const MurderStatus = z.object({
   murder: z.string(),
   mode: z.enum(['standard', 'unified']),
   hosts: z.array(HostStatus),
+  /** The murder's run lock on the master, when a recovery or sync holds it (or held it and died). */
+  lock: z.object({run: z.string(), owner: z.string().nullable(), ageSeconds: z.number().nullable()}).nullable(),
   durationMs: z.number(),
 })
 export type MurderStatus = z.infer<typeof MurderStatus>
@@ -123,7 +129,9 @@ export async function hostStatus(ctx: MurderContext, host: Host, opts: {counts?:
     configs = await readConfigs(ctx, host)
     s.reachable = true
   } catch (error) {
-    s.error = asMurderctlError(error).oneLine()
+    const e = asMurderctlError(error)
+    s.error = e.oneLine()
+    s.errorCode = e.code
     // SSH is down, but the MUPDATE port may still answer; say what it says.
     if (host.role === 'mupdate-master' || host.role === 'frontend' || (ctx.inv.mode === 'unified' && host.role === 'backend'))
       await probe(host, DEFAULT_MUPDATE_PORT, s, probeTimeout)
@@ -183,6 +191,12 @@ export async function hostStatus(ctx: MurderContext, host: Host, opts: {counts?:
 
 export async function murderStatus(ctx: MurderContext, opts: {counts?: boolean} = {}): Promise<MurderStatus> {
   const started = Date.now()
-  const hosts = await mapLimit(ctx.inv.hosts, ctx.concurrency, (h) => hostStatus(ctx, h, opts))
-  return {murder: ctx.inv.name, mode: ctx.inv.mode, hosts, durationMs: Date.now() - started}
+  const [hosts, lock] = await Promise.all([mapLimit(ctx.inv.hosts, ctx.concurrency, (h) => hostStatus(ctx, h, opts)), murderLock(ctx)])
+  return {murder: ctx.inv.name, mode: ctx.inv.mode, hosts, lock, durationMs: Date.now() - started}
+}
+
+/** The run lock as status and check report it; null when free or the master cannot be read. */
+export async function murderLock(ctx: MurderContext): Promise<MurderStatus['lock']> {
+  const held = await readLock(ctx, master(ctx.inv)).catch(() => null)
+  return held ? {run: held.run, owner: held.owner ? describeLock(held) : null, ageSeconds: held.ageSeconds} : null
 }

@@ -2,7 +2,7 @@
 // exactly that (apply) and proving it (verify). Plan and apply are separate steps: a plan can
 // be written to a file, reviewed, and applied later; apply refuses a plan that went stale.
 import {z} from 'zod'
-import {asMurderctlError, RefusedError} from '../errors.js'
+import {asMurderctlError, MurderctlError, RefusedError} from '../errors.js'
 import {MupdateWarnPlan} from '../cyrus/mboxlist-warn.js'
 import {imapdBool} from '../cyrus/imapd-conf.js'
 import type {Host} from '../inventory/schema.js'
@@ -15,6 +15,7 @@ import {mailboxLocations, mupdatePush, mupdateWarn, scanDump} from '../host/mbox
 import {isLiveLocal} from '../cyrus/mboxlist-dump.js'
 import {readImapdConf, type SavedCopy} from '../host/remote.js'
 import {saveDbAside} from '../engine/journal.js'
+import {acquireLock, ownerHere, releaseLock} from '../host/lock.js'
 
 export const Conflict = z.object({
   mailbox: z.string(),
@@ -27,7 +28,7 @@ export const BackendDiff = z.object({
   servername: z.string(),
   ok: z.boolean(),
   /** Why the backend could not be planned, in Cyrus's words, with what to do. */
-  error: z.object({message: z.string(), hint: z.string().optional()}).optional(),
+  error: z.object({message: z.string(), hint: z.string().optional(), code: z.string().optional()}).optional(),
   warn: MupdateWarnPlan.optional(),
   /** Local mailboxes the master places on another server: `-m -w` hides these in a unified murder. */
   conflicts: z.array(Conflict),
@@ -79,7 +80,7 @@ async function diffBackend(ctx: MurderContext, host: Host, masterLocations: Map<
     d.ok = true
   } catch (error) {
     const e = asMurderctlError(error).at({host: host.name})
-    d.error = {message: e.message, hint: e.hint}
+    d.error = {message: e.message, hint: e.hint, code: e.code}
   }
   return d
 }
@@ -113,8 +114,10 @@ export interface ApplyOptions {
 /** Refusals before anything runs: failed backends, local deletions without consent. */
 export function checkApplicable(plan: SyncPlan, opts: Omit<ApplyOptions, 'journal'>): void {
   const failed = plan.backends.filter((b) => !b.ok)
+  // A backend out of reach exits as it does in every command (4, or 5 for its host key).
+  const code = failed.some((b) => b.error?.code === 'hostKey') ? 'hostKey' : failed.some((b) => b.error?.code === 'unreachable') ? 'unreachable' : 'refused'
   if (failed.length && !opts.skipFailed)
-    throw new RefusedError(`${failed.map((b) => `${b.backend} (${b.error?.message})`).join('; ')}: nothing was applied anywhere`, {
+    throw new MurderctlError(code, `${failed.map((b) => `${b.backend} (${b.error?.message})`).join('; ')}: nothing was applied anywhere`, {
       host: failed[0].backend,
       step: 'plan',
       hint: 'fix that backend and plan again, or re-run with --skip-failed to apply on the others',
@@ -146,23 +149,37 @@ export interface ApplyResult {
   agreed: boolean
 }
 
-/** Is the plan still what the hosts would do now? Re-plan and compare each backend. */
-export async function assertFresh(ctx: MurderContext, plan: SyncPlan): Promise<void> {
-  const hosts = selectBackends(
-    ctx,
-    plan.backends.filter((b) => b.ok).map((b) => b.backend),
-  )
-  const now = await planSync(ctx, hosts)
-  for (const b of plan.backends.filter((x) => x.ok)) {
-    const n = now.backends.find((x) => x.backend === b.backend)!
-    const same = n.ok && n.fingerprint === b.fingerprint && JSON.stringify(n.warn) === JSON.stringify(b.warn)
-    if (!same)
-      throw new RefusedError(`the plan is stale: ${b.backend} changed since it was made (${plan.createdAt})`, {
-        host: b.backend,
-        step: 'apply plan',
-        hint: 'make a new plan with --dry-run --out FILE, review it, and apply that',
-      })
+/** A plan's content, without when it was made: two plans saying the same compare equal. */
+const planContent = (p: SyncPlan) =>
+  JSON.stringify({
+    murder: p.murder,
+    mode: p.mode,
+    master: p.master,
+    backends: [...p.backends]
+      .sort((a, b) => a.backend.localeCompare(b.backend))
+      .map((b) => ({backend: b.backend, servername: b.servername, ok: b.ok, warn: b.warn ?? null, conflicts: b.conflicts, localMailboxes: b.localMailboxes, fingerprint: b.fingerprint ?? null})),
+  })
+
+/**
+ * A reviewed plan file, checked against the hosts: planned again now, and the WHOLE fresh plan
+ * (each backend's diff, conflicts and fingerprint, the master's fingerprint) must say what the
+ * file says. Returns the fresh plan: that is what gets applied, never the file's.
+ */
+export async function freshPlanMatching(ctx: MurderContext, plan: SyncPlan): Promise<SyncPlan> {
+  const now = await planSync(ctx, selectBackends(ctx, plan.backends.map((b) => b.backend)))
+  if (planContent(now) !== planContent(plan)) {
+    const changed = plan.backends.filter((b) => {
+      const n = now.backends.find((x) => x.backend === b.backend)
+      return !n || planContent({...plan, backends: [n]}) !== planContent({...plan, backends: [b]})
+    })
+    const what = [now.master.fingerprint !== plan.master.fingerprint || now.master.entries !== plan.master.entries ? `the master ${plan.master.host}` : '', ...changed.map((b) => b.backend)].filter(Boolean)
+    throw new RefusedError(`the plan is stale or was edited: ${what.join(', ') || 'the murder'} differs from the plan made ${plan.createdAt}`, {
+      host: changed[0]?.backend ?? plan.master.host,
+      step: 'apply plan',
+      hint: 'make a new plan with --dry-run --out FILE, review it, and apply that',
+    })
   }
+  return now
 }
 
 async function ensureDelayedDelete(ctx: MurderContext, host: Host): Promise<void> {
@@ -178,6 +195,18 @@ async function ensureDelayedDelete(ctx: MurderContext, host: Host): Promise<void
 
 /** Apply a (fresh, checked) plan: copy dbs aside, push on each backend, verify. */
 export async function applySync(ctx: MurderContext, plan: SyncPlan, opts: ApplyOptions): Promise<ApplyResult> {
+  const m = master(ctx.inv)
+  // One run at a time: refused while a recovery (or another sync) holds the murder's lock.
+  await acquireLock(ctx, m, ownerHere(opts.journal.run, 'sync-backends'), 'lock')
+  opts.journal.write({event: 'step-done', step: 'lock', host: m.name})
+  try {
+    return await applyLocked(ctx, plan, opts)
+  } finally {
+    await releaseLock(ctx, m, opts.journal.run).catch(() => {})
+  }
+}
+
+async function applyLocked(ctx: MurderContext, plan: SyncPlan, opts: ApplyOptions): Promise<ApplyResult> {
   const {journal} = opts
   const m = master(ctx.inv)
   const todo = plan.backends.filter((b) => b.ok && (changeCount(b) > 0 || b.conflicts.length > 0))

@@ -1,8 +1,9 @@
 // Run the built CLI exactly as an operator would, and small lab helpers for making disasters.
-import {readFileSync} from 'node:fs'
-import {resolve} from 'node:path'
+import {existsSync, readdirSync, readFileSync} from 'node:fs'
+import {dirname, join, resolve} from 'node:path'
 import {execa} from 'execa'
-import {inject} from 'vitest'
+import {expect, inject} from 'vitest'
+import {parse} from 'yaml'
 import {localEntry, undumpDocument, undumpLine} from '../../src/cyrus/mboxlist-dump.js'
 import {labExec, readLabState} from '../../src/lab/lab.js'
 
@@ -19,7 +20,10 @@ export interface CliResult {
  * Run the CLI as an operator would. With interruptWhen, send it `signal` once its stderr matches
  * (an operator's Ctrl-C), and fail if it ended before.
  */
-export async function murderctl(args: string[], opts: {env?: Record<string, string>; timeoutMs?: number; interruptWhen?: RegExp; signal?: NodeJS.Signals} = {}): Promise<CliResult> {
+export async function murderctl(
+  args: string[],
+  opts: {env?: Record<string, string>; timeoutMs?: number; interruptWhen?: RegExp; signal?: NodeJS.Signals; injectWhen?: RegExp; inject?: () => Promise<unknown>} = {},
+): Promise<CliResult> {
   const child = execa('node', [BIN, ...args], {reject: false, env: {...opts.env, FORCE_COLOR: '0', NODE_ENV: 'production'}, stdin: 'ignore', timeout: opts.timeoutMs ?? 300_000})
   let sent = false
   if (opts.interruptWhen) {
@@ -32,7 +36,22 @@ export async function murderctl(args: string[], opts: {env?: Record<string, stri
       }
     })
   }
+  // A fault injected once the output (stderr, then stdout) matches: the run goes on meanwhile.
+  let injected: Promise<unknown> | undefined
+  if (opts.injectWhen) {
+    let seen = ''
+    const watch = (b: Buffer) => {
+      seen += b.toString()
+      if (!injected && opts.injectWhen!.test(seen)) injected = opts.inject!()
+    }
+    child.stderr!.on('data', watch)
+    child.stdout!.on('data', watch)
+  }
   const r = await child
+  if (opts.injectWhen) {
+    if (!injected) throw new Error(`murderctl ended before its output matched ${opts.injectWhen}: ${r.stderr}`)
+    await injected
+  }
   if (opts.interruptWhen && !sent) throw new Error(`murderctl ended before its output matched ${opts.interruptWhen}: ${r.stderr}`)
   let json: unknown
   if (args.includes('--json')) {
@@ -155,20 +174,50 @@ export async function labChecksumsOf(dir: string): Promise<Record<string, string
   return out
 }
 
-/**
- * Nothing lost: every copy a run's journal records (saved-copy) is still on its lab host with
- * the recorded sha256.
- */
-export async function assertJournalCopiesIntact(journalPath: string, dir = lab().dir): Promise<number> {
-  const events = readFileSync(journalPath, 'utf8')
+/** The events of a run's journal (a torn last line is left out, as murderctl does). */
+export function journalEvents(journalPath: string): any[] {
+  return readFileSync(journalPath, 'utf8')
     .split('\n')
     .filter(Boolean)
-    .map((l) => JSON.parse(l) as {event: string; host?: string; data?: {host?: string; copy?: string; sha256?: string}})
-  const copies = events.filter((e) => e.event === 'saved-copy')
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l)]
+      } catch {
+        return []
+      }
+    })
+}
+
+/**
+ * The product's first promise, checked after every mutating run: every copy its journal records
+ * (`saved-copy`) still exists on its host with the recorded sha256, and no two records share a
+ * file. Returns how many copies were checked.
+ */
+export async function assertJournalCopiesIntact(journalPath: string, dir = lab().dir): Promise<number> {
+  const copies = journalEvents(journalPath).filter((e) => e.event === 'saved-copy')
+  const names = copies.map((e) => `${e.host}:${e.data.copy}`)
+  expect(new Set(names).size, `two saved copies share a name in ${journalPath}`).toBe(names.length)
   for (const e of copies) {
-    const host = e.data?.host ?? e.host!
-    const r = await labExec(dir, host, ['sha256sum', '--', e.data!.copy!], {reject: false})
-    if (r.exitCode !== 0 || r.stdout.split(/\s+/)[0] !== e.data!.sha256) throw new Error(`${host}:${e.data!.copy} is gone or changed (${r.stdout.trim() || r.stderr.trim()})`)
+    const r = await labExec(dir, e.host, ['sha256sum', '--', e.data.copy], {reject: false})
+    expect(r.stdout.split(/\s+/)[0], `${e.host}:${e.data.copy} (saved at step ${e.step}) in ${journalPath}`).toBe(e.data.sha256)
   }
   return copies.length
+}
+
+/** Every run folder's journal under the lab inventory's stateDir, newest last. */
+export function runJournals(inventory = lab().inventory): string[] {
+  const stateDir = resolve(dirname(inventory), parse(readFileSync(inventory, 'utf8')).stateDir)
+  const runs = join(stateDir, 'runs')
+  if (!existsSync(runs)) return []
+  return readdirSync(runs)
+    .sort()
+    .map((r) => join(runs, r, 'journal.jsonl'))
+    .filter((p) => existsSync(p))
+}
+
+/** assertJournalCopiesIntact over every run journal of the lab's stateDir. */
+export async function assertAllJournalCopiesIntact(inventory = lab().inventory, dir = lab().dir): Promise<number> {
+  let n = 0
+  for (const j of runJournals(inventory)) n += await assertJournalCopiesIntact(j, dir)
+  return n
 }

@@ -2,9 +2,9 @@
 import {mkdtempSync, readFileSync, readdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {tmpdir} from 'node:os'
-import {beforeAll, describe, expect, it} from 'vitest'
+import {afterEach, beforeAll, describe, expect, it} from 'vitest'
 import {parse} from 'yaml'
-import {lab, labChecksums, listOf, loseMasterDb, murderctl, murderctlInterrupted, onHost} from './helpers.js'
+import {assertAllJournalCopiesIntact, assertJournalCopiesIntact, journalEvents, lab, labChecksums, listOf, loseMasterDb, murderctl, murderctlInterrupted, onHost} from './helpers.js'
 
 let before: Map<string, string>
 
@@ -18,6 +18,24 @@ describe('recover-master on the standard lab', () => {
   beforeAll(async () => {
     before = await listOf('mupdate')
     expect(before.size).toBeGreaterThanOrEqual(40)
+  })
+  // Nothing lost: every copy any run recorded is still there, as it was.
+  afterEach(async () => {
+    await assertAllJournalCopiesIntact()
+  })
+
+  it('never overwrites a saved copy: a forced rebuild keeps the healthy master\'s db as it was', async () => {
+    // Finding 1 of issue 10: save-master-db used to cp -p the new, empty db over the copy that
+    // set-aside-master-db had moved aside, destroying the 40-entry original.
+    const original = (await onHost('mupdate', 'sha256sum /var/lib/cyrus/mailboxes.db')).stdout.split(' ')[0]
+    const r = await murderctl(['recover-master', '-i', lab().inventory, '--force', '--source', 'backends', '--yes', '--json'])
+    expect(r.exitCode, JSON.stringify(r.json?.error)).toBe(0)
+    const copies = journalEvents(r.json.journal).filter((e) => e.event === 'saved-copy')
+    const masterOriginal = copies.find((e) => e.step === 'set-aside-master-db')
+    expect(masterOriginal.data.sha256).toBe(original)
+    expect(copies.find((e) => e.step === 'save-master-db').data.copy).not.toBe(masterOriginal.data.copy)
+    expect(await assertJournalCopiesIntact(r.json.journal)).toBe(copies.length)
+    await expectWhole()
   })
 
   it('refuses when the master does not look lost, and --dry-run changes nothing', async () => {

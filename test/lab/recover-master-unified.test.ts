@@ -3,16 +3,19 @@
 import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 import {ImapClient} from '../../src/imap/client.js'
 import {labDown, labPassword, labUp, type LabState} from '../../src/lab/lab.js'
-import {CTL, labChecksumsOf, listOf, loseMasterDb, murderctl, murderctlTty, onHost, spareLabBase} from './helpers.js'
+import {assertAllJournalCopiesIntact, CTL, labChecksumsOf, listOf, loseMasterDb, murderctl, murderctlTty, onHost, spareLabBase} from './helpers.js'
 
 let state: LabState
 let before: Map<string, string>
 const remoteCount = async (h: string) => [...(await listOf(h, state.dir)).values()].filter(Boolean).length
 
 describe('recover-master on a unified lab', () => {
+  afterEach(async () => {
+    if (state) await assertAllJournalCopiesIntact(state.inventory, state.dir)
+  })
   beforeAll(async () => {
     const dir = mkdtempSync(join(tmpdir(), 'murderctl-unified-'))
     state = await labUp({dir, topology: 'unified', base: spareLabBase(), mailboxes: 40})

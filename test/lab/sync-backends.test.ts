@@ -2,15 +2,18 @@
 import {mkdtempSync, readFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {afterAll, describe, expect, it} from 'vitest'
+import {afterAll, afterEach, describe, expect, it} from 'vitest'
 import {ImapClient} from '../../src/imap/client.js'
 import {labPassword} from '../../src/lab/lab.js'
-import {CTL, dropEntry, dumpEntry, lab, labChecksums, labHost, murderctl, onHost, waitLabHealthy} from './helpers.js'
+import {CTL, dropEntry, dumpEntry, lab, labChecksums, labHost, murderctl, onHost, waitLabHealthy, assertAllJournalCopiesIntact} from './helpers.js'
 
 const service = () => join(lab().dir, 'bin', 'cyrus-service')
 const backendOf = (plan: any, name: string) => plan.backends.find((b: any) => b.backend === name)
 
 describe('murderctl sync-backends on the standard lab', () => {
+  afterEach(async () => {
+    await assertAllJournalCopiesIntact()
+  })
   afterAll(async () => {
     // Leave the lab whole for the next file whatever happened here.
     await onHost('mupdate', `${service()} start`)
@@ -54,7 +57,7 @@ describe('murderctl sync-backends on the standard lab', () => {
     const before = await labChecksums()
     const r = await murderctl(['sync-backends', '-i', lab().inventory, '--apply', outFile, '--yes', '--json'])
     expect(r.exitCode).toBe(7)
-    expect(r.json.error.message).toMatch(/stale: b2 changed/)
+    expect(r.json.error.message).toMatch(/stale or was edited: b2 differs/)
     expect(await labChecksums()).toEqual(before)
   })
 

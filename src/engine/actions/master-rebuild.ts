@@ -2,7 +2,7 @@
 // mailbox list from a frontend or a backup on the stopped master.
 import {z} from 'zod'
 import {isLiveLocal} from '../../cyrus/mboxlist-dump.js'
-import {asMurderctlError, RefusedError, UnreachableError} from '../../errors.js'
+import {asMurderctlError, HostKeyError, RefusedError, UnreachableError} from '../../errors.js'
 import {dbInfo, installDb, snapshotDb} from '../../host/db.js'
 import {masterLooksLost} from '../../host/facts.js'
 import {scanDump} from '../../host/mboxlist.js'
@@ -50,7 +50,8 @@ async function preflight(rc: RunContext, step: Step): Promise<Record<string, unk
     )
   ).filter((e) => e !== null)
   if (down.length)
-    throw new UnreachableError(down.map((e) => `${e.host}: ${e.message}`).join('; '), {
+    // The same fault, the same exit code in every command: a host key problem is 5, not 4.
+    throw new (down.some((e) => e.code === 'hostKey') ? HostKeyError : UnreachableError)(down.map((e) => `${e.host}: ${e.message}`).join('; '), {
       host: down[0].host,
       step: step.id,
       hint: `bring ${down.map((e) => e.host).join(', ')} back, or leave ${down.length > 1 ? 'them' : 'it'} out with ${down.map((e) => `--skip-host ${e.host}`).join(' ')} (never the master)`,

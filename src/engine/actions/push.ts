@@ -99,7 +99,7 @@ async function scratchDir(rc: RunContext, h: Host, prefix: string, bytes: number
   const cfg = shellQuote(configDirectory)
   const shm = `[ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR==2 {print $4}')" -gt ${Math.ceil(bytes / 1024)} ] 2>/dev/null && mktemp -d ${shellQuote(`/dev/shm/${prefix}.XXXXXX`)} 2>/dev/null`
   const r = await rc.murder.pool.execOk(h, {
-    shell: `d=$(${shm} || mktemp -d ${shellQuote(`${configDirectory}/${prefix}.XXXXXX`)}) && chown "$(stat -c %u:%g -- ${cfg})" "$d" && echo "$d"`,
+    shell: `d=$(${shm} || mktemp -d ${shellQuote(`${configDirectory}/${prefix}.XXXXXX`)}) && chown -- "$(stat -c %u:%g -- ${cfg})" "$d" && echo "$d"`,
   })
   return r.stdout.trim()
 }
