@@ -58,6 +58,7 @@ export function parseInventory(text: string, path: string): Inventory {
     knownHosts: resolvePath(path, inv.knownHosts),
     stateDir: resolvePath(path, inv.stateDir),
     thresholds: inv.thresholds,
+    pairs: inv.pairs,
     hosts,
   }
 }

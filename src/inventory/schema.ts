@@ -47,6 +47,8 @@ const cyrusFields = {
   stop: z.string(),
   /** Shell command that starts cyrus-master. */
   start: z.string(),
+  /** Where Cyrus's syslog lines land (pair status reads the last replication error there). */
+  syslog: z.string(),
 }
 
 export const CyrusSettings = z
@@ -57,6 +59,7 @@ export const CyrusSettings = z
     pidFile: cyrusFields.pidFile.default('/run/cyrus-master.pid'),
     stop: cyrusFields.stop.default('systemctl stop cyrus-imapd'),
     start: cyrusFields.start.default('systemctl start cyrus-imapd'),
+    syslog: cyrusFields.syslog.default('/var/log/syslog'),
   })
   .strict()
 export type CyrusSettings = z.infer<typeof CyrusSettings>
@@ -94,6 +97,33 @@ export const Thresholds = z
   .strict()
 export type Thresholds = z.infer<typeof Thresholds>
 
+/**
+ * A replication pair's operator settings. The pair itself is a backend plus the replica naming
+ * it in replicaOf; which member is active is read from the hosts, never written here.
+ * Commands may use the placeholders {pair} {servername} {old} {old.address} {new} {new.address};
+ * each is shell-quoted when substituted. They run on the operator's machine (`sh -c`).
+ */
+export const PairSettings = z
+  .object({
+    /** The pair's backend, as named in hosts. */
+    backend: hostName,
+    /** Moves the service address (the servername the frontends reach) to the new member. */
+    moveAddress: z.string().min(1).optional(),
+    /** Run before a failover changes anything; a non-zero exit stops it. */
+    preFailover: z.string().min(1).optional(),
+    /** Run after a failover verified (its failure is reported, the failover stands). */
+    postFailover: z.string().min(1).optional(),
+    /** A second failover of this pair within this many seconds needs --force. */
+    minIntervalSeconds: z.number().int().min(0).default(3600),
+    /** A controlled failover refuses (without --force) a sync log backlog beyond these. */
+    maxLagBytes: z.number().int().min(0).default(50_000_000),
+    maxLagSeconds: z.number().min(0).default(1800),
+    /** How long verify waits for a message appended on the new master to reach the other member. */
+    replicationTimeoutSeconds: z.number().positive().default(60),
+  })
+  .strict()
+export type PairSettings = z.infer<typeof PairSettings>
+
 export const InventoryFile = z
   .object({
     /** The murder's name; destructive commands ask for it with --confirm. */
@@ -109,6 +139,8 @@ export const InventoryFile = z
       .optional(),
     thresholds: Thresholds.default(Thresholds.parse({})),
     hosts: z.array(HostEntry).min(1),
+    /** Per replication pair: address move, hooks, anti-flapping, lag limit. */
+    pairs: z.array(PairSettings).default([]),
   })
   .strict()
   .superRefine((inv, ctx) => {
@@ -118,6 +150,11 @@ export const InventoryFile = z
       ctx.addIssue({code: 'custom', path: ['hosts'], message: `exactly one host must have role mupdate-master (found ${masters.length})`})
     if (!inv.hosts.some((h) => h.role === 'backend'))
       ctx.addIssue({code: 'custom', path: ['hosts'], message: 'at least one host must have role backend'})
+    refineUnique(ctx, inv.pairs, (p) => p.backend, (i) => ['pairs', i, 'backend'], 'pair')
+    inv.pairs.forEach((p, i) => {
+      if (!inv.hosts.some((h) => h.role === 'replica' && h.replicaOf === p.backend))
+        ctx.addIssue({code: 'custom', path: ['pairs', i, 'backend'], message: `"${p.backend}" is not a backend that a replica names in replicaOf`})
+    })
     inv.hosts.forEach((h, i) => {
       if (h.role === 'replica') {
         const target = inv.hosts.find((o) => o.name === h.replicaOf)
