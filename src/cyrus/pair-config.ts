@@ -61,9 +61,9 @@ export interface PairConfigFacts {
 }
 
 /**
- * Which of the two configs a member's files are. master: in the murder (mupdate_server), logging
- * (sync_log) and running the rolling client; replica: none of those. Anything else is mixed: a
- * half-done switch or a hand edit, which a failover must not guess about.
+ * Which of the two configs a member's files are. master: in the murder (mupdate_server);
+ * replica: none of mupdate_server, sync_log, the rolling client, the push at start. Anything
+ * else is mixed: a half-done switch or a hand edit, which a failover must not guess about.
  */
 export function pairConfigFacts(imapdText: string, cyrusText: string): PairConfigFacts {
   const imapd = parseImapdConf(imapdText, {lenient: true})
@@ -76,8 +76,9 @@ export function pairConfigFacts(imapdText: string, cyrusText: string): PairConfi
     syncClient: syncClientDaemon(conf)?.enabled === true,
     syncServer: syncServerService(conf)?.enabled === true,
   }
-  const masterSigns = [f.mupdateServer !== null, f.syncLog, f.syncClient]
-  const role: PairConfigRole = masterSigns.every(Boolean) ? 'master' : masterSigns.some(Boolean) || f.mupdatePush ? 'mixed' : 'replica'
+  // In the murder means master (its replication may be paused: sync_log or the client off);
+  // out of it with any master sign left is a half-done switch.
+  const role: PairConfigRole = f.mupdateServer !== null ? 'master' : f.syncLog || f.syncClient || f.mupdatePush ? 'mixed' : 'replica'
   return {role, ...f}
 }
 

@@ -120,6 +120,19 @@ export const PairSettings = z
     maxLagSeconds: z.number().min(0).default(1800),
     /** How long verify waits for a message appended on the new master to reach the other member. */
     replicationTimeoutSeconds: z.number().positive().default(60),
+    /**
+     * An IMAP login the failover's verify uses through a frontend: it selects `mailbox` (one on
+     * this pair) and appends a small message there. Without it, verify skips the IMAP checks.
+     */
+    probe: z
+      .object({
+        user: z.string().min(1),
+        /** File holding the password (relative to the inventory); never in the inventory itself. */
+        passwordFile: z.string().min(1),
+        mailbox: z.string().min(1),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
 export type PairSettings = z.infer<typeof PairSettings>

@@ -135,7 +135,7 @@ function writeInventory(ctx: RenderContext): string {
     // and failback back to back, so no anti-flapping period.
     pairs: ctx.hosts
       .filter((h) => h.role === 'replica' && h.replicaOf)
-      .map((r) => ({backend: r.replicaOf, moveAddress: `${join(ctx.dir, 'bin', 'move-address')} {servername} {new.address} {old}`, minIntervalSeconds: 0, replicationTimeoutSeconds: 30})),
+      .map((r) => ({backend: r.replicaOf, moveAddress: `${join(ctx.dir, 'bin', 'move-address')} {servername} {new.address} {old}`, minIntervalSeconds: 0, replicationTimeoutSeconds: 30, probe: {user: LAB_ADMIN, passwordFile: LAB_PASSWORD_FILE, mailbox: 'user.alice'}})),
   }
   writeFileSync(path, `# murderctl inventory for the local lab in ${ctx.dir}\n${stringify(doc)}`)
   return path
