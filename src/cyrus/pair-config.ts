@@ -66,8 +66,11 @@ export interface PairConfigFacts {
  * else is mixed: a half-done switch or a hand edit, which a failover must not guess about.
  */
 export function pairConfigFacts(imapdText: string, cyrusText: string): PairConfigFacts {
-  const imapd = parseImapdConf(imapdText, {lenient: true})
-  const conf = parseCyrusConf(cyrusText)
+  return pairConfigOf(parseImapdConf(imapdText, {lenient: true}), parseCyrusConf(cyrusText))
+}
+
+/** pairConfigFacts from files already parsed. */
+export function pairConfigOf(imapd: ReadonlyMap<string, string>, conf: CyrusConf): PairConfigFacts {
   const f = {
     mupdateServer: imapd.get('mupdate_server') ?? null,
     syncLog: imapdBool(imapd.get('sync_log')),

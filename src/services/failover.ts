@@ -141,8 +141,8 @@ export function configDiff(before: string, after: string): string {
     if (i < n && j < m && a[i] === b[j]) {
       i++
       j++
-    } else if (j < m && (i >= n || lcs[i]![j + 1]! >= lcs[i + 1]![j]!)) out.push(`+ ${mask(b[j++]!)}`)
-    else out.push(`- ${mask(a[i++]!)}`)
+    } else if (i < n && (j >= m || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) out.push(`- ${mask(a[i++]!)}`)
+    else out.push(`+ ${mask(b[j++]!)}`)
   }
   return out.join('\n')
 }
@@ -183,7 +183,7 @@ async function applyConfigs(fc: Fc, host: Host, next: PairConfigs, step: string)
     throw new RefusedError('stopped at the config diff: nothing written on this host', {host: host.name, step, hint: `resume with: murderctl failover ${fc.pair.name} --resume ${fc.run}`})
   await writeConfig(fc, host, host.cyrus.imapdConf, next.imapd, step)
   await writeConfig(fc, host, host.cyrus.cyrusConf, next.cyrus, step)
-  return diffs.map((d) => d.split('\n')[0]).join(', ')
+  return `wrote ${[cur.imapd !== next.imapd && host.cyrus.imapdConf, cur.cyrus !== next.cyrus && host.cyrus.cyrusConf].filter(Boolean).join(' and ')} on ${host.name} (copies aside in the journal)`
 }
 
 const unified = (fc: Fc) => fc.ctx.inv.mode === 'unified'
@@ -562,6 +562,7 @@ const CONTROLLED: StepDef[] = [
   {id: 'stop-old', title: 'Stop the old master', mutating: true, describe: (fc) => `${fc.from.cyrus.stop} on ${fc.from.name}; wait 10 s; kill what is left`, run: stopOld},
   {id: 'drain', title: 'Drain the sync log', mutating: true, describe: (fc) => `on ${fc.from.name}: copy aside, then sync_client -r -f each of sync/log-run, log-*, log until none is left${fc.opts.full ? '; first sync_client -A' : ''}`, run: drain},
   {id: 'agree', title: 'Prove the members agree, mailbox by mailbox', mutating: false, describe: () => 'UIDVALIDITY, last UID, HIGHESTMODSEQ, count and SYNC_CRC of every mailbox on both', run: agree},
+  {id: 'stop-new', title: 'Stop the replica', mutating: true, describe: (fc) => `${fc.to.cyrus.stop} on ${fc.to.name} (it restarts with the master config)`, run: (fc) => stopCyrus(fc, fc.to, 'stop-new')},
   {id: 'switch-old', title: 'Old master to the replica config', mutating: true, describe: (fc) => `${fc.from.name}: comment out mupdate_server, sync_log, sync_host; disable mupdatepush and syncclient; enable sync_server`, run: switchOld},
   {id: 'switch-new', title: 'Replica to the master config', mutating: true, describe: (fc) => `${fc.to.name}: mupdate_server and credentials, sync_log: 1, sync_host: ${fc.from.address}; disable sync_server (push at start and rolling client held until checked)`, run: switchNew},
   {id: 'move-address', title: 'Move the service address', mutating: true, describe: (fc) => fillCommand(fc.pair.settings.moveAddress ?? '(none)', placeholders(fc)), run: moveAddress},
@@ -687,7 +688,7 @@ export async function failover(ctx: MurderContext, opts: FailoverOptions): Promi
     journal.write({event: 'step-failed', step: e.step ?? current?.id, host: e.host, data: {message: e.message}})
     // A refusal before any change is no failed run: it ends here. Otherwise it stays resumable.
     const changed = reports.some((r) => r.status === 'done' && steps.find((x) => x.id === r.id)?.mutating) || done.size > 0
-    journal.write({event: 'run-end', data: {outcome: changed ? 'failed' : 'refused'}})
+    journal.write({event: 'run-end', data: {outcome: changed ? 'failed' : e instanceof NeedsConfirmationError || e instanceof RefusedError ? 'refused' : 'failed'}})
     if (e instanceof NeedsConfirmationError) throw e
     if (changed && !e.hint?.includes('--resume')) (e as {hint?: string}).hint = `${e.hint ? `${e.hint}; ` : ''}resume with: murderctl failover ${pair.name} --resume ${run}`
     throw e

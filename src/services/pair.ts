@@ -19,7 +19,7 @@ export const FailoverRecord = z.object({
   to: z.string(),
   startedAt: z.string(),
   endedAt: z.string().nullable(),
-  outcome: z.enum(['done', 'failed', 'incomplete', 'dry-run']),
+  outcome: z.enum(['done', 'failed', 'refused', 'incomplete', 'dry-run']),
   serviceGapMs: z.number().nullable(),
 })
 export type FailoverRecord = z.infer<typeof FailoverRecord>
@@ -60,7 +60,7 @@ export function failoverHistory(stateDir: string, pair: string): FailoverRecord[
       to: d.to ?? '?',
       startedAt: start.at,
       endedAt: end?.at ?? null,
-      outcome: d.dryRun ? 'dry-run' : ed?.outcome === 'done' ? 'done' : ed?.outcome === 'failed' ? 'failed' : 'incomplete',
+      outcome: d.dryRun ? 'dry-run' : ed?.outcome === 'done' || ed?.outcome === 'failed' || ed?.outcome === 'refused' ? ed.outcome : 'incomplete',
       serviceGapMs: ed?.serviceGapMs ?? null,
     })
   }
