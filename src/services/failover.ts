@@ -756,3 +756,52 @@ export async function fenceMember(ctx: MurderContext, opts: FenceOptions): Promi
 }
 
 export {pairConfigFacts}
+
+// ---- pair replicate ----------------------------------------------------------------------------
+
+/**
+ * Start (or restart) replication from the pair's master towards the other member: the member must
+ * hold the replica config and not be FENCED; its Cyrus is started if stopped, then the master's
+ * rolling client is enabled. What a hard failover leaves for after reconcile.
+ */
+export async function startReplication(ctx: MurderContext, opts: {pair: string; dryRun: boolean; confirm: (q: string) => Promise<boolean>; progress: (l: string) => void}): Promise<FailoverResult> {
+  const pair = findPair(ctx.inv, opts.pair)
+  const reads = await Promise.all(pair.members.map((m) => readMember(ctx, m)))
+  const {active, conflict} = activeOf(reads.map((r) => r.state))
+  if (conflict) throw new RefusedError(`pair ${pair.name}: ${conflict}`, {step: 'replicate'})
+  if (!active) throw new RefusedError(`pair ${pair.name} has no running master`, {step: 'replicate'})
+  const from = pair.members.find((m) => m.name === active)!
+  const to = otherMember(pair, active)
+  const target = reads.find((r) => r.state.name === to.name)!.state
+  const f = readFence(ctx.inv.stateDir, to.name)
+  if (f) throw new RefusedError(`${to.name} is FENCED since ${f.at}: no replication towards it until reconcile has run`, {host: to.name, step: 'replicate'})
+  if (!target.reachable) throw new UnreachableError(`${to.name} cannot be read: ${target.error}`, {host: to.name, step: 'replicate'})
+  if (target.config !== 'replica') throw new RefusedError(`${to.name} holds the ${target.config} config, not the replica one`, {host: to.name, step: 'replicate', hint: `murderctl pair fence ${to.name}`})
+  const run = newRunId('replicate')
+  const journal = new Journal(ctx.inv.stateDir, run)
+  journal.write({event: 'run-start', data: {pair: pair.name, kind: 'replicate', from: active, to: to.name, dryRun: opts.dryRun}})
+  // Roles as in a failover's last steps: `from` is the replica side there, so swap.
+  const fc: Fc = {ctx, opts: {pair: pair.name, hard: false, dryRun: opts.dryRun, force: false, full: false, confirm: async (q) => opts.confirm(q), progress: opts.progress}, pair, from: to, to: from, journal, run, kind: 'controlled', marks: {}, facts: {}}
+  const steps: StepReport[] = []
+  const result: FailoverResult = {run, journal: journal.path, pair: pair.name, kind: 'controlled', from: active, to: to.name, dryRun: opts.dryRun, steps}
+  const plan = [...(target.cyrusMaster.running ? [] : [{id: 'start-old', title: `Start ${to.name} as replica`, run: startOld}]), {id: 'replicate', title: `Rolling replication ${active} -> ${to.name}`, run: replicate}]
+  if (opts.dryRun) {
+    for (const s of plan) steps.push({id: s.id, title: s.title, status: 'planned'})
+    journal.write({event: 'run-end', data: {outcome: 'dry-run'}})
+    return result
+  }
+  if (!(await opts.confirm(`Start replication ${active} -> ${to.name}?`))) throw new RefusedError('not confirmed: nothing changed', {step: 'replicate'})
+  try {
+    for (const s of plan) {
+      journal.write({event: 'step-start', step: s.id})
+      const detail = (await s.run(fc)) ?? ''
+      journal.write({event: 'step-done', step: s.id, data: {detail}})
+      steps.push({id: s.id, title: s.title, status: 'done', detail})
+    }
+  } catch (error) {
+    journal.write({event: 'run-end', data: {outcome: 'failed'}})
+    throw error
+  }
+  journal.write({event: 'run-end', data: {outcome: 'done'}})
+  return result
+}
