@@ -47,6 +47,8 @@ const cyrusFields = {
   stop: z.string(),
   /** Shell command that starts cyrus-master. */
   start: z.string(),
+  /** The syslog file Cyrus logs to on this host (read for SYNCERROR events). */
+  syslogFile: z.string(),
 }
 
 export const CyrusSettings = z
@@ -57,6 +59,8 @@ export const CyrusSettings = z
     pidFile: cyrusFields.pidFile.default('/run/cyrus-master.pid'),
     stop: cyrusFields.stop.default('systemctl stop cyrus-imapd'),
     start: cyrusFields.start.default('systemctl start cyrus-imapd'),
+    // Debian's rsyslog puts Cyrus's default facility (local6) here.
+    syslogFile: cyrusFields.syslogFile.default('/var/log/syslog'),
   })
   .strict()
 export type CyrusSettings = z.infer<typeof CyrusSettings>
@@ -90,6 +94,10 @@ export const Thresholds = z
     syncLogCritBytes: z.number().int().min(0).default(50_000_000),
     syncLogWarnAgeSeconds: z.number().min(0).default(300),
     syncLogCritAgeSeconds: z.number().min(0).default(1800),
+    /** replication-consistency: a mailbox differing between a pair's members longer than this is a WARNING. */
+    replicationDriftWarnSeconds: z.number().min(0).default(600),
+    /** replication-consistency: how many users' mailboxes it compares per pair on each run (rotating). */
+    replicationSampleUsers: z.number().int().min(1).default(50),
   })
   .strict()
 export type Thresholds = z.infer<typeof Thresholds>
