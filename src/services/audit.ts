@@ -232,6 +232,8 @@ export interface AuditOptions {
   all?: boolean
   /** Read the members' syslog for SYNCERROR (default true). */
   logs?: boolean
+  /** With a selection, also audit the mailboxes the logs name (the cron check's sample). */
+  includeLogged?: boolean
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -297,7 +299,24 @@ export async function auditPair(ctx: MurderContext, pair: Pair, opts: AuditOptio
   const rolling = out.roles.members.find((m) => m.host === out.roles!.master)?.rollingClientRunning
   if (out.roles.master !== pair.backend.name) notes.push(`${out.roles.master} is the master now (${out.roles.decidedBy}), not the inventory's backend`)
 
-  const sel = opts.selection ?? {}
+  // The logs first: which guid mismatches Cyrus met, and on which mailboxes.
+  let events: Omit<SyncErrorEvent, 'outcome' | 'detail'>[] = []
+  if (opts.logs !== false) {
+    for (const h of [masterHost, replicaHost]) {
+      try {
+        const log = await readSyncLog(ctx, h)
+        if (!log.readable) notes.push(`${h.name}: ${log.file} is not readable; SYNCERROR events unknown (set cyrus.syslogFile in the inventory)`)
+        events.push(...parseSyncErrors(h.name, log.text))
+        out.otherSyncErrors.push(...otherSyncErrors(log.text).slice(-10))
+      } catch (error) {
+        notes.push(`${h.name}: cannot read its syslog: ${asMurderctlError(error).message}`)
+      }
+    }
+  }
+  events = [...new Map(events.map((e) => [[e.mailbox, e.uid, e.rguid, e.mguid].join(' '), e])).values()]
+  let sel = opts.selection ?? {}
+  const selective = !!(sel.users?.length || sel.mailboxes?.length)
+  if (opts.includeLogged && selective) sel = {...sel, mailboxes: [...(sel.mailboxes ?? []), ...new Set(events.map((e) => e.mailbox))]}
   const read = async (h: Host, s: MailboxSelection) => {
     const member = out.members.find((x) => x.host === h.name)!
     try {
@@ -334,22 +353,8 @@ export async function auditPair(ctx: MurderContext, pair: Pair, opts: AuditOptio
     comparison = comparison.map((c) => byName.get(c.name) ?? (names.has(c.name) ? {...c, differences: [], a: null, b: null} : c)).filter((c) => c.a || c.b)
   }
 
-  // The logs: which guid mismatches did Cyrus meet, and on which mailboxes.
-  let events: Omit<SyncErrorEvent, 'outcome' | 'detail'>[] = []
-  if (opts.logs !== false) {
-    for (const h of [masterHost, replicaHost]) {
-      try {
-        const log = await readSyncLog(ctx, h)
-        if (!log.readable) notes.push(`${h.name}: ${log.file} is not readable; SYNCERROR events unknown (set cyrus.syslogFile in the inventory)`)
-        events.push(...parseSyncErrors(h.name, log.text))
-        out.otherSyncErrors.push(...otherSyncErrors(log.text).slice(-10))
-      } catch (error) {
-        notes.push(`${h.name}: cannot read its syslog: ${asMurderctlError(error).message}`)
-      }
-    }
-    const wanted = new Set(comparison.map((c) => c.name))
-    events = events.filter((e) => wanted.has(e.mailbox) || !(sel.users?.length || sel.mailboxes?.length))
-  }
+  const wanted = new Set(comparison.map((c) => c.name))
+  if (selective) events = events.filter((e) => wanted.has(e.mailbox))
 
   // Per message only where the cheap state differs, could not be proven, a log event names it, or --deep.
   const both = comparison.filter((c) => c.a && c.b)

@@ -12,8 +12,9 @@ import {dbInfo} from '../host/db.js'
 import type {MurderContext} from '../host/context.js'
 import {mupdateWarn} from '../host/mboxlist.js'
 import {type HostStatus, hostStatus} from './status.js'
+import {replicationConsistencyCheck} from './replication-consistency.js'
 
-export const CHECK_NAMES = ['mupdate-master', 'master-count', 'slaves', 'backend-consistency', 'cyrus-master', 'replication', 'uniqueid'] as const
+export const CHECK_NAMES = ['mupdate-master', 'master-count', 'slaves', 'backend-consistency', 'cyrus-master', 'replication', 'uniqueid', 'replication-consistency'] as const
 export type CheckName = (typeof CHECK_NAMES)[number]
 
 export interface CheckOptions {
@@ -208,6 +209,8 @@ export async function runChecks(ctx: MurderContext, opts: CheckOptions): Promise
   sync('uniqueid', () => uniqueidCheck(ctx, facts))
   if (wanted.has('backend-consistency')) checks.push(within(consistencyCheck(ctx, facts), () => [timedOut('backend-consistency', seconds)]))
   if (wanted.has('replication')) checks.push(within(replicationCheck(ctx, facts), () => [timedOut('replication', seconds)]))
+  if (wanted.has('replication-consistency'))
+    checks.push(within(replicationConsistencyCheck(ctx, {statePath: opts.statePath, now: opts.now?.() ?? new Date()}), () => [timedOut('replication-consistency', seconds)]))
   const results = (await Promise.all(checks)).flat()
   return buildReport(ctx.inv.name, results, started, Date.now() - started.getTime())
 }
