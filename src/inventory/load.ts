@@ -58,6 +58,7 @@ export function parseInventory(text: string, path: string): Inventory {
     knownHosts: resolvePath(path, inv.knownHosts),
     stateDir: resolvePath(path, inv.stateDir),
     thresholds: inv.thresholds,
+    ...(inv.imap ? {imap: {...inv.imap, passwordFile: resolvePath(path, inv.imap.passwordFile)}} : {}),
     hosts,
   }
 }

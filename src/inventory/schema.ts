@@ -102,6 +102,18 @@ export const Thresholds = z
   .strict()
 export type Thresholds = z.infer<typeof Thresholds>
 
+/** IMAP access to the backends, for repairs that re-append messages (replication repair). */
+export const ImapSettings = z
+  .object({
+    port: z.number().int().min(1).max(65535).default(143),
+    /** An admin in the backends' `admins`, also in `proxyservers` so it may act as a mailbox's owner. */
+    user: z.string().min(1),
+    /** File holding the password (first line); relative to the inventory file. Never the password itself. */
+    passwordFile: z.string().min(1),
+  })
+  .strict()
+export type ImapSettings = z.infer<typeof ImapSettings>
+
 export const InventoryFile = z
   .object({
     /** The murder's name; destructive commands ask for it with --confirm. */
@@ -116,6 +128,7 @@ export const InventoryFile = z
       .strict()
       .optional(),
     thresholds: Thresholds.default(Thresholds.parse({})),
+    imap: ImapSettings.optional(),
     hosts: z.array(HostEntry).min(1),
   })
   .strict()

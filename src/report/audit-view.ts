@@ -1,5 +1,6 @@
 // replication audit for people: one block per pair, the mailboxes that differ, then the log events.
 import type {AuditReport, MailboxAudit, PairAudit} from '../services/audit.js'
+import type {RepairPlan} from '../services/repair.js'
 import {table} from './table.js'
 
 const short = (g: string) => g.slice(0, 12)
@@ -46,4 +47,18 @@ function pairBlock(p: PairAudit): string {
 
 export function renderAudit(r: AuditReport): string {
   return `${r.pairs.map(pairBlock).join('\n\n') || `UNKNOWN ${r.summary}`}\n`
+}
+
+export function renderRepairPlan(p: RepairPlan): string {
+  const lines = [`repair plan for ${p.masterHost} (master) / ${p.replicaHost} (replica): ${p.conflicts.length} UID conflicts`]
+  for (const c of p.conflicts) {
+    lines.push(`  ${c.mailbox} UID ${c.uid}`)
+    for (const side of ['master', 'replica'] as const) {
+      const v = c[side]
+      const h = c.inspect?.[side]
+      lines.push(`    ${side.padEnd(7)} ${v.guid.slice(0, 12)} ${v.size} B flags (${v.flags.join(' ')})${h ? `  From: ${h.from ?? '?'}  Subject: ${h.subject ?? '?'}  Date: ${h.date ?? '?'}` : '  (file not readable)'}`)
+    }
+  }
+  if (p.conflicts.length) lines.push('  steps:', ...p.steps.map((s, i) => `    ${i + 1}. ${s}`))
+  return `${lines.join('\n')}\n`
 }
