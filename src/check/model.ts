@@ -36,6 +36,7 @@ export const KNOWN_CHECKS = [
   'cyrus-master',
   'replication',
   'uniqueid',
+  'replication-consistency',
 ] as const
 export type KnownCheck = (typeof KNOWN_CHECKS)[number]
 

@@ -341,3 +341,47 @@ export function compareMessages(a: MessageRecord[], b: MessageRecord[]): Message
   const movedGuids = [...ag].filter(([g, u]) => bg.has(g) && bg.get(g) !== u).map(([g]) => g)
   return {differences, compared: uids.length, movedGuids}
 }
+
+// ---- users ----------------------------------------------------------------------------------
+
+// From `ctl_mboxlist -d` (one JSON entry a line): the INBOX names of local, live user mailboxes
+// (`user.alice`, `example.com!user.alice`); remote (`r`) and deleted (`d`) entries are skipped.
+export const USERS_AWK = String.raw`
+/^"/ && $0 !~ /"mbtype": "[a-z]*[rd]/ {
+  n = $0; sub(/^"/, "", n); sub(/".*$/, "", n)
+  p = n; sub(/^[^!]*!/, "", p)
+  if (p !~ /^user[.\/][^.\/]+$/) next
+  print "U\t" n
+}
+/^${EXIT} [0-9]+$/ { print; next }
+END { print "${END}" }
+`
+
+/** Parse the users pass: INBOX names. */
+export function parseUserInboxes(out: string): string[] {
+  if (!out.split('\n').includes(END)) throw new UnexpectedOutputError('the user list ended early (no end marker)', {})
+  return out
+    .split('\n')
+    .filter((l) => l.startsWith('U\t'))
+    .map((l) => l.slice(2))
+}
+
+/**
+ * The INBOX of every local user on a host (one `ctl_mboxlist -d` filtered on the host). A user's
+ * whole tree is then the selection {mailboxes: [inbox, `${inbox}.*`]} (sep as on the host).
+ */
+export async function userInboxes(ctx: MurderContext, host: Host): Promise<string[]> {
+  const ctl = shellQuote(tool(host, 'ctl_mboxlist'))
+  const r = await ctx.pool.exec(host, {shell: withExit(`${ctl} -d`, `awk ${shellQuote(USERS_AWK)}`)})
+  if (r.exitCode !== 0 || producerExit(r.stdout) !== 0) throw failed(host, 'the user list', r, 'user-list')
+  try {
+    return parseUserInboxes(r.stdout)
+  } catch (e) {
+    throw (e as UnexpectedOutputError).at({host: host.name, step: 'user-list'})
+  }
+}
+
+/** The selection of whole user trees given their INBOX names (the separator is read from each name). */
+export function treesOf(inboxes: string[]): MailboxSelection {
+  return {mailboxes: inboxes.flatMap((i) => [i, `${i}${/user\//.test(i) ? '/' : '.'}*`])}
+}

@@ -143,6 +143,17 @@ export class ImapClient {
     await this.ok(`LOGIN ${imapString(user)} ${imapString(password)}`)
   }
 
+  /**
+   * SASL PLAIN with an initial response (RFC 4959): authenticate as `authcid` and act as
+   * `authzid` (a mailbox's owner, so its \Seen lands in the owner's state). Cyrus allows it
+   * when authcid is in `proxyservers` or an admin.
+   */
+  async authenticatePlain(authzid: string, authcid: string, password: string): Promise<void> {
+    const ir = Buffer.from(`${authzid}\0${authcid}\0${password}`).toString('base64')
+    const r = await this.command(`AUTHENTICATE PLAIN ${ir}`)
+    if (r.status !== 'OK') throw new AbortError(`IMAP AUTHENTICATE as ${authzid} failed: ${r.status} ${r.text}`, {host: this.label})
+  }
+
   async append(mailbox: string, message: Buffer, opts: {flags?: string[]; internalDate?: string} = {}): Promise<ImapResponse> {
     const flags = opts.flags?.length ? ` (${opts.flags.join(' ')})` : ''
     const date = opts.internalDate ? ` "${opts.internalDate}"` : ''

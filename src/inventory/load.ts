@@ -59,6 +59,7 @@ export function parseInventory(text: string, path: string): Inventory {
     stateDir: resolvePath(path, inv.stateDir),
     thresholds: inv.thresholds,
     pairs: inv.pairs,
+    ...(inv.imap ? {imap: {...inv.imap, passwordFile: resolvePath(path, inv.imap.passwordFile)}} : {}),
     hosts,
   }
 }

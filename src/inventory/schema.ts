@@ -47,8 +47,8 @@ const cyrusFields = {
   stop: z.string(),
   /** Shell command that starts cyrus-master. */
   start: z.string(),
-  /** Where Cyrus's syslog lines land (pair status reads the last replication error there). */
-  syslog: z.string(),
+  /** The syslog file Cyrus logs to on this host (pair status and replication audit read SYNCERROR events there). */
+  syslogFile: z.string(),
 }
 
 export const CyrusSettings = z
@@ -59,7 +59,8 @@ export const CyrusSettings = z
     pidFile: cyrusFields.pidFile.default('/run/cyrus-master.pid'),
     stop: cyrusFields.stop.default('systemctl stop cyrus-imapd'),
     start: cyrusFields.start.default('systemctl start cyrus-imapd'),
-    syslog: cyrusFields.syslog.default('/var/log/syslog'),
+    // Debian's rsyslog puts Cyrus's default facility (local6) here.
+    syslogFile: cyrusFields.syslogFile.default('/var/log/syslog'),
   })
   .strict()
 export type CyrusSettings = z.infer<typeof CyrusSettings>
@@ -93,6 +94,10 @@ export const Thresholds = z
     syncLogCritBytes: z.number().int().min(0).default(50_000_000),
     syncLogWarnAgeSeconds: z.number().min(0).default(300),
     syncLogCritAgeSeconds: z.number().min(0).default(1800),
+    /** replication-consistency: a mailbox differing between a pair's members longer than this is a WARNING. */
+    replicationDriftWarnSeconds: z.number().min(0).default(600),
+    /** replication-consistency: how many users' mailboxes it compares per pair on each run (rotating). */
+    replicationSampleUsers: z.number().int().min(1).default(50),
   })
   .strict()
 export type Thresholds = z.infer<typeof Thresholds>
@@ -137,6 +142,18 @@ export const PairSettings = z
   .strict()
 export type PairSettings = z.infer<typeof PairSettings>
 
+/** IMAP access to the backends, for repairs that re-append messages (replication repair). */
+export const ImapSettings = z
+  .object({
+    port: z.number().int().min(1).max(65535).default(143),
+    /** An admin in the backends' `admins`, also in `proxyservers` so it may act as a mailbox's owner. */
+    user: z.string().min(1),
+    /** File holding the password (first line); relative to the inventory file. Never the password itself. */
+    passwordFile: z.string().min(1),
+  })
+  .strict()
+export type ImapSettings = z.infer<typeof ImapSettings>
+
 export const InventoryFile = z
   .object({
     /** The murder's name; destructive commands ask for it with --confirm. */
@@ -151,6 +168,7 @@ export const InventoryFile = z
       .strict()
       .optional(),
     thresholds: Thresholds.default(Thresholds.parse({})),
+    imap: ImapSettings.optional(),
     hosts: z.array(HostEntry).min(1),
     /** Per replication pair: address move, hooks, anti-flapping, lag limit. */
     pairs: z.array(PairSettings).default([]),

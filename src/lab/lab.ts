@@ -120,6 +120,7 @@ function writeInventory(ctx: RenderContext): string {
     mode: ctx.topology,
     knownHosts: 'known_hosts',
     stateDir: 'state',
+    imap: {user: LAB_ADMIN, passwordFile: LAB_PASSWORD_FILE},
     defaults: {
       ssh: {user: 'root', identity: 'id_ed25519', connectTimeout: 5, commandTimeout: 600},
       cyrus: {pidFile: '/run/cyrus-master.pid', stop: `${service} stop`, start: `${service} start`},

@@ -13,8 +13,9 @@ import {pairsOf, syncBacklog} from '../host/pair.js'
 import {readImapdConf} from '../host/remote.js'
 import {listFences} from '../store/fence.js'
 import {type HostStatus, hostStatus} from './status.js'
+import {replicationConsistencyCheck} from './replication-consistency.js'
 
-export const CHECK_NAMES = ['mupdate-master', 'master-count', 'slaves', 'backend-consistency', 'cyrus-master', 'replication', 'uniqueid'] as const
+export const CHECK_NAMES = ['mupdate-master', 'master-count', 'slaves', 'backend-consistency', 'cyrus-master', 'replication', 'uniqueid', 'replication-consistency'] as const
 export type CheckName = (typeof CHECK_NAMES)[number]
 
 export interface CheckOptions {
@@ -220,6 +221,8 @@ export async function runChecks(ctx: MurderContext, opts: CheckOptions): Promise
   sync('uniqueid', () => uniqueidCheck(ctx, facts))
   if (wanted.has('backend-consistency')) checks.push(within(consistencyCheck(ctx, facts), () => [timedOut('backend-consistency', seconds)]))
   if (wanted.has('replication')) checks.push(within(replicationCheck(ctx, facts), () => [timedOut('replication', seconds)]))
+  if (wanted.has('replication-consistency'))
+    checks.push(within(replicationConsistencyCheck(ctx, {statePath: opts.statePath, now: opts.now?.() ?? new Date()}), () => [timedOut('replication-consistency', seconds)]))
   const results = (await Promise.all(checks)).flat()
   return buildReport(ctx.inv.name, results, started, Date.now() - started.getTime())
 }

@@ -125,3 +125,15 @@ describe('compareMessages', () => {
     expect(compareMessages([msg(1, 'a')], [msg(1, 'a', {internalDate: 7})]).differences.map((d) => d.kind)).toEqual(['internaldate'])
   })
 })
+
+describe('the user list pass (ctl_mboxlist -d | awk)', () => {
+  it('keeps live local INBOXes only', async () => {
+    const {USERS_AWK, parseUserInboxes} = await import('../../../src/host/mailbox-state.js')
+    const dump = `${fixture('dump-backend-b1.json.txt')}EXIT 0\n`
+    const users = parseUserInboxes(run('awk', [USERS_AWK], dump))
+    expect(users.length).toBeGreaterThan(0)
+    expect(users.every((u) => /^user\.[^.]+$/.test(u))).toBe(true)
+    expect(users).toContain('user.alice')
+    expect(users.some((u) => u.startsWith('DELETED'))).toBe(false)
+  })
+})
