@@ -202,18 +202,26 @@ export function renderMoveAddressScript(ctx: RenderContext): string {
 set -u
 name=$1 addr=$2 old=$3
 dir=${ctx.dir}
-failed=0
-for pair in ${hosts}; do
-  host=\${pair%%=*} ip=\${pair#*=}
-  if out=$(ssh -o BatchMode=yes -o ConnectTimeout=3 -o UserKnownHostsFile="$dir/known_hosts" -o StrictHostKeyChecking=yes -i "$dir/id_ed25519" "root@$ip" sh -s -- "$name" "$addr" 2>&1 <<'EOS'
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+move() {
+  ssh -o BatchMode=yes -o ConnectTimeout=3 -o UserKnownHostsFile="$dir/known_hosts" -o StrictHostKeyChecking=yes -i "$dir/id_ed25519" "root@$2" sh -s -- "$name" "$addr" >"$tmp/$1.out" 2>&1 <<'EOS'
 set -e
 awk -v n="$1" -v a="$2" '$2 == n { print a "\\t" n; next } { print }' /etc/hosts > /etc/hosts.murderctl-move
 mv /etc/hosts.murderctl-move /etc/hosts
 awk -v n="$1" -v a="$2" '$2 == n && $1 == a { ok = 1 } END { exit !ok }' /etc/hosts
 EOS
-  ); then echo "$host: $name -> $addr"
+  echo $? > "$tmp/$1.rc"
+}
+# Every host at once: the move is part of the failover's service gap.
+for pair in ${hosts}; do move "\${pair%%=*}" "\${pair#*=}" & done
+wait
+failed=0
+for pair in ${hosts}; do
+  host=\${pair%%=*}
+  if [ "$(cat "$tmp/$host.rc")" = 0 ]; then echo "$host: $name -> $addr"
   elif [ "$host" = "$old" ]; then echo "skipped $host (unreachable: the old member)" >&2
-  else echo "FAILED on $host: $out" >&2; failed=1
+  else echo "FAILED on $host: $(cat "$tmp/$host.out")" >&2; failed=1
   fi
 done
 exit $failed

@@ -102,7 +102,7 @@ describe('murderctl check on the standard lab', () => {
     undo = () => onHost('b1r', 'cp /tmp/imapd.conf.keep /etc/imapd.conf')
     const {r, bad} = await jsonCheck(['--only', 'replication'])
     expect(r.exitCode).toBe(2)
-    expect(bad[0]).toMatchObject({host: 'b1r', state: 'CRITICAL', message: expect.stringMatching(/both members of pair b1\/b1r are in the murder/)})
+    expect(bad[0]).toMatchObject({host: 'b1', state: 'CRITICAL', message: expect.stringMatching(/both members of pair b1\/b1r are configured for the murder/)})
   })
 
   it('a host unreachable: CRITICAL naming it; a hung host costs at most --timeout', async () => {

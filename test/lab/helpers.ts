@@ -1,4 +1,5 @@
 // Run the built CLI exactly as an operator would, and small lab helpers for making disasters.
+import {readFileSync} from 'node:fs'
 import {resolve} from 'node:path'
 import {execa} from 'execa'
 import {inject} from 'vitest'
@@ -130,4 +131,21 @@ export async function labChecksumsOf(dir: string): Promise<Record<string, string
     }
   }
   return out
+}
+
+/**
+ * Every copy a run's journal records (`saved-copy` events) still exists on its host with the
+ * recorded sha256: the "nothing lost" promise, checked after every mutating run.
+ */
+export async function assertJournalCopiesIntact(journalPath: string, dir = lab().dir): Promise<number> {
+  const copies = readFileSync(journalPath, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
+    .filter((e) => e.event === 'saved-copy')
+  for (const e of copies) {
+    const r = await labExec(dir, e.host, ['sha256sum', '--', e.data.copy], {reject: false})
+    if (r.exitCode !== 0 || r.stdout.split(/\s+/)[0] !== e.data.sha256) throw new Error(`journaled copy ${e.host}:${e.data.copy} is missing or changed (${r.stderr || r.stdout})`)
+  }
+  return copies.length
 }
