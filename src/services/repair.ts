@@ -101,7 +101,8 @@ function imapPassword(inv: Inventory): {user: string; password: string; port: nu
   return {user: inv.imap.user, password, port: inv.imap.port}
 }
 
-async function imapSession<T>(ctx: MurderContext, host: Host, asUser: string | null, fn: (c: ImapClient) => Promise<T>): Promise<T> {
+/** One IMAP session on a host as the inventory's admin, acting as `asUser` when given (so \Seen is theirs). */
+export async function imapSession<T>(ctx: MurderContext, host: Host, asUser: string | null, fn: (c: ImapClient) => Promise<T>): Promise<T> {
   const cred = imapPassword(ctx.inv)
   const c = await ImapClient.open(host.address, cred.port, {label: host.name})
   try {
