@@ -523,6 +523,35 @@ async function cleanupOld(rc: Rc): Promise<{expunged: number; copiesAside: numbe
     expunged += (r.expunged as unknown[]).length
     copies += Number(r.copies ?? 0)
   }
+  // A mailbox the new master lacks, or holds under another uniqueid (recreated there), goes too:
+  // sync_server refuses a mailbox whose uniqueid changed ("Mailbox exists with another name or
+  // uniqueid"). Its records are expunged (copied aside) above; Cyrus's delayed delete keeps it
+  // as DELETED.* until cyr_expire.
+  for (const box of oldRecs) {
+    if (newIds.get(box.name) === box.uniqueid) continue
+    await unit(rc, `cleanup-old-delete:${box.name}`, m.old, async () => {
+      await imapSession(ctx, m.old, null, (c) => c.ok(`DELETE ${imapString(box.name)}`))
+      const left = await mailboxStates(ctx, m.old, {mailboxes: [box.name]})
+      if (left.some((s) => s.name === box.name)) throw new AbortError(`${box.name} is still on ${m.old.name} after DELETE`, {host: m.old.name})
+      return {deleted: box.name, uniqueid: box.uniqueid, newUniqueid: newIds.get(box.name) ?? null}
+    })
+  }
+  // Its unreplayed sync log is reconciled now: moved aside (never replayed should it become master again).
+  await unit(rc, 'cleanup-old-synclog', m.old, async () => {
+    const conf = await readImapdConf(ctx, m.old)
+    const moved = []
+    for (const f of plan.syncLogFiles) {
+      const path = `${syncDir(conf)}/${f}`
+      const copy = `${path}.murderctl-${journal.run}-reconciled`
+      const r = await ctx.pool.exec(m.old, {shell: `[ -f ${shellQuote(path)} ] || exit 0; a=$(sha256sum < ${shellQuote(path)} | cut -d' ' -f1); mv -n -- ${shellQuote(path)} ${shellQuote(copy)} && [ ! -e ${shellQuote(path)} ] && echo "$a $(sha256sum < ${shellQuote(copy)} | cut -d' ' -f1) $(stat -c %s -- ${shellQuote(copy)})"`})
+      const [a, b, size] = r.stdout.trim().split(' ')
+      if (!a) continue
+      if (r.exitCode !== 0 || a !== b) throw new AbortError(`could not move ${path} aside intact`, {host: m.old.name})
+      journal.saved('cleanup-old-synclog', {host: m.old.name, path, copy, sha256: a, bytes: Number(size)})
+      moved.push(copy)
+    }
+    return {moved}
+  })
   return {expunged, copiesAside: copies}
 }
 
