@@ -6,6 +6,7 @@ import {lock, unlock} from './lock.js'
 import {installDbFromBackup, installDbFromFrontend, lostMasterPreflight} from './master-rebuild.js'
 import {diffPushAction, pushAction} from './push.js'
 import {disableMupdateSlave, enableMupdateSlave} from './slave.js'
+import {PAIR_ACTIONS} from './pair.js'
 import type {Action} from './types.js'
 import {verifyMurderAction} from './verify.js'
 
@@ -24,6 +25,8 @@ export const ACTIONS = {
   'diff-push': diffPushAction,
   push: pushAction,
   'verify-murder': verifyMurderAction,
+  // failover of a replication pair
+  ...PAIR_ACTIONS,
 } satisfies Record<string, Action<any>>
 
 export type ActionName = keyof typeof ACTIONS
