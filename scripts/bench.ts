@@ -1,6 +1,6 @@
 // The benchmark: speed and memory of murderctl on real labs, beside Cyrus's own tools measured
 // in the same run. Not a test: it prints numbers (and --json writes them) for people to read.
-//   npm run bench [-- --quick] [-- --only small,recover,unified,diff] [-- --json out.json]
+//   npm run bench [-- --quick] [-- --only small,recover,unified,diff,failover] [-- --json out.json]
 // Needs root (it boots labs); takes a few minutes (the large labs load tens of thousands of
 // mailboxes with ctl_mboxlist -u).
 import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
@@ -8,7 +8,8 @@ import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {execa} from 'execa'
 import {breakLab} from '../src/lab/disasters.js'
-import {labDown, labExec, type LabState, labUp, waitPort} from '../src/lab/lab.js'
+import {labDown, labExec, labPassword, type LabState, labUp, waitPort} from '../src/lab/lab.js'
+import {flowLosses, messageIds, startMailFlow} from '../src/lab/mail-flow.js'
 
 const BIN = resolve(import.meta.dirname, '../bin/run.js')
 const CTL = '/usr/lib/cyrus/bin/ctl_mboxlist'
@@ -181,11 +182,44 @@ async function diff(extra: number) {
   }
 }
 
-// --only small,recover,unified,diff runs a part (the 200,000-mailbox diff lab alone takes ~10 minutes to load).
-const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : ['small', 'recover', 'unified', 'diff']
+/**
+ * A controlled failover's service gap (from the old master stopping until a frontend serves the
+ * pair from the new one, as the run journals it), with mail appended through a frontend all
+ * along: how many APPENDs got OK, and how many of those the new master lacks (must be 0) or
+ * holds twice. Failover and failback alternate on one lab.
+ */
+async function failoverBench(rounds: number) {
+  const state = await lab('failover', process.env.MURDERCTL_BENCH_FAILOVER_BASE ?? '127.0.56', 40)
+  const fe1 = state.hosts.find((h) => h.name === 'fe1')!
+  const password = labPassword(state.dir)
+  const runs: {to: string; gapMs: number; wallMs: number; appended: number; refused: number; lost: number; doubled: number}[] = []
+  try {
+    for (let i = 0; i < rounds * 2; i++) {
+      const to = i % 2 === 0 ? 'b1r' : 'b1'
+      const flow = startMailFlow({address: fe1.address, user: 'cyrus', password, mailbox: 'user.carol', label: 'fe1'})
+      await new Promise((r) => setTimeout(r, 1000))
+      const t = await timed(['failover', 'b1', '-i', state.inventory, '--to', to, '--yes', '--json'])
+      await new Promise((r) => setTimeout(r, 1000))
+      await flow.stop()
+      if (t.exitCode !== 0) throw new Error(`failover to ${to} failed: ${t.stdout}`)
+      const out = JSON.parse(t.stdout) as {serviceGapMs: number}
+      const to_ = state.hosts.find((h) => h.name === to)!
+      const {missing, twice} = flowLosses(flow.ok, await messageIds(to_.address, 'cyrus', password, 'user.carol'))
+      runs.push({to, gapMs: out.serviceGapMs, wallMs: t.ms, appended: flow.ok.length, refused: flow.failed, lost: missing.length, doubled: twice.length})
+      say(`failover to ${to}: gap ${out.serviceGapMs} ms, run ${t.ms} ms, ${flow.ok.length} appends OK, ${missing.length} lost, ${twice.length} twice, ${flow.failed} refused in the gap`)
+    }
+    results.failover = {runs, medianGapMs: median(runs.map((r) => r.gapMs)), medianWallMs: median(runs.map((r) => r.wallMs)), appended: runs.reduce((n, r) => n + r.appended, 0), lost: runs.reduce((n, r) => n + r.lost, 0), doubled: runs.reduce((n, r) => n + r.doubled, 0)}
+  } finally {
+    await labDown({dir: state.dir, purge: true})
+  }
+}
+
+// --only small,recover,unified,diff,failover runs a part (the 200,000-mailbox diff lab alone takes ~10 minutes to load).
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : ['small', 'recover', 'unified', 'diff', 'failover']
 if (only.includes('small')) await small()
 if (only.includes('recover')) await recover(quick ? 2000 : 20_000, quick ? 1 : 3)
 if (only.includes('unified')) await recoverUnified(quick ? 2000 : 20_000)
 if (only.includes('diff')) await diff(quick ? 20_000 : 200_000)
+if (only.includes('failover')) await failoverBench(quick ? 1 : 3)
 process.stdout.write(`${JSON.stringify(results, null, 2)}\n`)
 if (jsonOut) writeFileSync(jsonOut, `${JSON.stringify(results, null, 2)}\n`)

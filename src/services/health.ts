@@ -1,13 +1,14 @@
 // murderctl check: every failure the runbooks repair, as Nagios-style results. Read-only.
 // Facts come from the same per-host reading as `status`; a host that hangs costs at most the
 // deadline, after which whatever did not finish is UNKNOWN.
-import {buildReport, type CheckReport, type CheckResult} from '../check/model.js'
+import {buildReport, type CheckReport, type CheckResult, KNOWN_CHECKS, type KnownCheck} from '../check/model.js'
 import {evaluateMasterCount, loadCheckState, nextCheckState, saveCheckState} from '../check/state-file.js'
 import {asMurderctlError} from '../errors.js'
-import {hostsByRole, master} from '../inventory/load.js'
+import {hostsByRole, master, slaveHosts} from '../inventory/load.js'
 import type {Host} from '../inventory/schema.js'
 import {mapLimit} from '../util/limit.js'
 import type {MurderContext} from '../host/context.js'
+import {masterLooksLost} from '../host/facts.js'
 import {mupdateWarn} from '../host/mboxlist.js'
 import {pairsOf, syncBacklog} from '../host/pair.js'
 import {readImapdConf} from '../host/remote.js'
@@ -15,8 +16,9 @@ import {listFences} from '../store/fence.js'
 import {type HostStatus, hostStatus} from './status.js'
 import {replicationConsistencyCheck} from './replication-consistency.js'
 
-export const CHECK_NAMES = ['mupdate-master', 'master-count', 'slaves', 'backend-consistency', 'cyrus-master', 'replication', 'uniqueid', 'replication-consistency'] as const
-export type CheckName = (typeof CHECK_NAMES)[number]
+/** The checks this murderctl runs: the check model's known ones, in report order. */
+export const CHECK_NAMES = KNOWN_CHECKS
+export type CheckName = KnownCheck
 
 export interface CheckOptions {
   only?: CheckName[]
@@ -55,7 +57,7 @@ function masterCountCheck(ctx: MurderContext, facts: Facts, opts: CheckOptions):
   let result = evaluateMasterCount({count: m.mailboxes.total, previous, thresholds: ctx.inv.thresholds, unifiedSlavesEnabled, masterHost: m.name})
   // Whatever the history says, a master holding far less than the backends is a lost master.
   const backendsLocal = murderBackends(ctx, facts).reduce((n, b) => n + liveLocal(facts.get(b.name)), 0)
-  if (backendsLocal > 0 && m.mailboxes.total < backendsLocal * (1 - ctx.inv.thresholds.masterDropCritPercent / 100))
+  if (masterLooksLost(m.mailboxes.total, backendsLocal, ctx.inv.thresholds))
     result = {
       ...result,
       state: 'CRITICAL',
@@ -70,7 +72,8 @@ function masterCountCheck(ctx: MurderContext, facts: Facts, opts: CheckOptions):
 
 function slavesCheck(ctx: MurderContext, facts: Facts): CheckResult[] {
   const m = facts.get(master(ctx.inv).name)!
-  const slaves = [...hostsByRole(ctx.inv, 'frontend'), ...(ctx.inv.mode === 'unified' ? murderBackends(ctx, facts) : [])]
+  // A unified pair's slave runs on whichever member is in the murder.
+  const slaves = slaveHosts(ctx.inv).map((h) => inMurder(ctx, facts, h))
   return slaves.map((s): CheckResult => {
     const h = facts.get(s.name)!
     if (unread(h)) return unreachable('slaves', h)
@@ -123,12 +126,15 @@ function cyrusMasterCheck(ctx: MurderContext, facts: Facts): CheckResult[] {
  * the master config, so after a failover the promoted replica is checked in its backend's place.
  */
 function murderBackends(ctx: MurderContext, facts: Facts): Host[] {
-  return hostsByRole(ctx.inv, 'backend').map((b) => {
-    const pair = pairsOf(ctx.inv).find((p) => p.name === b.name)
-    if (!pair) return b
-    const inMurder = pair.members.filter((m) => facts.get(m.name)?.mupdateServer)
-    return inMurder.length === 1 ? inMurder[0]! : b
-  })
+  return hostsByRole(ctx.inv, 'backend').map((b) => inMurder(ctx, facts, b))
+}
+
+/** The member of b's pair that is in the murder (b itself when it has no pair or it is unclear). */
+function inMurder(ctx: MurderContext, facts: Facts, b: Host): Host {
+  const pair = pairsOf(ctx.inv).find((p) => p.name === b.name)
+  if (!pair) return b
+  const members = pair.members.filter((m) => facts.get(m.name)?.mupdateServer)
+  return members.length === 1 ? members[0]! : b
 }
 
 async function replicationCheck(ctx: MurderContext, facts: Facts): Promise<CheckResult[]> {
