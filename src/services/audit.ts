@@ -8,7 +8,7 @@ import {asMurderctlError, InventoryError} from '../errors.js'
 import {imapdBool, murderRole} from '../cyrus/imapd-conf.js'
 import {hasMupdatePush, syncClientDaemon} from '../cyrus/cyrus-conf.js'
 import {hostsByRole} from '../inventory/load.js'
-import type {Host, Inventory} from '../inventory/schema.js'
+import {DEFAULT_SYSLOG_FILE, type Host, type Inventory} from '../inventory/schema.js'
 import type {MurderContext} from '../host/context.js'
 import {
   compareMessages,
@@ -136,12 +136,13 @@ const otherSyncErrors = (text: string) => text.split('\n').filter((l) => /SYNCER
 
 async function readSyncLog(ctx: MurderContext, host: Host): Promise<{text: string; readable: boolean; file: string}> {
   const prefix = (await readImapdConf(ctx, host).catch(() => new Map<string, string>())).get('syslog_prefix')
-  const f = shellQuote(host.cyrus.syslogFile)
+  const file = host.cyrus.syslogFile ?? DEFAULT_SYSLOG_FILE
+  const f = shellQuote(file)
   // Several Cyrus instances may log to one file (the lab does): keep this host's lines by its prefix.
   const filter = prefix ? ` | grep -a -F -- ${shellQuote(`${prefix}/`)}` : ''
   const r = await ctx.pool.exec(host, {shell: `[ -r ${f} ] || { echo NOLOG; exit 0; }; grep -a -h -E 'SYNCERROR|guid mismatch' ${f}${filter} | tail -n 2000; true`})
-  if (r.stdout.startsWith('NOLOG')) return {text: '', readable: false, file: host.cyrus.syslogFile}
-  return {text: r.stdout, readable: true, file: host.cyrus.syslogFile}
+  if (r.stdout.startsWith('NOLOG')) return {text: '', readable: false, file}
+  return {text: r.stdout, readable: true, file}
 }
 
 function judgeEvent(e: Omit<SyncErrorEvent, 'outcome' | 'detail'>, m: MessageRecord[] | undefined, r: MessageRecord[] | undefined): SyncErrorEvent {
