@@ -238,6 +238,18 @@ export async function mailboxStates(ctx: MurderContext, host: Host, sel: Mailbox
   }
 }
 
+/** Per-message records of every selected mailbox on one host: one mbexamine over the patterns. */
+export async function messageRecordsMatching(ctx: MurderContext, host: Host, sel: MailboxSelection = {}): Promise<MailboxMessages[]> {
+  const patterns = selectionPatterns(sel, await hierarchySep(ctx, host))
+  const r = await ctx.pool.exec(host, {shell: withExit(`${shellQuote(tool(host, 'mbexamine'))} ${patterns.map(shellQuote).join(' ')}`, `awk ${shellQuote(RECORD_AWK)}`)})
+  if (r.exitCode !== 0 || producerExit(r.stdout) !== 0 || /fatal|DBERROR|IOERROR/i.test(r.stderr)) throw failed(host, 'message records', r, 'message-records')
+  try {
+    return parseMessageRecords(r.stdout)
+  } catch (e) {
+    throw (e as UnexpectedOutputError).at({host: host.name, step: 'message-records'})
+  }
+}
+
 /** Per-message records of the named mailboxes on one host, in one remote command. */
 export async function messageRecords(ctx: MurderContext, host: Host, mailboxes: string[]): Promise<MailboxMessages[]> {
   if (mailboxes.length === 0) return []

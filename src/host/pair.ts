@@ -5,7 +5,7 @@ import {z} from 'zod'
 import {asMurderctlError, InventoryError} from '../errors.js'
 import {pairConfigFacts} from '../cyrus/pair-config.js'
 import {parseImapdConf} from '../cyrus/imapd-conf.js'
-import {type Host, type Inventory, PairSettings} from '../inventory/schema.js'
+import {DEFAULT_SYSLOG_FILE, type Host, type Inventory, PairSettings} from '../inventory/schema.js'
 import {shellQuote} from '../ssh/quote.js'
 import type {MurderContext} from './context.js'
 import {childRunning, masterPid} from './remote.js'
@@ -76,7 +76,7 @@ export async function syncBacklog(ctx: MurderContext, host: Host, imapd: Readonl
 /** The last replication error this host logged (sync_client or sync_server lines in its syslog). */
 export async function lastReplicationError(ctx: MurderContext, host: Host, imapd: ReadonlyMap<string, string>): Promise<string | null> {
   const prefix = imapd.get('syslog_prefix') ?? 'cyrus'
-  const f = shellQuote(host.cyrus.syslogFile)
+  const f = shellQuote(host.cyrus.syslogFile ?? DEFAULT_SYSLOG_FILE)
   const r = await ctx.pool.exec(host, {
     shell: `[ -r ${f} ] || exit 0; tail -n 50000 ${f} | grep -a -F -e ${shellQuote(`${prefix}/sync_client[`)} -e ${shellQuote(`${prefix}/syncserver[`)} -e ${shellQuote(`${prefix}/sync_server[`)} | grep -a -i -E 'error|fail|refused|bailing|unable' | tail -n 1`,
   })

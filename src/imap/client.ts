@@ -62,6 +62,9 @@ export class ImapClient {
       })
     })
     sock.setTimeout(opts.timeoutMs ?? 60_000, () => sock.destroy(new Error('IMAP timeout')))
+    // A command goes out in several writes (tag, literal, CRLF): without this, Nagle's algorithm
+    // meets the server's delayed ACK and every command waits ~40 ms.
+    sock.setNoDelay(true)
     const c = new ImapClient(sock, label)
     const g = await c.greeting
     if (!g.startsWith('* OK')) throw new AbortError(`unexpected IMAP greeting: ${g}`, {host: label})

@@ -51,6 +51,9 @@ const cyrusFields = {
   syslogFile: z.string(),
 }
 
+/** Where Debian's rsyslog puts Cyrus's default facility (local6). */
+export const DEFAULT_SYSLOG_FILE = '/var/log/syslog'
+
 export const CyrusSettings = z
   .object({
     binDir: cyrusFields.binDir.default('/usr/lib/cyrus/bin'),
@@ -59,8 +62,8 @@ export const CyrusSettings = z
     pidFile: cyrusFields.pidFile.default('/run/cyrus-master.pid'),
     stop: cyrusFields.stop.default('systemctl stop cyrus-imapd'),
     start: cyrusFields.start.default('systemctl start cyrus-imapd'),
-    // Debian's rsyslog puts Cyrus's default facility (local6) here.
-    syslogFile: cyrusFields.syslogFile.default('/var/log/syslog'),
+    /** Unset: DEFAULT_SYSLOG_FILE (optional, so hosts built in code need not name it). */
+    syslogFile: cyrusFields.syslogFile.optional(),
   })
   .strict()
 export type CyrusSettings = z.infer<typeof CyrusSettings>

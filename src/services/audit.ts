@@ -8,7 +8,7 @@ import {asMurderctlError, InventoryError} from '../errors.js'
 import {imapdBool, murderRole} from '../cyrus/imapd-conf.js'
 import {hasMupdatePush, syncClientDaemon} from '../cyrus/cyrus-conf.js'
 import {hostsByRole} from '../inventory/load.js'
-import type {Host, Inventory} from '../inventory/schema.js'
+import {DEFAULT_SYSLOG_FILE, type Host, type Inventory} from '../inventory/schema.js'
 import type {MurderContext} from '../host/context.js'
 import {
   compareMessages,
@@ -19,6 +19,7 @@ import {
   mailboxStates,
   MessageRecord,
   messageRecords,
+  messageRecordsMatching,
   StateDifference,
 } from '../host/mailbox-state.js'
 import {childRunning, masterPid, readImapdConf} from '../host/remote.js'
@@ -136,12 +137,13 @@ const otherSyncErrors = (text: string) => text.split('\n').filter((l) => /SYNCER
 
 async function readSyncLog(ctx: MurderContext, host: Host): Promise<{text: string; readable: boolean; file: string}> {
   const prefix = (await readImapdConf(ctx, host).catch(() => new Map<string, string>())).get('syslog_prefix')
-  const f = shellQuote(host.cyrus.syslogFile)
+  const file = host.cyrus.syslogFile ?? DEFAULT_SYSLOG_FILE
+  const f = shellQuote(file)
   // Several Cyrus instances may log to one file (the lab does): keep this host's lines by its prefix.
   const filter = prefix ? ` | grep -a -F -- ${shellQuote(`${prefix}/`)}` : ''
   const r = await ctx.pool.exec(host, {shell: `[ -r ${f} ] || { echo NOLOG; exit 0; }; grep -a -h -E 'SYNCERROR|guid mismatch' ${f}${filter} | tail -n 2000; true`})
-  if (r.stdout.startsWith('NOLOG')) return {text: '', readable: false, file: host.cyrus.syslogFile}
-  return {text: r.stdout, readable: true, file: host.cyrus.syslogFile}
+  if (r.stdout.startsWith('NOLOG')) return {text: '', readable: false, file}
+  return {text: r.stdout, readable: true, file}
 }
 
 function judgeEvent(e: Omit<SyncErrorEvent, 'outcome' | 'detail'>, m: MessageRecord[] | undefined, r: MessageRecord[] | undefined): SyncErrorEvent {
@@ -207,6 +209,8 @@ export const PairAudit = z.object({
   /** Other SYNCERROR lines from the members' logs (last few). */
   otherSyncErrors: z.array(z.string()),
   notes: z.array(z.string()),
+  /** Where the time went (ms): roles, logs, the cheap state pass, settling, per-message records. */
+  timings: z.record(z.string(), z.number()),
   durationMs: z.number(),
 })
 export type PairAudit = z.infer<typeof PairAudit>
@@ -276,7 +280,13 @@ export async function auditPair(ctx: MurderContext, pair: Pair, opts: AuditOptio
     syncErrors: [],
     otherSyncErrors: [],
     notes,
+    timings: {},
     durationMs: 0,
+  }
+  let mark = Date.now()
+  const lap = (what: string) => {
+    out.timings[what] = Date.now() - mark
+    mark = Date.now()
   }
   const finish = (state: CheckState, summary: string): PairAudit => ({...out, state, summary, durationMs: Date.now() - started})
   const label = `${pair.backend.name}/${pair.replica.name}`
@@ -290,6 +300,7 @@ export async function auditPair(ctx: MurderContext, pair: Pair, opts: AuditOptio
     if (member) member.error = e.oneLine()
     return finish('CRITICAL', `pair ${label}: ${e.host ?? 'a member'} cannot be read: ${e.message}`)
   }
+  lap('rolesMs')
   const masterHost = [pair.backend, pair.replica].find((h) => h.name === out.roles!.master)!
   const replicaHost = [pair.backend, pair.replica].find((h) => h.name === out.roles!.replica)!
   // The mail on disk can be compared with Cyrus down; but a member that does not run serves nothing.
@@ -314,6 +325,7 @@ export async function auditPair(ctx: MurderContext, pair: Pair, opts: AuditOptio
     }
   }
   events = [...new Map(events.map((e) => [[e.mailbox, e.uid, e.rguid, e.mguid].join(' '), e])).values()]
+  lap('logsMs')
   let sel = opts.selection ?? {}
   const selective = !!(sel.users?.length || sel.mailboxes?.length)
   if (opts.includeLogged && selective) sel = {...sel, mailboxes: [...(sel.mailboxes ?? []), ...new Set(events.map((e) => e.mailbox))]}
@@ -337,6 +349,7 @@ export async function auditPair(ctx: MurderContext, pair: Pair, opts: AuditOptio
     return finish('CRITICAL', `pair ${label}: ${bad.map((b) => `${b.host} cannot be read (${b.error})`).join('; ')}`)
   }
   let comparison = compareStates(ms, rs)
+  lap('statesMs')
 
   // Rolling replication may be a moment behind: look again at what differs, once.
   const differing = () => comparison.filter((c) => c.differences.length).map((c) => c.name)
@@ -353,6 +366,7 @@ export async function auditPair(ctx: MurderContext, pair: Pair, opts: AuditOptio
     comparison = comparison.map((c) => byName.get(c.name) ?? (names.has(c.name) ? {...c, differences: [], a: null, b: null} : c)).filter((c) => c.a || c.b)
   }
 
+  lap('settleMs')
   const wanted = new Set(comparison.map((c) => c.name))
   if (selective) events = events.filter((e) => wanted.has(e.mailbox))
 
@@ -364,7 +378,10 @@ export async function auditPair(ctx: MurderContext, pair: Pair, opts: AuditOptio
   let rRec = new Map<string, MailboxMessages>()
   if (deepNames.length) {
     try {
-      const [a, b] = await Promise.all([messageRecords(ctx, masterHost, deepNames), messageRecords(ctx, replicaHost, deepNames)])
+      // Everything selected: one mbexamine over the patterns beats naming thousands of mailboxes.
+      const whole = opts.deep && deepNames.length === both.length
+      const fetch = (h: Host) => (whole ? messageRecordsMatching(ctx, h, sel) : messageRecords(ctx, h, deepNames))
+      const [a, b] = await Promise.all([fetch(masterHost), fetch(replicaHost)])
       mRec = new Map(a.map((x) => [x.name, x]))
       rRec = new Map(b.map((x) => [x.name, x]))
     } catch (error) {
@@ -378,6 +395,7 @@ export async function auditPair(ctx: MurderContext, pair: Pair, opts: AuditOptio
     }
   }
 
+  lap('recordsMs')
   for (const c of comparison) {
     const a = classify(c.name, c.a, c.b, c.differences, mRec.get(c.name), rRec.get(c.name))
     // Counters equal but no digest and no records read: that is not proof.

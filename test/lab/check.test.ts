@@ -40,7 +40,7 @@ describe('murderctl check on the standard lab', () => {
     expect(n.stdout.split('\n')[0]).toMatch(/^MURDER OK: \d+ checks OK \| .*'master_mailboxes'=\d+/)
     const {r, report} = await jsonCheck()
     expect(r.exitCode).toBe(0)
-    expect(new Set(report.checks.map((c: any) => c.name))).toEqual(new Set(['mupdate-master', 'master-count', 'slaves', 'backend-consistency', 'cyrus-master', 'replication', 'uniqueid']))
+    expect(new Set(report.checks.map((c: any) => c.name))).toEqual(new Set(['mupdate-master', 'master-count', 'slaves', 'backend-consistency', 'cyrus-master', 'replication', 'uniqueid', 'replication-consistency']))
     const promFile = join(mkdtempSync(join(tmpdir(), 'murderctl-prom-')), 'murder.prom')
     const p = await check(['--format', 'prometheus', '--prometheus-file', promFile])
     expect(p.exitCode).toBe(0)
