@@ -18,7 +18,8 @@ export const MailboxEntry = z.looseObject({
   name: z.string().min(1),
   /** 3.6 letters: type e/n/b/c/a/j/s/p/f, flags d(eleted) m(oving) r(emote) z(reserve) i(ntermediate) l(egacy dirs). */
   mbtype: z.string().regex(/^[a-z]*$/, 'mbtype letters'),
-  partition: z.string(),
+  /** Absent on a 3.6 deleted entry (`"mbtype": "ed"`, left by DELETE when the name is reused by uniqueid). */
+  partition: z.string().default(''),
   /** Set on remote entries (frontends, the mupdate master, unified backends' pointers). */
   server: z.string().optional(),
   acl: z.record(z.string(), z.string()).default({}),

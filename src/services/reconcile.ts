@@ -254,7 +254,10 @@ export async function planReconcile(ctx: MurderContext, m: Members, opts: {all: 
     p.mailboxes.forEach((x) => named.mailboxes.add(x))
     p.users.forEach((x) => named.users.add(x))
   }
-  const [oldStates, newStates] = await Promise.all([mailboxStates(ctx, m.old), mailboxStates(ctx, m.new)])
+  // Delayed-delete tombstones (DELETED.*) are no one's mail to recover: Cyrus keeps them until cyr_expire.
+  const deleted = `${oldConf.get('deletedprefix') ?? 'DELETED'}${sep}`
+  const live = (states: MailboxState[]) => states.filter((s) => !s.name.replace(/^[^!]*!/, '').startsWith(deleted))
+  const [oldStates, newStates] = (await Promise.all([mailboxStates(ctx, m.old), mailboxStates(ctx, m.new)])).map(live) as [MailboxState[], MailboxState[]]
   const oldByName = new Map(oldStates.map((s) => [s.name, s]))
   const newByName = new Map(newStates.map((s) => [s.name, s]))
   const why = new Map<string, Set<string>>()
@@ -482,6 +485,8 @@ async function cleanupOld(rc: Rc): Promise<{expunged: number; copiesAside: numbe
   const [oldRecs, newStates] = await Promise.all([messageRecords(ctx, m.old, sources), mailboxStates(ctx, m.new)])
   const newIds = new Map(newStates.map((s) => [s.name, s.uniqueid]))
   const newRecs = new Map((await messageRecords(ctx, m.new, sources.filter((s) => newIds.has(s)))).map((b) => [b.name, b]))
+  const oldConf = await readImapdConf(ctx, m.old)
+  const asideRoot = `${(oldConf.get('configdirectory') ?? '/var/lib/cyrus').replace(/\/+$/, '')}/murderctl-aside/${journal.run}`
   let expunged = 0
   let copies = 0
   for (const box of oldRecs) {
@@ -492,13 +497,18 @@ async function cleanupOld(rc: Rc): Promise<{expunged: number; copiesAside: numbe
     const step = `cleanup-old:${box.name}`
     const r = await unit(rc, step, m.old, async () => {
       const dir = await mailboxPath(ctx, m.old, box.name)
+      // Outside the mailbox's folder, which Cyrus removes with the mailbox.
+      const aside = `${asideRoot}/${box.uniqueid}`
+      const copyOf = (uid: number | string) => `${aside}/${uid}.`
       // One remote command copies every file aside and prints both checksums per file.
-      const script = drop
-        .map((d) => {
-          const f = shellQuote(`${dir}/${d.uid}.`)
-          const c = shellQuote(`${dir}/${d.uid}..murderctl-${journal.run}-cleanup`)
-          return `if [ -f ${f} ]; then cp -n -p -- ${f} ${c} && echo "C ${d.uid} $(sha256sum < ${f} | cut -d' ' -f1) $(sha256sum < ${c} | cut -d' ' -f1) $(stat -c %s -- ${c})"; else echo "A ${d.uid}"; fi`
-        })
+      const script = [`mkdir -p -m 700 -- ${shellQuote(aside)} || exit 1`]
+        .concat(
+          drop.map((d) => {
+            const f = shellQuote(`${dir}/${d.uid}.`)
+            const c = shellQuote(copyOf(d.uid))
+            return `if [ -f ${f} ]; then cp -n -p -- ${f} ${c} && echo "C ${d.uid} $(sha256sum < ${f} | cut -d' ' -f1) $(sha256sum < ${c} | cut -d' ' -f1) $(stat -c %s -- ${c})"; else echo "A ${d.uid}"; fi`
+          }),
+        )
         .join('\n')
       const out = await ctx.pool.exec(m.old, {shell: script})
       let saved = 0
@@ -506,7 +516,7 @@ async function cleanupOld(rc: Rc): Promise<{expunged: number; copiesAside: numbe
         const [k, uid, a, b, size] = line.split(' ')
         if (k !== 'C') continue
         if (a !== b || !/^[0-9a-f]{64}$/.test(a!)) throw new AbortError(`the copy of ${dir}/${uid}. does not match it`, {host: m.old.name})
-        journal.saved(step, {host: m.old.name, path: `${dir}/${uid}.`, copy: `${dir}/${uid}..murderctl-${journal.run}-cleanup`, sha256: a!, bytes: Number(size)})
+        journal.saved(step, {host: m.old.name, path: `${dir}/${uid}.`, copy: copyOf(uid!), sha256: a!, bytes: Number(size)})
         saved++
       }
       await imapSession(ctx, m.old, null, async (c) => {
@@ -523,17 +533,21 @@ async function cleanupOld(rc: Rc): Promise<{expunged: number; copiesAside: numbe
     expunged += (r.expunged as unknown[]).length
     copies += Number(r.copies ?? 0)
   }
-  // A mailbox the new master lacks, or holds under another uniqueid (recreated there), goes too:
-  // sync_server refuses a mailbox whose uniqueid changed ("Mailbox exists with another name or
-  // uniqueid"). Its records are expunged (copied aside) above; Cyrus's delayed delete keeps it
-  // as DELETED.* until cyr_expire.
+  // A mailbox the new master recreated under another uniqueid goes too: sync_server refuses a
+  // mailbox whose uniqueid changed ("Mailbox exists with another name or uniqueid"). Its records
+  // are expunged (copied aside) above; Cyrus's delayed delete keeps it as DELETED.* until
+  // cyr_expire. A mailbox the new master deleted is left to replication: its tombstone there has
+  // the same uniqueid, and sync_client renames b1's copy to it (deleting it here first would
+  // leave a deleted entry holding that uniqueid, which sync_server then refuses).
   for (const box of oldRecs) {
-    if (newIds.get(box.name) === box.uniqueid) continue
+    const nid = newIds.get(box.name)
+    if (nid === undefined || nid === box.uniqueid) continue
     await unit(rc, `cleanup-old-delete:${box.name}`, m.old, async () => {
-      await imapSession(ctx, m.old, null, (c) => c.ok(`DELETE ${imapString(box.name)}`))
+      const present = (await mailboxStates(ctx, m.old, {mailboxes: [box.name]})).some((s) => s.name === box.name)
+      if (present) await imapSession(ctx, m.old, null, (c) => c.ok(`DELETE ${imapString(box.name)}`))
       const left = await mailboxStates(ctx, m.old, {mailboxes: [box.name]})
       if (left.some((s) => s.name === box.name)) throw new AbortError(`${box.name} is still on ${m.old.name} after DELETE`, {host: m.old.name})
-      return {deleted: box.name, uniqueid: box.uniqueid, newUniqueid: newIds.get(box.name) ?? null}
+      return {deleted: box.name, uniqueid: box.uniqueid, newUniqueid: nid}
     })
   }
   // Its unreplayed sync log is reconciled now: moved aside (never replayed should it become master again).
@@ -576,6 +590,34 @@ async function compareMembers(rc: Rc): Promise<{equal: boolean; compared: number
   return {equal: differing.length === 0, compared: names.length, differing}
 }
 
+/**
+ * The delayed-delete tombstones (DELETED.<name>.<hex>) of the mailboxes cleanup deleted on the
+ * old member: the new master has none, and a controlled failover refuses members whose mailbox
+ * lists differ. Their records were expunged and copied aside before; deleting a tombstone once
+ * replication has run removes it without a trace (before, 3.6 may keep a deleted entry).
+ */
+async function purgeTombstones(rc: Rc): Promise<void> {
+  const {ctx, m, journal} = rc
+  const deletedMailboxes = journal.events().filter((e) => e.event === 'step-done' && e.step?.startsWith('cleanup-old-delete:')).map((e) => e.data as {deleted: string; uniqueid: string})
+  if (!deletedMailboxes.length) return
+  await unit(rc, 'purge-old-tombstones', m.old, async () => {
+    const conf = await readImapdConf(ctx, m.old)
+    const prefix = conf.get('deletedprefix') ?? 'DELETED'
+    const sep = /^(1|yes|on|true|t)$/i.test(conf.get('unixhierarchysep') ?? '') ? '/' : '.'
+    const purged: string[] = []
+    for (const d of deletedMailboxes) {
+      const bang = d.deleted.indexOf('!')
+      const pattern = `${d.deleted.slice(0, bang + 1)}${prefix}${sep}${d.deleted.slice(bang + 1)}${sep}*`
+      const tombs = (await mailboxStates(ctx, m.old, {mailboxes: [pattern]})).filter((t) => t.uniqueid === d.uniqueid)
+      for (const t of tombs) {
+        await imapSession(ctx, m.old, null, (c) => c.ok(`DELETE ${imapString(t.name)}`))
+        purged.push(t.name)
+      }
+    }
+    return {purged}
+  })
+}
+
 async function replicateOver(rc: Rc): Promise<NonNullable<ReconcileResult['replication']>> {
   const {ctx, m, journal, opts} = rc
   const targets = syncTargets(rc)
@@ -599,6 +641,7 @@ async function replicateOver(rc: Rc): Promise<NonNullable<ReconcileResult['repli
   }
   journal.write({event: cmp.equal ? 'step-done' : 'step-failed', step: 'compare-members', data: cmp})
   if (!cmp.equal) throw new AbortError(`after replication ${m.old.name} and ${m.new.name} still differ in ${cmp.differing.length} mailboxes: ${cmp.differing.slice(0, 5).join(', ')}`, {step: 'compare-members', hint: `murderctl replication audit ${m.pair.name}`})
+  await purgeTombstones(rc)
   return {users: targets, ...cmp}
 }
 

@@ -64,8 +64,12 @@ describe('reconcile after a hard failover (split brain on b1/b1r)', () => {
 
   afterAll(async () => {
     const p = (await murderctl(['pair', 'status', 'b1', '-i', inv(), '--json'])).json?.pairs?.[0]
-    if (p && p.active !== 'b1') await murderctl(['failover', 'b1', '-i', inv(), '--to', 'b1', '--yes', '--force'])
+    if (p && p.active !== 'b1') {
+      const back = await murderctl(['failover', 'b1', '-i', inv(), '--to', 'b1', '--yes', '--force', '--json'])
+      expect(back.exitCode, JSON.stringify(back.json?.error ?? back.stderr)).toBe(0)
+    }
     await waitLabHealthy()
+    expect((await murderctl(['check', '-i', inv()])).exitCode).toBe(0)
   })
 
   it('lab break split-brain builds the situation; dry run and a run without consent change nothing', async () => {
@@ -100,6 +104,8 @@ describe('reconcile after a hard failover (split brain on b1/b1r)', () => {
     expect(r.json).toMatchObject({verified: true, lost: 0, unfenced: false})
     expect(r.json.report.figures).toMatchObject({atRisk: 8, recovered: 8, lost: 0})
     expect(await assertJournalCopiesIntact(r.json.journal)).toBeGreaterThan(0)
+    const f = r.json.report.figures
+    process.stderr.write(`[reconcile] messages at risk ${f.atRisk}, recovered ${f.recovered}, lost ${f.lost}, ${f.bytes} bytes, ${f.mailboxesRecreated} recreated, ${f.mailboxesRecovered} recovered, ${f.uidCollisions} UID collisions, ${f.durationMs} ms\n`)
     // Verified before anything on b1: its spool is exactly as it was, and it is still FENCED.
     expect(await spoolDigest('b1')).toBe(b1Before)
     for (const m of record.messages.filter((x) => x.member === 'b1')) {
@@ -126,6 +132,12 @@ describe('reconcile after a hard failover (split brain on b1/b1r)', () => {
     expect(r.json).toMatchObject({verified: true, unfenced: true, replication: {equal: true}})
     expect(r.json.oldCleanup.expunged).toBeGreaterThan(0)
     expect(await assertJournalCopiesIntact(r.json.journal)).toBeGreaterThan(0)
+    // Nothing on b1 changed before the recovery was verified: the journal's order.
+    const events = readFileSync(r.json.journal, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    const verified = events.findIndex((e) => e.event === 'step-done' && e.step === 'verify')
+    const firstOnOld = events.findIndex((e) => e.event === 'step-start' && e.host === 'b1' && e.step !== 'start-old')
+    expect(verified).toBeGreaterThan(0)
+    expect(firstOnOld).toBeGreaterThan(verified)
     for (const m of record.messages) expect((await asOwner('b1r', targetOf(m.mailbox)))!.filter((x) => x.messageId === m.messageId), m.messageId).toHaveLength(1)
     // Independently of reconcile's own comparison: the same messages, mailbox by mailbox, on both.
     for (const name of [...new Set(record.messages.map((m) => targetOf(m.mailbox)))]) {
@@ -138,6 +150,13 @@ describe('reconcile after a hard failover (split brain on b1/b1r)', () => {
     expect(st.members[1]).toMatchObject({config: 'master', rollingClient: 'running'})
     const report = readFileSync(join(r.json.journal, '..', 'report.md'), 'utf8')
     expect(report).toMatch(/Cutoff used: /)
-    process.stderr.write(`[reconcile] at risk ${r.json.plan.totals.messages}, first run figures in README; second run ${r.json.durationMs} ms\n`)
+    process.stderr.write(`[reconcile] second run (cleanup on b1, unfence, sync_client -u, rolling, compare): ${r.json.durationMs} ms\n`)
+  })
+
+  it('a third run finds nothing to reconcile and writes nothing (not even a journal)', async () => {
+    const r = await reconcile(['--yes'])
+    expect(r.exitCode, JSON.stringify(r.json?.error ?? r.stderr)).toBe(0)
+    expect(r.json.plan.totals).toMatchObject({messages: 0, recreate: 0, recover: 0})
+    expect(r.json.journal).toMatch(/nothing to reconcile/)
   })
 })
