@@ -217,32 +217,43 @@ async function messageOn(address: string, label: string, probe: Probe, messageId
   }
 }
 
+/**
+ * Stop a member's cyrus-master as Fastmail does: the stop command, given 10 s (an imapd busy
+ * with a proxied client can hold a graceful shutdown for half a minute), then whatever of its
+ * processes is left is killed, children first.
+ */
 export async function stopMember(fc: Fc, host: Host, step: string): Promise<string> {
   const pid = await masterPid(fc.ctx, host)
   if (pid === null) return 'cyrus-master was not running'
-  // Its children now: whatever of them outlives the stop is killed, as Fastmail's procedure does.
-  const kids = (await fc.ctx.pool.exec(host, ['pgrep', '-P', String(pid)])).stdout.split('\n').filter((x) => /^\d+$/.test(x))
-  const r = await fc.ctx.pool.exec(host, {shell: host.cyrus.stop})
+  const children = async () => (await fc.ctx.pool.exec(host, ['pgrep', '-P', String(pid)])).stdout.split('\n').filter((x) => /^\d+$/.test(x))
+  const seen = new Set(await children())
+  const r = await fc.ctx.pool.exec(host, {shell: `timeout 10 sh -c ${shellQuote(host.cyrus.stop)}`})
   fc.journal.command(step, host.name, r)
-  const alive = async () => {
-    const all = [String(pid), ...kids]
-    const x = await fc.ctx.pool.exec(host, {shell: `for p in ${all.join(' ')}; do kill -0 "$p" 2>/dev/null && echo "$p"; done; true`})
+  const alive = async (pids: string[]) => {
+    if (!pids.length) return []
+    const x = await fc.ctx.pool.exec(host, {shell: `for p in ${pids.join(' ')}; do kill -0 "$p" 2>/dev/null && echo "$p"; done; true`})
     return x.stdout.split('\n').filter(Boolean)
   }
-  const deadline = Date.now() + 10_000
-  let left = await alive()
-  while (left.length && Date.now() < deadline) {
+  for (const c of await children()) seen.add(c)
+  let kids = await alive([...seen])
+  const killed: string[] = []
+  if (kids.length) {
+    await fc.ctx.pool.exec(host, ['kill', '-KILL', ...kids])
+    killed.push(...kids)
     await sleep(500)
-    left = await alive()
+    kids = await alive(kids)
   }
-  for (const sig of ['TERM', 'KILL']) {
-    if (!left.length) break
-    await fc.ctx.pool.exec(host, ['kill', `-${sig}`, ...left])
-    await sleep(sig === 'TERM' ? 3000 : 500)
-    left = await alive()
+  // With its children gone, cyrus-master finishes its shutdown by itself; else it is killed too.
+  for (let i = 0; i < 10 && (await alive([String(pid)])).length; i++) await sleep(200)
+  if ((await alive([String(pid)])).length) {
+    await fc.ctx.pool.exec(host, ['kill', '-KILL', String(pid)])
+    killed.push(String(pid))
+    await sleep(300)
   }
+  const left = await alive([String(pid), ...kids])
   if (left.length) throw new AbortError(`processes ${left.join(', ')} of cyrus-master ${pid} survive kill -KILL`, {host: host.name, step})
-  return `stopped cyrus-master ${pid} (${kids.length} children)`
+  if (killed.length) fc.journal.write({event: 'note', step, host: host.name, data: {killed}})
+  return `stopped cyrus-master ${pid}${r.exitCode === 124 ? ' (its stop command hung past 10 s' : ' ('}${killed.length ? `${r.exitCode === 124 ? '; ' : ''}killed ${killed.length} leftover processes` : r.exitCode === 124 ? '' : 'cleanly'})`
 }
 
 async function startCyrus(fc: Fc, host: Host, step: string): Promise<number> {
