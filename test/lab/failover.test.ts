@@ -1,7 +1,10 @@
 // failover on the real lab, through SSH: controlled switchover and failback, hard failover of a
 // crashed master then fence, and mail flowing through a frontend during a switchover. The file
 // leaves the lab as it found it: b1 the active member, b1r its replica.
+import {readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
+import {parse, stringify} from 'yaml'
 import {labPassword} from '../../src/lab/lab.js'
 import {flowLosses, messageIds, startMailFlow} from '../../src/lab/mail-flow.js'
 import {liftFence} from '../../src/store/fence.js'
@@ -91,6 +94,38 @@ describe('failover of the replicated backend b1/b1r', () => {
     await failover(['--to', 'b1'])
     // And the failback lost nothing either: b1 holds them all.
     expect(flowLosses(flow.ok, await idsOn('b1', 'user.carol'))).toEqual({missing: [], twice: []})
+  })
+
+  it('anti-flapping refuses without --force; a failing pre-hook stops before any change; the run resumes; the post-hook gets the placeholders', async () => {
+    const doc = parse(readFileSync(inv(), 'utf8'))
+    const hooksInv = join(lab().dir, 'inventory-hooks.yaml')
+    const out = join(lab().dir, 'post-hook.out')
+    rmSync(out, {force: true})
+    const write = (pre: string) => {
+      doc.pairs[0] = {...doc.pairs[0], minIntervalSeconds: 3600, preFailover: pre, postFailover: `echo {old} {new} {servername} > ${out}`}
+      writeFileSync(hooksInv, stringify(doc))
+    }
+    write('echo no >&2; exit 3')
+    const sums = await labChecksums()
+    // The earlier tests failed over minutes ago.
+    const flap = await murderctl(['failover', 'b1', '-i', hooksInv, '--yes', '--json'])
+    expect(flap.exitCode).toBe(7)
+    expect(flap.json.error.message).toMatch(/anti-flapping/)
+    const hook = await murderctl(['failover', 'b1', '-i', hooksInv, '--yes', '--force', '--json'])
+    expect(hook.exitCode).toBe(1)
+    expect(hook.json.error.message).toMatch(/pre-hook command failed \(exit 3\)/)
+    expect(await labChecksums()).toEqual(sums)
+    const run = /--resume (\S+)/.exec(hook.json.error.hint)![1]
+    write('true')
+    const resumed = await murderctl(['failover', 'b1', '-i', hooksInv, '--resume', run, '--yes', '--json'])
+    expect(resumed.exitCode, JSON.stringify(resumed.json?.error)).toBe(0)
+    expect(resumed.json).toMatchObject({run, from: 'b1', to: 'b1r'})
+    await assertJournalCopiesIntact(resumed.json.journal)
+    expect(readFileSync(out, 'utf8').trim()).toBe('b1 b1r b1')
+    const back = await murderctl(['failover', 'b1', '-i', hooksInv, '--to', 'b1', '--yes', '--force', '--json'])
+    expect(back.exitCode, JSON.stringify(back.json?.error)).toBe(0)
+    await assertJournalCopiesIntact(back.json.journal)
+    await checkOk()
   })
 
   it('hard failover of a crashed master, then fence it when it returns; nothing replicates to it until reconcile', async () => {
