@@ -1,14 +1,15 @@
 // failover on the real lab, through SSH: controlled switchover and failback, hard failover of a
 // crashed master then fence, and mail flowing through a frontend during a switchover. The file
 // leaves the lab as it found it: b1 the active member, b1r its replica.
-import {readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {afterAll, describe, expect, it} from 'vitest'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {parse, stringify} from 'yaml'
-import {labPassword} from '../../src/lab/lab.js'
+import {labDown, labPassword, labUp} from '../../src/lab/lab.js'
 import {flowLosses, messageIds, startMailFlow} from '../../src/lab/mail-flow.js'
 import {liftFence} from '../../src/store/fence.js'
-import {assertJournalCopiesIntact, lab, labChecksums, labHost, murderctl, onHost, waitLabHealthy} from './helpers.js'
+import {assertJournalCopiesIntact, lab, labChecksums, labHost, murderctl, onHost, spareLabBase, waitLabHealthy} from './helpers.js'
 
 const inv = () => lab().inventory
 const pairStatus = async () => {
@@ -169,5 +170,32 @@ describe('failover of the replicated backend b1/b1r', () => {
     await failover(['--to', 'b1'])
     expect((await pairStatus()).active).toBe('b1')
     await checkOk()
+  })
+})
+
+describe('failover on a unified murder (its own lab)', () => {
+  let dir: string
+  let inventory: string
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'murderctl-failover-unified-'))
+    inventory = (await labUp({dir, topology: 'unified', base: spareLabBase(1), mailboxes: 40})).inventory
+  })
+  afterAll(async () => {
+    if (dir) await labDown({dir, purge: true})
+  })
+
+  it('fails over to b1r and back; the unified slave moves with the master role; check OK both ways', async () => {
+    for (const to of ['b1r', 'b1']) {
+      const r = await murderctl(['failover', 'b1', '-i', inventory, '--to', to, '--yes', '--json'])
+      expect(r.exitCode, JSON.stringify(r.json?.error ?? r.stderr)).toBe(0)
+      expect(r.json.verify).toMatchObject({appendedThrough: 'b2', inMurder: [to]})
+      expect(await assertJournalCopiesIntact(r.json.journal, dir)).toBeGreaterThanOrEqual(4)
+      const status = await murderctl(['status', '-i', inventory, '--json'])
+      const hosts = Object.fromEntries(status.json.hosts.map((h: any) => [h.name, h]))
+      expect(hosts[to].mupdate).toMatchObject({service: 'slave', enabled: true, slaveConnected: true})
+      expect(hosts[to === 'b1' ? 'b1r' : 'b1'].mupdate.enabled).toBe(false)
+      const check = await murderctl(['check', '-i', inventory])
+      expect(check.exitCode, check.stdout).toBe(0)
+    }
   })
 })
