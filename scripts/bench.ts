@@ -10,6 +10,7 @@ import {execa} from 'execa'
 import {breakLab} from '../src/lab/disasters.js'
 import {labDown, labExec, labPassword, type LabState, labUp, waitPort} from '../src/lab/lab.js'
 import {flowLosses, messageIds, startMailFlow} from '../src/lab/mail-flow.js'
+import {labCounts} from '../src/lab/seed.js'
 
 const BIN = resolve(import.meta.dirname, '../bin/run.js')
 const CTL = '/usr/lib/cyrus/bin/ctl_mboxlist'
@@ -192,6 +193,8 @@ async function failoverBench(rounds: number) {
   const state = await lab('failover', process.env.MURDERCTL_BENCH_FAILOVER_BASE ?? '127.0.56', 40)
   const fe1 = state.hosts.find((h) => h.name === 'fe1')!
   const password = labPassword(state.dir)
+  // The replica first catches up with the seeding (the failover's preflight wants equal lists).
+  for (let i = 0; i < 120 && (await labCounts(state.dir, 'b1r')).total !== (await labCounts(state.dir, 'b1')).total; i++) await new Promise((r) => setTimeout(r, 500))
   const runs: {to: string; gapMs: number; wallMs: number; appended: number; refused: number; lost: number; doubled: number}[] = []
   try {
     for (let i = 0; i < rounds * 2; i++) {

@@ -41,7 +41,10 @@ export function failoverHistory(stateDir: string, pair: string): FailoverRecord[
     const mark = (name: string) => (events.find((e) => e.event === 'note' && (e.data as {mark?: string})?.mark === name)?.data as {at?: number} | undefined)?.at
     const begin = mark('stopStartedAt') ?? mark('firstChangeAt')
     const served = mark('servedAt')
-    const refused = events.some((e) => e.event === 'note' && (e.data as {confirmed?: boolean})?.confirmed === false)
+    // Not confirmed, or a precondition said no (anti-flapping, lag, FENCED): refused, not failed.
+    const refused = events.some(
+      (e) => (e.event === 'note' && (e.data as {confirmed?: boolean})?.confirmed === false) || (e.event === 'step-failed' && ['refused', 'needsConfirmation'].includes((e.data as {code?: string})?.code ?? '')),
+    )
     const failed = events.some((e) => e.event === 'step-failed')
     const outcome: FailoverRecord['outcome'] = raw?.dryRun
       ? 'dry-run'

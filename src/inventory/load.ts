@@ -1,16 +1,20 @@
-import {readFileSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {dirname, isAbsolute, resolve} from 'node:path'
-import {parse as parseYaml, YAMLParseError} from 'yaml'
+import {type Document, isNode, LineCounter, parseDocument} from 'yaml'
 import type {z} from 'zod'
 import {InventoryError} from '../errors.js'
 import {CyrusSettings, type Host, type Inventory, InventoryFile, SshSettings} from './schema.js'
 
 export const DEFAULT_INVENTORY = 'murder.yaml'
+/** Where a host-wide installation keeps its inventory (as /etc/ansible/hosts is Ansible's). */
+export const SYSTEM_INVENTORY = '/etc/murderctl/murder.yaml'
 
-/** The inventory path from the flag, then MURDERCTL_INVENTORY, then ./murder.yaml. */
+/** The inventory path from the flag, then MURDERCTL_INVENTORY, then ./murder.yaml, then /etc/murderctl/murder.yaml. */
 export function inventoryPath(flag?: string): string {
-  return resolve(flag ?? process.env.MURDERCTL_INVENTORY ?? DEFAULT_INVENTORY)
+  const chosen = flag ?? process.env.MURDERCTL_INVENTORY
+  if (chosen) return resolve(chosen)
+  return existsSync(DEFAULT_INVENTORY) || !existsSync(SYSTEM_INVENTORY) ? resolve(DEFAULT_INVENTORY) : SYSTEM_INVENTORY
 }
 
 /** Expand ~ and make a path from the inventory absolute, relative to the inventory file. */
@@ -19,22 +23,29 @@ export function resolvePath(base: string, p: string): string {
   return isAbsolute(p) ? p : resolve(dirname(base), p)
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+/** The line of the YAML node an issue is about (or of its nearest parent that exists). */
+function lineOf(doc: Document, lc: LineCounter, path: readonly PropertyKey[]): number | undefined {
+  for (let n = path.length; n >= 0; n--) {
+    const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n) as (string | number)[], true)
+    if (isNode(node) && node.range) return lc.linePos(node.range[0]).line
+  }
+  return undefined
+}
+
+function describeIssue(issue: z.core.$ZodIssue, line?: number): string {
   const where = issue.path.length ? issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(top level)'
-  return `${where}: ${issue.message}`
+  return `${line ? `line ${line}: ` : ''}${where}: ${issue.message}`
 }
 
 export function parseInventory(text: string, path: string): Inventory {
-  let raw: unknown
-  try {
-    raw = parseYaml(text)
-  } catch (error) {
-    const line = error instanceof YAMLParseError && error.linePos ? ` (line ${error.linePos[0].line})` : ''
-    throw new InventoryError(`${path}${line}: not valid YAML: ${(error as Error).message.split('\n')[0]}`)
-  }
+  const lc = new LineCounter()
+  const doc = parseDocument(text, {lineCounter: lc, prettyErrors: false})
+  const bad = doc.errors[0]
+  if (bad) throw new InventoryError(`${path} (line ${lc.linePos(bad.pos[0]).line}): not valid YAML: ${bad.message.split('\n')[0]}`)
+  const raw: unknown = doc.toJS()
   const parsed = InventoryFile.safeParse(raw)
   if (!parsed.success) {
-    const issues = parsed.error.issues.map(describeIssue)
+    const issues = parsed.error.issues.map((i) => describeIssue(i, lineOf(doc, lc, i.path)))
     throw new InventoryError(`${path}: ${issues[0]}${issues.length > 1 ? ` (and ${issues.length - 1} more: ${issues.slice(1).join('; ')})` : ''}`)
   }
   const inv = parsed.data

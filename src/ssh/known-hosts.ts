@@ -4,7 +4,7 @@
 // (`|1|base64(salt)|base64(HMAC-SHA1(salt, name))`), the `@revoked` marker (the key is refused)
 // and `@cert-authority` (skipped: ssh2 cannot check host certificates). Keys are compared by
 // type and public-key blob, never by a fingerprint string.
-import {createHash, createHmac} from 'node:crypto'
+import {createHash, createHmac, randomBytes} from 'node:crypto'
 import {appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync} from 'node:fs'
 import {dirname} from 'node:path'
 import ssh2 from 'ssh2'
@@ -31,7 +31,7 @@ export interface KnownHosts {
   invalid: {line: number; reason: string}[]
 }
 
-/** How a host is looked up: its inventory name and its address, on its SSH port. */
+/** A host to look up: its inventory name (for messages) and the address SSH connects to, on its port. */
 export interface HostId {
   host: string
   address: string
@@ -106,10 +106,24 @@ export function loadKnownHosts(path: string): KnownHosts {
   return parseKnownHosts(existsSync(path) ? readFileSync(path, 'utf8') : '', path)
 }
 
-/** The names OpenSSH looks a host up by: `name` on port 22, `[name]:port` otherwise; lower case. */
+/**
+ * The name OpenSSH looks a host up by: the host name it connects to (the inventory's address),
+ * as `name` on port 22 and `[name]:port` otherwise, lower case. Never the inventory's own name:
+ * a line for that name must not vouch for a key the address's line contradicts.
+ */
 export function lookupNames(id: HostId): string[] {
-  const names = [...new Set([id.host, id.address].map((n) => n.toLowerCase()))]
-  return id.port === 22 ? names : names.map((n) => `[${n}]:${id.port}`)
+  const name = id.address.toLowerCase()
+  return [id.port === 22 ? name : `[${name}]:${id.port}`]
+}
+
+/** Both files OpenSSH reads, the user's and the system's (/etc/ssh/ssh_known_hosts), as one. */
+export function mergeKnownHosts(...files: KnownHosts[]): KnownHosts {
+  return {path: files.map((f) => f.path).filter(Boolean).join(' + '), entries: files.flatMap((f) => f.entries), invalid: files.flatMap((f) => f.invalid)}
+}
+
+/** `|1|salt|hmac`: a name as `HashKnownHosts yes` writes it. */
+export function hashHostName(name: string, salt: Buffer = randomBytes(20)): string {
+  return `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(name).digest('base64')}`
 }
 
 const globCache = new Map<string, RegExp>()
@@ -175,12 +189,13 @@ export function sha256Fingerprint(keyBlob: Buffer): string {
   return `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`
 }
 
-/** Record a newly accepted key, under the inventory name and the address (OpenSSH format). */
-export function appendKnownHost(path: string, id: HostId, keyBlob: Buffer): void {
+/** Record a newly accepted key under the name SSH looks it up by, hashed when the user's SSH config asks. */
+export function appendKnownHost(path: string, id: HostId, keyBlob: Buffer, opts: {hash?: boolean} = {}): void {
   const norm = normaliseKey(keyBlob)
   if (!norm) throw new Error('not an SSH public key')
   mkdirSync(dirname(path), {recursive: true})
-  const line = `${lookupNames(id).join(',')} ${norm.type} ${norm.key.toString('base64')}\n`
+  const names = lookupNames(id).map((n) => (opts.hash ? hashHostName(n) : n))
+  const line = `${names.join(',')} ${norm.type} ${norm.key.toString('base64')}\n`
   appendFileSync(path, endsWithoutNewline(path) ? `\n${line}` : line, {mode: 0o600})
 }
 

@@ -5,13 +5,15 @@
 // errors; a command's non-zero exit is a result.
 import {randomBytes} from 'node:crypto'
 import {readFileSync} from 'node:fs'
+import {homedir} from 'node:os'
+import {join} from 'node:path'
 import {StringDecoder} from 'node:string_decoder'
 import ssh2 from 'ssh2'
-import type {ClientChannel, ConnectConfig, ServerHostKeyAlgorithm} from 'ssh2'
+import type {AgentAuthMethod, ClientChannel, ConnectConfig, PublicKeyAuthMethod, ServerHostKeyAlgorithm} from 'ssh2'
 import {BugError, HostKeyError, InventoryError, RemoteCommandError, RemoteTimeoutError, UnreachableError} from '../errors.js'
 import type {Host} from '../inventory/schema.js'
 import {Semaphore} from '../util/limit.js'
-import {type HostId, type KnownHosts, appendKnownHost, keyTypeOf, knownKeyTypes, loadKnownHosts, sha256Fingerprint, verifyHostKey} from './known-hosts.js'
+import {type HostId, type KnownHosts, appendKnownHost, keyTypeOf, knownKeyTypes, loadKnownHosts, mergeKnownHosts, sha256Fingerprint, verifyHostKey} from './known-hosts.js'
 import {commandLine, shellQuote} from './quote.js'
 import type {ExecOptions, ExecResult, RemoteCommand, RemoteShell} from './types.js'
 
@@ -26,8 +28,14 @@ export interface SshPoolOptions {
   acceptNewHostKeys?: boolean
   /** Channels open at once per host (default 4; OpenSSH's MaxSessions defaults to 10). */
   maxChannelsPerHost?: number
-  /** ssh-agent socket for hosts without ssh.identity (default: $SSH_AUTH_SOCK). */
+  /** ssh-agent socket, tried besides ssh.identity (default: $SSH_AUTH_SOCK). */
   agentSocket?: string
+  /** The system-wide known_hosts, read as OpenSSH reads it (default /etc/ssh/ssh_known_hosts). */
+  globalKnownHostsPath?: string
+  /** Hash the names of accepted keys (default: as HashKnownHosts says in ~/.ssh/config or /etc/ssh/ssh_config). */
+  hashKnownHosts?: boolean
+  /** Keys tried when a host has no ssh.identity, as OpenSSH does (default ~/.ssh/id_ed25519, id_ecdsa, id_rsa). */
+  defaultIdentities?: string[]
   /** Told about every host key recorded because of acceptNewHostKeys. */
   onHostKeyAccepted?: (info: HostId & {keyType: string; fingerprint: string; file: string}) => void
 }
@@ -407,7 +415,7 @@ export class SshPool implements RemoteShell {
   }
 
   private knownHosts(): KnownHosts {
-    this.known ??= loadKnownHosts(this.opts.knownHostsPath)
+    this.known ??= mergeKnownHosts(loadKnownHosts(this.opts.knownHostsPath), loadKnownHosts(this.opts.globalKnownHostsPath ?? '/etc/ssh/ssh_known_hosts'))
     return this.known
   }
 
@@ -464,16 +472,17 @@ export class SshPool implements RemoteShell {
     if (prefer.length) cfg.algorithms = {serverHostKey: {remove: prefer, prepend: prefer, append: []}}
 
     try {
-      if (identity) cfg.privateKey = readIdentity(host, identity)
-      else {
-        const agent = this.opts.agentSocket ?? process.env.SSH_AUTH_SOCK
-        if (!agent)
-          throw new UnreachableError(`no SSH credentials for ${host.name}: it has no ssh.identity and there is no ssh-agent (SSH_AUTH_SOCK)`, {
-            host: host.name,
-            hint: 'set ssh.identity in the inventory, or start ssh-agent and ssh-add the key',
-          })
-        cfg.agent = agent
-      }
+      // As OpenSSH: the named key, else the default ones that are there; the agent's keys too.
+      const keys = identity ? [readIdentity(host, identity)] : defaultKeys(this.opts.defaultIdentities)
+      const agent = this.opts.agentSocket ?? process.env.SSH_AUTH_SOCK
+      if (!keys.length && !agent)
+        throw new UnreachableError(`no SSH credentials for ${host.name}: no ssh.identity, no default key in ~/.ssh, and no ssh-agent (SSH_AUTH_SOCK)`, {
+          host: host.name,
+          hint: 'set ssh.identity in the inventory, or start ssh-agent and ssh-add the key',
+        })
+      const methods: (PublicKeyAuthMethod | AgentAuthMethod)[] = keys.map((key) => ({type: 'publickey', username: user, key}))
+      if (agent) methods.push({type: 'agent', username: user, agent})
+      cfg.authHandler = methods
     } catch (error) {
       return Promise.reject(error)
     }
@@ -526,7 +535,7 @@ export class SshPool implements RemoteShell {
     const who = `${host.name} (${where(host)})`
     if (v.status === 'match') return undefined
     if (v.status === 'unknown' && this.opts.acceptNewHostKeys) {
-      appendKnownHost(file, id, keyBlob)
+      appendKnownHost(file, id, keyBlob, {hash: this.opts.hashKnownHosts ?? hashKnownHostsConfigured()})
       this.known = undefined
       this.opts.onHostKeyAccepted?.({...id, keyType: type, fingerprint: fp, file})
       return undefined
@@ -556,6 +565,41 @@ export class SshPool implements RemoteShell {
 
 function connKey(host: Host): string {
   return `${host.name}\0${host.ssh.user}@${host.address}:${host.ssh.port}`
+}
+
+/** OpenSSH's default identities that exist and load without a passphrase. */
+function defaultKeys(paths = ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((f) => join(homedir(), '.ssh', f))): Buffer[] {
+  return paths.flatMap((p) => {
+    try {
+      const buf = readFileSync(p)
+      return utils.parseKey(buf) instanceof Error ? [] : [buf]
+    } catch {
+      return []
+    }
+  })
+}
+
+/** Whether the user's or the system's SSH config says HashKnownHosts yes (Debian's does). */
+export function hashKnownHostsConfigured(files = [join(homedir(), '.ssh', 'config'), '/etc/ssh/ssh_config']): boolean {
+  for (const f of files) {
+    let text: string
+    try {
+      text = readFileSync(f, 'utf8')
+    } catch {
+      continue
+    }
+    // The first value found wins, as in OpenSSH; only global and `Host *` sections apply to every host.
+    let applies = true
+    for (const line of text.split('\n')) {
+      const m = /^\s*(\w+)\s*[= ]\s*(.*?)\s*$/.exec(line)
+      if (!m || line.trim().startsWith('#')) continue
+      const [key, value] = [m[1].toLowerCase(), m[2]]
+      if (key === 'host') applies = value.split(/\s+/).includes('*')
+      else if (key === 'match') applies = false
+      else if (key === 'hashknownhosts' && applies) return /^yes$/i.test(value)
+    }
+  }
+  return false
 }
 
 function readIdentity(host: Host, identity: string): Buffer {

@@ -1,11 +1,15 @@
 // failover on the real lab, through SSH: controlled switchover and failback, hard failover of a
 // crashed master then fence, and mail flowing through a frontend during a switchover. The file
 // leaves the lab as it found it: b1 the active member, b1r its replica.
-import {afterAll, describe, expect, it} from 'vitest'
-import {labPassword} from '../../src/lab/lab.js'
+import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {parse, stringify} from 'yaml'
+import {labDown, labPassword, labUp} from '../../src/lab/lab.js'
 import {flowLosses, messageIds, startMailFlow} from '../../src/lab/mail-flow.js'
 import {liftFence} from '../../src/store/fence.js'
-import {assertJournalCopiesIntact, lab, labChecksums, labHost, murderctl, onHost, waitLabHealthy} from './helpers.js'
+import {assertJournalCopiesIntact, lab, labChecksums, labHost, murderctl, onHost, spareLabBase, waitLabHealthy} from './helpers.js'
 
 const inv = () => lab().inventory
 const pairStatus = async () => {
@@ -93,6 +97,38 @@ describe('failover of the replicated backend b1/b1r', () => {
     expect(flowLosses(flow.ok, await idsOn('b1', 'user.carol'))).toEqual({missing: [], twice: []})
   })
 
+  it('anti-flapping refuses without --force; a failing pre-hook stops before any change; the run resumes; the post-hook gets the placeholders', async () => {
+    const doc = parse(readFileSync(inv(), 'utf8'))
+    const hooksInv = join(lab().dir, 'inventory-hooks.yaml')
+    const out = join(lab().dir, 'post-hook.out')
+    rmSync(out, {force: true})
+    const write = (pre: string) => {
+      doc.pairs[0] = {...doc.pairs[0], minIntervalSeconds: 3600, preFailover: pre, postFailover: `echo {old} {new} {servername} > ${out}`}
+      writeFileSync(hooksInv, stringify(doc))
+    }
+    write('echo no >&2; exit 3')
+    const sums = await labChecksums()
+    // The earlier tests failed over minutes ago.
+    const flap = await murderctl(['failover', 'b1', '-i', hooksInv, '--yes', '--json'])
+    expect(flap.exitCode).toBe(7)
+    expect(flap.json.error.message).toMatch(/anti-flapping/)
+    const hook = await murderctl(['failover', 'b1', '-i', hooksInv, '--yes', '--force', '--json'])
+    expect(hook.exitCode).toBe(1)
+    expect(hook.json.error.message).toMatch(/pre-hook command failed \(exit 3\)/)
+    expect(await labChecksums()).toEqual(sums)
+    const run = /--resume (\S+)/.exec(hook.json.error.hint)![1]
+    write('true')
+    const resumed = await murderctl(['failover', 'b1', '-i', hooksInv, '--resume', run, '--yes', '--json'])
+    expect(resumed.exitCode, JSON.stringify(resumed.json?.error)).toBe(0)
+    expect(resumed.json).toMatchObject({run, from: 'b1', to: 'b1r'})
+    await assertJournalCopiesIntact(resumed.json.journal)
+    expect(readFileSync(out, 'utf8').trim()).toBe('b1 b1r b1')
+    const back = await murderctl(['failover', 'b1', '-i', hooksInv, '--to', 'b1', '--yes', '--force', '--json'])
+    expect(back.exitCode, JSON.stringify(back.json?.error)).toBe(0)
+    await assertJournalCopiesIntact(back.json.journal)
+    await checkOk()
+  })
+
   it('hard failover of a crashed master, then fence it when it returns; nothing replicates to it until reconcile', async () => {
     expect((await murderctl(['lab', 'break', 'backend-crash', '--dir', lab().dir])).exitCode).toBe(0)
     let p = await pairStatus()
@@ -134,5 +170,32 @@ describe('failover of the replicated backend b1/b1r', () => {
     await failover(['--to', 'b1'])
     expect((await pairStatus()).active).toBe('b1')
     await checkOk()
+  })
+})
+
+describe('failover on a unified murder (its own lab)', () => {
+  let dir: string
+  let inventory: string
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'murderctl-failover-unified-'))
+    inventory = (await labUp({dir, topology: 'unified', base: spareLabBase(1), mailboxes: 40})).inventory
+  })
+  afterAll(async () => {
+    if (dir) await labDown({dir, purge: true})
+  })
+
+  it('fails over to b1r and back; the unified slave moves with the master role; check OK both ways', async () => {
+    for (const to of ['b1r', 'b1']) {
+      const r = await murderctl(['failover', 'b1', '-i', inventory, '--to', to, '--yes', '--json'])
+      expect(r.exitCode, JSON.stringify(r.json?.error ?? r.stderr)).toBe(0)
+      expect(r.json.verify).toMatchObject({appendedThrough: 'b2', inMurder: [to]})
+      expect(await assertJournalCopiesIntact(r.json.journal, dir)).toBeGreaterThanOrEqual(4)
+      const status = await murderctl(['status', '-i', inventory, '--json'])
+      const hosts = Object.fromEntries(status.json.hosts.map((h: any) => [h.name, h]))
+      expect(hosts[to].mupdate).toMatchObject({service: 'slave', enabled: true, slaveConnected: true})
+      expect(hosts[to === 'b1' ? 'b1r' : 'b1'].mupdate.enabled).toBe(false)
+      const check = await murderctl(['check', '-i', inventory])
+      expect(check.exitCode, check.stdout).toBe(0)
+    }
   })
 })

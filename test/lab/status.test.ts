@@ -137,7 +137,7 @@ describe('murderctl status on the standard lab', () => {
     const r = await murderctl(['status', '-i', inv])
     expect(r.exitCode).toBe(3)
     expect(r.stderr.trim().split('\n')).toHaveLength(1)
-    expect(r.stderr).toMatch(/inventory\.yaml: hosts\[0\]\.role/)
+    expect(r.stderr).toMatch(/inventory\.yaml: line \d+: hosts\[0\]\.role/)
     const j = await murderctl(['status', '-i', inv, '--json'])
     expect(j.exitCode).toBe(3)
     expect(j.json.error).toMatchObject({code: 'inventory', exitCode: 3})

@@ -16,7 +16,7 @@ import type {RunContext} from '../context.js'
 import {defineAction, need} from './types.js'
 import {z} from 'zod'
 import type {MurderContext} from '../../host/context.js'
-import {compareStates, mailboxStates} from '../../host/mailbox-state.js'
+import {compareStates, type MailboxSelection, mailboxStates} from '../../host/mailbox-state.js'
 import {mupdatePush, mupdateWarn, scanDump} from '../../host/mboxlist.js'
 import {activeOf, findPair, type MemberRead, otherMember, type Pair, readMember, syncBacklog, syncDir} from '../../host/pair.js'
 import {childRunning, copyAside, hupMaster, masterPid, tool} from '../../host/remote.js'
@@ -61,6 +61,8 @@ export interface Fc {
   journal: Journal
   run: string
   kind: 'controlled' | 'hard'
+  /** A resumed run: its preflight passed before, the pair is part-way on purpose. */
+  resumed?: boolean
   /** Times (ms) the service gap is measured between, journaled as notes so a resume keeps them. */
   marks: Record<string, number>
   /** What the run learned that later steps use. */
@@ -217,32 +219,43 @@ async function messageOn(address: string, label: string, probe: Probe, messageId
   }
 }
 
+/**
+ * Stop a member's cyrus-master as Fastmail does: the stop command, given 10 s (an imapd busy
+ * with a proxied client can hold a graceful shutdown for half a minute), then whatever of its
+ * processes is left is killed, children first.
+ */
 export async function stopMember(fc: Fc, host: Host, step: string): Promise<string> {
   const pid = await masterPid(fc.ctx, host)
   if (pid === null) return 'cyrus-master was not running'
-  // Its children now: whatever of them outlives the stop is killed, as Fastmail's procedure does.
-  const kids = (await fc.ctx.pool.exec(host, ['pgrep', '-P', String(pid)])).stdout.split('\n').filter((x) => /^\d+$/.test(x))
-  const r = await fc.ctx.pool.exec(host, {shell: host.cyrus.stop})
+  const children = async () => (await fc.ctx.pool.exec(host, ['pgrep', '-P', String(pid)])).stdout.split('\n').filter((x) => /^\d+$/.test(x))
+  const seen = new Set(await children())
+  const r = await fc.ctx.pool.exec(host, {shell: `timeout 10 sh -c ${shellQuote(host.cyrus.stop)}`})
   fc.journal.command(step, host.name, r)
-  const alive = async () => {
-    const all = [String(pid), ...kids]
-    const x = await fc.ctx.pool.exec(host, {shell: `for p in ${all.join(' ')}; do kill -0 "$p" 2>/dev/null && echo "$p"; done; true`})
+  const alive = async (pids: string[]) => {
+    if (!pids.length) return []
+    const x = await fc.ctx.pool.exec(host, {shell: `for p in ${pids.join(' ')}; do kill -0 "$p" 2>/dev/null && echo "$p"; done; true`})
     return x.stdout.split('\n').filter(Boolean)
   }
-  const deadline = Date.now() + 10_000
-  let left = await alive()
-  while (left.length && Date.now() < deadline) {
+  for (const c of await children()) seen.add(c)
+  let kids = await alive([...seen])
+  const killed: string[] = []
+  if (kids.length) {
+    await fc.ctx.pool.exec(host, ['kill', '-KILL', ...kids])
+    killed.push(...kids)
     await sleep(500)
-    left = await alive()
+    kids = await alive(kids)
   }
-  for (const sig of ['TERM', 'KILL']) {
-    if (!left.length) break
-    await fc.ctx.pool.exec(host, ['kill', `-${sig}`, ...left])
-    await sleep(sig === 'TERM' ? 3000 : 500)
-    left = await alive()
+  // With its children gone, cyrus-master finishes its shutdown by itself; else it is killed too.
+  for (let i = 0; i < 10 && (await alive([String(pid)])).length; i++) await sleep(200)
+  if ((await alive([String(pid)])).length) {
+    await fc.ctx.pool.exec(host, ['kill', '-KILL', String(pid)])
+    killed.push(String(pid))
+    await sleep(300)
   }
+  const left = await alive([String(pid), ...kids])
   if (left.length) throw new AbortError(`processes ${left.join(', ')} of cyrus-master ${pid} survive kill -KILL`, {host: host.name, step})
-  return `stopped cyrus-master ${pid} (${kids.length} children)`
+  if (killed.length) fc.journal.write({event: 'note', step, host: host.name, data: {killed}})
+  return `stopped cyrus-master ${pid}${r.exitCode === 124 ? ' (its stop command hung past 10 s' : ' ('}${killed.length ? `${r.exitCode === 124 ? '; ' : ''}killed ${killed.length} leftover processes` : r.exitCode === 124 ? '' : 'cleanly'})`
 }
 
 async function startCyrus(fc: Fc, host: Host, step: string): Promise<number> {
@@ -273,6 +286,8 @@ async function preflight(fc: Fc): Promise<string> {
     const f = readFence(fc.ctx.inv.stateDir, m.name)
     if (f) throw new RefusedError(`${m.name} is FENCED since ${f.at} (hard failover run ${f.run}): it may hold changes the other member lacks`, {host: m.name, step, hint: 'run reconcile first; it lifts the mark'})
   }
+  // A resumed run left the pair part-way on purpose: the rest of the checks were passed before.
+  if (fc.resumed) return `resumed: both members answer (${fc.from.name} ${from.state.config}, ${fc.to.name} ${to.state.config})`
   const {conflict} = activeOf([from.state, to.state])
   if (conflict) throw new RefusedError(`pair ${fc.pair.name}: ${conflict}`, {step, hint: 'settle the split brain first (reconcile)'})
   if (from.state.config !== 'master' || !from.state.cyrusMaster.running) throw new RefusedError(`${fc.from.name} is not a running master (config ${from.state.config}, cyrus-master ${from.state.cyrusMaster.running ? 'up' : 'down'})`, {host: fc.from.name, step})
@@ -308,6 +323,8 @@ async function preflightHard(fc: Fc): Promise<string> {
   const step = 'preflight'
   const {from, to} = await readBoth(fc)
   if (!to.state.reachable) throw new UnreachableError(`the replica ${fc.to.name} cannot be read: ${to.state.error}`, {host: fc.to.name, step})
+  fc.facts.oldReachable = from.state.reachable
+  if (fc.resumed) return `resumed: ${fc.to.name} answers (${to.state.config} config)`
   if (from.state.reachable && from.state.cyrusMaster.running && !fc.opts.force)
     throw new RefusedError(`${fc.from.name} is reachable and its cyrus-master runs: this is no dead master`, {host: fc.from.name, step, hint: `use a controlled failover (murderctl failover ${fc.pair.name}), or --force`})
   const f = readFence(fc.ctx.inv.stateDir, fc.to.name)
@@ -381,10 +398,30 @@ async function drain(fc: Fc): Promise<string> {
   throw new AbortError('the sync log keeps refilling with cyrus-master stopped', {host: host.name, step, hint: 'something else writes to it; find it and resume'})
 }
 
+/**
+ * The member's own mailboxes as a mailbox-state selection. A unified backend also holds the
+ * murder's remote entries, and `mbexamine` prints only "Examining user.bob..." (no newline,
+ * nothing else) for one of those, which the state reader cannot parse: select the local
+ * mailboxes' users (and the other local names) instead of `*` there.
+ */
+async function localSelection(fc: Fc, host: Host): Promise<MailboxSelection> {
+  if (!unified(fc)) return {}
+  const users = new Set<string>()
+  const others: string[] = []
+  await scanDump(fc.ctx, host, (e) => {
+    if (isRemote(e)) return
+    const m = /^user\.([^.]+)/.exec(e.name)
+    if (m) users.add(m[1]!)
+    else others.push(e.name)
+  }, 'mailbox-state')
+  return {users: [...users], mailboxes: others}
+}
+
 /** Both members' mailboxes agree, one by one: UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, count, digest. */
 async function agree(fc: Fc): Promise<string> {
   const step = 'agree'
-  const [a, b] = await Promise.all([mailboxStates(fc.ctx, fc.from), mailboxStates(fc.ctx, fc.to)])
+  const sel = await localSelection(fc, fc.from)
+  const [a, b] = await Promise.all([mailboxStates(fc.ctx, fc.from, sel), mailboxStates(fc.ctx, fc.to, sel)])
   const cmp = compareStates(a, b)
   const differ = cmp.filter((c) => c.differences.length)
   fc.journal.keep('agree.json', JSON.stringify(cmp, null, 1))
@@ -401,7 +438,7 @@ async function agree(fc: Fc): Promise<string> {
 }
 
 async function cutoff(fc: Fc): Promise<string> {
-  const states = await mailboxStates(fc.ctx, fc.to)
+  const states = await mailboxStates(fc.ctx, fc.to, await localSelection(fc, fc.to))
   const dir = join(fc.ctx.inv.stateDir, 'cutoffs')
   mkdirSync(dir, {recursive: true})
   const path = join(dir, `${fc.pair.name}-${fc.to.name}-${fc.run}.json`)
@@ -549,7 +586,7 @@ export function fcOf(rc: RunContext): Fc {
       const d = e.data as {mark?: string; at?: number} | undefined
       if (e.event === 'note' && d?.mark && d.at) marks[d.mark] = d.at
     }
-    f = {ctx: rc.murder, opts: {force: o.force, full: o.full}, pair, from: member(o.from), to: member(o.to), journal: rc.journal, run: rc.runId, kind: o.kind, marks, facts: {}}
+    f = {ctx: rc.murder, opts: {force: o.force, full: o.full}, pair, from: member(o.from), to: member(o.to), journal: rc.journal, run: rc.runId, kind: o.kind, resumed: rc.resumed, marks, facts: {}}
     rc.facts.set('failover', f)
   }
   return f

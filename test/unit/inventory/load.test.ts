@@ -41,7 +41,7 @@ describe('inventory', () => {
   const bad: [string, string, RegExp][] = [
     ['not YAML', 'name: [x', /not valid YAML/],
     ['unknown key', good.replace('mode: unified', 'mode: unified\nmod: x'), /\(top level\): Unrecognized key: "mod"/],
-    ['bad mode', good.replace('mode: unified', 'mode: discrete'), /^\/x\.yaml: mode: /],
+    ['bad mode', good.replace('mode: unified', 'mode: discrete'), /^\/x\.yaml: line 3: mode: /],
     ['bad role', good.replace('role: backend', 'role: bakend'), /hosts\[1\]\.role/],
     ['two masters', good.replace('role: backend', 'role: mupdate-master'), /exactly one host must have role mupdate-master \(found 2\)/],
     ['replica of nothing', good.replace('replicaOf: b1', 'replicaOf: b9'), /hosts\[2\]\.replicaOf: "b9" is not a backend/],

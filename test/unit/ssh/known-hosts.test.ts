@@ -6,7 +6,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import ssh2 from 'ssh2'
 import {afterAll, describe, expect, it} from 'vitest'
-import {appendKnownHost, knownKeyTypes, loadKnownHosts, parseKnownHosts, sha256Fingerprint, verifyHostKey} from '../../../src/ssh/known-hosts.js'
+import {appendKnownHost, knownKeyTypes, loadKnownHosts, mergeKnownHosts, parseKnownHosts, sha256Fingerprint, verifyHostKey} from '../../../src/ssh/known-hosts.js'
 
 const {utils} = ssh2
 
@@ -31,7 +31,8 @@ const tmp = () => {
 }
 afterAll(() => dirs.forEach((d) => rmSync(d, {recursive: true, force: true})))
 
-const id = (host: string, address = '192.0.2.99', port = 22) => ({host, address, port})
+/** A host as murderctl looks it up: by the address SSH connects to (the inventory name is only for messages). */
+const id = (address: string, port = 22, host = 'inventory-name') => ({host, address, port})
 
 describe('parseKnownHosts', () => {
   it('reads markers, pattern lists, hashed names and comments; reports bad lines by number', () => {
@@ -69,40 +70,40 @@ describe('parseKnownHosts', () => {
 })
 
 describe('verifyHostKey', () => {
-  it('matches by inventory name or by address, with comma lists', () => {
+  it('matches by the address SSH connects to, with comma lists, never by the inventory name', () => {
     const k = parseKnownHosts(`b1,10.0.0.1 ${A.type} ${A.b64}`)
     expect(verifyHostKey(k, id('b1'), A.blob)).toEqual({status: 'match'})
-    expect(verifyHostKey(k, id('renamed', '10.0.0.1'), A.blob)).toEqual({status: 'match'})
-    expect(verifyHostKey(k, id('b9', '10.0.0.9'), A.blob)).toEqual({status: 'unknown'})
+    expect(verifyHostKey(k, id('10.0.0.1'), A.blob)).toEqual({status: 'match'})
+    expect(verifyHostKey(k, id('10.0.0.9'), A.blob)).toEqual({status: 'unknown'})
     // Case does not matter for host names (OpenSSH lower-cases them).
     expect(verifyHostKey(k, id('B1'), A.blob)).toEqual({status: 'match'})
+    // A host named b1 in the inventory but reached at 10.0.0.9: the b1 line does not vouch for it.
+    expect(verifyHostKey(k, {host: 'b1', address: '10.0.0.9', port: 22}, A.blob)).toEqual({status: 'unknown'})
   })
 
   it('uses [host]:port for ports other than 22 and the bare name only for 22', () => {
     const k = parseKnownHosts([`[b2]:2222 ${A.type} ${A.b64}`, `b3 ${A.type} ${A.b64}`].join('\n'))
-    expect(verifyHostKey(k, id('b2', 'x', 2222), A.blob)).toEqual({status: 'match'})
-    expect(verifyHostKey(k, id('b2', 'x', 22), A.blob)).toEqual({status: 'unknown'})
-    expect(verifyHostKey(k, id('b3', 'x', 2222), A.blob)).toEqual({status: 'unknown'})
-    expect(verifyHostKey(k, id('b3', 'x', 22), A.blob)).toEqual({status: 'match'})
+    expect(verifyHostKey(k, id('b2', 2222), A.blob)).toEqual({status: 'match'})
+    expect(verifyHostKey(k, id('b2', 22), A.blob)).toEqual({status: 'unknown'})
+    expect(verifyHostKey(k, id('b3', 2222), A.blob)).toEqual({status: 'unknown'})
+    expect(verifyHostKey(k, id('b3', 22), A.blob)).toEqual({status: 'match'})
   })
 
-  it('honours * and ? wildcards and ! negation per name', () => {
+  it('honours * and ? wildcards and ! negation', () => {
     const k = parseKnownHosts([`*.lab,!bad.lab ${A.type} ${A.b64}`, `fe? ${A.type} ${A.b64}`, `[10.1.*]:2200 ${A.type} ${A.b64}`].join('\n'))
     expect(verifyHostKey(k, id('m.lab'), A.blob)).toEqual({status: 'match'})
     expect(verifyHostKey(k, id('bad.lab'), A.blob)).toEqual({status: 'unknown'})
     expect(verifyHostKey(k, id('fe1'), A.blob)).toEqual({status: 'match'})
     expect(verifyHostKey(k, id('fe10'), A.blob)).toEqual({status: 'unknown'})
-    expect(verifyHostKey(k, id('x', '10.1.2.3', 2200), A.blob)).toEqual({status: 'match'})
-    // Negation vetoes the line for that name only: the address may still match it.
-    expect(verifyHostKey(k, id('bad.lab', 'ok.lab'), A.blob)).toEqual({status: 'match'})
+    expect(verifyHostKey(k, id('10.1.2.3', 2200), A.blob)).toEqual({status: 'match'})
   })
 
   it('matches hashed names (HMAC-SHA1 of the name, or of [name]:port)', () => {
     const k = parseKnownHosts([`${hashed('b7')} ${A.type} ${A.b64}`, `${hashed('[10.0.0.8]:2222')} ${A.type} ${A.b64}`].join('\n'))
     expect(verifyHostKey(k, id('b7'), A.blob)).toEqual({status: 'match'})
     expect(verifyHostKey(k, id('b8'), A.blob)).toEqual({status: 'unknown'})
-    expect(verifyHostKey(k, id('b8', '10.0.0.8', 2222), A.blob)).toEqual({status: 'match'})
-    expect(verifyHostKey(k, id('b8', '10.0.0.8', 22), A.blob)).toEqual({status: 'unknown'})
+    expect(verifyHostKey(k, id('10.0.0.8', 2222), A.blob)).toEqual({status: 'match'})
+    expect(verifyHostKey(k, id('10.0.0.8', 22), A.blob)).toEqual({status: 'unknown'})
     expect(verifyHostKey(k, id('b7'), B.blob)).toEqual({status: 'mismatch', expectedTypes: ['ssh-ed25519']})
   })
 
@@ -121,11 +122,20 @@ describe('verifyHostKey', () => {
     expect(verifyHostKey(k, id('b2'), B.blob)).toEqual({status: 'unknown'})
   })
 
-  it('a line for the name and a line for the address both count', () => {
+  it('a line for the inventory name cannot vouch for a key the address line contradicts', () => {
     const k = parseKnownHosts([`b1 ${A.type} ${A.b64}`, `10.0.0.1 ${E.type} ${E.b64}`].join('\n'))
-    expect(verifyHostKey(k, id('b1', '10.0.0.1'), E.blob)).toEqual({status: 'match'})
-    expect(verifyHostKey(k, id('b1', '10.0.0.1'), A.blob)).toEqual({status: 'match'})
-    expect(verifyHostKey(k, id('b1', '10.0.0.1'), B.blob)).toMatchObject({status: 'mismatch'})
+    const b1 = {host: 'b1', address: '10.0.0.1', port: 22}
+    expect(verifyHostKey(k, b1, E.blob)).toEqual({status: 'match'})
+    expect(verifyHostKey(k, b1, A.blob)).toEqual({status: 'mismatch', expectedTypes: [E.type]})
+  })
+
+  it('reads the user\'s and the system\'s files as one', () => {
+    const user = parseKnownHosts(`10.0.0.1 ${A.type} ${A.b64}`, '~/.ssh/known_hosts')
+    const system = parseKnownHosts(`10.0.0.2 ${B.type} ${B.b64}`, '/etc/ssh/ssh_known_hosts')
+    const both = mergeKnownHosts(user, system)
+    expect(verifyHostKey(both, id('10.0.0.1'), A.blob)).toEqual({status: 'match'})
+    expect(verifyHostKey(both, id('10.0.0.2'), B.blob)).toEqual({status: 'match'})
+    expect(verifyHostKey(both, id('10.0.0.2'), A.blob)).toMatchObject({status: 'mismatch'})
   })
 })
 
@@ -139,21 +149,23 @@ describe('agreement with OpenSSH tools', () => {
     const k = loadKnownHosts(f)
     expect(k.invalid).toEqual([])
     expect(verifyHostKey(k, id('b1.example.org'), A.blob)).toEqual({status: 'match'})
-    expect(verifyHostKey(k, id('x', '10.0.0.5', 2222), E.blob)).toEqual({status: 'match'})
+    expect(verifyHostKey(k, id('10.0.0.5', 2222), E.blob)).toEqual({status: 'match'})
     expect(verifyHostKey(k, id('b1.example.org'), B.blob)).toMatchObject({status: 'mismatch'})
   })
 
-  it('appends lines ssh-keygen -F finds, under the name and the address', () => {
+  it('appends lines ssh-keygen -F finds, under the address SSH uses, hashed when asked', () => {
     const d = tmp()
     const f = join(d, 'sub', 'known_hosts')
     appendKnownHost(f, {host: 'b3', address: '10.0.0.3', port: 2200}, A.blob)
-    expect(readFileSync(f, 'utf8')).toBe(`[b3]:2200,[10.0.0.3]:2200 ${A.type} ${A.b64}\n`)
+    expect(readFileSync(f, 'utf8')).toBe(`[10.0.0.3]:2200 ${A.type} ${A.b64}\n`)
     expect(statSync(f).mode & 0o777).toBe(0o600)
-    appendKnownHost(f, {host: 'b4', address: '10.0.0.4', port: 22}, E.blob)
-    for (const name of ['[b3]:2200', '[10.0.0.3]:2200', 'b4', '10.0.0.4'])
-      expect(execFileSync('ssh-keygen', ['-F', name, '-f', f], {encoding: 'utf8'})).toContain(name === 'b4' || name === '10.0.0.4' ? E.b64 : A.b64)
+    appendKnownHost(f, {host: 'b4', address: '10.0.0.4', port: 22}, E.blob, {hash: true})
+    expect(readFileSync(f, 'utf8').split('\n')[1]).toMatch(/^\|1\|[^ ]+ ecdsa-sha2-nistp256 /)
+    expect(readFileSync(f, 'utf8')).not.toContain('10.0.0.4')
+    for (const name of ['[10.0.0.3]:2200', '10.0.0.4']) expect(execFileSync('ssh-keygen', ['-F', name, '-f', f], {encoding: 'utf8'})).toContain(name === '10.0.0.4' ? E.b64 : A.b64)
     const k = loadKnownHosts(f)
-    expect(verifyHostKey(k, {host: 'b3', address: 'elsewhere', port: 2200}, A.blob)).toEqual({status: 'match'})
+    expect(verifyHostKey(k, {host: 'b3', address: '10.0.0.3', port: 2200}, A.blob)).toEqual({status: 'match'})
+    expect(verifyHostKey(k, {host: 'b4', address: '10.0.0.4', port: 22}, E.blob)).toEqual({status: 'match'})
   })
 
   it('starts a new line when the file did not end with one', () => {

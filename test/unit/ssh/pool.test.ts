@@ -11,7 +11,7 @@ import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 import {BugError, HostKeyError, InventoryError, RemoteCommandError, RemoteTimeoutError, UnreachableError} from '../../../src/errors.js'
 import type {Host} from '../../../src/inventory/schema.js'
 import {sha256Fingerprint} from '../../../src/ssh/known-hosts.js'
-import {LineSplitter, SshPool, type SshPoolOptions, remoteCommandLine} from '../../../src/ssh/pool.js'
+import {hashKnownHostsConfigured, LineSplitter, SshPool, type SshPoolOptions, remoteCommandLine} from '../../../src/ssh/pool.js'
 import {type Sshd, canConnect, keygen, sshdUnavailable, startSshd} from './sshd-harness.js'
 
 const ADDRESS = '127.0.8.1'
@@ -418,13 +418,13 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
       expect((await pool({knownHostsPath: empty}).exec(host(), ['true'])).exitCode).toBe(0)
     })
 
-    it('with acceptNewHostKeys records the key (name and address), in a form OpenSSH reads', async () => {
+    it('with acceptNewHostKeys records the key under the name SSH uses, in a form OpenSSH reads', async () => {
       const f = join(dir, 'kh-new', 'known_hosts')
       const accepted: unknown[] = []
-      const p = pool({knownHostsPath: f, acceptNewHostKeys: true, onHostKeyAccepted: (i) => accepted.push(i)})
+      const p = pool({knownHostsPath: f, acceptNewHostKeys: true, hashKnownHosts: false, onHostKeyAccepted: (i) => accepted.push(i)})
       expect((await p.exec(host(), ['true'])).exitCode).toBe(0)
       const b64 = served().toString('base64')
-      expect(readFileSync(f, 'utf8')).toBe(`[testhost]:${PORT},[${ADDRESS}]:${PORT} ssh-ed25519 ${b64}\n`)
+      expect(readFileSync(f, 'utf8')).toBe(`[${ADDRESS}]:${PORT} ssh-ed25519 ${b64}\n`)
       expect(accepted).toEqual([{host: 'testhost', address: ADDRESS, port: PORT, keyType: 'ssh-ed25519', fingerprint: sha256Fingerprint(served()), file: f}])
       // A later pool without accept-new trusts it, and so does the real OpenSSH client.
       expect((await pool({knownHostsPath: f}).exec(host(), ['true'])).exitCode).toBe(0)
@@ -436,8 +436,36 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
       expect(out).toBe('via-openssh\n')
     })
 
+    it('hashes what it records when HashKnownHosts asks (Debian\'s ssh_config does), and OpenSSH reads it', async () => {
+      const f = join(dir, 'kh-hashed-new', 'known_hosts')
+      expect((await pool({knownHostsPath: f, acceptNewHostKeys: true, hashKnownHosts: true}).exec(host(), ['true'])).exitCode).toBe(0)
+      expect(readFileSync(f, 'utf8')).toMatch(/^\|1\|\S+ ssh-ed25519 \S+\n$/)
+      expect(readFileSync(f, 'utf8')).not.toContain(ADDRESS)
+      const out = execFileSync(
+        'ssh',
+        ['-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${f}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'IdentitiesOnly=yes', '-i', join(dir, 'id'), '-p', String(PORT), `root@${ADDRESS}`, 'echo hashed-ok'],
+        {encoding: 'utf8'},
+      )
+      expect(out).toBe('hashed-ok\n')
+      const ssh = file('ssh_config', 'Host *.example\n  HashKnownHosts no\nHost *\n  HashKnownHosts yes\n')
+      expect(hashKnownHostsConfigured([ssh])).toBe(true)
+      expect(hashKnownHostsConfigured([file('ssh_config2', '# HashKnownHosts yes\n')])).toBe(false)
+    })
+
+    it('reads the system-wide known_hosts too, as OpenSSH does', async () => {
+      const global = file('ssh_known_hosts', hostLine(`[${ADDRESS}]:${PORT}`, join(dir, 'hostkey.pub')))
+      expect((await pool({knownHostsPath: join(dir, 'kh-none'), globalKnownHostsPath: global}).exec(host(), ['echo', 'global'])).stdout).toBe('global\n')
+    })
+
+    it('a line for the inventory name does not vouch for the host: the address SSH uses decides', async () => {
+      const f = file('kh-name-only', hostLine(`[testhost]:${PORT}`, join(dir, 'hostkey.pub')))
+      const err = await pool({knownHostsPath: f}).exec(host(), ['true']).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(HostKeyError)
+      expect((err as Error).message).toMatch(/^unknown host key for testhost/)
+    })
+
     it('refuses a changed key, even with acceptNewHostKeys, and leaves known_hosts alone', async () => {
-      for (const names of [`[${ADDRESS}]:${PORT}`, `[testhost]:${PORT}`]) {
+      for (const names of [`[${ADDRESS}]:${PORT}`, `[testhost]:${PORT},[${ADDRESS}]:${PORT}`]) {
         const content = hostLine(names, join(dir, 'otherhostkey.pub'))
         const f = file('kh-changed', content)
         const err = await pool({knownHostsPath: f, acceptNewHostKeys: true}).exec(host(), ['true']).catch((e: unknown) => e)
@@ -515,15 +543,19 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
       delete process.env.SSH_AUTH_SOCK
       let agent: ChildProcess | undefined
       try {
-        const none = await pool().exec(host({identity: undefined}), ['true']).catch((e: unknown) => e)
+        const none = await pool({defaultIdentities: []}).exec(host({identity: undefined}), ['true']).catch((e: unknown) => e)
         expect(none).toBeInstanceOf(UnreachableError)
         expect((none as Error).message).toMatch(/no SSH credentials for testhost/)
         const sock = join(dir, 'agent.sock')
         agent = spawn('ssh-agent', ['-D', '-a', sock], {stdio: 'ignore'})
         for (let i = 0; i < 100 && !existsSync(sock); i++) await sleep(20)
         execFileSync('ssh-add', ['-q', join(dir, 'id')], {env: {...process.env, SSH_AUTH_SOCK: sock}, stdio: 'ignore'})
-        const r = await pool({agentSocket: sock}).exec(host({identity: undefined}), ['echo', 'agent'])
+        const r = await pool({agentSocket: sock, defaultIdentities: []}).exec(host({identity: undefined}), ['echo', 'agent'])
         expect(r.stdout).toBe('agent\n')
+        // Without an agent, OpenSSH's default keys (~/.ssh/id_*) are tried, as ssh does.
+        delete process.env.SSH_AUTH_SOCK
+        const d = await pool({defaultIdentities: [join(dir, 'missing_key'), join(dir, 'id')]}).exec(host({identity: undefined}), ['echo', 'default-key'])
+        expect(d.stdout).toBe('default-key\n')
       } finally {
         if (saved !== undefined) process.env.SSH_AUTH_SOCK = saved
         if (agent && agent.exitCode === null) {
