@@ -6,7 +6,7 @@ import type {Inventory} from '../src/inventory/schema.js'
 import {withMurder} from '../src/host/context.js'
 import {recoverMaster} from '../src/services/recover.js'
 import {renderPushDiffs} from '../src/report/diff-view.js'
-import {listrStep} from '../src/report/listr-progress.js'
+import {renderPlan} from '../src/report/plan-view.js'
 
 /** The murder without the hosts the operator named as dead; the master cannot be skipped. */
 function skipHosts(inv: Inventory, names: string[]): Inventory {
@@ -54,18 +54,13 @@ says where. A run that stops says where, and --resume RUN finishes it without re
       recoverMaster(
         ctx,
         {source: flags.source, playbookFile: flags.playbook, resume: flags.resume, force: flags.force, dryRun: flags['dry-run']},
-        {
-          progress: (line) => this.progress(line),
-          // listr2 on a terminal; plain lines in a pipe, a log or cron.
-          runStep: process.stderr.isTTY && !this.jsonEnabled() ? listrStep : undefined,
-          interruptible: true,
-          confirm: async (step, diffs, fullPath) => {
-            if (!this.jsonEnabled()) process.stderr.write(`\n${renderPushDiffs(diffs)}\nfull diff: ${fullPath}\n\n`)
-            return this.confirm(`Run ctl_mboxlist -m on ${diffs.map((d) => d.backend).join(', ')} with these changes?`, {yes: flags.yes, what: `step ${step.id}`})
-          },
-        },
+        this.playbookHooks(flags, {
+          show: (diffs, fullPath) => `${renderPushDiffs(diffs)}\nfull diff: ${fullPath}`,
+          question: (_step, diffs) => `Run ctl_mboxlist -m on ${diffs.map((d) => d.backend).join(', ')} with these changes?`,
+        }),
       ),
     )
+    if (result.dryRun) this.log(`\n${renderPlan(result.plan)}`)
     this.log(`\n${result.dryRun ? 'dry run: nothing was changed' : 'recovery complete and verified'}; journal: ${result.journal}`)
     const skipped = flags['skip-host'] ?? []
     if (skipped.length && !result.dryRun)

@@ -88,6 +88,38 @@ export function formatNagios(report: CheckReport): string {
   return [first, ...problems.map(nagiosLine), ...ok.map(nagiosLine)].join('\n') + '\n'
 }
 
+/**
+ * The output cut to what NRPE passes on (1 KiB by default in NRPE 4 and older): the status
+ * line first (its perfdata trimmed to whole items if need be), then as many detail lines as fit,
+ * problems first, and a last line saying how many were left out and where to read them all.
+ */
+export function fitNagios(text: string, maxBytes: number): string {
+  if (maxBytes <= 0 || Buffer.byteLength(text) <= maxBytes) return text
+  const [first, ...rest] = text.replace(/\n$/, '').split('\n')
+  const budget = maxBytes - 80 // room for the "left out" line
+  let head = first
+  if (Buffer.byteLength(head) > budget / 2) {
+    const [status, perf = ''] = head.split(' | ')
+    const kept: string[] = []
+    for (const item of perf.split(' ')) {
+      if (Buffer.byteLength(`${status} | ${[...kept, item].join(' ')}`) > budget / 2) break
+      kept.push(item)
+    }
+    head = kept.length ? `${status} | ${kept.join(' ')}` : status.slice(0, Math.floor(budget / 2))
+  }
+  const lines = [head]
+  let used = Buffer.byteLength(head) + 1
+  let i = 0
+  for (; i < rest.length; i++) {
+    const n = Buffer.byteLength(rest[i]) + 1
+    if (used + n > budget) break
+    lines.push(rest[i])
+    used += n
+  }
+  if (i < rest.length) lines.push(`... ${rest.length - i} more lines: murderctl check --format json`)
+  return `${lines.join('\n')}\n`
+}
+
 /** For bad arguments and internal errors (exit 3): `MURDER UNKNOWN: <reason>`, one line. */
 export function formatNagiosUnknown(reason: string): string {
   return `MURDER UNKNOWN: ${pluginText(reason) || 'internal error'}\n`

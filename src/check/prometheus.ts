@@ -1,5 +1,5 @@
 // Prometheus text exposition (format 0.0.4) for node_exporter's textfile collector: one file,
-// e.g. /var/lib/node_exporter/textfile/murder.prom, replaced atomically after every run.
+// e.g. /var/lib/prometheus/node-exporter/murder.prom (Debian's textfile folder), replaced atomically after every run.
 // The collector rejects timestamps and a file with a malformed line or a family split in two
 // (node_textfile_scrape_error = 1), so every family is written once, whole, without timestamps.
 //
@@ -9,7 +9,11 @@
 //   murder_check_duration_seconds{murder}                    how long the run took
 //   murder_check_last_run_timestamp_seconds{murder}          when the file was written
 //   murder_check_status{murder,check,host}                   each check's state, same codes
-//   murder_check_figure{murder,check,host,figure}            each figure of each check
+//   murder_check_figure{murder,check,host,figure}            each count a check measured
+//   murder_check_figure_bytes{murder,check,host,figure}      each size, in bytes (figure name without _bytes)
+//   murder_check_figure_seconds{murder,check,host,figure}    each age or duration, in seconds
+//   murder_check_figure_ratio{murder,check,host,figure}      each percentage, as a 0..1 ratio
+// One unit per metric name, as Prometheus naming asks: a figure's unit is its name's suffix.
 //   murder_check_result_duration_seconds{murder,check,host}  each check's own duration, when it reported one
 // `host` is "" for a murder-wide check. Status values are the Nagios exit codes, so
 // max(murder_check_status) ranks UNKNOWN above CRITICAL; alert on the exact values
@@ -59,6 +63,15 @@ function render(families: readonly Family[]): string {
 
 const seconds = (ms: number): number => ms / 1000
 
+/** A figure's unit, told by its name's suffix; anything else is a count. */
+const FIGURE_UNITS = [
+  {nameSuffix: '_bytes', metricSuffix: '_bytes', scale: 1, help: 'A size measured by one check, in bytes (sync log backlog...).'},
+  {nameSuffix: '_seconds', metricSuffix: '_seconds', scale: 1, help: 'An age or duration measured by one check, in seconds.'},
+  {nameSuffix: '_percent', metricSuffix: '_ratio', scale: 0.01, help: 'A proportion measured by one check, 0 to 1 (e.g. the master count drop).'},
+  {nameSuffix: '', metricSuffix: '', scale: 1, help: 'A count measured by one check (mailboxes, changes...).'},
+] as const
+export const figureUnit = (figure: string) => FIGURE_UNITS.find((u) => figure.endsWith(u.nameSuffix))!
+
 const upFamily = (murder: string, up: 0 | 1): Family => ({
   name: 'murder_check_up',
   help: '1 if the murderctl check run completed, 0 if it failed before it could check.',
@@ -89,11 +102,16 @@ export function formatPrometheus(report: CheckReport, now: Date): string {
       help: 'State of one check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the Nagios exit codes).',
       samples: report.checks.map((c) => ({labels: key(c), value: exitCodeFor(c.state)})),
     },
-    {
-      name: 'murder_check_figure',
-      help: 'A figure measured by one check (mailbox counts, changes, backlog sizes and ages...).',
-      samples: report.checks.flatMap((c) => Object.entries(c.figures).map(([figure, value]) => ({labels: {...key(c), figure}, value}))),
-    },
+    ...FIGURE_UNITS.map((u) => ({
+      name: `murder_check_figure${u.metricSuffix}`,
+      help: u.help,
+      samples: report.checks.flatMap((c) =>
+        Object.entries(c.figures).flatMap(([figure, value]) => {
+          if (figureUnit(figure) !== u) return []
+          return [{labels: {...key(c), figure: figure.slice(0, figure.length - u.nameSuffix.length)}, value: value * u.scale}]
+        }),
+      ),
+    })),
     {
       name: 'murder_check_result_duration_seconds',
       help: 'How long one check took.',

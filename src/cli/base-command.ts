@@ -2,9 +2,13 @@
 // stable exit codes, progress on stderr (stdout is for results), and consent.
 import {createInterface} from 'node:readline/promises'
 import {Command, Flags, type Interfaces} from '@oclif/core'
+import type {EngineHooks} from '../engine/engine.js'
+import type {Step} from '../engine/schema.js'
 import {asMurderctlError, BugError, MurderctlError, NeedsConfirmationError} from '../errors.js'
 import {loadInventory} from '../inventory/load.js'
 import type {Inventory} from '../inventory/schema.js'
+import {listrStep} from '../report/listr-progress.js'
+import {renderPlan} from '../report/plan-view.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 
@@ -56,6 +60,28 @@ export abstract class BaseCommand extends Command {
       return false
     } finally {
       rl.close()
+    }
+  }
+
+  /**
+   * How a command runs a playbook on the operator's screen: listr2 on a terminal, plain lines
+   * elsewhere; the plan shown and consented once before the first change; each diff shown by
+   * `showDiff` and asked again.
+   */
+  protected playbookHooks(flags: {yes: boolean}, diffGate: {question: (step: Step, diffs: Parameters<EngineHooks['confirm']>[1]) => string; show?: (diffs: Parameters<EngineHooks['confirm']>[1], fullPath: string) => string}): EngineHooks {
+    return {
+      progress: (line) => this.progress(line),
+      runStep: process.stderr.isTTY && !this.jsonEnabled() ? listrStep : undefined,
+      interruptible: true,
+      consentBy: flags.yes ? '--yes' : 'prompt',
+      consent: async (plan) => {
+        this.progress(`\n${renderPlan(plan)}\n`)
+        return this.confirm('Go ahead with this plan?', {yes: flags.yes, what: 'the plan'})
+      },
+      confirm: async (step, diffs, fullPath) => {
+        if (diffGate.show) this.progress(`\n${diffGate.show(diffs, fullPath)}\n`)
+        return this.confirm(diffGate.question(step, diffs), {yes: flags.yes, what: `step ${step.id}`})
+      },
     }
   }
 

@@ -70,7 +70,7 @@ export interface CyrusConf {
   problems: CyrusConfProblem[]
 }
 
-const DISABLED_SUFFIX_RE = /  # disabled by ([^\s#]+)$/
+const DISABLED_SUFFIX_RE = / {2}# disabled by ([^\s#]+)$/
 const MARKER_RE = /^[A-Za-z0-9._-]+$/
 const ALNUM_RE = /[A-Za-z0-9]/
 

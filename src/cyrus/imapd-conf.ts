@@ -280,3 +280,15 @@ export function murderRole(conf: ReadonlyMap<string, string>): MurderRoleInfo {
   else role = proxyservers.length > 0 ? 'backend' : 'frontend'
   return {role, ...(mupdateServer ? {mupdateServer} : {}), mupdateConfig, proxyservers}
 }
+
+/** The MUPDATE port when /etc/services says nothing else (Cyrus connects to service "mupdate"). */
+export const DEFAULT_MUPDATE_PORT = 3905
+
+/**
+ * The port a slave or a pushing backend reaches the master on: the one in mupdate_server, else
+ * the "mupdate" service's. (`mupdate_port` is documented but unused in 3.6.)
+ */
+export function mupdateMasterPort(imapd: ReadonlyMap<string, string>): number {
+  const server = imapd.get('mupdate_server')
+  return (server ? parseMupdateServer(server).port : undefined) ?? DEFAULT_MUPDATE_PORT
+}

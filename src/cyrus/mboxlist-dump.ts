@@ -345,3 +345,26 @@ export function createDumpCounter(options: Omit<DumpParserOptions, 'onEntry'> = 
     counts,
   }
 }
+
+// ---- writing what `ctl_mboxlist -u` reads --------------------------------------------------
+
+/** One entry as a line of the JSON document `ctl_mboxlist -u` loads (3.6's -d format). */
+export function undumpLine(e: Record<string, unknown> & {name: string}): string {
+  return `${JSON.stringify(e.name)}: ${JSON.stringify(e)}`
+}
+
+/** The whole document for `ctl_mboxlist -u`, from lines made by undumpLine. */
+export function undumpDocument(lines: readonly string[]): string {
+  return `{\n${lines.join(',\n')}\n}\n`
+}
+
+/**
+ * A new local mailbox entry as 3.6 writes one (for seeding a lab or making a disaster on
+ * purpose, never for a real murder): owner's full rights, plus `admin`'s when given.
+ */
+export function localEntry(name: string, owner: string, opts: {admin?: string; uniqueid: string; now?: number}): MailboxEntry & {name: string} {
+  const now = String(opts.now ?? Math.floor(Date.now() / 1000))
+  const acl: Record<string, string> = {[owner]: 'lrswipkxtecdan'}
+  if (opts.admin) acl[opts.admin] = 'lrswipkxtecda'
+  return {name, mtime: now, uidvalidity: now, createdmodseq: '1', foldermodseq: '1', mbtype: 'e', partition: 'default', acl, uniqueid: opts.uniqueid}
+}

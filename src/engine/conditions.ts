@@ -1,13 +1,14 @@
 // Conditions a step checks before and after it acts. A step is done when its post-condition
 // holds, not when a command exited 0. Conditions that settle asynchronously (a slave going
 // away or reconnecting) are polled up to a deadline.
-import type {Host} from '../inventory/schema.js'
-import {shellQuote} from '../ssh/quote.js'
-import type {ConditionName} from './playbook.js'
-import type {RunContext} from './context.js'
 import {dbInfo} from '../host/db.js'
+import {lockDir} from '../host/lock.js'
 import {localMupdateWarn, mupdateWarn} from '../host/mboxlist.js'
 import {childRunning, masterPid, slaveConnected} from '../host/remote.js'
+import type {Host} from '../inventory/schema.js'
+import {shellQuote} from '../ssh/quote.js'
+import {poll} from '../util/poll.js'
+import type {RunContext} from './context.js'
 
 export interface ConditionResult {
   ok: boolean
@@ -16,9 +17,8 @@ export interface ConditionResult {
 
 type Check = (rc: RunContext, host: Host) => Promise<ConditionResult>
 
-const lockDir = async (rc: RunContext, host: Host) => `${(await dbInfo(rc.murder, host)).configDirectory}/murderctl-recovery.lock`
-
-const checks: Record<ConditionName, Check> = {
+/** Every condition a playbook may name. A new one goes here, with its settle time below if it settles. */
+export const CONDITIONS = {
   'cyrus-running': async (rc, h) => {
     const pid = await masterPid(rc.murder, h)
     return {ok: pid !== null, detail: pid ? `cyrus-master pid ${pid}` : 'cyrus-master is not running'}
@@ -55,23 +55,19 @@ const checks: Record<ConditionName, Check> = {
     return {ok: r.exitCode === 0, detail: r.exitCode === 0 ? `${path} is in place` : `${path} is missing or empty`}
   },
   locked: async (rc, h) => {
-    const dir = await lockDir(rc, h)
+    const dir = await lockDir(rc.murder, h)
     const r = await rc.murder.pool.exec(h, {shell: `cat ${shellQuote(`${dir}/run`)} 2>/dev/null`})
     const owner = r.stdout.trim()
     return {ok: owner === rc.runId, detail: owner ? `locked by run ${owner}` : 'not locked'}
   },
-}
+} satisfies Record<string, Check>
+export type ConditionName = keyof typeof CONDITIONS
 
 /** How long a condition may take to settle once its action is done. */
 const SETTLE_MS: Partial<Record<ConditionName, number>> = {'slave-stopped': 20_000, 'slave-connected': 90_000, 'cyrus-running': 20_000, 'cyrus-stopped': 40_000}
 
-export async function checkCondition(rc: RunContext, name: ConditionName, host: Host, opts: {settle?: boolean} = {}): Promise<ConditionResult> {
-  const deadline = Date.now() + (opts.settle ? (SETTLE_MS[name] ?? 0) : 0)
-  for (;;) {
-    const r = await checks[name](rc, host)
-    if (r.ok || Date.now() >= deadline) return r
-    await new Promise((res) => setTimeout(res, 250))
-  }
+export async function checkCondition(rc: RunContext, name: string, host: Host, opts: {settle?: boolean} = {}): Promise<ConditionResult> {
+  const check = (CONDITIONS as Record<string, Check>)[name]
+  if (!check) throw new Error(`unknown condition ${name}`)
+  return poll(() => check(rc, host), (r) => r.ok, {timeoutMs: opts.settle ? (SETTLE_MS[name as ConditionName] ?? 0) : 0, intervalMs: 250})
 }
-
-export {lockDir}

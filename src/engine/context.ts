@@ -1,17 +1,9 @@
-// What a running playbook carries from step to step.
+// What a running playbook carries from step to step. The engine knows no command: a command's
+// service fills `options` (read by the actions that need them, through their own schemas) and
+// `selectors` (hosts its playbook names beyond the built-in roles).
 import type {MurderContext} from '../host/context.js'
+import type {Host} from '../inventory/schema.js'
 import type {Journal} from './journal.js'
-import type {ConditionName} from './playbook.js'
-
-export interface RecoverOptions {
-  source: 'backends' | 'frontend' | 'backup'
-  /** A backup folder, for source backup (else the newest verified one of the master). */
-  backupPath?: string
-  /** Which frontend to copy, for source frontend (else the one holding the most entries). */
-  frontend?: string
-  /** Go on although the master does not look lost. */
-  force: boolean
-}
 
 export interface PushDiff {
   backend: string
@@ -28,11 +20,14 @@ export interface RunContext {
   journal: Journal
   runId: string
   dryRun: boolean
-  /** A resumed run already decided the master was lost; its preflight only re-reads the hosts. */
+  /** A resumed run: decisions its first invocation made are in the journal. */
   resumed: boolean
-  options: RecoverOptions
-  /** Filled by the preflight: what the hosts held before the recovery. */
-  before?: {masterEntries: number | null; backendsLocal: Record<string, number>; unionLocal: number}
+  /** The command's own options for this run, as journaled at its start. */
+  options: Readonly<Record<string, unknown>>
+  /** Host selectors the command provides, by name (e.g. a pair's old and new master). */
+  selectors: Readonly<Record<string, Host[]>>
+  /** Figures a read-only step recorded for a later one (the preflight's "before", read by verify). */
+  facts: Map<string, unknown>
   diffs: Map<string, PushDiff>
   /**
    * Conditions a read-only step of this run found NOT to hold, by `condition@host` (the diff
@@ -40,5 +35,5 @@ export interface RunContext {
    * them instead of asking the host again; only negatives are kept: acting on a stale one just
    * does an idempotent step whose post-condition is checked afresh anyway.
    */
-  pending: Map<`${ConditionName}@${string}`, string>
+  pending: Map<string, string>
 }

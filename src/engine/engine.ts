@@ -2,14 +2,15 @@
 // done when its post-condition holds. A run that stops says where and how to resume; a resumed
 // run skips what the journal says is done.
 import {AbortError, asMurderctlError, ExitCode, MurderctlError, NeedsConfirmationError} from '../errors.js'
-import {hostsByRole, master} from '../inventory/load.js'
+import {hostsByRole, master, slaveHosts} from '../inventory/load.js'
 import type {Host} from '../inventory/schema.js'
 import {mapLimit} from '../util/limit.js'
-import {ACTIONS} from './actions.js'
+import {ACTIONS, type ActionRegistry} from './actions/index.js'
+import type {Action} from './actions/types.js'
 import {checkCondition} from './conditions.js'
 import type {PushDiff, RunContext} from './context.js'
 import {watchInterrupts} from './interrupt.js'
-import type {Playbook, Step} from './playbook.js'
+import type {Playbook, Step} from './schema.js'
 
 export interface UnitResult {
   step: string
@@ -19,15 +20,34 @@ export interface UnitResult {
   data?: Record<string, unknown>
 }
 
+/** One mutating step still to run, as the plan shows it before anything changes. */
+export interface PlannedStep {
+  step: string
+  title: string
+  hosts: {host?: string; does: string}[]
+  /** Shows its diff and asks again before going on. */
+  confirm: boolean
+  undo?: string
+}
+
 export interface EngineHooks {
   /** A line of progress for people. */
   progress: (line: string) => void
   /** Run one step with its own progress display (listr2 on a terminal); default: plain lines. */
   runStep?: (step: Step, index: number, total: number, run: () => Promise<UnitResult[]>) => Promise<UnitResult[]>
-  /** Show the diffs collected so far and ask; false stops the run. */
+  /**
+   * The first gate: the mutating steps still to run, shown once before the first of them
+   * changes anything. false (or NeedsConfirmationError without a terminal) stops with nothing changed.
+   */
+  consent: (plan: PlannedStep[]) => Promise<boolean>
+  /** The second gate: show the diffs collected so far and ask; false stops the run. */
   confirm: (step: Step, diffs: PushDiff[], fullDiffPath: string) => Promise<boolean>
+  /** Who consents, for the journal: '--yes' or 'prompt'. */
+  consentBy: '--yes' | 'prompt'
   /** Take Ctrl-C / SIGTERM: finish the step in flight, then stop resumably (commands, not tests). */
   interruptible?: boolean
+  /** The actions to run by (tests give their own); default: the shipped ones. */
+  actions?: ActionRegistry
 }
 
 /** Raised when a run stops part-way: names the step and how to go on. */
@@ -48,6 +68,8 @@ export class RunStoppedError extends MurderctlError {
 
 export function stepHosts(rc: RunContext, step: Step): (Host | undefined)[] {
   const inv = rc.murder.inv
+  const provided = rc.selectors[step.hosts]
+  if (provided) return provided
   switch (step.hosts) {
     case 'master':
       return [master(inv)]
@@ -56,10 +78,11 @@ export function stepHosts(rc: RunContext, step: Step): (Host | undefined)[] {
     case 'backends':
       return hostsByRole(inv, 'backend')
     case 'slaves':
-      return [...hostsByRole(inv, 'frontend'), ...(inv.mode === 'unified' ? hostsByRole(inv, 'backend') : [])]
+      return slaveHosts(inv)
     case 'none':
       return [undefined]
   }
+  throw new AbortError(`step ${step.id} names host selector "${step.hosts}", which this command does not provide`, {step: step.id})
 }
 
 const unitKey = (step: string, host?: string) => (host ? `${step}@${host}` : step)
@@ -74,10 +97,17 @@ export function doneUnits(rc: RunContext): Set<string> {
   )
 }
 
-async function runUnit(rc: RunContext, step: Step, host: Host | undefined, done: Set<string>): Promise<UnitResult> {
-  const action = ACTIONS[step.action]
+const actionOf = (hooks: EngineHooks, step: Step): Action<any> => {
+  const a = (hooks.actions ?? (ACTIONS as ActionRegistry))[step.action]
+  if (!a) throw new AbortError(`unknown action ${step.action}`, {step: step.id})
+  return a
+}
+
+async function runUnit(rc: RunContext, hooks: EngineHooks, step: Step, host: Host | undefined, done: Set<string>): Promise<UnitResult> {
+  const action = actionOf(hooks, step)
+  const params = action.params.parse(step.params)
   const base = {step: step.id, host: host?.name}
-  if (rc.dryRun && (action.mutating || action.planOnly)) return {...base, status: 'planned', detail: action.describe(rc, step, host)}
+  if (rc.dryRun && (action.mutating || action.planOnly)) return {...base, status: 'planned', detail: action.describe(rc, params, host)}
   // Read-only steps run again on resume (a preflight or a diff must be fresh); others do not.
   if (!rc.dryRun && action.mutating && done.has(unitKey(step.id, host?.name))) return {...base, status: 'already-done', detail: 'done earlier in this run'}
   try {
@@ -94,7 +124,7 @@ async function runUnit(rc: RunContext, step: Step, host: Host | undefined, done:
       }
     }
     rc.journal.write({event: 'step-start', step: step.id, host: host?.name})
-    const data = (await action.run(rc, step, host)) ?? {}
+    const data = (await action.run(rc, step, params, host)) ?? {}
     if (host && step.post) rc.pending.delete(`${step.post}@${host.name}`)
     let detail: string | undefined
     if (host && step.post) {
@@ -108,7 +138,7 @@ async function runUnit(rc: RunContext, step: Step, host: Host | undefined, done:
     const e = asMurderctlError(error).at({host: host?.name, step: step.id})
     // In a dry run, a read-only step after planned changes (a diff against a master that is not
     // restored yet) may not be computable now: that is part of the plan, not a failure.
-    if (rc.dryRun && step.action !== 'preflight') return {...base, status: 'planned', detail: `${action.describe(rc, step, host)} (cannot preview now: ${e.message})`}
+    if (rc.dryRun && step.action !== 'preflight') return {...base, status: 'planned', detail: `${action.describe(rc, params, host)} (cannot preview now: ${e.message})`}
     rc.journal.write({event: 'step-failed', step: step.id, host: host?.name, data: {error: e.oneLine(), code: e.code}})
     return {...base, status: 'failed', detail: `${e.host ? `${e.host}: ` : ''}${e.message}`, data: {error: e.toJSON()}}
   }
@@ -143,6 +173,21 @@ async function assertReachable(rc: RunContext, step: Step, results: UnitResult[]
 export interface RunOutcome {
   results: UnitResult[]
   completed: boolean
+  /** The mutating steps this invocation planned (what a dry run would do; what consent covered). */
+  plan: PlannedStep[]
+}
+
+/** The mutating steps from `from` on that are not done yet, each with what it does per host. */
+export function planOf(rc: RunContext, hooks: EngineHooks, steps: Step[], done: Set<string>): PlannedStep[] {
+  return steps.flatMap((step) => {
+    const action = actionOf(hooks, step)
+    if (!action.mutating) return []
+    const params = action.params.parse(step.params)
+    const hosts = stepHosts(rc, step)
+      .filter((h) => !done.has(unitKey(step.id, h?.name)))
+      .map((h) => ({host: h?.name, does: action.describe(rc, params, h)}))
+    return hosts.length ? [{step: step.id, title: step.title, hosts, confirm: step.confirm, undo: step.undo}] : []
+  })
 }
 
 export async function runPlaybook(rc: RunContext, playbook: Playbook, hooks: EngineHooks, resumeHint: string): Promise<RunOutcome> {
@@ -175,12 +220,24 @@ export async function runPlaybook(rc: RunContext, playbook: Playbook, hooks: Eng
 async function runSteps(rc: RunContext, playbook: Playbook, hooks: EngineHooks, resumeHint: string, stopBefore: (step: Step) => boolean): Promise<RunOutcome> {
   const done = rc.dryRun ? new Set<string>() : doneUnits(rc)
   const results: UnitResult[] = []
+  let plan: PlannedStep[] = []
+  let consented = rc.dryRun
   for (const [i, step] of playbook.steps.entries()) {
     if (stopBefore(step))
       throw new RunStoppedError(`interrupted: stopped before step ${step.id}; every step before it is done`, step.id, results, {code: 'interrupted', hint: resumeHint})
+    const mutating = actionOf(hooks, step).mutating
+    if (mutating && !consented) {
+      // The first gate: everything this run will still change, shown before the first change.
+      plan = planOf(rc, hooks, playbook.steps.slice(i), done)
+      if (plan.length) {
+        rc.journal.keep('plan.json', `${JSON.stringify(plan, null, 2)}\n`)
+        await gate(rc, step, results, resumeHint, 'plan', () => hooks.consent(plan), hooks.consentBy, 'nothing was changed')
+      }
+      consented = true
+    }
     const run = async () => {
-      if (!rc.dryRun && ACTIONS[step.action].mutating) await assertReachable(rc, step, results, resumeHint)
-      return mapLimit(stepHosts(rc, step), rc.murder.concurrency, (h) => runUnit(rc, step, h, done))
+      if (!rc.dryRun && mutating) await assertReachable(rc, step, results, resumeHint)
+      return mapLimit(stepHosts(rc, step), rc.murder.concurrency, (h) => runUnit(rc, hooks, step, h, done))
     }
     let units: UnitResult[]
     if (hooks.runStep) units = await hooks.runStep(step, i, playbook.steps.length, run)
@@ -205,17 +262,29 @@ async function runSteps(rc: RunContext, playbook: Playbook, hooks: EngineHooks, 
       const diffs = [...rc.diffs.values()]
       // The screen shows a summary; every line goes to a file in the run folder.
       const full = rc.journal.keep(`diff-${step.id}.json`, `${JSON.stringify(diffs, null, 2)}\n`)
-      let ok: boolean
-      try {
-        ok = await hooks.confirm(step, diffs, full)
-      } catch (error) {
-        if (error instanceof NeedsConfirmationError)
-          throw new RunStoppedError(`stopped after step ${step.id}: ${error.message}`, step.id, results, {code: 'needsConfirmation', hint: `read the diff, then ${resumeHint} --yes`})
-        throw error
-      }
-      if (!ok) throw new RunStoppedError(`stopped after step ${step.id}: not confirmed`, step.id, results, {hint: resumeHint})
-      rc.journal.write({event: 'note', step: step.id, data: {confirmed: true}})
+      await gate(rc, step, results, resumeHint, 'diff', () => hooks.confirm(step, diffs, full), hooks.consentBy, `steps up to ${step.id} are done`)
     }
   }
-  return {results, completed: true}
+  if (rc.dryRun) plan = planOf(rc, hooks, playbook.steps, new Set())
+  return {results, completed: true, plan}
+}
+
+/** Ask at a gate; a no (or no terminal to ask on) stops the run resumably, journaled either way. */
+async function gate(rc: RunContext, step: Step, results: UnitResult[], resumeHint: string, kind: 'plan' | 'diff', ask: () => Promise<boolean>, by: string, state: string): Promise<void> {
+  const where = kind === 'plan' ? `before step ${step.id}` : `after step ${step.id}`
+  let ok: boolean
+  try {
+    ok = await ask()
+  } catch (error) {
+    if (error instanceof NeedsConfirmationError) {
+      rc.journal.write({event: 'note', step: step.id, data: {gate: kind, confirmed: false, reason: 'no terminal'}})
+      throw new RunStoppedError(`stopped ${where} (${state}): ${error.message}`, step.id, results, {
+        code: 'needsConfirmation',
+        hint: `read the ${kind === 'plan' ? 'plan (--dry-run shows it)' : 'diff'}, then ${resumeHint} --yes`,
+      })
+    }
+    throw error
+  }
+  rc.journal.write({event: 'note', step: step.id, data: {gate: kind, confirmed: ok, by}})
+  if (!ok) throw new RunStoppedError(`stopped ${where} (${state}): not confirmed`, step.id, results, {hint: resumeHint})
 }

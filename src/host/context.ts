@@ -1,10 +1,11 @@
 // What a command works with: the inventory, the SSH pool and where to say what is happening.
 import type {Inventory} from '../inventory/schema.js'
 import {SshPool} from '../ssh/pool.js'
+import type {RemoteShell} from '../ssh/types.js'
 
 export interface MurderContext {
   inv: Inventory
-  pool: SshPool
+  pool: RemoteShell
   /** Hosts worked on at once. */
   concurrency: number
   log: (msg: string) => void

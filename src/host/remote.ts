@@ -2,7 +2,7 @@
 // naming the host; none of them trusts an exit code alone (Cyrus tools exit 0 on failure).
 import type {Host} from '../inventory/schema.js'
 import {AbortError, RemoteCommandError} from '../errors.js'
-import {parseImapdConf} from '../cyrus/imapd-conf.js'
+import {mupdateMasterPort, parseImapdConf} from '../cyrus/imapd-conf.js'
 import {shellQuote} from '../ssh/quote.js'
 import type {MurderContext} from './context.js'
 
@@ -55,7 +55,8 @@ export async function childRunning(ctx: MurderContext, host: Host, name: string)
  * the pid of a `mupdate` child of this host's cyrus-master must own a TCP connection to it.
  * The banner cannot tell: a slave keeps answering with its normal banner while disconnected.
  */
-export async function slaveConnected(ctx: MurderContext, host: Host, masterPort = 3905): Promise<boolean> {
+export async function slaveConnected(ctx: MurderContext, host: Host): Promise<boolean> {
+  const masterPort = mupdateMasterPort(await readImapdConf(ctx, host))
   const f = shellQuote(host.cyrus.pidFile)
   const script = [
     `p=$(cat ${f} 2>/dev/null) || exit 3`,

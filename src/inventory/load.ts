@@ -87,6 +87,11 @@ export function master(inv: Inventory): Host {
   return inv.hosts.find((h) => h.role === 'mupdate-master')!
 }
 
+/** The hosts running a mupdate slave: every frontend, and in a unified murder every backend too. */
+export function slaveHosts(inv: Inventory): Host[] {
+  return hostsByRole(inv, 'frontend', ...(inv.mode === 'unified' ? (['backend'] as const) : []))
+}
+
 export function findHost(inv: Inventory, name: string): Host {
   const h = inv.hosts.find((x) => x.name === name)
   if (!h) throw new InventoryError(`no host named "${name}" in ${inv.path}`, {hint: `known hosts: ${inv.hosts.map((x) => x.name).join(', ')}`})

@@ -2,6 +2,7 @@
 // nsenter on this machine, not SSH).
 import {randomUUID} from 'node:crypto'
 import {join} from 'node:path'
+import {localEntry, undumpDocument, undumpLine} from '../cyrus/mboxlist-dump.js'
 import {AbortError} from '../errors.js'
 import {labExec, readLabState} from './state.js'
 
@@ -24,12 +25,8 @@ export async function breakLab(dir: string, what: Disaster): Promise<string> {
       await labExec(state.dir, 'mupdate', ['sh', '-c', `${svc} stop && rm -f /var/lib/cyrus/mailboxes.db${what === 'lost-master' ? ` && ${svc} start` : ''}`])
       break
     case 'diverge': {
-      const now = String(Math.floor(Date.now() / 1000))
-      const entries = ['user.zoe', 'user.zoe.Sent', 'user.zoe.Drafts'].map(
-        (name) =>
-          `${JSON.stringify(name)}: ${JSON.stringify({name, mtime: now, uidvalidity: now, createdmodseq: '1', foldermodseq: '1', mbtype: 'e', partition: 'default', acl: {zoe: 'lrswipkxtecdan'}, uniqueid: randomUUID()})}`,
-      )
-      await labExec(state.dir, 'b1', [CTL, '-u'], {input: `{\n${entries.join(',\n')}\n}\n`})
+      const entries = ['user.zoe', 'user.zoe.Sent', 'user.zoe.Drafts'].map((name) => undumpLine(localEntry(name, 'zoe', {uniqueid: randomUUID()})))
+      await labExec(state.dir, 'b1', [CTL, '-u'], {input: undumpDocument(entries)})
       break
     }
   }

@@ -2,7 +2,6 @@
 // each with its own /etc/imapd.conf, /etc/cyrus.conf, Cyrus directories, cyrus-master and sshd.
 import {spawn} from 'node:child_process'
 import {chmodSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
-import {connect} from 'node:net'
 import {join, resolve} from 'node:path'
 import {execa} from 'execa'
 import {stringify} from 'yaml'

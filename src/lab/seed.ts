@@ -2,6 +2,7 @@
 // murder learns them the way it does in production), and for large counts, generated entries
 // loaded with `ctl_mboxlist -u` and pushed with `ctl_mboxlist -m`, which is fast.
 import {randomUUID} from 'node:crypto'
+import {localEntry, undumpDocument, undumpLine} from '../cyrus/mboxlist-dump.js'
 import {AbortError} from '../errors.js'
 import {ImapClient, imapString} from '../imap/client.js'
 import {type LabState, labExec} from './state.js'
@@ -69,25 +70,13 @@ async function imapSeed(state: LabState, password: string, plan: Map<string, str
 }
 
 function generatedEntry(name: string, user: string): string {
-  const now = Math.floor(Date.now() / 1000)
-  const entry = {
-    name,
-    mtime: String(now),
-    uidvalidity: String(now),
-    createdmodseq: '1',
-    foldermodseq: '1',
-    mbtype: 'e',
-    partition: 'default',
-    acl: {[user]: 'lrswipkxtecdan', [LAB_ADMIN]: 'lrswipkxtecda'},
-    uniqueid: randomUUID(),
-  }
-  return `${JSON.stringify(name)}: ${JSON.stringify(entry)}`
+  return undumpLine(localEntry(name, user, {admin: LAB_ADMIN, uniqueid: randomUUID()}))
 }
 
 async function bulkSeed(state: LabState, plan: Map<string, string[]>, log: (m: string) => void) {
   await Promise.all(
     [...plan].map(async ([backend, names]) => {
-      const input = `{\n${names.map((n) => generatedEntry(n, n.split('.')[1])).join(',\n')}\n}\n`
+      const input = undumpDocument(names.map((n) => generatedEntry(n, n.split('.')[1])))
       const u = await labExec(state.dir, backend, [CTL, '-u'], {input})
       if (u.stderr.trim()) throw new AbortError(`ctl_mboxlist -u on ${backend}: ${u.stderr.split('\n')[0]}`, {host: backend})
       const m = await labExec(state.dir, backend, [CTL, '-m'], {reject: false})

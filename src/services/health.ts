@@ -1,21 +1,23 @@
 // murderctl check: every failure the runbooks repair, as Nagios-style results. Read-only.
 // Facts come from the same per-host reading as `status`; a host that hangs costs at most the
 // deadline, after which whatever did not finish is UNKNOWN.
-import {buildReport, type CheckReport, type CheckResult} from '../check/model.js'
+import {buildReport, type CheckReport, type CheckResult, KNOWN_CHECKS, type KnownCheck} from '../check/model.js'
 import {evaluateMasterCount, loadCheckState, nextCheckState, saveCheckState} from '../check/state-file.js'
 import {asMurderctlError} from '../errors.js'
-import {hostsByRole, master} from '../inventory/load.js'
+import {hostsByRole, master, slaveHosts} from '../inventory/load.js'
 import type {Host} from '../inventory/schema.js'
 import {shellQuote} from '../ssh/quote.js'
 import {mapLimit} from '../util/limit.js'
 import {dbInfo} from '../host/db.js'
 import type {MurderContext} from '../host/context.js'
+import {masterLooksLost} from '../host/facts.js'
 import {mupdateWarn} from '../host/mboxlist.js'
 import {type HostStatus, hostStatus} from './status.js'
 import {replicationConsistencyCheck} from './replication-consistency.js'
 
-export const CHECK_NAMES = ['mupdate-master', 'master-count', 'slaves', 'backend-consistency', 'cyrus-master', 'replication', 'uniqueid', 'replication-consistency'] as const
-export type CheckName = (typeof CHECK_NAMES)[number]
+/** The checks this murderctl runs: the check model's known ones, in report order. */
+export const CHECK_NAMES = KNOWN_CHECKS
+export type CheckName = KnownCheck
 
 export interface CheckOptions {
   only?: CheckName[]
@@ -54,7 +56,7 @@ function masterCountCheck(ctx: MurderContext, facts: Facts, opts: CheckOptions):
   let result = evaluateMasterCount({count: m.mailboxes.total, previous, thresholds: ctx.inv.thresholds, unifiedSlavesEnabled, masterHost: m.name})
   // Whatever the history says, a master holding far less than the backends is a lost master.
   const backendsLocal = hostsByRole(ctx.inv, 'backend').reduce((n, b) => n + liveLocal(facts.get(b.name)), 0)
-  if (backendsLocal > 0 && m.mailboxes.total < backendsLocal * (1 - ctx.inv.thresholds.masterDropCritPercent / 100))
+  if (masterLooksLost(m.mailboxes.total, backendsLocal, ctx.inv.thresholds))
     result = {
       ...result,
       state: 'CRITICAL',
@@ -69,7 +71,7 @@ function masterCountCheck(ctx: MurderContext, facts: Facts, opts: CheckOptions):
 
 function slavesCheck(ctx: MurderContext, facts: Facts): CheckResult[] {
   const m = facts.get(master(ctx.inv).name)!
-  const slaves = [...hostsByRole(ctx.inv, 'frontend'), ...(ctx.inv.mode === 'unified' ? hostsByRole(ctx.inv, 'backend') : [])]
+  const slaves = slaveHosts(ctx.inv)
   return slaves.map((s): CheckResult => {
     const h = facts.get(s.name)!
     if (unread(h)) return unreachable('slaves', h)

@@ -3,7 +3,7 @@
 import {z} from 'zod'
 import {asMurderctlError} from '../errors.js'
 import {type CyrusConf, hasMupdatePush, mupdateService, parseCyrusConf, syncClientDaemon} from '../cyrus/cyrus-conf.js'
-import {imapdBool, murderRole, parseMupdateServer} from '../cyrus/imapd-conf.js'
+import {DEFAULT_MUPDATE_PORT, imapdBool, murderRole} from '../cyrus/imapd-conf.js'
 import {addToCounts, EntryCounts, newEntryCounts} from '../cyrus/mboxlist-dump.js'
 import {probeMupdate} from '../cyrus/mupdate-banner.js'
 import {Role} from '../inventory/schema.js'
@@ -11,9 +11,8 @@ import type {Host} from '../inventory/schema.js'
 import {mapLimit} from '../util/limit.js'
 import type {MurderContext} from '../host/context.js'
 import {scanDump} from '../host/mboxlist.js'
-import {childRunning, cyrusVersion, masterPid, readImapdConf, slaveConnected, tool} from '../host/remote.js'
+import {childRunning, cyrusVersion, masterPid, readImapdConf, slaveConnected} from '../host/remote.js'
 
-export const DEFAULT_MUPDATE_PORT = 3905
 
 export const HostStatus = z.object({
   name: z.string(),
@@ -140,7 +139,6 @@ export async function hostStatus(ctx: MurderContext, host: Host, opts: {counts?:
   s.replication.syncHost = imapd.get('sync_host') ?? null
   const sync = syncClientDaemon(cyrus)
 
-  const masterPort = s.mupdateServer ? (parseMupdateServer(s.mupdateServer).port ?? DEFAULT_MUPDATE_PORT) : DEFAULT_MUPDATE_PORT
   const tasks: Promise<unknown>[] = [
     masterPid(ctx, host).then((pid) => {
       s.cyrusMaster = {running: pid !== null, pid}
@@ -163,7 +161,7 @@ export async function hostStatus(ctx: MurderContext, host: Host, opts: {counts?:
   if (svc?.enabled) tasks.push(probe(host, listenPort(svc.entry.args.listen), s, probeTimeout))
   try {
     await Promise.all(tasks)
-    if (svc?.enabled && svc.mode !== 'master' && s.cyrusMaster.running) s.mupdate.slaveConnected = await slaveConnected(ctx, host, masterPort)
+    if (svc?.enabled && svc.mode !== 'master' && s.cyrusMaster.running) s.mupdate.slaveConnected = await slaveConnected(ctx, host)
     if (sync) s.replication.rollingClient = !sync.enabled ? 'disabled' : s.cyrusMaster.running && (await childRunning(ctx, host, 'sync_client')) ? 'running' : 'stopped'
   } catch (error) {
     // Reachable, but a probe failed (a hung command, a tool that errs): say so and stop here.

@@ -6,7 +6,8 @@ import {asMurderctlError, RefusedError} from '../errors.js'
 import {MupdateWarnPlan} from '../cyrus/mboxlist-warn.js'
 import {imapdBool} from '../cyrus/imapd-conf.js'
 import type {Host} from '../inventory/schema.js'
-import {hostsByRole, master} from '../inventory/load.js'
+import {hostsByRole, master, slaveHosts} from '../inventory/load.js'
+import {poll} from '../util/poll.js'
 import type {Journal} from '../engine/journal.js'
 import {mapLimit} from '../util/limit.js'
 import type {MurderContext} from '../host/context.js'
@@ -219,13 +220,10 @@ export async function applySync(ctx: MurderContext, plan: SyncPlan, opts: ApplyO
 
 /** The master and every slave (frontends; unified backends) hold the same number of entries. */
 export async function waitForAgreement(ctx: MurderContext, timeoutMs = 30_000): Promise<{agreement: {host: string; entries: number}[]; agreed: boolean}> {
-  const hosts = [master(ctx.inv), ...hostsByRole(ctx.inv, 'frontend'), ...(ctx.inv.mode === 'unified' ? hostsByRole(ctx.inv, 'backend') : [])]
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const agreement = await mapLimit(hosts, ctx.concurrency, async (h) => ({host: h.name, entries: (await scanDump(ctx, h, () => {})).entries}))
-    const agreed = agreement.every((a) => a.entries === agreement[0].entries)
-    // Slaves hear of changes a moment after the master: give them a little time.
-    if (agreed || Date.now() > deadline) return {agreement, agreed}
-    await new Promise((r) => setTimeout(r, 1000))
-  }
+  const hosts = [master(ctx.inv), ...slaveHosts(ctx.inv)]
+  const count = () => mapLimit(hosts, ctx.concurrency, async (h) => ({host: h.name, entries: (await scanDump(ctx, h, () => {})).entries}))
+  const same = (a: {entries: number}[]) => a.every((x) => x.entries === a[0].entries)
+  // Slaves hear of changes a moment after the master: give them a little time.
+  const agreement = await poll(count, same, {timeoutMs, intervalMs: 1000})
+  return {agreement, agreed: same(agreement)}
 }

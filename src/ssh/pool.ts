@@ -13,7 +13,7 @@ import type {Host} from '../inventory/schema.js'
 import {Semaphore} from '../util/limit.js'
 import {type HostId, type KnownHosts, appendKnownHost, keyTypeOf, knownKeyTypes, loadKnownHosts, sha256Fingerprint, verifyHostKey} from './known-hosts.js'
 import {commandLine, shellQuote} from './quote.js'
-import type {ExecOptions, ExecResult, RemoteCommand} from './types.js'
+import type {ExecOptions, ExecResult, RemoteCommand, RemoteShell} from './types.js'
 
 // Named ESM imports of ssh2 fail under plain Node (CJS export detection): use the default.
 const {Client, utils} = ssh2
@@ -139,7 +139,7 @@ function signalRemote(stream: ClientChannel, name: string): void {
   }
 }
 
-export class SshPool {
+export class SshPool implements RemoteShell {
   private readonly conns = new Map<string, Promise<Conn>>()
   private readonly sems = new Map<string, Semaphore>()
   private readonly live = new Set<Conn>()

@@ -1,4 +1,5 @@
 // The contract between the SSH transport and everything that runs commands on hosts.
+import type {Host} from '../inventory/schema.js'
 
 /** argv is quoted word by word; `shell` is a trusted, already-quoted command line. */
 export type RemoteCommand = readonly string[] | {readonly shell: string}
@@ -26,4 +27,18 @@ export interface ExecResult {
   stdout: string
   stderr: string
   durationMs: number
+}
+
+/**
+ * What the rest of murderctl needs of the SSH transport: the pool implements it over ssh2, and
+ * unit tests give a fake that records the commands.
+ */
+export interface RemoteShell {
+  exec(host: Host, cmd: RemoteCommand, opts?: ExecOptions): Promise<ExecResult>
+  /** exec, but a non-zero exit is a RemoteCommandError. */
+  execOk(host: Host, cmd: RemoteCommand, opts?: ExecOptions): Promise<ExecResult>
+  readFile(host: Host, path: string): Promise<Buffer>
+  /** Write beside the target, then rename over it. */
+  writeFileAtomic(host: Host, path: string, data: Buffer | string, mode?: number): Promise<void>
+  close(): Promise<void>
 }

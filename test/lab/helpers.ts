@@ -2,6 +2,7 @@
 import {resolve} from 'node:path'
 import {execa} from 'execa'
 import {inject} from 'vitest'
+import {localEntry, undumpDocument, undumpLine} from '../../src/cyrus/mboxlist-dump.js'
 import {labExec, readLabState} from '../../src/lab/lab.js'
 
 const BIN = resolve(import.meta.dirname, '../../bin/run.js')
@@ -41,6 +42,29 @@ export async function murderctl(args: string[], opts: {env?: Record<string, stri
     }
   }
   return {exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr, json}
+}
+
+/**
+ * murderctl at a real terminal (a pty from util-linux's `script`), as an operator answers it:
+ * each answer is typed once the output since the previous answer matches its prompt.
+ */
+export async function murderctlTty(args: string[], answers: {when: RegExp; send: string}[], timeoutMs = 300_000): Promise<{exitCode: number; output: string}> {
+  const line = ['node', BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
+  const child = execa('script', ['-qfec', line, '/dev/null'], {reject: false, env: {FORCE_COLOR: '0', NODE_ENV: 'production', TERM: 'dumb', COLUMNS: '200'}, timeout: timeoutMs})
+  let seen = ''
+  let from = 0
+  let next = 0
+  child.stdout!.on('data', (b: Buffer) => {
+    seen += b.toString()
+    const m = next < answers.length ? answers[next].when.exec(seen.slice(from)) : null
+    if (m) {
+      from += m.index + m[0].length
+      child.stdin!.write(answers[next++].send)
+    }
+  })
+  const r = await child
+  if (next < answers.length) throw new Error(`murderctl ended before prompt ${answers[next].when}: ${seen}`)
+  return {exitCode: r.exitCode ?? -1, output: seen.replace(/\r/g, '')}
 }
 
 /** murderctl, sent `signal` once its stderr matches `when`. */
@@ -85,9 +109,7 @@ export const labChecksums = () => labChecksumsOf(lab().dir)
 
 /** A mailboxes.db entry written behind the murder's back (ctl_mboxlist -u), as an operator's mistake would. */
 export function dumpEntry(name: string, owner: string, uniqueid = `lab${Math.random().toString(36).slice(2, 14)}`): string {
-  const now = Math.floor(Date.now() / 1000)
-  const e = {name, mtime: String(now), uidvalidity: String(now), createdmodseq: '1', foldermodseq: '1', mbtype: 'e', partition: 'default', acl: {[owner]: 'lrswipkxtecdan', cyrus: 'lrswipkxtecda'}, uniqueid}
-  return `{\n${JSON.stringify(name)}: ${JSON.stringify(e)}\n}\n`
+  return undumpDocument([undumpLine(localEntry(name, owner, {admin: 'cyrus', uniqueid}))])
 }
 
 /** Remove one entry from a host's mailboxes.db directly (lab repair only; simple names). */

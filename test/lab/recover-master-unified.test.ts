@@ -6,7 +6,7 @@ import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {ImapClient} from '../../src/imap/client.js'
 import {labDown, labPassword, labUp, type LabState} from '../../src/lab/lab.js'
-import {CTL, labChecksumsOf, listOf, loseMasterDb, murderctl, onHost, spareLabBase} from './helpers.js'
+import {CTL, labChecksumsOf, listOf, loseMasterDb, murderctl, murderctlTty, onHost, spareLabBase} from './helpers.js'
 
 let state: LabState
 let before: Map<string, string>
@@ -42,12 +42,22 @@ describe('recover-master on a unified lab', () => {
     expect(await labChecksumsOf(state.dir)).toEqual(sums)
   })
 
-  it('stops before any push when a backend is lost mid-run, records the slaves, and --resume finishes', async () => {
-    // Without a terminal and without --yes the run stops at the diff, after the slaves went off.
-    const first = await murderctl(['recover-master', '-i', state.inventory, '--json'])
-    expect(first.exitCode).toBe(6)
-    const run = first.json.error.hint.match(/--resume (\S+)/)[1]
-    expect(first.json.error.stoppedAt).toBe('diff')
+  it('asks before the first change; stops before any push when a backend is lost mid-run, and --resume finishes', async () => {
+    // Without a terminal and without --yes nothing changes: the plan needs consent first.
+    const sums = await labChecksumsOf(state.dir)
+    const refused = await murderctl(['recover-master', '-i', state.inventory, '--json'])
+    expect(refused.exitCode).toBe(6)
+    expect(refused.json.error.message).toMatch(/before step lock \(nothing was changed\)/)
+    expect(await labChecksumsOf(state.dir)).toEqual(sums)
+    // At a terminal: yes to the plan, no at the diff: the run stops after the diff, slaves off.
+    const first = await murderctlTty(['recover-master', '-i', state.inventory], [
+      {when: /Go ahead with this plan\? \[y\/N\]/, send: 'y\n'},
+      {when: /with these changes\? \[y\/N\]/, send: 'n\n'},
+    ])
+    expect(first.exitCode, first.output).toBe(1)
+    expect(first.output).toMatch(/The plan: these steps change hosts/)
+    expect(first.output).toMatch(/stopped after step diff/)
+    const run = first.output.match(/--resume (\S+)/)![1]
     for (const b of ['b1', 'b2']) expect((await onHost(b, 'grep -c "^#.*mupdate.*disabled by murderctl" /etc/cyrus.conf', undefined, state.dir)).stdout.trim()).toBe('1')
     // The diff left out the remote entries a plain -m would have claimed (none left here: the
     // slaves dropped them already) and offers each backend's own mailboxes.
@@ -83,7 +93,7 @@ describe('recover-master on a unified lab', () => {
     const plain = (await onHost('b1', `${CTL} -m -w`, undefined, state.dir)).stdout.trim().split('\n')
     expect(plain).toHaveLength(40)
     const r = await murderctl(['recover-master', '-i', state.inventory, '--yes', '--json'])
-    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.exitCode, r.stdout).toBe(0)
     const diffs = r.json.results.filter((u: any) => u.step === 'diff')
     for (const d of diffs) expect(d.data).toMatchObject({activate: 20, claimsAvoided: 20})
     const master = await listOf('mupdate', state.dir)

@@ -10,7 +10,7 @@ const ROOT = resolve(import.meta.dirname, '../..')
 const RANK: Record<string, number> = {
   commands: 9,
   'src/cli': 8,
-  'src/report': 8,
+  'src/report': 7.5,
   'src/services': 7,
   // The lab is a tool beside the services (it sets up hosts); nothing but commands uses it.
   'src/lab': 7,

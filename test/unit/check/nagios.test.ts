@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 import {buildReport, type CheckResult} from '../../../src/check/model.js'
-import {formatNagios, formatNagiosUnknown, formatPerfdata, perfItem, perfNumber} from '../../../src/check/nagios.js'
+import {fitNagios, formatNagios, formatNagiosUnknown, formatPerfdata, perfItem, perfNumber} from '../../../src/check/nagios.js'
 import {b1Diverged, b2Consistent, cyrusUnknown, masterCount, okMaster, replicationLag} from './fixtures.js'
 
 const at = new Date('2026-03-01T12:00:00.000Z')
@@ -84,5 +84,35 @@ describe('formatNagiosUnknown', () => {
     expect(formatNagiosUnknown('unknown check "foo" in --only')).toBe('MURDER UNKNOWN: unknown check "foo" in --only\n')
     expect(formatNagiosUnknown('inventory invalid:\n  hosts: missing | oops')).toBe('MURDER UNKNOWN: inventory invalid: hosts: missing / oops\n')
     expect(formatNagiosUnknown('  ')).toBe('MURDER UNKNOWN: internal error\n')
+  })
+})
+
+describe('fitNagios (NRPE passes 1 KiB)', () => {
+  // Forty backends down: every line long, the perfdata long too.
+  const many: CheckResult[] = Array.from({length: 40}, (_, i) => ({
+    name: 'backend-consistency',
+    host: `backend${i}.mail.example.org`,
+    state: 'CRITICAL',
+    message: `backend${i}.mail.example.org cannot be read: connect ECONNREFUSED 192.0.2.${i}:22 (check the address, sshd and the SSH key)`,
+    figures: {mw_changes: i, local_mailboxes: 1000 + i},
+  }))
+  const full = formatNagios(buildReport('prod', [okMaster, ...many], '2026-11-28T03:00:00.000Z', 900))
+
+  it('keeps the status line first, the problems next, and says what it left out, within the limit', () => {
+    expect(Buffer.byteLength(full)).toBeGreaterThan(4096)
+    const cut = fitNagios(full, 1024)
+    expect(Buffer.byteLength(cut)).toBeLessThanOrEqual(1024)
+    const lines = cut.trimEnd().split('\n')
+    expect(lines[0]).toMatch(/^MURDER CRITICAL: /)
+    // Perfdata is trimmed to whole items, never cut inside one.
+    for (const item of (lines[0].split(' | ')[1] ?? '').split(' ').filter(Boolean)) expect(item).toMatch(/^'[^']+'=\d+(;[^;]*)*$/)
+    expect(lines[1]).toMatch(/^CRITICAL backend-consistency /)
+    expect(lines.at(-1)).toMatch(/^\.\.\. \d+ more lines: murderctl check --format json$/)
+  })
+
+  it('leaves short output and a zero limit alone', () => {
+    const short = formatNagios(buildReport('prod', [okMaster], '2026-11-28T03:00:00.000Z', 10))
+    expect(fitNagios(short, 1024)).toBe(short)
+    expect(fitNagios(full, 0)).toBe(full)
   })
 })

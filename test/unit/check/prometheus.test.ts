@@ -41,6 +41,8 @@ describe('formatPrometheus', () => {
       'murder_check_duration_seconds',
       'murder_check_last_run_timestamp_seconds',
       'murder_check_status',
+      'murder_check_figure_bytes',
+      'murder_check_figure_seconds',
       'murder_check_figure',
       'murder_check_result_duration_seconds',
     ])
@@ -77,13 +79,15 @@ describe('formatPrometheus', () => {
     expect(value('murder_check_status', {murder: 'prod', check: 'cyrus-master', host: 'b3'})).toBe('3')
   })
 
-  it('every figure, labelled with its name', () => {
-    const figures = family('murder_check_figure').metrics
-    expect(figures).toHaveLength(6)
+  it('every figure, one unit per metric name: counts, bytes, seconds, ratios apart', () => {
+    expect(family('murder_check_figure').metrics).toHaveLength(4)
     expect(value('murder_check_figure', {murder: 'prod', check: 'master-count', host: '', figure: 'master_mailboxes'})).toBe('40')
     expect(value('murder_check_figure', {murder: 'prod', check: 'backend-consistency', host: 'b1', figure: 'mw_changes'})).toBe('3')
-    expect(value('murder_check_figure', {murder: 'prod', check: 'replication', host: 'b2', figure: 'sync_log_bytes'})).toBe('2000000')
-    expect(value('murder_check_figure', {murder: 'prod', check: 'replication', host: 'b2', figure: 'sync_log_age_seconds'})).toBe('400')
+    expect(value('murder_check_figure_bytes', {murder: 'prod', check: 'replication', host: 'b2', figure: 'sync_log'})).toBe('2000000')
+    expect(value('murder_check_figure_seconds', {murder: 'prod', check: 'replication', host: 'b2', figure: 'sync_log_age'})).toBe('400')
+    const drop = formatPrometheus(buildReport('prod', [{...masterCount, figures: {master_mailboxes: 30, master_drop_percent: 25}}], startedAt, 10), now)
+    expect(drop).toContain('murder_check_figure_ratio{murder="prod",check="master-count",host="",figure="master_drop"} 0.25')
+    expect(drop).not.toMatch(/murder_check_figure\{[^}]*percent/)
   })
 
   it('escapes backslash, double quote and newline in label values, and the parser reads them back', () => {

@@ -2,13 +2,13 @@ import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
-import {ACTIONS} from '../../../src/engine/actions.js'
+import {ACTIONS} from '../../../src/engine/actions/index.js'
 import {builtinPlaybook, listPlaybooks, loadPlaybook} from '../../../src/engine/playbook.js'
 import {InventoryError} from '../../../src/errors.js'
 
 describe('playbooks', () => {
   it('ships one playbook per murder mode and source, each valid and naming known actions', () => {
-    expect(listPlaybooks().sort()).toEqual([
+    expect(listPlaybooks().filter((n) => n.startsWith('recover-master-')).sort()).toEqual([
       'recover-master-standard-backends',
       'recover-master-standard-backup',
       'recover-master-standard-frontend',
@@ -16,9 +16,9 @@ describe('playbooks', () => {
       'recover-master-unified-backup',
     ])
     for (const [mode, source] of [['standard', 'backends'], ['standard', 'backup'], ['standard', 'frontend'], ['unified', 'backends'], ['unified', 'backup']] as const) {
-      const p = builtinPlaybook(mode, source)
+      const p = builtinPlaybook(`recover-master-${mode}-${source}`, {command: 'recover-master', mode, source})
       expect(p).toMatchObject({mode, source})
-      for (const s of p.steps) expect(ACTIONS[s.action], s.id).toBeDefined()
+      for (const s of p.steps) expect(ACTIONS[s.action as keyof typeof ACTIONS], s.id).toBeDefined()
       // Every runbook starts with its preflight and the lock, and ends verified and unlocked.
       expect(p.steps.slice(0, 2).map((s) => s.action)).toEqual(['preflight', 'lock'])
       expect(p.steps.slice(-2).map((s) => s.action)).toEqual(['verify-murder', 'unlock'])
@@ -35,10 +35,10 @@ describe('playbooks', () => {
 
   it('unified runbooks take the slaves down before the master changes and bring them back after the push', () => {
     for (const source of ['backends', 'backup'] as const) {
-      const ids = builtinPlaybook('unified', source).steps.map((s) => s.action)
+      const ids = builtinPlaybook(`recover-master-unified-${source}`).steps.map((s) => s.action)
       expect(ids.indexOf('disable-mupdate-slave')).toBeLessThan(ids.indexOf('stop-cyrus'))
       expect(ids.indexOf('enable-mupdate-slave')).toBeGreaterThan(ids.indexOf('push'))
-      const push = builtinPlaybook('unified', source).steps.find((s) => s.action === 'push')!
+      const push = builtinPlaybook(`recover-master-unified-${source}`).steps.find((s) => s.action === 'push')!
       expect(push.params.localOnly).toBe(true)
     }
   })
@@ -51,5 +51,31 @@ describe('playbooks', () => {
     writeFileSync(join(dir, 'b.yaml'), text.replace('id: unlock', 'id: lock'))
     expect(() => loadPlaybook(join(dir, 'b.yaml'))).toThrow(/duplicate step id "lock"/)
     expect(() => loadPlaybook(join(dir, 'missing.yaml'))).toThrow(InventoryError)
+  })
+
+  it('refuses a misspelt or foreign param instead of ignoring it (a lost localOnly would claim other backends\' mailboxes)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pb-'))
+    const text = readFileSync(join(import.meta.dirname, '../../../playbooks/recover-master-unified-backends.yaml'), 'utf8')
+    expect(text).toContain('params: {localOnly: true}')
+    writeFileSync(join(dir, 'typo.yaml'), text.replace('params: {localOnly: true}', 'params: {localonly: true}'))
+    expect(() => loadPlaybook(join(dir, 'typo.yaml'))).toThrow(/steps\.\d+\.params: .*"localonly".*takes: localOnly/)
+    writeFileSync(join(dir, 'type.yaml'), text.replace('params: {localOnly: true}', 'params: {localOnly: "yes"}'))
+    expect(() => loadPlaybook(join(dir, 'type.yaml'))).toThrow(/steps\.\d+\.params\.localOnly/)
+    writeFileSync(join(dir, 'lock.yaml'), text.replace('action: lock\n', 'action: lock\n    params: {force: true}\n'))
+    expect(() => loadPlaybook(join(dir, 'lock.yaml'))).toThrow(/takes: nothing/)
+    writeFileSync(join(dir, 'cond.yaml'), text.replace('post: slave-stopped', 'post: slave-stoped'))
+    expect(() => loadPlaybook(join(dir, 'cond.yaml'))).toThrow(/steps\.\d+\.post: unknown condition "slave-stoped"/)
+  })
+
+  it('runs a playbook only for its command, murder mode, source and host selectors', () => {
+    const path = join(import.meta.dirname, '../../../playbooks/recover-master-unified-backends.yaml')
+    expect(() => loadPlaybook(path, {command: 'recover-master', mode: 'unified', source: 'backends'})).not.toThrow()
+    expect(() => loadPlaybook(path, {command: 'recover-master', mode: 'standard', source: 'backends'})).toThrow(/for a unified murder/)
+    expect(() => loadPlaybook(path, {command: 'recover-master', mode: 'unified', source: 'backup'})).toThrow(/written for source backends/)
+    expect(() => loadPlaybook(path, {command: 'failover'})).toThrow(/is for murderctl recover-master/)
+    const dir = mkdtempSync(join(tmpdir(), 'pb-'))
+    writeFileSync(join(dir, 'sel.yaml'), readFileSync(path, 'utf8').replace('hosts: backends', 'hosts: new-master'))
+    expect(() => loadPlaybook(join(dir, 'sel.yaml'), {command: 'recover-master'})).toThrow(/unknown host selector "new-master"/)
+    expect(() => loadPlaybook(join(dir, 'sel.yaml'), {command: 'recover-master', selectors: ['new-master']})).not.toThrow()
   })
 })

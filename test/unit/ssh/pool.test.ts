@@ -203,7 +203,7 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
     const parallel = async (p: SshPool, n: number, tag: string) => {
       const log = join(dir, `parallel-${tag}.log`)
       const results = await Promise.allSettled(
-        Array.from({length: n}, (_, i) => p.exec(host(), {shell: `echo + >> ${log}; sleep 0.7; echo - >> ${log}; echo $SSH_CONNECTION`})),
+        Array.from({length: n}, () => p.exec(host(), {shell: `echo + >> ${log}; sleep 0.7; echo - >> ${log}; echo $SSH_CONNECTION`})),
       )
       let running = 0
       let peak = 0

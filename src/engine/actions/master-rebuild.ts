@@ -1,0 +1,148 @@
+// Rebuilding a lost mupdate master: the preflight that decides it is lost, and installing a
+// mailbox list from a frontend or a backup on the stopped master.
+import {z} from 'zod'
+import {isLiveLocal} from '../../cyrus/mboxlist-dump.js'
+import {asMurderctlError, RefusedError, UnreachableError} from '../../errors.js'
+import {dbInfo, installDb, snapshotDb} from '../../host/db.js'
+import {masterLooksLost} from '../../host/facts.js'
+import {scanDump} from '../../host/mboxlist.js'
+import {hostsByRole, master} from '../../inventory/load.js'
+import type {Host} from '../../inventory/schema.js'
+import {latestVerifiedBackup, readVerifiedBackup} from '../../store/backups.js'
+import {mapLimit} from '../../util/limit.js'
+import type {RunContext} from '../context.js'
+import type {Step} from '../schema.js'
+import {defineAction, need} from './types.js'
+
+/** recover-master's options, as its service puts them in the run (and the journal keeps them). */
+export const RecoverOptions = z.object({
+  source: z.enum(['backends', 'frontend', 'backup']),
+  /** A backup folder, for source backup (else the newest verified one of the master). */
+  backupPath: z.string().optional(),
+  /** Which frontend to copy, for source frontend (else the one holding the most entries). */
+  frontend: z.string().optional(),
+  /** Go on although the master does not look lost. */
+  force: z.boolean().default(false),
+})
+export type RecoverOptions = z.infer<typeof RecoverOptions>
+
+const options = (rc: RunContext) => RecoverOptions.parse(rc.options)
+
+/** What the hosts held before the recovery: verify compares the outcome with it. */
+export interface BeforeFigures {
+  masterEntries: number | null
+  backendsLocal: Record<string, number>
+  unionLocal: number
+}
+
+async function preflight(rc: RunContext, step: Step): Promise<Record<string, unknown>> {
+  const ctx = rc.murder
+  const opts = options(rc)
+  const m = master(ctx.inv)
+  const backends = hostsByRole(ctx.inv, 'backend')
+  // Every host answers before anything starts, or the operator names the dead ones to skip.
+  const down = (
+    await mapLimit(ctx.inv.hosts, ctx.concurrency, async (h) =>
+      ctx.pool.execOk(h, ['true']).then(
+        () => null,
+        (error) => asMurderctlError(error).at({host: h.name}),
+      ),
+    )
+  ).filter((e) => e !== null)
+  if (down.length)
+    throw new UnreachableError(down.map((e) => `${e.host}: ${e.message}`).join('; '), {
+      host: down[0].host,
+      step: step.id,
+      hint: `bring ${down.map((e) => e.host).join(', ')} back, or leave ${down.length > 1 ? 'them' : 'it'} out with ${down.map((e) => `--skip-host ${e.host}`).join(' ')} (never the master)`,
+    })
+  // Every backend must answer: the recovery rebuilds from them and checks against them.
+  const localP = mapLimit(backends, ctx.concurrency, async (b) => {
+    let n = 0
+    await scanDump(ctx, b, (e) => {
+      if (isLiveLocal(e)) n++
+    }, step.id)
+    return [b.name, n] as const
+  })
+  const masterP = (async () => {
+    const {path} = await dbInfo(ctx, m)
+    const exists = (await ctx.pool.exec(m, ['test', '-e', path])).exitCode === 0
+    // Never let ctl_mboxlist create a missing db: count only what is there.
+    return {path, masterEntries: exists ? (await scanDump(ctx, m, () => {}, step.id)).entries : null}
+  })()
+  const [local, {path, masterEntries}] = await Promise.all([localP, masterP])
+  const backendsLocal = Object.fromEntries(local)
+  const unionLocal = local.reduce((s, [, n]) => s + n, 0)
+  rc.facts.set('before', {masterEntries, backendsLocal, unionLocal} satisfies BeforeFigures)
+  const lost = masterLooksLost(masterEntries, unionLocal, ctx.inv.thresholds)
+  const figures = {masterDb: path, masterEntries, unionOfBackendsLocal: unionLocal, backendsLocal, lost}
+  if (!lost && !opts.force && !rc.resumed)
+    throw new RefusedError(`the master does not look lost: it holds ${masterEntries} entries, the backends ${unionLocal} local mailboxes`, {
+      host: m.name,
+      step: step.id,
+      hint: 'after an outage, murderctl sync-backends is the usual repair; --force runs the recovery anyway',
+    })
+  if (opts.source === 'backup') {
+    const b = opts.backupPath ? readVerifiedBackup(opts.backupPath) : latestVerifiedBackup(ctx, m.name)
+    if (!b) throw new RefusedError(`no verified backup of ${m.name} in ${ctx.inv.stateDir}`, {host: m.name, step: step.id, hint: 'name one with --source backup=DIR, or use --source backends'})
+    if (b.meta.murder !== ctx.inv.name) throw new RefusedError(`backup ${b.dir} is of murder "${b.meta.murder}", not "${ctx.inv.name}"`, {step: step.id})
+    Object.assign(figures, {backup: b.dir, backupEntries: b.meta.entries, backupTakenAt: b.meta.takenAt})
+  }
+  if (opts.source === 'frontend') Object.assign(figures, {frontend: (await pickFrontend(rc, step)).name})
+  return figures
+}
+
+async function pickFrontend(rc: RunContext, step: Step): Promise<Host> {
+  const wanted = options(rc).frontend
+  const fes = hostsByRole(rc.murder.inv, 'frontend')
+  if (wanted) {
+    const f = fes.find((x) => x.name === wanted)
+    if (!f) throw new RefusedError(`"${wanted}" is not a frontend`, {step: step.id, hint: `frontends: ${fes.map((x) => x.name).join(', ')}`})
+    return f
+  }
+  // The frontend holding the most entries is the one that heard the most from the master.
+  const counts = await mapLimit(fes, rc.murder.concurrency, async (f) => {
+    try {
+      return {f, n: (await scanDump(rc.murder, f, () => {}, step.id)).entries}
+    } catch {
+      return {f, n: -1}
+    }
+  })
+  const best = counts.sort((a, b) => b.n - a.n)[0]
+  if (!best || best.n <= 0) throw new RefusedError('no frontend holds a mailbox list to copy', {step: step.id, hint: 'use --source backends or --source backup'})
+  return best.f
+}
+
+export const lostMasterPreflight = defineAction({
+  mutating: false,
+  params: z.object({}).strict(),
+  describe: () => "read every backend's and the master's mailbox list; refuse unless the master looks lost",
+  run: (rc, s) => preflight(rc, s),
+})
+
+export const installDbFromFrontend = defineAction({
+  mutating: true,
+  params: z.object({}).strict(),
+  describe: (rc) =>
+    `cvt_cyrusdb a consistent copy of ${options(rc).frontend ?? 'the fullest frontend'}'s mailboxes.db, fetch it, upload it beside the master's, check sha256 and entry count, mv into place`,
+  async run(rc, step, _p, host) {
+    const h = need(host, step)
+    const fe = await pickFrontend(rc, step)
+    const snap = await snapshotDb(rc.murder, fe, rc.runId, step.id)
+    const done = await installDb(rc.murder, h, snap.data, snap.meta, rc.runId, step.id)
+    return {from: fe.name, entries: done.entries, sha256: snap.meta.sha256}
+  },
+})
+
+export const installDbFromBackup = defineAction({
+  mutating: true,
+  params: z.object({}).strict(),
+  describe: (rc) => `upload ${options(rc).backupPath ?? 'the newest verified backup'}, check sha256 and entry count, mv into place`,
+  async run(rc, step, _p, host) {
+    const h = need(host, step)
+    const {backupPath} = options(rc)
+    const b = backupPath ? readVerifiedBackup(backupPath) : latestVerifiedBackup(rc.murder, h.name)
+    if (!b) throw new RefusedError(`no verified backup of ${h.name}`, {host: h.name, step: step.id})
+    const done = await installDb(rc.murder, h, b.data, b.meta, rc.runId, step.id)
+    return {from: b.dir, entries: done.entries, sha256: b.meta.sha256}
+  },
+})

@@ -1,0 +1,28 @@
+// What an action is: whether it changes a host (a dry run does not run those), the parameters
+// it takes (checked when a playbook loads, so a misspelt one is refused, not ignored), what it
+// will send (for the plan), and doing it.
+import type {z} from 'zod'
+import {AbortError} from '../../errors.js'
+import type {Host} from '../../inventory/schema.js'
+import type {RunContext} from '../context.js'
+import type {Step} from '../schema.js'
+
+export type Params = z.ZodObject
+export interface Action<P extends Params = Params> {
+  mutating: boolean
+  /** A read-only action that only makes sense after the mutating ones: planned, not run, in a dry run. */
+  planOnly?: boolean
+  /** Its parameters (a strict object schema: unknown keys are refused). */
+  params: P
+  /** What it will do on this host, in words and commands, for the plan. */
+  describe: (rc: RunContext, params: z.infer<P>, host?: Host) => string
+  run: (rc: RunContext, step: Step, params: z.infer<P>, host?: Host) => Promise<Record<string, unknown> | void>
+}
+
+/** Declares an action with its params' type inferred from its schema. */
+export const defineAction = <P extends Params>(a: Action<P>): Action<P> => a
+
+export const need = (host: Host | undefined, step: Step): Host => {
+  if (!host) throw new AbortError(`step ${step.id} needs a host`, {step: step.id})
+  return host
+}

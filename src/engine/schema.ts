@@ -1,0 +1,49 @@
+// Runbooks as data: the shape of a playbook and its steps. Which actions, conditions and host
+// selectors a step may name is checked when a playbook is loaded (playbook.ts), against the
+// registries and the selectors the running command provides.
+import {z} from 'zod'
+import {refineUnique} from '../util/zod.js'
+
+/** Host selectors every run has, from the inventory's roles; a command may add its own (e.g. a pair's members). */
+export const BUILTIN_SELECTORS = ['master', 'frontends', 'backends', 'slaves', 'none'] as const
+
+const Name = z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and dashes')
+
+export const Step = z
+  .object({
+    id: Name,
+    title: z.string(),
+    /** Which hosts it runs on: a built-in selector or one the command provides. */
+    hosts: Name,
+    action: Name,
+    /** Must hold on each host before the action runs. */
+    pre: Name.optional(),
+    /** Proves the action done on each host; when it already holds, the action is skipped. */
+    post: Name.optional(),
+    /** The action that reverses this one (read by rollback and shown in the plan). */
+    undo: Name.optional(),
+    /** Show the collected diff and ask before going on (a second gate after the plan's). */
+    confirm: z.boolean().default(false),
+    /** The action's parameters; each action declares and checks its own. */
+    params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+  })
+  .strict()
+export type Step = z.infer<typeof Step>
+
+export const MurderMode = z.enum(['standard', 'unified'])
+
+export const Playbook = z
+  .object({
+    name: z.string(),
+    summary: z.string(),
+    /** The command that runs it (older playbooks, all recover-master's, did not say). */
+    command: Name.default('recover-master'),
+    /** The murder mode it is written for; absent: any. */
+    mode: MurderMode.optional(),
+    /** recover-master: where the master's list comes from; a run refuses a playbook for another source. */
+    source: z.string().optional(),
+    steps: z.array(Step).min(1),
+  })
+  .strict()
+  .superRefine((p, ctx) => refineUnique(ctx, p.steps, (s) => s.id, (i) => ['steps', i, 'id'], 'step id'))
+export type Playbook = z.infer<typeof Playbook>

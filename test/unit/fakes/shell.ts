@@ -1,0 +1,56 @@
+// A fake of the SSH pool's few methods, for unit tests of the engine and services: it records
+// every command and answers from a handler. The lab suite is the proof against real hosts.
+import {RemoteCommandError} from '../../../src/errors.js'
+import type {MurderContext} from '../../../src/host/context.js'
+import type {Inventory} from '../../../src/inventory/schema.js'
+import type {ExecResult, RemoteCommand, RemoteShell} from '../../../src/ssh/types.js'
+
+export type Answer = Partial<Pick<ExecResult, 'exitCode' | 'stdout' | 'stderr'>>
+
+export class FakeShell implements RemoteShell {
+  readonly sent: {host: string; command: string}[] = []
+  down = new Set<string>()
+
+  constructor(private readonly answer: (host: string, command: string) => Answer = () => ({})) {}
+
+  async exec(host: {name: string}, cmd: RemoteCommand): Promise<ExecResult> {
+    const command = Array.isArray(cmd) ? cmd.join(' ') : (cmd as {shell: string}).shell
+    if (this.down.has(host.name)) throw new RemoteCommandError(`${host.name} is down`, {command, exitCode: null, stderr: ''}, {host: host.name})
+    this.sent.push({host: host.name, command})
+    const a = this.answer(host.name, command)
+    return {host: host.name, command, exitCode: a.exitCode ?? 0, stdout: a.stdout ?? '', stderr: a.stderr ?? '', durationMs: 1}
+  }
+
+  async execOk(host: {name: string}, cmd: RemoteCommand): Promise<ExecResult> {
+    const r = await this.exec(host, cmd)
+    if (r.exitCode !== 0) throw new RemoteCommandError(`exit ${r.exitCode}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name})
+    return r
+  }
+
+  async readFile(host: {name: string}, path: string): Promise<Buffer> {
+    return Buffer.from((await this.execOk(host, ['cat', '--', path])).stdout)
+  }
+
+  async writeFileAtomic(host: {name: string}, path: string): Promise<void> {
+    await this.execOk(host, ['write', path])
+  }
+
+  async close(): Promise<void> {}
+}
+
+const host = (name: string, role: Inventory['hosts'][number]['role']) =>
+  ({name, role, address: `192.0.2.${name.length}`, servername: name, ssh: {}, cyrus: {}}) as unknown as Inventory['hosts'][number]
+
+/** A small standard murder: a master, one frontend, two backends. */
+export function fakeMurder(shell: FakeShell, stateDir: string): MurderContext {
+  const inv = {
+    name: 'test',
+    mode: 'standard',
+    path: '/dev/null',
+    stateDir,
+    knownHosts: '/dev/null',
+    thresholds: {masterDropCritPercent: 50},
+    hosts: [host('mupdate', 'mupdate-master'), host('fe1', 'frontend'), host('b1', 'backend'), host('b2', 'backend')],
+  } as unknown as Inventory
+  return {inv, pool: shell, concurrency: 4, log: () => {}, imapdConf: new Map()}
+}
