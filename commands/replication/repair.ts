@@ -1,22 +1,25 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand, inventoryFlag, mutatingFlags} from '../../src/cli/base-command.js'
 import {withMurder} from '../../src/host/context.js'
-import {renderRepairPlan} from '../../src/report/audit-view.js'
+import {renderConflicts} from '../../src/report/audit-view.js'
+import {renderPlan} from '../../src/report/plan-view.js'
 import {findPair} from '../../src/services/audit.js'
 import {repairPair} from '../../src/services/repair.js'
 
 export default class ReplicationRepair extends BaseCommand {
   static summary = 'Repair UID conflicts of a replication pair: re-append both versions to the master, expunge the conflicting UID on both, sync, verify.'
   static description = `The Fastmail procedure (info-cyrus 2009), for conflicts Cyrus did not resolve (an older server, a
-stalled replication) or on request. For each UID that holds different messages on the two members:
-  1. inspect both messages (headers, size) from their spool files;
+stalled replication) or on request. Runs playbooks/replication-repair.yaml; for each UID that holds
+different messages on the two members:
+  1. inspect both messages (headers, size, SHA1 = GUID) from their spool files;
   2. copy both spool files aside on their hosts and into the run folder, checksummed and journaled;
-  3. re-append both versions to the master over IMAP with their flags (\\Seen kept, as the owner)
-     and internaldate, so each gets a new UID;
+  3. re-append both versions to the master over IMAP as the mailbox's owner (proxy authorization),
+     with their flags (\\Seen kept) and internaldate, so each gets a new UID;
   4. once both GUIDs are verified on the master, expunge the conflicting UID on both members;
-  5. sync_client -u for the owner; 6. verify both GUIDs are on both members exactly once.
+  5. sync_client -u for the owner; 6. verify both GUIDs are on both members exactly once, same UID.
 Refuses while the master's rolling sync_client runs (Cyrus 3.6 renumbers by itself then) unless --force.
-Needs the inventory's imap settings (an admin in proxyservers, password in a file).`
+Needs the inventory's imap settings (an admin in the backends' proxyservers, password in a file) and
+IMAP on both members.`
 
   static examples = [
     '<%= config.bin %> replication repair b1 --dry-run',
@@ -44,22 +47,15 @@ Needs the inventory's imap settings (an admin in proxyservers, password in a fil
         ctx,
         pair,
         {users: flags.user, mailboxes: flags.mailbox, dryRun: flags['dry-run'], resume: flags.resume, force: flags.force},
-        {
-          progress: (line) => this.progress(line),
-          confirm: async (question, what) => {
-            return this.confirm(question, {yes: flags.yes, what})
-          },
-        },
+        this.playbookHooks(flags, {question: (step) => `Go on after step ${step.id}?`}),
       ),
     )
-    if (!this.jsonEnabled()) {
-      process.stdout.write(renderRepairPlan(result.plan))
-      if (result.dryRun) this.log('dry run: nothing was changed')
-      else if (result.verified.length) {
-        for (const v of result.verified)
-          this.log(`verified ${v.mailbox} UID ${v.uid}: ${Object.entries(v.master).map(([g, u]) => `${g.slice(0, 12)} now UID ${u} on both`).join(', ')}`)
-        this.log(`journal: ${result.journal}`)
-      } else this.log('nothing to repair')
+    this.log(renderConflicts(result))
+    if (!result.conflicts.length) this.log('nothing to repair')
+    else if (result.dryRun) this.log(`${renderPlan(result.plan)}\n\ndry run: nothing was changed; journal: ${result.journal}`)
+    else {
+      for (const v of result.verified) this.log(`verified ${v.mailbox} UID ${v.uid}: ${Object.entries(v.uids).map(([g, u]) => `${g.slice(0, 12)} now UID ${u} on both`).join(', ')}`)
+      this.log(`journal: ${result.journal}`)
     }
     return result
   }

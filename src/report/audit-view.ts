@@ -1,6 +1,6 @@
 // replication audit for people: one block per pair, the mailboxes that differ, then the log events.
 import type {AuditReport, MailboxAudit, PairAudit} from '../services/audit.js'
-import type {RepairPlan} from '../services/repair.js'
+import type {RepairConflict} from '../services/repair.js'
 import {table} from './table.js'
 
 const short = (g: string) => g.slice(0, 12)
@@ -49,9 +49,10 @@ export function renderAudit(r: AuditReport): string {
   return `${r.pairs.map(pairBlock).join('\n\n') || `UNKNOWN ${r.summary}`}\n`
 }
 
-export function renderRepairPlan(p: RepairPlan): string {
-  const lines = [`repair plan for ${p.masterHost} (master) / ${p.replicaHost} (replica): ${p.conflicts.length} UID conflicts`]
-  for (const c of p.conflicts) {
+/** The conflicts a repair works on: both versions of each, as inspected. */
+export function renderConflicts(r: {master: string; replica: string; conflicts: RepairConflict[]}): string {
+  const lines = [`${r.master} (master) / ${r.replica} (replica): ${r.conflicts.length} UID conflicts`]
+  for (const c of r.conflicts) {
     lines.push(`  ${c.mailbox} UID ${c.uid}`)
     for (const side of ['master', 'replica'] as const) {
       const v = c[side]
@@ -59,6 +60,5 @@ export function renderRepairPlan(p: RepairPlan): string {
       lines.push(`    ${side.padEnd(7)} ${v.guid.slice(0, 12)} ${v.size} B flags (${v.flags.join(' ')})${h ? `  From: ${h.from ?? '?'}  Subject: ${h.subject ?? '?'}  Date: ${h.date ?? '?'}` : '  (file not readable)'}`)
     }
   }
-  if (p.conflicts.length) lines.push('  steps:', ...p.steps.map((s, i) => `    ${i + 1}. ${s}`))
   return `${lines.join('\n')}\n`
 }

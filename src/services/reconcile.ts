@@ -22,14 +22,17 @@ import {mailboxPath} from '../host/message-file.js'
 import {scanDump} from '../host/mboxlist.js'
 import {activeOf, findPair, otherMember, type Pair, readMember, syncBacklog, syncDir} from '../host/pair.js'
 import {copyAside, masterPid, readImapdConf, tool} from '../host/remote.js'
-import {imapString} from '../imap/client.js'
+import {type ImapClient, imapString} from '../imap/client.js'
+import {imapDate, ownerView} from '../imap/mailbox-name.js'
+import {imapSession as inventorySession} from '../imap/session.js'
 import {master as mupdateMaster} from '../inventory/load.js'
 import type {Host} from '../inventory/schema.js'
 import {shellQuote} from '../ssh/quote.js'
 import {type FenceMark, liftFence, readFence} from '../store/fence.js'
 import {sha256} from '../util/hash.js'
 import {startReplication} from './failover.js'
-import {imapDate, imapSession, ownerView} from './repair.js'
+
+const imapSession = <T>(ctx: MurderContext, host: Host, asUser: string | null, fn: (c: ImapClient) => Promise<T>) => inventorySession(ctx.inv, host, asUser, fn)
 
 // ---- the plan -----------------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 // through IMAP to the same mailbox on each member (so both get the same UID), then either
 // replication restarted (Cyrus 3.6 renumbers) or `replication repair` run.
 import {createHash} from 'node:crypto'
-import {existsSync, mkdtempSync, readdirSync} from 'node:fs'
+import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
@@ -147,18 +147,16 @@ describe('replication audit / repair on the standard lab (pair b1/b1r)', () => {
     expect(ub).toBe(ua)
     const before = {b1: (await guidsOn('b1', 'user.alice')).get(sha1(a))!, b1r: (await guidsOn('b1r', 'user.alice')).get(sha1(b))!}
     const snapshot = async () => [(await onHost('b1', `${MBEXAMINE} user.alice`)).stdout, (await onHost('b1r', `${MBEXAMINE} user.alice`)).stdout]
-    const runs = () => (existsSync(join(lab().dir, 'state', 'runs')) ? readdirSync(join(lab().dir, 'state', 'runs')).length : 0)
     const state0 = await snapshot()
-    const runs0 = runs()
 
     const dry = await repair(['--dry-run', '--json'])
     expect(dry.exitCode, dry.stderr).toBe(0)
-    expect(dry.json.plan.conflicts).toEqual([expect.objectContaining({mailbox: 'user.alice', uid: ua, master: expect.objectContaining({guid: sha1(a)}), replica: expect.objectContaining({guid: sha1(b)})})])
-    expect(dry.json.plan.conflicts[0].inspect.replica.subject).toBe('split brain replica-2')
+    expect(dry.json.conflicts).toEqual([expect.objectContaining({mailbox: 'user.alice', uid: ua, master: expect.objectContaining({guid: sha1(a)}), replica: expect.objectContaining({guid: sha1(b)})})])
+    expect(dry.json.conflicts[0].inspect.replica.subject).toBe('split brain replica-2')
+    expect(dry.json.plan.map((s: any) => s.step ?? s.id ?? s.title)).toHaveLength(4)
     const noConsent = await repair([])
     expect(noConsent.exitCode).toBe(6)
     expect(await snapshot()).toEqual(state0)
-    expect(runs()).toBe(runs0)
 
     const r = await repair(['--yes', '--json'])
     expect(r.exitCode, r.stderr + r.stdout).toBe(0)
@@ -172,7 +170,7 @@ describe('replication audit / repair on the standard lab (pair b1/b1r)', () => {
     // Nothing left to repair; with the rolling client back, repair refuses (Cyrus resolves it itself).
     const again = await repair(['--yes', '--json'])
     expect(again.exitCode).toBe(0)
-    expect(again.json.plan.conflicts).toEqual([])
+    expect(again.json.conflicts).toEqual([])
     await startRolling()
     expect((await repair(['--dry-run'])).exitCode).toBe(7)
     await untilInSync()

@@ -1,7 +1,7 @@
 import {readFileSync} from 'node:fs'
 import {describe, expect, it} from 'vitest'
 import {parseSyncErrors} from '../../../src/services/audit.js'
-import {imapDate, ownerView} from '../../../src/services/repair.js'
+import {imapDate, ownerView} from '../../../src/imap/mailbox-name.js'
 
 const fixture = (name: string): string => readFileSync(new URL(`../../fixtures/cyrus/${name}`, import.meta.url), 'utf8')
 
