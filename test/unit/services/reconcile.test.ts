@@ -54,3 +54,12 @@ describe('planMailbox', () => {
     expect(planFingerprint([a])).not.toBe(planFingerprint([{...a, messages: a.messages.slice(1)}]))
   })
 })
+
+describe('a 3.6 deleted entry in a dump', () => {
+  it('parses without a partition (the name\'s tombstone after DELETE), while a live entry still needs one', async () => {
+    const {parseDump} = await import('../../../src/cyrus/mboxlist-dump.js')
+    const ed = '{\n"user.alice.Trash": {"name": "user.alice.Trash", "mtime": "1795886897", "uidvalidity": "1795886873", "createdmodseq": "1", "foldermodseq": "3", "mbtype": "ed", "acl": {}, "uniqueid": "vkjdpej9z7tklpnxk0oh986q", "name_history": []}\n}\n'
+    expect(parseDump(ed)[0]).toMatchObject({name: 'user.alice.Trash', mbtype: 'ed', partition: ''})
+    expect(() => parseDump('{\n"a": {"name": "a", "mbtype": "e", "acl": {}}\n}\n')).toThrow()
+  })
+})
