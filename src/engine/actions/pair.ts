@@ -10,7 +10,7 @@ import {AbortError, asMurderctlError, NeedsConfirmationError, RefusedError, Unre
 import {lintImapdConf} from '../../cyrus/imapd-conf.js'
 import {masterSettings, pairConfigFacts, type PairConfigs, toMasterConfig, toReplicaConfig} from '../../cyrus/pair-config.js'
 import {parseCyrusConf, syncServerService} from '../../cyrus/cyrus-conf.js'
-import {isRemote} from '../../cyrus/mboxlist-dump.js'
+import {isLiveLocal, isRemote} from '../../cyrus/mboxlist-dump.js'
 import type {Journal} from '../journal.js'
 import type {RunContext} from '../context.js'
 import {defineAction, need} from './types.js'
@@ -300,10 +300,10 @@ async function preflight(fc: Fc): Promise<string> {
     throw new RefusedError(`${fc.from.name}'s sync log is behind: ${lag.bytes} bytes, oldest ${lag.ageSeconds}s (limits ${s.maxLagBytes} bytes, ${s.maxLagSeconds}s)`, {host: fc.from.name, step, hint: 'wait for replication to catch up, or --force'})
   if (!s.moveAddress) throw new RefusedError(`pair ${fc.pair.name} has no moveAddress command in the inventory: the frontends would keep reaching the old member`, {step, hint: 'add pairs: [{backend: ..., moveAddress: ...}] (see README)'})
   antiFlap(fc, step)
-  // The replica's mailbox list equals the master's local one.
+  // The replica's live mailbox list equals the master's (a deleted entry, mbtype d, is no mailbox).
   const local = new Set<string>()
   const replica = new Set<string>()
-  await Promise.all([scanDump(fc.ctx, fc.from, (e) => !isRemote(e) && local.add(e.name), step), scanDump(fc.ctx, fc.to, (e) => !isRemote(e) && replica.add(e.name), step)])
+  await Promise.all([scanDump(fc.ctx, fc.from, (e) => isLiveLocal(e) && local.add(e.name), step), scanDump(fc.ctx, fc.to, (e) => isLiveLocal(e) && replica.add(e.name), step)])
   const missing = [...local].filter((n) => !replica.has(n))
   const extra = [...replica].filter((n) => !local.has(n))
   if (missing.length || extra.length)
