@@ -73,7 +73,8 @@ function mupdateCell(h: HostStatus): string | null {
 
 function replicationCell(h: HostStatus): string | null {
   if (!h.reachable) return null
-  if (h.role === 'replica') return 'replica'
-  if (!h.replication.syncLog && h.replication.rollingClient === 'none') return 'none'
-  return `to ${h.replication.syncHost ?? '?'}, client ${h.replication.rollingClient}`
+  // A pair member is master or replica by its config, whichever the inventory calls it.
+  if (h.pairConfig === 'replica') return 'replica'
+  if (!h.replication.syncLog && h.replication.rollingClient === 'none') return h.pairConfig === 'mixed' ? 'MIXED config' : 'none'
+  return `to ${h.replication.syncHost ?? '?'}, client ${h.replication.rollingClient}${h.pairConfig === 'mixed' ? ' (MIXED config)' : ''}`
 }

@@ -1,6 +1,6 @@
 // The benchmark: speed and memory of murderctl on real labs, beside Cyrus's own tools measured
 // in the same run. Not a test: it prints numbers (and --json writes them) for people to read.
-//   npm run bench [-- --quick] [-- --only small,recover,unified,diff] [-- --json out.json]
+//   npm run bench [-- --quick] [-- --only small,recover,unified,diff,failover,audit] [-- --json out.json]
 // Needs root (it boots labs); takes a few minutes (the large labs load tens of thousands of
 // mailboxes with ctl_mboxlist -u).
 import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
@@ -8,7 +8,9 @@ import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {execa} from 'execa'
 import {breakLab} from '../src/lab/disasters.js'
-import {labDown, labExec, type LabState, labUp, waitPort} from '../src/lab/lab.js'
+import {labDown, labExec, labPassword, type LabState, labUp, waitPort} from '../src/lab/lab.js'
+import {flowLosses, messageIds, startMailFlow} from '../src/lab/mail-flow.js'
+import {labCounts} from '../src/lab/seed.js'
 
 const BIN = resolve(import.meta.dirname, '../bin/run.js')
 const CTL = '/usr/lib/cyrus/bin/ctl_mboxlist'
@@ -181,11 +183,159 @@ async function diff(extra: number) {
   }
 }
 
-// --only small,recover,unified,diff runs a part (the 200,000-mailbox diff lab alone takes ~10 minutes to load).
-const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : ['small', 'recover', 'unified', 'diff']
+/**
+ * A controlled failover's service gap (from the old master stopping until a frontend serves the
+ * pair from the new one, as the run journals it), with mail appended through a frontend all
+ * along: how many APPENDs got OK, and how many of those the new master lacks (must be 0) or
+ * holds twice. Failover and failback alternate on one lab.
+ */
+async function failoverBench(rounds: number) {
+  const state = await lab('failover', process.env.MURDERCTL_BENCH_FAILOVER_BASE ?? '127.0.56', 40)
+  const fe1 = state.hosts.find((h) => h.name === 'fe1')!
+  const password = labPassword(state.dir)
+  // The replica first catches up with the seeding (the failover's preflight wants equal lists).
+  for (let i = 0; i < 120 && (await labCounts(state.dir, 'b1r')).total !== (await labCounts(state.dir, 'b1')).total; i++) await new Promise((r) => setTimeout(r, 500))
+  const runs: {to: string; gapMs: number; wallMs: number; appended: number; refused: number; lost: number; doubled: number}[] = []
+  try {
+    for (let i = 0; i < rounds * 2; i++) {
+      const to = i % 2 === 0 ? 'b1r' : 'b1'
+      const flow = startMailFlow({address: fe1.address, user: 'cyrus', password, mailbox: 'user.carol', label: 'fe1'})
+      await new Promise((r) => setTimeout(r, 1000))
+      const t = await timed(['failover', 'b1', '-i', state.inventory, '--to', to, '--yes', '--json'])
+      await new Promise((r) => setTimeout(r, 1000))
+      await flow.stop()
+      if (t.exitCode !== 0) throw new Error(`failover to ${to} failed: ${t.stdout}`)
+      const out = JSON.parse(t.stdout) as {serviceGapMs: number}
+      const to_ = state.hosts.find((h) => h.name === to)!
+      const {missing, twice} = flowLosses(flow.ok, await messageIds(to_.address, 'cyrus', password, 'user.carol'))
+      runs.push({to, gapMs: out.serviceGapMs, wallMs: t.ms, appended: flow.ok.length, refused: flow.failed, lost: missing.length, doubled: twice.length})
+      say(`failover to ${to}: gap ${out.serviceGapMs} ms, run ${t.ms} ms, ${flow.ok.length} appends OK, ${missing.length} lost, ${twice.length} twice, ${flow.failed} refused in the gap`)
+    }
+    results.failover = {runs, medianGapMs: median(runs.map((r) => r.gapMs)), medianWallMs: median(runs.map((r) => r.wallMs)), appended: runs.reduce((n, r) => n + r.appended, 0), lost: runs.reduce((n, r) => n + r.lost, 0), doubled: runs.reduce((n, r) => n + r.doubled, 0)}
+  } finally {
+    await labDown({dir: state.dir, purge: true})
+  }
+}
+
+/** A message of about 1 KB with a unique Message-ID: what the audit bench fills the spool with. */
+function benchMessage(mailbox: number, n: number): string {
+  const body = `bench message ${n} of mailbox ${mailbox}\r\n`.repeat(20)
+  return `From: sender${n}@bench.example\r\nTo: bench${mailbox}@bench.example\r\nSubject: bench ${mailbox}/${n}\r\nMessage-ID: <bench-${mailbox}-${n}-${Math.random().toString(36).slice(2)}@bench.example>\r\nDate: Thu, 01 Jan 2026 00:00:00 +0000\r\n\r\n${body}`
+}
+
+/** IMAP LIST + STATUS of every mailbox on one host (what check_cyrus_replication does); ms. */
+async function imapStatusPass(address: string, password: string): Promise<{ms: number; mailboxes: number}> {
+  const {ImapClient} = await import('../src/imap/client.js')
+  const started = performance.now()
+  const c = await ImapClient.open(address, 143, {timeoutMs: 600_000})
+  await c.login('cyrus', password)
+  const list = await c.ok('LIST "" "*"')
+  const names = list.untagged.map((l) => /"([^"]+)"\s*$/.exec(l)?.[1] ?? l.split(' ').pop()!).filter((n) => n && !n.startsWith('DELETED'))
+  for (const n of names) await c.ok(`STATUS "${n}" (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ)`)
+  await c.logout()
+  return {ms: Math.round(performance.now() - started), mailboxes: names.length}
+}
+
+/**
+ * replication audit of a pair holding `mailboxes` mailboxes of `perMailbox` messages on each
+ * member, beside Cyrus's own passes over the same pair in the same run: mbexamine headers only
+ * (the floor of the cheap pass), full mbexamine (every record), and IMAP LIST + STATUS.
+ * Seeding: message files written straight into b1's spool, entries loaded with ctl_mboxlist -u,
+ * indexes built by one `reconstruct`, then b1's spool and mailboxes.db copied to the stopped
+ * replica, so both members hold the same mail without replicating it message by message.
+ */
+async function auditBench(mailboxes: number, perMailbox: number, rounds: number) {
+  const {mkdirSync, writeFileSync: write, copyFileSync} = await import('node:fs')
+  const {labPassword} = await import('../src/lab/lab.js')
+  const state = await lab('audit', process.env.MURDERCTL_BENCH_AUDIT_BASE ?? '127.0.54', 40)
+  const svc = `${state.dir}/bin/cyrus-service`
+  const hostDir = (h: string) => join(state.dir, 'hosts', h)
+  try {
+    const seedStarted = performance.now()
+    const now = Math.floor(Date.now() / 1000)
+    const chunk = 5000
+    for (let start = 0; start < mailboxes; start += chunk) {
+      const entries: string[] = []
+      for (let i = start; i < Math.min(mailboxes, start + chunk); i++) {
+        const uid = `bench${String(i).padStart(19, '0')}`.replace(/^bench/, `b${'abcdefghijklmnopqrstuvwxyz'[i % 26]}ench`)
+        const dir = join(hostDir('b1'), 'spool', 'mail', 'uuid', uid[0], uid[1], uid)
+        mkdirSync(dir, {recursive: true})
+        for (let n = 1; n <= perMailbox; n++) write(join(dir, `${n}.`), benchMessage(i, n))
+        const name = `user.bench${String(i).padStart(6, '0')}`
+        entries.push(`${JSON.stringify(name)}: ${JSON.stringify({name, mtime: String(now), uidvalidity: String(now), createdmodseq: '1', foldermodseq: '1', mbtype: 'e', partition: 'default', acl: {[name.slice(5)]: 'lrswipkxtecdan', cyrus: 'lrswipkxtecda'}, uniqueid: uid})}`)
+      }
+      await labExec(state.dir, 'b1', [CTL, '-u'], {input: `{\n${entries.join(',\n')}\n}\n`})
+    }
+    await labExec(state.dir, 'b1', ['chown', '-R', 'cyrus:mail', '/var/spool/cyrus/mail/uuid'])
+    say(`audit: ${mailboxes} mailboxes x ${perMailbox} messages written on b1 in ${((performance.now() - seedStarted) / 1000).toFixed(1)}s; reconstructing`)
+    const rs = performance.now()
+    await labExec(state.dir, 'b1', ['sh', '-c', `/usr/lib/cyrus/bin/reconstruct 'user.bench%' > /dev/null 2>&1`])
+    say(`audit: reconstruct of ${mailboxes} mailboxes in ${((performance.now() - rs) / 1000).toFixed(1)}s; copying b1 to the replica`)
+    await Promise.all(['b1', 'b1r'].map((h) => labExec(state.dir, h, [svc, 'stop'])))
+    await execa('sh', ['-c', `rm -rf ${hostDir('b1r')}/spool/mail && cp -a ${hostDir('b1')}/spool/mail ${hostDir('b1r')}/spool/mail`])
+    copyFileSync(join(hostDir('b1'), 'lib', 'mailboxes.db'), join(hostDir('b1r'), 'lib', 'mailboxes.db'))
+    await execa('sh', ['-c', `rm -f ${hostDir('b1')}/lib/sync/log ${hostDir('b1')}/lib/sync/log-run; chown cyrus:mail ${hostDir('b1r')}/lib/mailboxes.db`])
+    await Promise.all(['b1', 'b1r'].map((h) => labExec(state.dir, h, [svc, 'start'])))
+    // The rolling sync_client retries the replica for a while after both restart: wait for it.
+    for (let i = 0; i < 60; i++) {
+      const r = await labExec(state.dir, 'b1', ['sh', '-c', 'pgrep -P $(cat /run/cyrus-master.pid) -x sync_client >/dev/null && echo up; true'])
+      if (r.stdout.includes('up')) break
+      await new Promise((res) => setTimeout(res, 1000))
+    }
+    results.auditSeedSeconds = Math.round((performance.now() - seedStarted) / 1000)
+    say(`audit: seeded both members in ${results.auditSeedSeconds}s`)
+
+    const password = labPassword(state.dir)
+    const addr = (h: string) => state.hosts.find((x) => x.name === h)!.address
+    const rowsOf: Record<string, number[]> = {audit: [], auditDeep: [], mbexamineHeaders: [], mbexamineFull: [], imapStatus: []}
+    let counts: unknown
+    const timings: Record<string, unknown> = {}
+    let peakMB = 0
+    for (let i = 0; i < rounds; i++) {
+      const a = await timed(['replication', 'audit', 'b1', '-i', state.inventory, '--json', '--settle', '0', '--no-logs'])
+      if (a.exitCode !== 0 && !/(\d+)\/\1 mailboxes in sync/.test(JSON.parse(a.stdout).summary)) throw new Error(`audit of the seeded pair is not OK (exit ${a.exitCode}): ${a.stdout.slice(0, 500)}`)
+      counts = JSON.parse(a.stdout).pairs[0].counts
+      timings.audit = JSON.parse(a.stdout).pairs[0].timings
+      rowsOf.audit.push(a.ms)
+      const d = await timed(['replication', 'audit', 'b1', '-i', state.inventory, '--json', '--settle', '0', '--no-logs', '--deep'])
+      timings.auditDeep = JSON.parse(d.stdout).pairs[0].timings
+      rowsOf.auditDeep.push(d.ms)
+      peakMB = Math.max(peakMB, a.peakMB, d.peakMB)
+      // Cyrus's own passes, both members at once as the audit does.
+      const both = async (cmd: string) => {
+        const t = performance.now()
+        await Promise.all(['b1', 'b1r'].map((h) => labExec(state.dir, h, ['sh', '-c', cmd])))
+        return Math.round(performance.now() - t)
+      }
+      rowsOf.mbexamineHeaders.push(await both(`/usr/lib/cyrus/bin/mbexamine -u 4294967295 '*' > /dev/null`))
+      rowsOf.mbexamineFull.push(await both(`/usr/lib/cyrus/bin/mbexamine '*' > /dev/null`))
+      const t = performance.now()
+      await Promise.all(['b1', 'b1r'].map((h) => imapStatusPass(addr(h), password)))
+      rowsOf.imapStatus.push(Math.round(performance.now() - t))
+      say(`audit round ${i + 1}/${rounds}: ${JSON.stringify(Object.fromEntries(Object.entries(rowsOf).map(([k, v]) => [k, v.at(-1)])))}`)
+    }
+    results.audit = {
+      mailboxesPerMember: mailboxes + 20,
+      messagesPerMember: mailboxes * perMailbox,
+      counts,
+      timingsOfLastRound: timings,
+      medianMs: Object.fromEntries(Object.entries(rowsOf).map(([k, v]) => [k, median(v)])),
+      rounds: rowsOf,
+      peakMB,
+    }
+    say(`audit: ${JSON.stringify(results.audit)}`)
+  } finally {
+    await labDown({dir: state.dir, purge: true})
+  }
+}
+
+// --only small,recover,unified,diff,failover,audit runs a part (the 200,000-mailbox diff lab alone takes ~10 minutes to load).
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : ['small', 'recover', 'unified', 'diff', 'failover', 'audit']
 if (only.includes('small')) await small()
 if (only.includes('recover')) await recover(quick ? 2000 : 20_000, quick ? 1 : 3)
 if (only.includes('unified')) await recoverUnified(quick ? 2000 : 20_000)
 if (only.includes('diff')) await diff(quick ? 20_000 : 200_000)
+if (only.includes('failover')) await failoverBench(quick ? 1 : 3)
+if (only.includes('audit')) await auditBench(quick ? 1000 : 10_000, 10, quick ? 1 : 2)
 process.stdout.write(`${JSON.stringify(results, null, 2)}\n`)
 if (jsonOut) writeFileSync(jsonOut, `${JSON.stringify(results, null, 2)}\n`)

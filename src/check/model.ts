@@ -37,6 +37,7 @@ export const KNOWN_CHECKS = [
   'replication',
   'uniqueid',
   'lock',
+  'replication-consistency',
 ] as const
 export type KnownCheck = (typeof KNOWN_CHECKS)[number]
 

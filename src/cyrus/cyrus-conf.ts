@@ -408,3 +408,25 @@ export function syncClientDaemon(conf: CyrusConf, marker = DEFAULT_MARKER): Cyru
     marker,
   )
 }
+
+/** The SERVICES entry running `sync_server` (a replica's end of replication), enabled first. */
+export function syncServerService(conf: CyrusConf, marker = DEFAULT_MARKER): CyrusConfEntry | undefined {
+  return pick(
+    conf.sections.SERVICES.filter((e) => runs(programOf(e.cmd), 'sync_server')),
+    marker,
+  )
+}
+
+/**
+ * Add one entry line at the end of a section (before its `}`), with the file's own line ending.
+ * For a service the file has never named; throws when the section is missing.
+ */
+export function insertService(text: string, section: SectionName, line: string): string {
+  if (/[\r\n]/.test(line)) throw new AbortError('a cyrus.conf entry must fit on one line')
+  const conf = parseCyrusConf(text)
+  const close = conf.lines.findIndex((l) => l.kind === 'section-close' && l.section === section)
+  if (close === -1) throw new AbortError(`cyrus.conf has no ${section} section`, {hint: `add "${section} {" ... "}" by hand`})
+  const eol = conf.lines[close]!.eol || (conf.lines.find((l) => l.eol)?.eol ?? '\n')
+  const lines = [...conf.lines.slice(0, close), {text: line, eol}, ...conf.lines.slice(close)]
+  return joinLines(lines)
+}

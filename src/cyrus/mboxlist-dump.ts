@@ -13,14 +13,13 @@ import {excerpt} from './lines.js'
 
 const numberish = z.union([z.string(), z.number().transform(String)])
 
-export const MailboxEntry = z
-  .looseObject({
+const MailboxEntryObject = z.looseObject({
   /** Internal mailbox name (`user.bob.Sent`). */
   name: z.string().min(1),
   /** 3.6 letters: type e/n/b/c/a/j/s/p/f, flags d(eleted) m(oving) r(emote) z(reserve) i(ntermediate) l(egacy dirs). */
   mbtype: z.string().regex(/^[a-z]*$/, 'mbtype letters'),
-  /** Absent only on the tombstone 3.6 leaves after a DELETE (mbtype `ed`). */
-  partition: z.string().optional(),
+  /** Absent only on a 3.6 deleted entry (`"mbtype": "ed"`, the name's tombstone after a DELETE): '' then. */
+  partition: z.string(),
   /** Set on remote entries (frontends, the mupdate master, unified backends' pointers). */
   server: z.string().optional(),
   acl: z.record(z.string(), z.string()).default({}),
@@ -29,10 +28,10 @@ export const MailboxEntry = z
   uidvalidity: numberish.optional(),
   mtime: numberish.optional(),
 })
-  .refine((e) => e.partition !== undefined || e.mbtype.includes('d'), {path: ['partition'], message: 'partition is missing (only a deleted entry may lack one)'})
-  .transform((e) => ({...e, partition: e.partition ?? ''}))
-// Unknown keys (jmapid, createdmodseq...) are kept as they came.
-export type MailboxEntry = z.infer<typeof MailboxEntry> & {[key: string]: unknown}
+const deletedWithoutPartition = (v: unknown): v is Record<string, unknown> =>
+  !!v && typeof v === 'object' && !('partition' in v) && typeof (v as {mbtype?: unknown}).mbtype === 'string' && (v as {mbtype: string}).mbtype.includes('d')
+export const MailboxEntry = z.preprocess((v) => (deletedWithoutPartition(v) ? {...v, partition: ''} : v), MailboxEntryObject)
+export type MailboxEntry = z.infer<typeof MailboxEntryObject>
 
 export type DumpFormat = 'json' | 'legacy'
 

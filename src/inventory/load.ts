@@ -71,6 +71,8 @@ export function parseInventory(text: string, path: string): Inventory {
     knownHosts: resolvePath(path, inv.knownHosts),
     stateDir: resolvePath(path, inv.stateDir),
     thresholds: inv.thresholds,
+    pairs: inv.pairs,
+    ...(inv.imap ? {imap: {...inv.imap, passwordFile: resolvePath(path, inv.imap.passwordFile)}} : {}),
     hosts,
   }
 }

@@ -55,7 +55,12 @@ const cyrusFields = {
   /** The Cyrus user and group owning configdirectory (a file murderctl installs takes them). */
   user: z.string().regex(/^[a-z_][a-z0-9_.-]*$/i, 'a user name'),
   group: z.string().regex(/^[a-z_][a-z0-9_.-]*$/i, 'a group name'),
+  /** The syslog file Cyrus logs to on this host (pair status and replication audit read SYNCERROR events there). */
+  syslogFile: z.string(),
 }
+
+/** Where Debian's rsyslog puts Cyrus's default facility (local6). */
+export const DEFAULT_SYSLOG_FILE = '/var/log/syslog'
 
 export const CyrusSettings = z
   .object({
@@ -67,6 +72,8 @@ export const CyrusSettings = z
     start: cyrusFields.start.default('systemctl start cyrus-imapd'),
     user: cyrusFields.user.default('cyrus'),
     group: cyrusFields.group.default('mail'),
+    /** Unset: DEFAULT_SYSLOG_FILE (optional, so hosts built in code need not name it). */
+    syslogFile: cyrusFields.syslogFile.optional(),
   })
   .strict()
 export type CyrusSettings = z.infer<typeof CyrusSettings>
@@ -107,9 +114,65 @@ export const Thresholds = z
     syncLogCritAgeSeconds: z.number().min(0).default(1800),
     /** A run lock held longer than this is CRITICAL in check (a dead run's, most likely). */
     lockCritAgeSeconds: z.number().min(0).default(4 * 3600),
+    /** replication-consistency: a mailbox differing between a pair's members longer than this is a WARNING. */
+    replicationDriftWarnSeconds: z.number().min(0).default(600),
+    /** replication-consistency: how many users' mailboxes it compares per pair on each run (rotating). */
+    replicationSampleUsers: z.number().int().min(1).default(50),
   })
   .strict()
 export type Thresholds = z.infer<typeof Thresholds>
+
+/**
+ * A replication pair's operator settings. The pair itself is a backend plus the replica naming
+ * it in replicaOf; which member is active is read from the hosts, never written here.
+ * Commands may use the placeholders {pair} {servername} {old} {old.address} {new} {new.address};
+ * each is shell-quoted when substituted. They run on the operator's machine (`sh -c`).
+ */
+export const PairSettings = z
+  .object({
+    /** The pair's backend, as named in hosts. */
+    backend: hostName,
+    /** Moves the service address (the servername the frontends reach) to the new member. */
+    moveAddress: z.string().min(1).optional(),
+    /** Run before a failover changes anything; a non-zero exit stops it. */
+    preFailover: z.string().min(1).optional(),
+    /** Run after a failover verified (its failure is reported, the failover stands). */
+    postFailover: z.string().min(1).optional(),
+    /** A second failover of this pair within this many seconds needs --force. */
+    minIntervalSeconds: z.number().int().min(0).default(3600),
+    /** A controlled failover refuses (without --force) a sync log backlog beyond these. */
+    maxLagBytes: z.number().int().min(0).default(50_000_000),
+    maxLagSeconds: z.number().min(0).default(1800),
+    /** How long verify waits for a message appended on the new master to reach the other member. */
+    replicationTimeoutSeconds: z.number().positive().default(60),
+    /**
+     * An IMAP login the failover's verify uses through a frontend: it selects `mailbox` (one on
+     * this pair) and appends a small message there. Without it, verify skips the IMAP checks.
+     */
+    probe: z
+      .object({
+        user: z.string().min(1),
+        /** File holding the password (relative to the inventory); never in the inventory itself. */
+        passwordFile: z.string().min(1),
+        mailbox: z.string().min(1),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+export type PairSettings = z.infer<typeof PairSettings>
+
+/** IMAP access to the backends, for repairs that re-append messages (replication repair). */
+export const ImapSettings = z
+  .object({
+    port: z.number().int().min(1).max(65535).default(143),
+    /** An admin in the backends' `admins`, also in `proxyservers` so it may act as a mailbox's owner. */
+    user: z.string().min(1),
+    /** File holding the password (first line); relative to the inventory file. Never the password itself. */
+    passwordFile: z.string().min(1),
+  })
+  .strict()
+export type ImapSettings = z.infer<typeof ImapSettings>
 
 export const InventoryFile = z
   .object({
@@ -125,7 +188,10 @@ export const InventoryFile = z
       .strict()
       .optional(),
     thresholds: Thresholds.default(Thresholds.parse({})),
+    imap: ImapSettings.optional(),
     hosts: z.array(HostEntry).min(1),
+    /** Per replication pair: address move, hooks, anti-flapping, lag limit. */
+    pairs: z.array(PairSettings).default([]),
   })
   .strict()
   .superRefine((inv, ctx) => {
@@ -137,6 +203,11 @@ export const InventoryFile = z
       ctx.addIssue({code: 'custom', path: ['hosts'], message: `exactly one host must have role mupdate-master (found ${masters.length})`})
     if (!inv.hosts.some((h) => h.role === 'backend'))
       ctx.addIssue({code: 'custom', path: ['hosts'], message: 'at least one host must have role backend'})
+    refineUnique(ctx, inv.pairs, (p) => p.backend, (i) => ['pairs', i, 'backend'], 'pair')
+    inv.pairs.forEach((p, i) => {
+      if (!inv.hosts.some((h) => h.role === 'replica' && h.replicaOf === p.backend))
+        ctx.addIssue({code: 'custom', path: ['pairs', i, 'backend'], message: `"${p.backend}" is not a backend that a replica names in replicaOf`})
+    })
     inv.hosts.forEach((h, i) => {
       if (h.role === 'replica') {
         const target = inv.hosts.find((o) => o.name === h.replicaOf)

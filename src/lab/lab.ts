@@ -1,15 +1,15 @@
 // A real Cyrus murder on this machine: one mount namespace and loopback address per host,
 // each with its own /etc/imapd.conf, /etc/cyrus.conf, Cyrus directories, cyrus-master and sshd.
 import {spawn} from 'node:child_process'
-import {chmodSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
+import {chmodSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync} from 'node:fs'
 import {join, resolve} from 'node:path'
 import {execa} from 'execa'
 import {stringify} from 'yaml'
 import {AbortError} from '../errors.js'
 import {ensureSystemPackages, isRoot} from './system.js'
-import {CSYNC_PORT, LAB_ADMIN, MUPDATE_PORT, type RenderContext, renderBootScript, renderCyrusConf, renderEtcHosts, renderImapdConf, renderServiceScript, renderServices, renderSshdConfig} from './render.js'
+import {CSYNC_PORT, LAB_ADMIN, MUPDATE_PORT, type RenderContext, renderBootScript, renderCyrusConf, renderEtcHosts, renderImapdConf, renderMoveAddressScript, renderServiceScript, renderServices, renderSshdConfig} from './render.js'
 import {seedLab, waitConverged} from './seed.js'
-import {alive, hostDir, LAB_PASSWORD_FILE, type LabState, readLabState, statePath, waitPort} from './state.js'
+import {alive, hostDir, LAB_PASSWORD_FILE, type LabState, processesInNamespace, readLabState, statePath, waitPort} from './state.js'
 import {type LabHost, type LabTopology, labHosts, validBase} from './topology.js'
 
 export {labExec, labPassword, LAB_PASSWORD_FILE, type LabState, readLabState, waitPort} from './state.js'
@@ -40,6 +40,7 @@ async function prepareFiles(ctx: RenderContext): Promise<void> {
   writeFileSync(join(dir, 'etc-hosts'), renderEtcHosts(ctx))
   writeFileSync(join(dir, 'services'), renderServices(readFileSync('/etc/services', 'utf8')))
   writeFileSync(join(dir, 'bin', 'cyrus-service'), renderServiceScript(), {mode: 0o755})
+  writeFileSync(join(dir, 'bin', 'move-address'), renderMoveAddressScript(ctx), {mode: 0o755})
   for (const h of ctx.hosts) {
     const hd = hostDir(dir, h.name)
     rmSync(hd, {recursive: true, force: true})
@@ -118,6 +119,7 @@ function writeInventory(ctx: RenderContext): string {
     mode: ctx.topology,
     knownHosts: 'known_hosts',
     stateDir: 'state',
+    imap: {user: LAB_ADMIN, passwordFile: LAB_PASSWORD_FILE},
     defaults: {
       ssh: {user: 'root', identity: 'id_ed25519', connectTimeout: 5, commandTimeout: 600},
       cyrus: {pidFile: '/run/cyrus-master.pid', stop: `${service} stop`, start: `${service} start`},
@@ -129,6 +131,11 @@ function writeInventory(ctx: RenderContext): string {
       ...(h.servername !== h.name ? {servername: h.servername} : {}),
       ...(h.replicaOf ? {replicaOf: h.replicaOf} : {}),
     })),
+    // The service address moves through the lab's own hosts files; a lab rehearses failover
+    // and failback back to back, so no anti-flapping period.
+    pairs: ctx.hosts
+      .filter((h) => h.role === 'replica' && h.replicaOf)
+      .map((r) => ({backend: r.replicaOf, moveAddress: `${join(ctx.dir, 'bin', 'move-address')} {servername} {new.address} {old}`, minIntervalSeconds: 0, replicationTimeoutSeconds: 30, probe: {user: LAB_ADMIN, passwordFile: LAB_PASSWORD_FILE, mailbox: 'user.alice'}})),
   }
   writeFileSync(path, `# murderctl inventory for the local lab in ${ctx.dir}\n${stringify(doc)}`)
   return path
@@ -178,26 +185,6 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
   }
   save()
   return state
-}
-
-/** Every process whose mount namespace is the one this holder pid lives in. */
-function processesInNamespace(pid: number): number[] {
-  let ns: string
-  try {
-    ns = readlinkSync(`/proc/${pid}/ns/mnt`)
-  } catch {
-    return []
-  }
-  const out: number[] = []
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue
-    try {
-      if (readlinkSync(`/proc/${p}/ns/mnt`) === ns) out.push(Number(p))
-    } catch {
-      // gone already
-    }
-  }
-  return out
 }
 
 export async function labDown(opts: {dir: string; purge?: boolean}): Promise<{stopped: string[]}> {

@@ -17,9 +17,17 @@ export interface RenderContext {
 
 const lines = (...xs: (string | false | undefined)[]) => xs.filter((x): x is string => typeof x === 'string').join('\n') + '\n'
 
+/** The third octet of a lab address: tells this machine's labs apart in the shared syslog. */
+const labTag = (h: LabHost) => h.address.split('.')[2]
+
 export function renderImapdConf(h: LabHost, ctx: RenderContext): string {
   const inMurder = h.role === 'frontend' || h.role === 'backend'
   const replica = ctx.hosts.find((r) => r.role === 'replica' && r.replicaOf === h.name)
+  // A replica carries what it needs to become its pair's master (murderctl failover), marked
+  // out of use: mupdate_server and sync_log commented out as murderctl's editor does it, the
+  // credentials in place (they do nothing without mupdate_server).
+  const standby = h.role === 'replica'
+  const member = inMurder || standby
   const unified = ctx.topology === 'unified'
   return lines(
     `# lab host ${h.name} (${h.role}), written by murderctl lab up`,
@@ -33,7 +41,7 @@ export function renderImapdConf(h: LabHost, ctx: RenderContext): string {
     'hashimapspool: true',
     'umask: 077',
     `servername: ${h.servername}`,
-    `syslog_prefix: lab-${h.name}`,
+    `syslog_prefix: lab${labTag(h)}-${h.name}`,
     `admins: ${LAB_ADMIN}`,
     'allowplaintext: yes',
     'sasl_pwcheck_method: auxprop',
@@ -44,19 +52,21 @@ export function renderImapdConf(h: LabHost, ctx: RenderContext): string {
     'idlesocket: /run/cyrus/socket/idle',
     'notifysocket: /run/cyrus/socket/notify',
     inMurder && 'mupdate_server: mupdate',
-    inMurder && `mupdate_config: ${unified ? 'unified' : 'standard'}`,
-    inMurder && `mupdate_authname: ${LAB_ADMIN}`,
-    inMurder && `mupdate_password: ${ctx.password}`,
-    inMurder && `mupdate_retry_delay: ${LAB_RETRY_DELAY}`,
-    inMurder && `proxy_authname: ${LAB_ADMIN}`,
-    inMurder && `proxy_password: ${ctx.password}`,
-    h.role === 'backend' && `proxyservers: ${LAB_ADMIN}`,
+    standby && '#mupdate_server: mupdate  # murderctl',
+    member && `mupdate_config: ${unified ? 'unified' : 'standard'}`,
+    member && `mupdate_authname: ${LAB_ADMIN}`,
+    member && `mupdate_password: ${ctx.password}`,
+    member && `mupdate_retry_delay: ${LAB_RETRY_DELAY}`,
+    member && `proxy_authname: ${LAB_ADMIN}`,
+    member && `proxy_password: ${ctx.password}`,
+    (h.role === 'backend' || standby) && `proxyservers: ${LAB_ADMIN}`,
     replica && 'sync_log: 1',
+    standby && '#sync_log: 1  # murderctl',
     replica && `sync_host: ${replica.name}`,
-    replica && `sync_authname: ${LAB_ADMIN}`,
-    replica && `sync_password: ${ctx.password}`,
-    replica && `sync_realm: ${replica.servername}`,
-    replica && 'sync_try_imap: no',
+    (replica || standby) && `sync_authname: ${LAB_ADMIN}`,
+    (replica || standby) && `sync_password: ${ctx.password}`,
+    (replica || standby) && `sync_realm: ${h.servername}`,
+    (replica || standby) && 'sync_try_imap: no',
   )
 }
 
@@ -70,23 +80,33 @@ export function renderCyrusConf(h: LabHost, ctx: RenderContext, opts: {seeding?:
   const unified = ctx.topology === 'unified'
   const slave = h.role === 'frontend' || (unified && h.role === 'backend' && !opts.seeding)
   const replicated = ctx.hosts.some((r) => r.role === 'replica' && r.replicaOf === h.name)
+  const standby = h.role === 'replica'
+  // Each member of a pair also carries the other config's entries, disabled the way murderctl's
+  // editor disables them, so a failover can switch either way.
+  const off = (line: string) => `#${line}  # disabled by murderctl`
+  const slaveLine = `\tmupdate\t\tcmd="mupdate" listen="${a}:${MUPDATE_PORT}" prefork=1`
+  const syncServerLine = `\tsyncserver\tcmd="sync_server" listen="${a}:${CSYNC_PORT}" prefork=0`
   return lines(
     `# lab host ${h.name} (${h.role}), written by murderctl lab up`,
     'START {',
     '\trecover\t\tcmd="ctl_cyrusdb -r"',
     h.role === 'backend' && '\tmupdatepush\tcmd="ctl_mboxlist -m"',
+    standby && off('\tmupdatepush\tcmd="ctl_mboxlist -m"'),
     '}',
     'SERVICES {',
     h.role === 'mupdate-master' && `\tmupdate\t\tcmd="mupdate -m" listen="${a}:${MUPDATE_PORT}" prefork=1`,
-    slave && `\tmupdate\t\tcmd="mupdate" listen="${a}:${MUPDATE_PORT}" prefork=1`,
+    slave && slaveLine,
+    standby && unified && off(slaveLine),
     h.role !== 'mupdate-master' && `\timap\t\tcmd="imapd" listen="${a}:143" prefork=0 maxchild=50`,
-    h.role === 'replica' && `\tsyncserver\tcmd="sync_server" listen="${a}:${CSYNC_PORT}" prefork=0`,
+    standby && syncServerLine,
+    replicated && off(syncServerLine),
     '}',
     'EVENTS {',
     '\tcheckpoint\tcmd="ctl_cyrusdb -c" period=30',
     '}',
     'DAEMON {',
     replicated && '\tsyncclient\tcmd="sync_client -r"',
+    standby && off('\tsyncclient\tcmd="sync_client -r"'),
     '}',
   )
 }
@@ -166,4 +186,44 @@ export function renderServices(system: string): string {
   if (!/^mupdate\s/m.test(system)) extra.push(`mupdate\t\t${MUPDATE_PORT}/tcp\t\t\t# Cyrus MUPDATE (added by murderctl lab)`)
   if (!/^csync\s/m.test(system)) extra.push(`csync\t\t${CSYNC_PORT}/tcp\t\t\t# Cyrus replication (added by murderctl lab)`)
   return system.endsWith('\n') || system === '' ? system + lines(...extra) : `${system}\n${lines(...extra)}`
+}
+
+/**
+ * The lab's service-address move (the inventory's pairs[].moveAddress): every lab host resolves
+ * names through its own /etc/hosts, so moving `servername` means rewriting that line on each,
+ * over SSH, from inside (their /etc is an overlay: write beside, replace by rename). The old
+ * member may be down (a hard failover): it is skipped then; any other host must take the move.
+ * Usage: move-address SERVERNAME NEW_ADDRESS OLD_MEMBER
+ */
+export function renderMoveAddressScript(ctx: RenderContext): string {
+  const hosts = ctx.hosts.map((h) => `${h.name}=${h.address}`).join(' ')
+  return `#!/bin/sh
+# Lab stand-in for a VIP move / nsupdate: point SERVERNAME at NEW_ADDRESS in every host's /etc/hosts.
+set -u
+name=$1 addr=$2 old=$3
+dir=${ctx.dir}
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+move() {
+  ssh -o BatchMode=yes -o ConnectTimeout=3 -o UserKnownHostsFile="$dir/known_hosts" -o StrictHostKeyChecking=yes -i "$dir/id_ed25519" "root@$2" sh -s -- "$name" "$addr" >"$tmp/$1.out" 2>&1 <<'EOS'
+set -e
+awk -v n="$1" -v a="$2" '$2 == n { print a "\\t" n; next } { print }' /etc/hosts > /etc/hosts.murderctl-move
+mv /etc/hosts.murderctl-move /etc/hosts
+awk -v n="$1" -v a="$2" '$2 == n && $1 == a { ok = 1 } END { exit !ok }' /etc/hosts
+EOS
+  echo $? > "$tmp/$1.rc"
+}
+# Every host at once: the move is part of the failover's service gap.
+for pair in ${hosts}; do move "\${pair%%=*}" "\${pair#*=}" & done
+wait
+failed=0
+for pair in ${hosts}; do
+  host=\${pair%%=*}
+  if [ "$(cat "$tmp/$host.rc")" = 0 ]; then echo "$host: $name -> $addr"
+  elif [ "$host" = "$old" ]; then echo "skipped $host (unreachable: the old member)" >&2
+  else echo "FAILED on $host: $(cat "$tmp/$host.out")" >&2; failed=1
+  fi
+done
+exit $failed
+`
 }

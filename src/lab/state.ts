@@ -1,5 +1,5 @@
 // A running lab's state file and the ways into its hosts without SSH (set-up and disasters only).
-import {existsSync, readFileSync} from 'node:fs'
+import {existsSync, readdirSync, readFileSync, readlinkSync} from 'node:fs'
 import {connect} from 'node:net'
 import {join, resolve} from 'node:path'
 import {execa} from 'execa'
@@ -65,3 +65,24 @@ export function waitPort(address: string, port: number, timeoutMs: number): Prom
     attempt()
   })
 }
+
+/** Every process whose mount namespace is the one this holder pid lives in. */
+export function processesInNamespace(pid: number): number[] {
+  let ns: string
+  try {
+    ns = readlinkSync(`/proc/${pid}/ns/mnt`)
+  } catch {
+    return []
+  }
+  const out: number[] = []
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue
+    try {
+      if (readlinkSync(`/proc/${p}/ns/mnt`) === ns) out.push(Number(p))
+    } catch {
+      // gone already
+    }
+  }
+  return out
+}
+

@@ -6,13 +6,15 @@ import {evaluateMasterCount, loadCheckState, nextCheckState, saveCheckState} fro
 import {asMurderctlError} from '../errors.js'
 import {hostsByRole, master, slaveHosts} from '../inventory/load.js'
 import type {Host} from '../inventory/schema.js'
-import {shellQuote} from '../ssh/quote.js'
 import {mapLimit} from '../util/limit.js'
-import {dbInfo} from '../host/db.js'
 import type {MurderContext} from '../host/context.js'
 import {masterLooksLost} from '../host/facts.js'
 import {mupdateWarn} from '../host/mboxlist.js'
+import {pairsOf, syncBacklog} from '../host/pair.js'
+import {readImapdConf} from '../host/remote.js'
+import {listFences} from '../store/fence.js'
 import {type HostStatus, hostStatus, murderLock} from './status.js'
+import {replicationConsistencyCheck} from './replication-consistency.js'
 
 /** The checks this murderctl runs: the check model's known ones, in report order. */
 export const CHECK_NAMES = KNOWN_CHECKS
@@ -50,11 +52,11 @@ function mupdateMasterCheck(ctx: MurderContext, facts: Facts): CheckResult[] {
 function masterCountCheck(ctx: MurderContext, facts: Facts, opts: CheckOptions): CheckResult[] {
   const m = facts.get(master(ctx.inv).name)!
   if (!m.mailboxes) return [{name: 'master-count', host: m.name, state: 'UNKNOWN', message: `cannot count the master's mailboxes: ${m.error ?? m.notes.join('; ')}`, figures: {}}]
-  const unifiedSlavesEnabled = ctx.inv.mode === 'unified' && hostsByRole(ctx.inv, 'backend').some((b) => facts.get(b.name)?.mupdate.enabled)
+  const unifiedSlavesEnabled = ctx.inv.mode === 'unified' && murderBackends(ctx, facts).some((b) => facts.get(b.name)?.mupdate.enabled)
   const previous = loadCheckState(opts.statePath, ctx.inv.name)
   let result = evaluateMasterCount({count: m.mailboxes.total, previous, thresholds: ctx.inv.thresholds, unifiedSlavesEnabled, masterHost: m.name})
   // Whatever the history says, a master holding far less than the backends is a lost master.
-  const backendsLocal = hostsByRole(ctx.inv, 'backend').reduce((n, b) => n + liveLocal(facts.get(b.name)), 0)
+  const backendsLocal = murderBackends(ctx, facts).reduce((n, b) => n + liveLocal(facts.get(b.name)), 0)
   if (masterLooksLost(m.mailboxes.total, backendsLocal, ctx.inv.thresholds))
     result = {
       ...result,
@@ -70,7 +72,8 @@ function masterCountCheck(ctx: MurderContext, facts: Facts, opts: CheckOptions):
 
 function slavesCheck(ctx: MurderContext, facts: Facts): CheckResult[] {
   const m = facts.get(master(ctx.inv).name)!
-  const slaves = slaveHosts(ctx.inv)
+  // A unified pair's slave runs on whichever member is in the murder.
+  const slaves = slaveHosts(ctx.inv).map((h) => inMurder(ctx, facts, h))
   return slaves.map((s): CheckResult => {
     const h = facts.get(s.name)!
     if (unread(h)) return unreachable('slaves', h)
@@ -85,7 +88,7 @@ function slavesCheck(ctx: MurderContext, facts: Facts): CheckResult[] {
 }
 
 async function consistencyCheck(ctx: MurderContext, facts: Facts): Promise<CheckResult[]> {
-  return mapLimit(hostsByRole(ctx.inv, 'backend'), ctx.concurrency, async (b): Promise<CheckResult> => {
+  return mapLimit(murderBackends(ctx, facts), ctx.concurrency, async (b): Promise<CheckResult> => {
     const h = facts.get(b.name)!
     if (unread(h)) return unreachable('backend-consistency', h)
     try {
@@ -104,8 +107,13 @@ async function consistencyCheck(ctx: MurderContext, facts: Facts): Promise<Check
 }
 
 function cyrusMasterCheck(ctx: MurderContext, facts: Facts): CheckResult[] {
+  const fences = listFences(ctx.inv.stateDir)
   return ctx.inv.hosts.map((host): CheckResult => {
     const h = facts.get(host.name)!
+    // A fenced old master is expected down (or stopped) until reconcile: known, not an outage.
+    const fence = fences.find((f) => f.member === host.name)
+    if (fence && (unread(h) || !h.cyrusMaster.running))
+      return {name: 'cyrus-master', host: h.name, state: 'WARNING', message: `${h.name} is FENCED since ${fence.at} and ${unread(h) ? 'unreachable' : 'stopped'}: run murderctl pair fence ${h.name} once it is back, then reconcile`, figures: {}}
     if (unread(h)) return unreachable('cyrus-master', h)
     return h.cyrusMaster.running
       ? {name: 'cyrus-master', host: h.name, state: 'OK', message: `cyrus-master runs on ${h.name} (pid ${h.cyrusMaster.pid})`, figures: {}}
@@ -113,63 +121,72 @@ function cyrusMasterCheck(ctx: MurderContext, facts: Facts): CheckResult[] {
   })
 }
 
-/** Size and age (seconds) of the sync log backlog: sync/log and sync/log-run together. */
-async function syncBacklog(ctx: MurderContext, b: Host): Promise<{bytes: number; ageSeconds: number}> {
-  const {configDirectory} = await dbInfo(ctx, b)
-  const files = ['log', 'log-run'].map((f) => shellQuote(`${configDirectory}/sync/${f}`))
-  const r = await ctx.pool.exec(b, {shell: `date +%s; for f in ${files.join(' ')}; do [ -s "$f" ] && stat -c '%s %W %Y' -- "$f"; done; true`})
-  const [now, ...rows] = r.stdout.trim().split('\n')
-  let bytes = 0
-  let oldest = Number(now)
-  for (const row of rows) {
-    const [size, born, modified] = row.split(' ').map(Number)
-    bytes += size
-    // Birth time when the filesystem keeps it (the oldest unsent change), else the last write.
-    oldest = Math.min(oldest, born > 0 ? born : modified)
-  }
-  return {bytes, ageSeconds: bytes ? Number(now) - oldest : 0}
+/**
+ * The backends taking part in the murder: a pair member stands for its pair only while it holds
+ * the master config, so after a failover the promoted replica is checked in its backend's place.
+ */
+function murderBackends(ctx: MurderContext, facts: Facts): Host[] {
+  return hostsByRole(ctx.inv, 'backend').map((b) => inMurder(ctx, facts, b))
+}
+
+/** The member of b's pair that is in the murder (b itself when it has no pair or it is unclear). */
+function inMurder(ctx: MurderContext, facts: Facts, b: Host): Host {
+  const pair = pairsOf(ctx.inv).find((p) => p.name === b.name)
+  if (!pair) return b
+  const members = pair.members.filter((m) => facts.get(m.name)?.mupdateServer)
+  return members.length === 1 ? members[0]! : b
 }
 
 async function replicationCheck(ctx: MurderContext, facts: Facts): Promise<CheckResult[]> {
   const t = ctx.inv.thresholds
-  const pairs = hostsByRole(ctx.inv, 'replica').map((r) => ({replica: r, backend: ctx.inv.hosts.find((h) => h.name === r.replicaOf)!}))
-  const results = await mapLimit(pairs, ctx.concurrency, async ({replica, backend}): Promise<CheckResult[]> => {
-    const b = facts.get(backend.name)!
-    const r = facts.get(replica.name)!
+  const fences = listFences(ctx.inv.stateDir)
+  const fenced = (name: string) => fences.find((f) => f.member === name)
+  const results = await mapLimit(pairsOf(ctx.inv), ctx.concurrency, async (pair): Promise<CheckResult[]> => {
+    const [x, y] = pair.members.map((m) => facts.get(m.name)!) as [HostStatus, HostStatus]
+    const name = `${pair.name}/${pair.members[1].name}`
+    const inMurder = [x, y].filter((m) => m.mupdateServer || m.mupdatePush)
+    const rolling = [x, y].filter((m) => m.replication.rollingClient === 'running')
+    // Either way round is fine; both at once is a split brain in the making.
+    if (inMurder.length === 2)
+      return [{name: 'replication', host: pair.name, state: 'CRITICAL', message: `both members of pair ${name} are configured for the murder (${inMurder.map((m) => `${m.name}: ${m.mupdateServer ? 'mupdate_server' : 'mupdatepush'}`).join(', ')}); only one may be`, figures: {}, fix: `murderctl pair status ${pair.name}`}]
+    if (rolling.length === 2) return [{name: 'replication', host: pair.name, state: 'CRITICAL', message: `both members of pair ${name} run a rolling sync_client towards each other`, figures: {}, fix: `murderctl pair status ${pair.name}`}]
+    // The master: the member in the murder; with neither readable as such, the inventory's backend.
+    const master = [x, y].find((m) => m.mupdateServer) ?? (unread(x) ? x : (([x, y].find((m) => m.replication.syncLog) ?? x)))
+    const replica = master === x ? y : x
+    const masterHost = pair.members.find((m) => m.name === master.name)!
     const out: CheckResult[] = []
-    const pair = `${backend.name}/${replica.name}`
-    if (unread(r)) out.push({...unreachable('replication', r), message: `replica ${replica.name} of ${backend.name} cannot be read: ${r.error ?? 'unreachable'}`})
-    else if (r.mupdateServer || r.mupdatePush)
-      out.push({name: 'replication', host: replica.name, state: 'CRITICAL', message: `both members of pair ${pair} are in the murder: ${replica.name} has ${r.mupdateServer ? 'mupdate_server' : 'mupdatepush'} set; only one member may be`, figures: {}})
-    else if (!r.cyrusMaster.running) out.push({name: 'replication', host: replica.name, state: 'CRITICAL', message: `cyrus-master is not running on replica ${replica.name}: replication to it stops`, figures: {}})
-    if (unread(b)) {
-      out.push(unreachable('replication', b))
+    const fence = fenced(replica.name)
+    if (fence) out.push({name: 'replication', host: replica.name, state: 'WARNING', message: `${replica.name} is FENCED since ${fence.at} (hard failover to ${fence.promoted}): no replication towards it until reconcile`, figures: {}})
+    else if (unread(replica)) out.push({...unreachable('replication', replica), message: `replica ${replica.name} of pair ${pair.name} cannot be read: ${replica.error ?? 'unreachable'}`})
+    else if (!replica.cyrusMaster.running) out.push({name: 'replication', host: replica.name, state: 'CRITICAL', message: `cyrus-master is not running on replica ${replica.name}: replication to it stops`, figures: {}})
+    if (unread(master)) {
+      out.push(unreachable('replication', master))
       return out
     }
     let backlog = {bytes: 0, ageSeconds: 0}
     try {
-      backlog = await syncBacklog(ctx, backend)
+      backlog = await syncBacklog(ctx, masterHost, await readImapdConf(ctx, masterHost))
     } catch (error) {
-      out.push({name: 'replication', host: backend.name, state: 'UNKNOWN', message: `cannot read ${backend.name}'s sync log: ${asMurderctlError(error).message}`, figures: {}})
+      out.push({name: 'replication', host: master.name, state: 'UNKNOWN', message: `cannot read ${master.name}'s sync log: ${asMurderctlError(error).message}`, figures: {}})
       return out
     }
     const figures = {sync_log_bytes: backlog.bytes, sync_log_age_seconds: backlog.ageSeconds}
     const perf = {sync_log_bytes: {uom: 'B' as const, warn: t.syncLogWarnBytes, crit: t.syncLogCritBytes, min: 0}, sync_log_age_seconds: {uom: 's' as const, warn: t.syncLogWarnAgeSeconds, crit: t.syncLogCritAgeSeconds, min: 0}}
-    const base = {name: 'replication', host: backend.name, figures, perf}
-    if (b.replication.rollingClient !== 'running')
-      out.push({...base, state: 'CRITICAL', message: `the rolling sync_client on ${backend.name} is ${b.replication.rollingClient === 'none' ? 'not configured' : b.replication.rollingClient}: changes are not reaching ${replica.name} (${backlog.bytes} bytes waiting)`})
+    const base = {name: 'replication', host: master.name, figures, perf}
+    if (master.replication.rollingClient !== 'running')
+      out.push({...base, state: fence ? 'WARNING' : 'CRITICAL', message: `the rolling sync_client on ${master.name} is ${master.replication.rollingClient === 'none' ? 'not configured' : master.replication.rollingClient}: changes are not reaching ${replica.name} (${backlog.bytes} bytes waiting)`})
     else if (backlog.bytes > t.syncLogCritBytes || backlog.ageSeconds > t.syncLogCritAgeSeconds)
-      out.push({...base, state: 'CRITICAL', message: `${backend.name}'s sync log to ${replica.name} is behind: ${backlog.bytes} bytes, oldest ${backlog.ageSeconds}s`})
+      out.push({...base, state: 'CRITICAL', message: `${master.name}'s sync log to ${replica.name} is behind: ${backlog.bytes} bytes, oldest ${backlog.ageSeconds}s`})
     else if (backlog.bytes > t.syncLogWarnBytes || backlog.ageSeconds > t.syncLogWarnAgeSeconds)
-      out.push({...base, state: 'WARNING', message: `${backend.name}'s sync log to ${replica.name} is behind: ${backlog.bytes} bytes, oldest ${backlog.ageSeconds}s`})
-    else if (!out.length) out.push({...base, state: 'OK', message: `${pair} replicating, ${backlog.bytes} bytes waiting`})
+      out.push({...base, state: 'WARNING', message: `${master.name}'s sync log to ${replica.name} is behind: ${backlog.bytes} bytes, oldest ${backlog.ageSeconds}s`})
+    else if (!out.length) out.push({...base, state: 'OK', message: `${master.name} -> ${replica.name} replicating (pair ${pair.name}), ${backlog.bytes} bytes waiting`})
     return out
   })
   return results.flat()
 }
 
 function uniqueidCheck(ctx: MurderContext, facts: Facts): CheckResult[] {
-  return hostsByRole(ctx.inv, 'backend').map((b): CheckResult => {
+  return murderBackends(ctx, facts).map((b): CheckResult => {
     const h = facts.get(b.name)!
     if (unread(h)) return unreachable('uniqueid', h)
     if (!h.mailboxes) return {name: 'uniqueid', host: b.name, state: 'UNKNOWN', message: `cannot read ${b.name}'s mailbox list`, figures: {}}
@@ -211,6 +228,8 @@ export async function runChecks(ctx: MurderContext, opts: CheckOptions): Promise
   if (wanted.has('lock')) checks.push(within(lockCheck(ctx), () => [timedOut('lock', seconds)]))
   if (wanted.has('backend-consistency')) checks.push(within(consistencyCheck(ctx, facts), () => [timedOut('backend-consistency', seconds)]))
   if (wanted.has('replication')) checks.push(within(replicationCheck(ctx, facts), () => [timedOut('replication', seconds)]))
+  if (wanted.has('replication-consistency'))
+    checks.push(within(replicationConsistencyCheck(ctx, {statePath: opts.statePath, now: opts.now?.() ?? new Date()}), () => [timedOut('replication-consistency', seconds)]))
   const results = (await Promise.all(checks)).flat()
   return buildReport(ctx.inv.name, results, started, Date.now() - started.getTime())
 }

@@ -4,6 +4,8 @@ import {z} from 'zod'
 import {asMurderctlError} from '../errors.js'
 import {type CyrusConf, hasMupdatePush, mupdateService, parseCyrusConf, syncClientDaemon} from '../cyrus/cyrus-conf.js'
 import {DEFAULT_MUPDATE_PORT, imapdBool, murderRole} from '../cyrus/imapd-conf.js'
+import {pairConfigOf} from '../cyrus/pair-config.js'
+import {pairsOf} from '../host/pair.js'
 import {addToCounts, EntryCounts, newEntryCounts} from '../cyrus/mboxlist-dump.js'
 import {probeMupdate} from '../cyrus/mupdate-banner.js'
 import {Role} from '../inventory/schema.js'
@@ -49,6 +51,8 @@ export const HostStatus = z.object({
     syncHost: z.string().nullable(),
     rollingClient: z.enum(['running', 'stopped', 'disabled', 'none']),
   }),
+  /** For a member of a replication pair: which of the pair's configs its files hold. */
+  pairConfig: z.enum(['master', 'replica', 'mixed']).nullable(),
   /** Things an operator should look at, one line each. */
   notes: z.array(z.string()),
 })
@@ -101,6 +105,7 @@ function empty(host: Host): HostStatus {
     cyrusMaster: {running: false, pid: null},
     mailboxes: null,
     replication: {syncLog: false, syncHost: null, rollingClient: 'none'},
+    pairConfig: null,
     notes: [],
   }
 }
@@ -150,6 +155,7 @@ export async function hostStatus(ctx: MurderContext, host: Host, opts: {counts?:
   s.replication.syncLog = imapdBool(imapd.get('sync_log'))
   s.replication.syncHost = imapd.get('sync_host') ?? null
   const sync = syncClientDaemon(cyrus)
+  if (pairsOf(ctx.inv).some((p) => p.members.some((m) => m.name === host.name))) s.pairConfig = pairConfigOf(imapd, cyrus).role
 
   const tasks: Promise<unknown>[] = [
     masterPid(ctx, host).then((pid) => {
@@ -183,7 +189,7 @@ export async function hostStatus(ctx: MurderContext, host: Host, opts: {counts?:
   // Notes an operator should see at a glance.
   if (!s.cyrusMaster.running) s.notes.push(`cyrus-master is not running (${host.cyrus.pidFile})`)
   if (s.servername && s.servername !== host.servername) s.notes.push(`imapd.conf says servername ${s.servername}, the inventory ${host.servername}`)
-  if (host.role === 'replica' && (s.mupdateServer || s.mupdatePush)) s.notes.push('this replica takes part in the murder (mupdate_server or mupdatepush set): only one member of a pair may')
+  if (s.pairConfig === 'mixed') s.notes.push('its config is half master, half replica (a failover stopped part-way, or a hand edit): see murderctl pair status')
   if (s.mailboxes && s.mailboxes.withoutUniqueid > 0) s.notes.push(`${s.mailboxes.withoutUniqueid} local mailboxes have no uniqueid (Cyrus 3.6 cannot open them)`)
   if (s.mupdate.slaveConnected === false) s.notes.push('the mupdate slave is not connected to the master')
   return s
@@ -192,6 +198,12 @@ export async function hostStatus(ctx: MurderContext, host: Host, opts: {counts?:
 export async function murderStatus(ctx: MurderContext, opts: {counts?: boolean} = {}): Promise<MurderStatus> {
   const started = Date.now()
   const [hosts, lock] = await Promise.all([mapLimit(ctx.inv.hosts, ctx.concurrency, (h) => hostStatus(ctx, h, opts)), murderLock(ctx)])
+  // A pair is fine whichever way round; both members in the murder is not.
+  for (const p of pairsOf(ctx.inv)) {
+    const ms = p.members.map((m) => hosts.find((h) => h.name === m.name)!)
+    if (ms.every((m) => m.mupdateServer || m.mupdatePush))
+      for (const m of ms) m.notes.push(`both members of pair ${p.name} take part in the murder (mupdate_server or mupdatepush set): only one may`)
+  }
   return {murder: ctx.inv.name, mode: ctx.inv.mode, hosts, lock, durationMs: Date.now() - started}
 }
 

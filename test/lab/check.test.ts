@@ -40,7 +40,7 @@ describe('murderctl check on the standard lab', () => {
     expect(n.stdout.split('\n')[0]).toMatch(/^MURDER OK: \d+ checks OK \| .*'master_mailboxes'=\d+/)
     const {r, report} = await jsonCheck()
     expect(r.exitCode).toBe(0)
-    expect(new Set(report.checks.map((c: any) => c.name))).toEqual(new Set(['mupdate-master', 'master-count', 'slaves', 'backend-consistency', 'cyrus-master', 'replication', 'uniqueid', 'lock']))
+    expect(new Set(report.checks.map((c: any) => c.name))).toEqual(new Set(['mupdate-master', 'master-count', 'slaves', 'backend-consistency', 'cyrus-master', 'replication', 'uniqueid', 'replication-consistency', 'lock']))
     const promFile = join(mkdtempSync(join(tmpdir(), 'murderctl-prom-')), 'murder.prom')
     const p = await check(['--format', 'prometheus', '--prometheus-file', promFile])
     expect(p.exitCode).toBe(0)
@@ -102,7 +102,7 @@ describe('murderctl check on the standard lab', () => {
     undo = () => onHost('b1r', 'cp /tmp/imapd.conf.keep /etc/imapd.conf')
     const {r, bad} = await jsonCheck(['--only', 'replication'])
     expect(r.exitCode).toBe(2)
-    expect(bad[0]).toMatchObject({host: 'b1r', state: 'CRITICAL', message: expect.stringMatching(/both members of pair b1\/b1r are in the murder/)})
+    expect(bad[0]).toMatchObject({host: 'b1', state: 'CRITICAL', message: expect.stringMatching(/both members of pair b1\/b1r are configured for the murder/)})
   })
 
   it('a host unreachable: CRITICAL naming it; a hung host costs at most --timeout', async () => {

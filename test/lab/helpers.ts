@@ -1,4 +1,5 @@
 // Run the built CLI exactly as an operator would, and small lab helpers for making disasters.
+import {createHash} from 'node:crypto'
 import {existsSync, readdirSync, readFileSync} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
 import {execa} from 'execa'
@@ -195,11 +196,16 @@ export function journalEvents(journalPath: string): any[] {
  */
 export async function assertJournalCopiesIntact(journalPath: string, dir = lab().dir): Promise<number> {
   const copies = journalEvents(journalPath).filter((e) => e.event === 'saved-copy')
-  const names = copies.map((e) => `${e.host}:${e.data.copy}`)
+  const names = copies.map((e) => `${e.data.host ?? e.host}:${e.data.copy}`)
   expect(new Set(names).size, `two saved copies share a name in ${journalPath}`).toBe(names.length)
   for (const e of copies) {
-    const r = await labExec(dir, e.host, ['sha256sum', '--', e.data.copy], {reject: false})
-    expect(r.stdout.split(/\s+/)[0], `${e.host}:${e.data.copy} (saved at step ${e.step}) in ${journalPath}`).toBe(e.data.sha256)
+    // Host 'local': a copy kept on this machine (in the run folder), not on a lab host.
+    const host = e.data.host ?? e.host
+    const sum =
+      host === 'local'
+        ? createHash('sha256').update(readFileSync(e.data.copy)).digest('hex')
+        : (await labExec(dir, host, ['sha256sum', '--', e.data.copy], {reject: false})).stdout.split(/\s+/)[0]
+    expect(sum, `${host}:${e.data.copy} (saved at step ${e.step}) in ${journalPath}`).toBe(e.data.sha256)
   }
   return copies.length
 }

@@ -5,7 +5,9 @@ import {copyAsideDb, setAsideDb} from './db.js'
 import {lock, unlock} from './lock.js'
 import {installDbFromBackup, installDbFromFrontend, lostMasterPreflight} from './master-rebuild.js'
 import {diffPushAction, pushAction} from './push.js'
+import {expungeConflicts, inspectConflicts, reappendConflicts, saveMessageFiles, syncOwners, verifyConflicts} from './replication.js'
 import {disableMupdateSlave, enableMupdateSlave} from './slave.js'
+import {PAIR_ACTIONS} from './pair.js'
 import type {Action} from './types.js'
 import {verifyMurderAction} from './verify.js'
 
@@ -24,6 +26,14 @@ export const ACTIONS = {
   'diff-push': diffPushAction,
   push: pushAction,
   'verify-murder': verifyMurderAction,
+  // failover of a replication pair
+  ...PAIR_ACTIONS,
+  'inspect-conflicts': inspectConflicts,
+  'save-message-files': saveMessageFiles,
+  'reappend-conflicts': reappendConflicts,
+  'expunge-conflicts': expungeConflicts,
+  'sync-owners': syncOwners,
+  'verify-conflicts': verifyConflicts,
 } satisfies Record<string, Action<any>>
 
 export type ActionName = keyof typeof ACTIONS

@@ -7,8 +7,30 @@ import {builtinPlaybook, listPlaybooks, loadPlaybook} from '../../../src/engine/
 import {InventoryError} from '../../../src/errors.js'
 
 describe('playbooks', () => {
+  it('ships the failover runbooks: controlled drains and proves agreement before any switch; hard fences', () => {
+    for (const kind of ['controlled', 'hard'] as const) {
+      const p = builtinPlaybook(`failover-${kind}`, {command: 'failover', selectors: ['old-master', 'new-master']})
+      for (const s of p.steps) expect(ACTIONS[s.action as keyof typeof ACTIONS], s.id).toBeDefined()
+      const at = (action: string) => p.steps.findIndex((s) => s.action === action)
+      expect(at('pair-preflight')).toBe(0)
+      expect(p.steps[at('diff-push')]!.confirm).toBe(true)
+      expect(at('diff-push')).toBeLessThan(at('enable-push-at-start'))
+      expect(at('switch-to-master')).toBeLessThan(at('move-address'))
+      if (kind === 'controlled') {
+        for (const before of ['drain-sync-log', 'prove-agree']) expect(at(before)).toBeLessThan(at('switch-to-replica'))
+        expect(at('start-as-replica')).toBeLessThan(at('start-replication'))
+      } else {
+        expect(at('drain-sync-log')).toBe(-1)
+        expect(at('start-replication')).toBe(-1)
+        expect(at('record-cutoff')).toBeLessThan(at('switch-to-master'))
+        expect(at('mark-fenced')).toBeGreaterThan(0)
+      }
+    }
+    expect(() => builtinPlaybook('failover-controlled', {command: 'recover-master'})).toThrow(/failover/)
+  })
+
   it('ships one playbook per murder mode and source, each valid and naming known actions', () => {
-    expect(listPlaybooks().sort()).toEqual([
+    expect(listPlaybooks().filter((n) => n.startsWith('recover-master-')).sort()).toEqual([
       'recover-master-standard-backends',
       'recover-master-standard-backup',
       'recover-master-standard-frontend',

@@ -54,7 +54,7 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
     address: ADDRESS,
     servername: 'testhost',
     ssh: {user: 'root', port: PORT, identity: join(dir, 'id'), sudo: false, connectTimeout: 5, commandTimeout: 30, ...over},
-    cyrus: {binDir: '/usr/lib/cyrus/bin', imapdConf: '/etc/imapd.conf', cyrusConf: '/etc/cyrus.conf', pidFile: '/run/cyrus-master.pid', stop: 'true', start: 'true', user: 'cyrus', group: 'mail'},
+    cyrus: {binDir: '/usr/lib/cyrus/bin', imapdConf: '/etc/imapd.conf', cyrusConf: '/etc/cyrus.conf', pidFile: '/run/cyrus-master.pid', stop: 'true', start: 'true', user: 'cyrus', group: 'mail', syslogFile: '/var/log/syslog'},
     ...rest,
   })
   const pool = (opts: Partial<SshPoolOptions> = {}) => {

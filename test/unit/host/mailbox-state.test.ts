@@ -1,0 +1,139 @@
+import {execFileSync} from 'node:child_process'
+import {readFileSync} from 'node:fs'
+import {describe, expect, it} from 'vitest'
+import {UnexpectedOutputError} from '../../../src/errors.js'
+import {
+  CRC_PERL,
+  RECORD_AWK,
+  STATE_AWK,
+  compareMessages,
+  compareStates,
+  decodeFlags,
+  parseMailboxStates,
+  parseMessageRecords,
+  selectionPatterns,
+  type MailboxState,
+  type MessageRecord,
+} from '../../../src/host/mailbox-state.js'
+
+// Real `mbexamine` output of Debian's Cyrus 3.6.1 on the lab (see test/fixtures/cyrus/README.md).
+const fixture = (name: string): string => readFileSync(new URL(`../../fixtures/cyrus/${name}`, import.meta.url), 'utf8')
+// The host-side scripts run here exactly as on a host (awk and perl are on every Debian system).
+const run = (cmd: string, args: string[], input: string) => execFileSync(cmd, args, {input, encoding: 'utf8'})
+
+describe('the mailbox state pass (mbexamine -u | awk | perl)', () => {
+  it('reads every header field, and no CRC when the index is not there', () => {
+    const awkOut = run('awk', [STATE_AWK], `${fixture('mbexamine-u-headers.stdout')}EXIT 0\n`)
+    const out = run('perl', ['-e', CRC_PERL], awkOut)
+    const states = parseMailboxStates(out)
+    expect(states.map((s) => s.name)).toEqual(['user.alice', 'user.alice.Sent', 'user.alice.Trash', 'user.carol'])
+    expect(states[0]).toEqual({name: 'user.alice', uniqueid: 'le95z95mgku6kfuteye5wfn5', uidvalidity: 1795882831, lastUid: 3, highestModseq: 9, exists: 2, bytes: 468, syncCrc: null, annotCrc: null})
+    expect(out).toMatch(/^EXIT 0$/m)
+  })
+
+  it('fails when the pass did not reach its end marker (a cut connection is not an empty host)', () => {
+    expect(() => parseMailboxStates('S\tuser.a\tu\t1\t1\t1\t1\t1\t-\t-\t-\n')).toThrow(UnexpectedOutputError)
+    expect(parseMailboxStates('EXIT 0\nEND\n')).toEqual([])
+  })
+
+  it('takes the CRCs perl appended', () => {
+    const [s] = parseMailboxStates('S\tuser.a\tuid1\t7\t3\t2\t9\t468\t17\t962607830\t2404318400\nEND\n')
+    expect(s.syncCrc).toBe(962607830)
+    expect(s.annotCrc).toBe(2404318400)
+  })
+})
+
+describe('the message record pass (mbexamine | awk)', () => {
+  it('gives uid, guid, flags, internaldate, size and modseq per message', () => {
+    const out = run('awk', [RECORD_AWK], `${fixture('mbexamine-alice-carol.stdout')}EXIT 0\n`)
+    const boxes = parseMessageRecords(out)
+    expect(boxes.map((b) => [b.name, b.messages.map((m) => m.uid)])).toEqual([
+      ['user.alice', [1, 3]],
+      ['user.carol', [1]],
+    ])
+    expect(boxes[0].messages[0]).toEqual({uid: 1, guid: '51c60f48463ce1724ec4855ce4821d75c8ae4eec', flags: ['$Label1', 'Junk'], internalDate: 1795882837, size: 234, modseq: 6})
+    expect(boxes[0].messages[1].flags).toEqual(['\\Answered', '\\Draft', '\\Flagged'])
+  })
+
+  it('decodes user flags past the first word and every system flag', () => {
+    const names = Array.from({length: 40}, (_, i) => `f${i}`)
+    expect(decodeFlags('0000001F', '00000000 00000000 00000080 00000001', names)).toEqual(['\\Answered', '\\Deleted', '\\Draft', '\\Flagged', '\\Seen', 'f0', 'f39'].sort())
+  })
+
+  it('refuses a record without a GUID', () => {
+    expect(() => parseMessageRecords('M\tuser.a\tu\t\nR\t1\t-\t5\t1\t0\t0 0 0 0\t1\t\nEND\n')).toThrow(UnexpectedOutputError)
+  })
+})
+
+describe('selectionPatterns', () => {
+  it('a user is the whole tree; nothing selected is every mailbox', () => {
+    expect(selectionPatterns({users: ['alice']})).toEqual(['user.alice', 'user.alice.*'])
+    expect(selectionPatterns({users: ['alice']}, '/')).toEqual(['user/alice', 'user/alice/*'])
+    expect(selectionPatterns({mailboxes: ['shared.*']})).toEqual(['shared.*'])
+    expect(selectionPatterns({})).toEqual(['*'])
+  })
+})
+
+const state = (name: string, o: Partial<MailboxState> = {}): MailboxState => ({name, uniqueid: `id-${name}`, uidvalidity: 1, lastUid: 3, highestModseq: 9, exists: 3, bytes: 10, syncCrc: 5, annotCrc: 6, ...o})
+const msg = (uid: number, guid: string, o: Partial<MessageRecord> = {}): MessageRecord => ({uid, guid: guid.padEnd(40, '0'), flags: [], internalDate: 100, size: 1, modseq: 1, ...o})
+
+describe('compareStates', () => {
+  it('names the mailboxes on one side only and each field that differs', () => {
+    const r = compareStates([state('a'), state('b'), state('c', {syncCrc: 7})], [state('b'), state('c'), state('d')])
+    expect(r.map((c) => [c.name, c.differences])).toEqual([
+      ['a', ['only-a']],
+      ['b', []],
+      ['c', ['sync-crc']],
+      ['d', ['only-b']],
+    ])
+  })
+
+  it('equal counters without a digest on one side are unproven, not a match', () => {
+    const [c] = compareStates([state('a', {syncCrc: null})], [state('a')])
+    expect(c.differences).toEqual([])
+    expect(c.unproven).toBe(true)
+  })
+
+  it('a recreated mailbox shows as a different uniqueid and uidvalidity', () => {
+    const [c] = compareStates([state('a')], [state('a', {uniqueid: 'x', uidvalidity: 2})])
+    expect(c.differences).toEqual(['uniqueid', 'uidvalidity'])
+  })
+})
+
+describe('compareMessages', () => {
+  it('same UID with another GUID is a conflict; flags compare without case', () => {
+    const r = compareMessages(
+      [msg(1, 'a'), msg(2, 'b'), msg(3, 'c', {flags: ['$Label1']}), msg(4, 'd', {flags: ['\\Seen']}), msg(5, 'e')],
+      [msg(1, 'a'), msg(2, 'x'), msg(3, 'c', {flags: ['$label1']}), msg(4, 'd'), msg(6, 'f', {internalDate: 5})],
+    )
+    expect(r.differences.map((d) => [d.kind, d.uid])).toEqual([
+      ['conflict', 2],
+      ['flags', 4],
+      ['only-a', 5],
+      ['only-b', 6],
+    ])
+    expect(r.compared).toBe(6)
+  })
+
+  it('reports a GUID held under different UIDs on the two sides (renumbered)', () => {
+    const r = compareMessages([msg(3, 'a'), msg(4, 'b')], [msg(3, 'b'), msg(4, 'a')])
+    expect(r.movedGuids.sort()).toEqual(['a'.padEnd(40, '0'), 'b'.padEnd(40, '0')])
+    expect(r.differences.map((d) => d.kind)).toEqual(['conflict', 'conflict'])
+  })
+
+  it('differing internaldate is reported', () => {
+    expect(compareMessages([msg(1, 'a')], [msg(1, 'a', {internalDate: 7})]).differences.map((d) => d.kind)).toEqual(['internaldate'])
+  })
+})
+
+describe('the user list pass (ctl_mboxlist -d | awk)', () => {
+  it('keeps live local INBOXes only', async () => {
+    const {USERS_AWK, parseUserInboxes} = await import('../../../src/host/mailbox-state.js')
+    const dump = `${fixture('dump-backend-b1.json.txt')}EXIT 0\n`
+    const users = parseUserInboxes(run('awk', [USERS_AWK], dump))
+    expect(users.length).toBeGreaterThan(0)
+    expect(users.every((u) => /^user\.[^.]+$/.test(u))).toBe(true)
+    expect(users).toContain('user.alice')
+    expect(users.some((u) => u.startsWith('DELETED'))).toBe(false)
+  })
+})

@@ -1,0 +1,37 @@
+import {readFileSync} from 'node:fs'
+import {describe, expect, it} from 'vitest'
+import {parseSyncErrors} from '../../../src/services/audit.js'
+import {imapDate, ownerView} from '../../../src/imap/mailbox-name.js'
+
+const fixture = (name: string): string => readFileSync(new URL(`../../fixtures/cyrus/${name}`, import.meta.url), 'utf8')
+
+describe('parseSyncErrors', () => {
+  it('one event per mismatch although Cyrus logs it twice; other lines ignored', () => {
+    const events = parseSyncErrors('b1', fixture('syslog-guid-mismatch.txt'))
+    expect(events).toHaveLength(1)
+    expect(events[0]).toMatchObject({host: 'b1', mailbox: 'user.alice', uid: expect.any(Number), rguid: expect.stringMatching(/^[0-9a-f]{40}$/), mguid: expect.stringMatching(/^[0-9a-f]{40}$/)})
+    expect(events[0].time).toMatch(/^\d{4}-\d\d-\d\dT/)
+  })
+
+  it('reads the classic syslog timestamp too', () => {
+    const line = 'Nov 28 16:27:42 b1 cyrus/sync_client[1]: SYNCERROR: guid mismatch: mailbox=<example.com!user.bob.Sent> uid=<12> rguid=<aa> mguid=<bb> func=<compare_one_record>'
+    expect(parseSyncErrors('b1', line)).toEqual([{host: 'b1', time: 'Nov 28 16:27:42', mailbox: 'example.com!user.bob.Sent', uid: 12, rguid: 'aa', mguid: 'bb'}])
+  })
+})
+
+describe('repair helpers', () => {
+  it("ownerView: the owner and the owner's name for a mailbox, in each namespace setting", () => {
+    const conf = (o: Record<string, string> = {}) => new Map(Object.entries(o))
+    expect(ownerView('user.alice', conf())).toEqual({owner: 'alice', name: 'INBOX'})
+    expect(ownerView('user.alice.Sent.2026', conf())).toEqual({owner: 'alice', name: 'INBOX.Sent.2026'})
+    expect(ownerView('user.alice.Sent', conf({altnamespace: 'yes'}))).toEqual({owner: 'alice', name: 'Sent'})
+    expect(ownerView('user/alice/Sent', conf({unixhierarchysep: 'yes'}))).toEqual({owner: 'alice', name: 'INBOX/Sent'})
+    expect(ownerView('example.com!user.bob', conf())).toEqual({owner: 'bob@example.com', name: 'INBOX'})
+    expect(ownerView('shared.news', conf())).toEqual({owner: null, name: 'shared.news'})
+  })
+
+  it('imapDate: RFC 3501 date-time in UTC', () => {
+    expect(imapDate(1795883255)).toBe('28-Nov-2026 16:27:35 +0000')
+    expect(imapDate(0)).toBe('01-Jan-1970 00:00:00 +0000')
+  })
+})
