@@ -23,7 +23,8 @@ export function readImapdConf(ctx: MurderContext, host: Host): Promise<Map<strin
 /** The pid of cyrus-master from its pidfile, or null when it is not running. */
 export async function masterPid(ctx: MurderContext, host: Host): Promise<number | null> {
   const f = shellQuote(host.cyrus.pidFile)
-  const r = await ctx.pool.exec(host, {shell: `p=$(cat -- ${f} 2>/dev/null) && kill -0 "$p" 2>/dev/null && echo "$p"`})
+  // A zombie (exited, not yet reaped: some containers' pid 1 never reaps) is not running.
+  const r = await ctx.pool.exec(host, {shell: `p=$(cat -- ${f} 2>/dev/null) && kill -0 "$p" 2>/dev/null && [ "$(ps -o stat= -p "$p" | cut -c1)" != Z ] && echo "$p"`})
   const pid = Number(r.stdout.trim())
   return r.exitCode === 0 && Number.isInteger(pid) && pid > 0 ? pid : null
 }

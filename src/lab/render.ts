@@ -133,7 +133,8 @@ export function renderServiceScript(): string {
   return `#!/bin/sh
 # Lab stand-in for "systemctl start|stop|status cyrus-imapd". Runs inside one lab host.
 pidfile=/run/cyrus-master.pid
-running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+# A zombie master (this machine's pid 1 may never reap it) is not running.
+running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && [ "$(ps -o stat= -p "$(cat "$pidfile")" | cut -c1)" != Z ]; }
 case "$1" in
 start)
   running && exit 0
@@ -143,7 +144,7 @@ start)
 stop)
   running || { rm -f "$pidfile"; exit 0; }
   pid=$(cat "$pidfile"); kill -TERM "$pid"
-  i=0; while kill -0 "$pid" 2>/dev/null; do i=$((i+1)); [ $i -gt 300 ] && kill -KILL "$pid"; sleep 0.1; done
+  i=0; while kill -0 "$pid" 2>/dev/null && [ "$(ps -o stat= -p "$pid" | cut -c1)" != Z ]; do i=$((i+1)); [ $i -gt 300 ] && kill -KILL "$pid"; sleep 0.1; done
   rm -f "$pidfile" ;;
 status) running ;;
 *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;

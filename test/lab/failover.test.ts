@@ -34,6 +34,33 @@ async function failover(args: string[]) {
 const flowTo = (mailbox: string) => startMailFlow({address: labHost('fe1').address, user: 'cyrus', password: labPassword(lab().dir), mailbox, label: 'fe1'})
 const idsOn = (host: string, mailbox: string) => messageIds(labHost(host).address, 'cyrus', labPassword(lab().dir), mailbox)
 
+describe('failover on a unified murder (its own lab)', () => {
+  let dir: string
+  let inventory: string
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'murderctl-failover-unified-'))
+    inventory = (await labUp({dir, topology: 'unified', base: spareLabBase(1), mailboxes: 40})).inventory
+  })
+  afterAll(async () => {
+    if (dir) await labDown({dir, purge: true})
+  })
+
+  it('fails over to b1r and back; the unified slave moves with the master role; check OK both ways', async () => {
+    for (const to of ['b1r', 'b1']) {
+      const r = await murderctl(['failover', 'b1', '-i', inventory, '--to', to, '--yes', '--json'])
+      expect(r.exitCode, JSON.stringify(r.json?.error ?? r.stderr)).toBe(0)
+      expect(r.json.verify).toMatchObject({appendedThrough: 'b2', inMurder: [to]})
+      expect(await assertJournalCopiesIntact(r.json.journal, dir)).toBeGreaterThanOrEqual(4)
+      const status = await murderctl(['status', '-i', inventory, '--json'])
+      const hosts = Object.fromEntries(status.json.hosts.map((h: any) => [h.name, h]))
+      expect(hosts[to].mupdate).toMatchObject({service: 'slave', enabled: true, slaveConnected: true})
+      expect(hosts[to === 'b1' ? 'b1r' : 'b1'].mupdate.enabled).toBe(false)
+      const check = await murderctl(['check', '-i', inventory])
+      expect(check.exitCode, check.stdout).toBe(0)
+    }
+  })
+})
+
 describe('failover of the replicated backend b1/b1r', () => {
   afterAll(async () => {
     // Whatever happened above, hand the next file b1 as master.
@@ -170,32 +197,5 @@ describe('failover of the replicated backend b1/b1r', () => {
     await failover(['--to', 'b1'])
     expect((await pairStatus()).active).toBe('b1')
     await checkOk()
-  })
-})
-
-describe('failover on a unified murder (its own lab)', () => {
-  let dir: string
-  let inventory: string
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'murderctl-failover-unified-'))
-    inventory = (await labUp({dir, topology: 'unified', base: spareLabBase(1), mailboxes: 40})).inventory
-  })
-  afterAll(async () => {
-    if (dir) await labDown({dir, purge: true})
-  })
-
-  it('fails over to b1r and back; the unified slave moves with the master role; check OK both ways', async () => {
-    for (const to of ['b1r', 'b1']) {
-      const r = await murderctl(['failover', 'b1', '-i', inventory, '--to', to, '--yes', '--json'])
-      expect(r.exitCode, JSON.stringify(r.json?.error ?? r.stderr)).toBe(0)
-      expect(r.json.verify).toMatchObject({appendedThrough: 'b2', inMurder: [to]})
-      expect(await assertJournalCopiesIntact(r.json.journal, dir)).toBeGreaterThanOrEqual(4)
-      const status = await murderctl(['status', '-i', inventory, '--json'])
-      const hosts = Object.fromEntries(status.json.hosts.map((h: any) => [h.name, h]))
-      expect(hosts[to].mupdate).toMatchObject({service: 'slave', enabled: true, slaveConnected: true})
-      expect(hosts[to === 'b1' ? 'b1r' : 'b1'].mupdate.enabled).toBe(false)
-      const check = await murderctl(['check', '-i', inventory])
-      expect(check.exitCode, check.stdout).toBe(0)
-    }
   })
 })

@@ -233,8 +233,13 @@ export async function stopMember(fc: Fc, host: Host, step: string): Promise<stri
   fc.journal.command(step, host.name, r)
   const alive = async (pids: string[]) => {
     if (!pids.length) return []
-    const x = await fc.ctx.pool.exec(host, {shell: `for p in ${pids.join(' ')}; do kill -0 "$p" 2>/dev/null && echo "$p"; done; true`})
-    return x.stdout.split('\n').filter(Boolean)
+    // A killed process stays a zombie until its parent reaps it: that one is gone.
+    const x = await fc.ctx.pool.exec(host, {shell: `ps -o pid=,stat= -p ${pids.join(',')} 2>/dev/null; true`})
+    return x.stdout
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .filter(([p, st]) => p && st && !st.startsWith('Z'))
+      .map(([p]) => p!)
   }
   for (const c of await children()) seen.add(c)
   let kids = await alive([...seen])
@@ -252,7 +257,11 @@ export async function stopMember(fc: Fc, host: Host, step: string): Promise<stri
     killed.push(String(pid))
     await sleep(300)
   }
-  const left = await alive([String(pid), ...kids])
+  let left = await alive([String(pid), ...kids])
+  for (let i = 0; i < 10 && left.length; i++) {
+    await sleep(500)
+    left = await alive(left)
+  }
   if (left.length) throw new AbortError(`processes ${left.join(', ')} of cyrus-master ${pid} survive kill -KILL`, {host: host.name, step})
   if (killed.length) fc.journal.write({event: 'note', step, host: host.name, data: {killed}})
   return `stopped cyrus-master ${pid}${r.exitCode === 124 ? ' (its stop command hung past 10 s' : ' ('}${killed.length ? `${r.exitCode === 124 ? '; ' : ''}killed ${killed.length} leftover processes` : r.exitCode === 124 ? '' : 'cleanly'})`
