@@ -7,7 +7,7 @@ import {createHash} from 'node:crypto'
 import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {z} from 'zod'
-import {AbortError, RefusedError} from '../../errors.js'
+import {AbortError} from '../../errors.js'
 import {messageRecords, type MessageRecord, MessageRecord as MessageRecordSchema} from '../../host/mailbox-state.js'
 import {headerSummary, inspectMessageFile} from '../../host/message-file.js'
 import {copyAside, readImapdConf, tool} from '../../host/remote.js'
@@ -88,7 +88,7 @@ export const inspectConflicts = defineAction({
 export const saveMessageFiles = defineAction({
   mutating: true,
   params: NoParams,
-  describe: (rc, _p, host) =>
+  describe: (rc) =>
     `copy ${options(rc).conflicts.length} message files aside (cp -p <spool>/<uid>. <spool>/<uid>..murderctl-${rc.runId}-save, sha256 checked) and into the run folder`,
   async run(rc, step, _p, host) {
     const h = need(host, step)
