@@ -9,7 +9,7 @@ import {table} from '../src/report/table.js'
 import {mapLimitSettled} from '../src/util/limit.js'
 
 export default class Backup extends BaseCommand {
-  static summary = 'Take consistent copies of the master\'s mailboxes.db (or every host\'s) to this machine; for cron.'
+  static summary = "Take consistent copies of the master's mailboxes.db (or every host's) to this machine; for cron."
   static description = `cvt_cyrusdb copies the live database under Cyrus's own locking; the copy is counted by Cyrus,
 fetched, and its sha256 checked on both ends. Kept in <stateDir>/backups/<murder>/<host>/<time>/
 with meta.json (time, host, Cyrus version, entry count, sha256). recover-master --source backup
@@ -32,7 +32,12 @@ file beside the database, removed at once.`
     return withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, async (ctx) => {
       if (flags.list) {
         const rows = listBackups(ctx)
-        this.log(table(['host', 'taken', 'entries', 'verifies', 'folder'], rows.map((r) => [r.host, r.takenAt, r.entries, r.verified ? 'yes' : 'NO', r.dir])))
+        this.log(
+          table(
+            ['host', 'taken', 'entries', 'verifies', 'folder'],
+            rows.map((r) => [r.host, r.takenAt, r.entries, r.verified ? 'yes' : 'NO', r.dir]),
+          ),
+        )
         return {backups: rows}
       }
       const hosts = flags['all-hosts'] ? inv.hosts : [master(inv)]
@@ -43,8 +48,15 @@ file beside the database, removed at once.`
         return {...snap.meta, dir, pruned}
       })
       const backups = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
-      const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [{host: hosts[i].name, error: asMurderctlError(r.reason).oneLine(), code: asMurderctlError(r.reason).code}] : []))
-      this.log(table(['host', 'entries', 'bytes', 'sha256', 'folder'], backups.map((b) => [b.host, b.entries, b.bytes, b.sha256.slice(0, 16), b.dir])))
+      const failures = results.flatMap((r, i) =>
+        r.status === 'rejected' ? [{host: hosts[i].name, error: asMurderctlError(r.reason).oneLine(), code: asMurderctlError(r.reason).code}] : [],
+      )
+      this.log(
+        table(
+          ['host', 'entries', 'bytes', 'sha256', 'folder'],
+          backups.map((b) => [b.host, b.entries, b.bytes, b.sha256.slice(0, 16), b.dir]),
+        ),
+      )
       for (const f of failures) process.stderr.write(`murderctl: ${f.error}\n`)
       if (failures.length) process.exitCode = exitCodeOf(failures)
       return {backups, failures}

@@ -32,8 +32,18 @@ written atomically for node_exporter's textfile collector.`
     format: Flags.string({summary: 'Output format.', options: ['nagios', 'json', 'prometheus'], default: 'nagios'}),
     only: Flags.string({summary: 'Run only this check (repeatable).', multiple: true, options: [...CHECK_NAMES]}),
     timeout: Flags.integer({char: 't', summary: 'Seconds the whole check may take; past them: UNKNOWN.', default: 30, min: 2, max: 3600}),
-    warning: Flags.integer({char: 'w', summary: 'WARNING when the master count fell by more than this percent since the last run (inventory: thresholds.masterDropWarnPercent).', min: 0, max: 100}),
-    critical: Flags.integer({char: 'c', summary: 'CRITICAL when it fell by more than this percent (inventory: thresholds.masterDropCritPercent).', min: 0, max: 100}),
+    warning: Flags.integer({
+      char: 'w',
+      summary: 'WARNING when the master count fell by more than this percent since the last run (inventory: thresholds.masterDropWarnPercent).',
+      min: 0,
+      max: 100,
+    }),
+    critical: Flags.integer({
+      char: 'c',
+      summary: 'CRITICAL when it fell by more than this percent (inventory: thresholds.masterDropCritPercent).',
+      min: 0,
+      max: 100,
+    }),
     quiet: Flags.boolean({char: 'q', summary: 'Print nothing when every check is OK (cron mails only problems); the exit code still tells.', default: false}),
     'max-bytes': Flags.integer({summary: 'Cut Nagios output to this many bytes, summary first (NRPE passes 1 KiB); 0: no limit.', default: 1024, min: 0}),
     'prometheus-file': Flags.string({summary: 'Also write Prometheus text here, atomically (textfile collector).'}),
@@ -62,7 +72,11 @@ written atomically for node_exporter's textfile collector.`
     }
     const inv = clampTimeouts({...loaded, thresholds}, flags.timeout)
     const report = await withMurder(inv, {concurrency: flags.concurrency}, (ctx) =>
-      runChecks(ctx, {only: flags.only as CheckName[] | undefined, deadlineMs: flags.timeout * 1000 - 500, statePath: flags['state-file'] ?? join(inv.stateDir, 'check-state.json')}),
+      runChecks(ctx, {
+        only: flags.only as CheckName[] | undefined,
+        deadlineMs: flags.timeout * 1000 - 500,
+        statePath: flags['state-file'] ?? join(inv.stateDir, 'check-state.json'),
+      }),
     )
     if (flags['prometheus-file']) writeTextfileAtomic(flags['prometheus-file'], formatPrometheus(report, new Date()))
     if (!(flags.quiet && report.state === 'OK')) this.emit(report, flags.format, flags['max-bytes'])
@@ -90,7 +104,9 @@ written atomically for node_exporter's textfile collector.`
   /** Whatever went wrong, a monitoring system must read UNKNOWN (3), on stdout, in its format. */
   protected override async catch(err: Error & {oclif?: {exit?: number}}): Promise<unknown> {
     if (err.constructor.name === 'ExitError' && err.oclif?.exit === 0) return super.catch(err)
-    const reason = asMurderctlError(err).oneLine().replace(/^.*?BugError: /, '')
+    const reason = asMurderctlError(err)
+      .oneLine()
+      .replace(/^.*?BugError: /, '')
     const format = this.format()
     const now = new Date()
     // The murder's real label when its inventory loads, so `murder_check_up == 0` alerts on it.
@@ -105,7 +121,15 @@ written atomically for node_exporter's textfile collector.`
       } catch {}
     }
     if (format === 'json') {
-      const unknown: CheckReport = {version: 1, murder, state: 'UNKNOWN', summary: reason, checks: [], startedAt: this.startedAt.toISOString(), durationMs: now.getTime() - this.startedAt.getTime()}
+      const unknown: CheckReport = {
+        version: 1,
+        murder,
+        state: 'UNKNOWN',
+        summary: reason,
+        checks: [],
+        startedAt: this.startedAt.toISOString(),
+        durationMs: now.getTime() - this.startedAt.getTime(),
+      }
       process.stdout.write(`${JSON.stringify(unknown)}\n`)
     } else if (format === 'prometheus') process.stdout.write(formatPrometheusFailure(murder, now))
     else process.stdout.write(formatNagiosUnknown(reason))
@@ -118,6 +142,9 @@ written atomically for node_exporter's textfile collector.`
 function clampTimeouts(inv: Inventory, seconds: number): Inventory {
   return {
     ...inv,
-    hosts: inv.hosts.map((h) => ({...h, ssh: {...h.ssh, commandTimeout: Math.min(h.ssh.commandTimeout, seconds * 0.6), connectTimeout: Math.min(h.ssh.connectTimeout, seconds * 0.3)}})),
+    hosts: inv.hosts.map((h) => ({
+      ...h,
+      ssh: {...h.ssh, commandTimeout: Math.min(h.ssh.commandTimeout, seconds * 0.6), connectTimeout: Math.min(h.ssh.connectTimeout, seconds * 0.3)},
+    })),
   }
 }

@@ -39,18 +39,30 @@ first; --resume RUN finishes a run that stopped.`
   async run() {
     const {args, flags} = await this.parse(Failover)
     const inv = this.inventory(flags.inventory)
-    const result = await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys'], log: (m) => this.progress(m)}, (ctx) =>
-      failover(
-        ctx,
-        {pair: args.pair, to: flags.to, hard: flags.hard, dryRun: flags['dry-run'], force: flags.force, full: flags.full, resume: flags.resume, playbookFile: flags.playbook},
-        this.playbookHooks(flags, {
-          show: (diffs, fullPath) => `${renderPushDiffs(diffs)}\nfull diff: ${fullPath}`,
-          question: (_step, diffs) =>
-            diffs.some((d) => d.activate.length + d.removeFromMupdate.length + d.removeRemoteFlag.length + d.removeLocal.length > 0)
-              ? `Run ctl_mboxlist -m on ${diffs.map((d) => d.backend).join(', ')} with these changes?`
-              : `ctl_mboxlist -m -w on ${diffs.map((d) => d.backend).join(', ')} printed nothing. Go on?`,
-        }),
-      ),
+    const result = await withMurder(
+      inv,
+      {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys'], log: (m) => this.progress(m)},
+      (ctx) =>
+        failover(
+          ctx,
+          {
+            pair: args.pair,
+            to: flags.to,
+            hard: flags.hard,
+            dryRun: flags['dry-run'],
+            force: flags.force,
+            full: flags.full,
+            resume: flags.resume,
+            playbookFile: flags.playbook,
+          },
+          this.playbookHooks(flags, {
+            show: (diffs, fullPath) => `${renderPushDiffs(diffs)}\nfull diff: ${fullPath}`,
+            question: (_step, diffs) =>
+              diffs.some((d) => d.activate.length + d.removeFromMupdate.length + d.removeRemoteFlag.length + d.removeLocal.length > 0)
+                ? `Run ctl_mboxlist -m on ${diffs.map((d) => d.backend).join(', ')} with these changes?`
+                : `ctl_mboxlist -m -w on ${diffs.map((d) => d.backend).join(', ')} printed nothing. Go on?`,
+          }),
+        ),
     )
     if (result.dryRun) {
       this.log(`\n${renderPlan(result.plan)}`)
@@ -58,8 +70,13 @@ first; --resume RUN finishes a run that stopped.`
     } else {
       // What each step found or did, in its own words.
       for (const u of result.results) if (typeof u.data?.detail === 'string' && u.data.detail) this.log(`  ${u.step}: ${u.data.detail}`)
-      this.log(`\n${result.kind} failover of ${result.pair} done: ${result.to} is master${result.serviceGapMs !== undefined ? `, service gap ${(result.serviceGapMs / 1000).toFixed(1)} s` : ''}`)
-      if (result.fenced) this.log(`${result.fenced} is FENCED; when it is reachable again: murderctl pair fence ${result.fenced}, then reconcile, then murderctl pair replicate ${result.pair}`)
+      this.log(
+        `\n${result.kind} failover of ${result.pair} done: ${result.to} is master${result.serviceGapMs !== undefined ? `, service gap ${(result.serviceGapMs / 1000).toFixed(1)} s` : ''}`,
+      )
+      if (result.fenced)
+        this.log(
+          `${result.fenced} is FENCED; when it is reachable again: murderctl pair fence ${result.fenced}, then reconcile, then murderctl pair replicate ${result.pair}`,
+        )
       if (result.cutoff) this.log(`cutoff: ${result.cutoff}`)
     }
     this.log(`journal: ${result.journal}`)

@@ -45,7 +45,11 @@ says where. A run that stops says where, and --resume RUN finishes it without re
     force: Flags.boolean({summary: 'Run even though the master does not look lost.', default: false}),
     'skip-host': Flags.string({summary: 'Leave this (dead) frontend, backend or replica out of the run (repeatable).', multiple: true}),
     'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
-    'break-lock': Flags.boolean({summary: 'Show who holds the murder\'s lock and remove it once confirmed (never a live run\'s).', default: false, exclusive: ['resume', 'source', 'playbook', 'dry-run']}),
+    'break-lock': Flags.boolean({
+      summary: "Show who holds the murder's lock and remove it once confirmed (never a live run's).",
+      default: false,
+      exclusive: ['resume', 'source', 'playbook', 'dry-run'],
+    }),
   }
 
   async run() {
@@ -57,15 +61,18 @@ says where. A run that stops says where, and --resume RUN finishes it without re
         this.log(r.broken ? 'the lock was removed' : 'no lock is held')
         return r
       })
-    const result = await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys'], log: (m) => this.progress(m)}, (ctx) =>
-      recoverMaster(
-        ctx,
-        {source: flags.source, playbookFile: flags.playbook, resume: flags.resume, force: flags.force, dryRun: flags['dry-run']},
-        this.playbookHooks(flags, {
-          show: (diffs, fullPath) => `${renderPushDiffs(diffs)}\nfull diff: ${fullPath}`,
-          question: (_step, diffs) => `Run ctl_mboxlist -m on ${diffs.map((d) => d.backend).join(', ')} with these changes?`,
-        }),
-      ),
+    const result = await withMurder(
+      inv,
+      {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys'], log: (m) => this.progress(m)},
+      (ctx) =>
+        recoverMaster(
+          ctx,
+          {source: flags.source, playbookFile: flags.playbook, resume: flags.resume, force: flags.force, dryRun: flags['dry-run']},
+          this.playbookHooks(flags, {
+            show: (diffs, fullPath) => `${renderPushDiffs(diffs)}\nfull diff: ${fullPath}`,
+            question: (_step, diffs) => `Run ctl_mboxlist -m on ${diffs.map((d) => d.backend).join(', ')} with these changes?`,
+          }),
+        ),
     )
     if (result.dryRun) this.log(`\n${renderPlan(result.plan)}`)
     this.log(`\n${result.dryRun ? 'dry run: nothing was changed' : 'recovery complete and verified'}; journal: ${result.journal}`)

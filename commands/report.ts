@@ -42,17 +42,27 @@ Markdown (default), a self-contained HTML page (a timeline chart, no external as
     if (flags.list) {
       const lines = recentRuns(inv.stateDir, flags.limit).map(runLine)
       if (!lines.length) this.log(`no runs in ${inv.stateDir}/runs`)
-      else this.log(table(['run', 'command', 'outcome', 'start', 'took'], lines.map((l) => [l.run, l.command, l.outcome, l.start, formatDuration(l.durationMs)])))
+      else
+        this.log(
+          table(
+            ['run', 'command', 'outcome', 'start', 'took'],
+            lines.map((l) => [l.run, l.command, l.outcome, l.start, formatDuration(l.durationMs)]),
+          ),
+        )
       return lines
     }
     const run = flags.last ? runIds(inv.stateDir)[0] : args.run
-    if (!run) throw new InventoryError(flags.last ? `no runs in ${inv.stateDir}/runs` : 'which run? give its id, or --last', {hint: 'murderctl report --list shows the runs'})
+    if (!run)
+      throw new InventoryError(flags.last ? `no runs in ${inv.stateDir}/runs` : 'which run? give its id, or --last', {
+        hint: 'murderctl report --list shows the runs',
+      })
     const gathered = flags.offline
       ? await gatherRun(inv, run, undefined)
       : await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, (ctx) => gatherRun(inv, run, ctx))
     const report = buildRunReport(gathered)
     if (!this.jsonEnabled()) {
-      const text = flags.format === 'html' ? renderRunHtml(report) : flags.format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : renderRunMarkdown(report)
+      const text =
+        flags.format === 'html' ? renderRunHtml(report) : flags.format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : renderRunMarkdown(report)
       if (flags.out) {
         writeFileSync(flags.out, text)
         this.progress(`report of ${run} (${report.outcome}) written to ${flags.out}`)

@@ -56,7 +56,10 @@ An unreachable host is reported with the reason, not fatal.`
       ),
     )
     const notes = status.hosts.flatMap((h) => [...(h.error ? [h.error] : []), ...h.notes.map((n) => `host ${h.name}: ${n}`)])
-    if (status.lock) notes.push(`the murder's run lock is held: ${status.lock.owner ?? `run ${status.lock.run}`}${status.lock.ageSeconds === null ? '' : `, for ${status.lock.ageSeconds} s`}`)
+    if (status.lock)
+      notes.push(
+        `the murder's run lock is held: ${status.lock.owner ?? `run ${status.lock.run}`}${status.lock.ageSeconds === null ? '' : `, for ${status.lock.ageSeconds} s`}`,
+      )
     if (notes.length) this.log(`\n${notes.map((n) => `! ${n}`).join('\n')}`)
     // A host that cannot be read is a failure, with the code every command gives it.
     const down = status.hosts.filter((h) => !h.reachable).map((h) => ({code: (h.errorCode ?? 'unreachable') as ExitCodeName}))

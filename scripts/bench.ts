@@ -100,7 +100,15 @@ async function recover(perBackend: number, rounds: number) {
       const slowest = Math.max(...rawMs)
       // ownPushMs: the run's own -m, so drift in the push shows apart from murderctl's own cost.
       const ownPushMs = journalPushMs(r.stdout)
-      runs.push({murderctlMs: r.ms, peakMB: r.peakMB, ownPushMs, rawPushMs: rawMs, ratio: Math.round((r.ms / slowest) * 100) / 100, overheadMs: r.ms - slowest, outsidePushMs: r.ms - ownPushMs})
+      runs.push({
+        murderctlMs: r.ms,
+        peakMB: r.peakMB,
+        ownPushMs,
+        rawPushMs: rawMs,
+        ratio: Math.round((r.ms / slowest) * 100) / 100,
+        overheadMs: r.ms - slowest,
+        outsidePushMs: r.ms - ownPushMs,
+      })
       say(`recover-master, 2 x ${perBackend}, round ${i + 1}/${rounds}: ${JSON.stringify(runs.at(-1))}`)
     }
     const summary = {
@@ -130,7 +138,15 @@ async function recoverUnified(perBackend: number) {
   const master = state.hosts.find((h) => h.name === 'mupdate')!
   // The manual runbook's first step: every backend's mupdate slave commented out, cyrus-master HUPed.
   const slavesOff = () =>
-    Promise.all(['b1', 'b2'].map((b) => labExec(state.dir, b, ['sh', '-c', 'sed "s/^\\tmupdate\\t/#&/" /etc/cyrus.conf > /etc/cyrus.conf.n && mv /etc/cyrus.conf.n /etc/cyrus.conf && kill -HUP $(cat /run/cyrus-master.pid)'])))
+    Promise.all(
+      ['b1', 'b2'].map((b) =>
+        labExec(state.dir, b, [
+          'sh',
+          '-c',
+          'sed "s/^\\tmupdate\\t/#&/" /etc/cyrus.conf > /etc/cyrus.conf.n && mv /etc/cyrus.conf.n /etc/cyrus.conf && kill -HUP $(cat /run/cyrus-master.pid)',
+        ]),
+      ),
+    )
   try {
     await breakLab(state.dir, 'lost-master-down')
     const r = await timed(['recover-master', '-i', state.inventory, '--yes', '--json'])
@@ -194,7 +210,8 @@ async function failoverBench(rounds: number) {
   const fe1 = state.hosts.find((h) => h.name === 'fe1')!
   const password = labPassword(state.dir)
   // The replica first catches up with the seeding (the failover's preflight wants equal lists).
-  for (let i = 0; i < 120 && (await labCounts(state.dir, 'b1r')).total !== (await labCounts(state.dir, 'b1')).total; i++) await new Promise((r) => setTimeout(r, 500))
+  for (let i = 0; i < 120 && (await labCounts(state.dir, 'b1r')).total !== (await labCounts(state.dir, 'b1')).total; i++)
+    await new Promise((r) => setTimeout(r, 500))
   const runs: {to: string; gapMs: number; wallMs: number; appended: number; refused: number; lost: number; doubled: number}[] = []
   try {
     for (let i = 0; i < rounds * 2; i++) {
@@ -209,9 +226,18 @@ async function failoverBench(rounds: number) {
       const to_ = state.hosts.find((h) => h.name === to)!
       const {missing, twice} = flowLosses(flow.ok, await messageIds(to_.address, 'cyrus', password, 'user.carol'))
       runs.push({to, gapMs: out.serviceGapMs, wallMs: t.ms, appended: flow.ok.length, refused: flow.failed, lost: missing.length, doubled: twice.length})
-      say(`failover to ${to}: gap ${out.serviceGapMs} ms, run ${t.ms} ms, ${flow.ok.length} appends OK, ${missing.length} lost, ${twice.length} twice, ${flow.failed} refused in the gap`)
+      say(
+        `failover to ${to}: gap ${out.serviceGapMs} ms, run ${t.ms} ms, ${flow.ok.length} appends OK, ${missing.length} lost, ${twice.length} twice, ${flow.failed} refused in the gap`,
+      )
     }
-    results.failover = {runs, medianGapMs: median(runs.map((r) => r.gapMs)), medianWallMs: median(runs.map((r) => r.wallMs)), appended: runs.reduce((n, r) => n + r.appended, 0), lost: runs.reduce((n, r) => n + r.lost, 0), doubled: runs.reduce((n, r) => n + r.doubled, 0)}
+    results.failover = {
+      runs,
+      medianGapMs: median(runs.map((r) => r.gapMs)),
+      medianWallMs: median(runs.map((r) => r.wallMs)),
+      appended: runs.reduce((n, r) => n + r.appended, 0),
+      lost: runs.reduce((n, r) => n + r.lost, 0),
+      doubled: runs.reduce((n, r) => n + r.doubled, 0),
+    }
   } finally {
     await labDown({dir: state.dir, purge: true})
   }
@@ -262,7 +288,9 @@ async function auditBench(mailboxes: number, perMailbox: number, rounds: number)
         mkdirSync(dir, {recursive: true})
         for (let n = 1; n <= perMailbox; n++) write(join(dir, `${n}.`), benchMessage(i, n))
         const name = `user.bench${String(i).padStart(6, '0')}`
-        entries.push(`${JSON.stringify(name)}: ${JSON.stringify({name, mtime: String(now), uidvalidity: String(now), createdmodseq: '1', foldermodseq: '1', mbtype: 'e', partition: 'default', acl: {[name.slice(5)]: 'lrswipkxtecdan', cyrus: 'lrswipkxtecda'}, uniqueid: uid})}`)
+        entries.push(
+          `${JSON.stringify(name)}: ${JSON.stringify({name, mtime: String(now), uidvalidity: String(now), createdmodseq: '1', foldermodseq: '1', mbtype: 'e', partition: 'default', acl: {[name.slice(5)]: 'lrswipkxtecdan', cyrus: 'lrswipkxtecda'}, uniqueid: uid})}`,
+        )
       }
       await labExec(state.dir, 'b1', [CTL, '-u'], {input: `{\n${entries.join(',\n')}\n}\n`})
     }
@@ -293,7 +321,8 @@ async function auditBench(mailboxes: number, perMailbox: number, rounds: number)
     let peakMB = 0
     for (let i = 0; i < rounds; i++) {
       const a = await timed(['replication', 'audit', 'b1', '-i', state.inventory, '--json', '--settle', '0', '--no-logs'])
-      if (a.exitCode !== 0 && !/(\d+)\/\1 mailboxes in sync/.test(JSON.parse(a.stdout).summary)) throw new Error(`audit of the seeded pair is not OK (exit ${a.exitCode}): ${a.stdout.slice(0, 500)}`)
+      if (a.exitCode !== 0 && !/(\d+)\/\1 mailboxes in sync/.test(JSON.parse(a.stdout).summary))
+        throw new Error(`audit of the seeded pair is not OK (exit ${a.exitCode}): ${a.stdout.slice(0, 500)}`)
       counts = JSON.parse(a.stdout).pairs[0].counts
       timings.audit = JSON.parse(a.stdout).pairs[0].timings
       rowsOf.audit.push(a.ms)

@@ -7,7 +7,16 @@ import {execa} from 'execa'
 export const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p))
 
 // No network, no first-run or background traffic, a fresh profile each time.
-const BASE = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+const BASE = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+]
 
 async function chromium(args: string[], url: string): Promise<string> {
   if (!CHROMIUM) throw new Error('chromium is not installed: apt-get install -y chromium')

@@ -7,7 +7,7 @@ import type {Role} from '../../src/inventory/schema.js'
 import {writeFileAtomic} from '../../src/util/files.js'
 
 export default class InventoryImport extends BaseCommand {
-  static summary = 'Build an inventory from Ansible\'s: the JSON of ansible-inventory --list, groups mapped to roles.'
+  static summary = "Build an inventory from Ansible's: the JSON of ansible-inventory --list, groups mapped to roles."
   static description = `Reads ansible_host, ansible_user, ansible_port, ansible_ssh_private_key_file and ansible_become, plus
 murderctl_servername and murderctl_replica_of for replication pairs. Default groups: ${Object.entries(DEFAULT_GROUP_ROLES)
     .map(([g, r]) => `${g}=${r}`)
@@ -20,9 +20,12 @@ murderctl_servername and murderctl_replica_of for replication pairs. Default gro
 
   static flags = {
     'from-ansible': Flags.string({summary: 'The output of ansible-inventory --list (a file, or - for stdin).', required: true}),
-    name: Flags.string({summary: 'The murder\'s name.', required: true}),
+    name: Flags.string({summary: "The murder's name.", required: true}),
     mode: Flags.string({summary: 'The murder mode.', options: ['standard', 'unified'], required: true}),
-    group: Flags.string({summary: 'GROUP=ROLE: hosts of this Ansible group (and its children) take this role (repeatable; replaces the defaults).', multiple: true}),
+    group: Flags.string({
+      summary: 'GROUP=ROLE: hosts of this Ansible group (and its children) take this role (repeatable; replaces the defaults).',
+      multiple: true,
+    }),
     'known-hosts': Flags.string({summary: 'known_hosts file for the inventory (default ~/.ssh/known_hosts).'}),
     out: Flags.string({summary: 'Write the inventory here (mode 0600) instead of stdout.'}),
   }

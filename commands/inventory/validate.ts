@@ -4,7 +4,8 @@ import {InventoryError} from '../../src/errors.js'
 import {inventoryFileProblems} from '../../src/inventory/load.js'
 
 export default class InventoryValidate extends BaseCommand {
-  static summary = 'Check an inventory file: schema, roles, replica pairs, unique names and addresses, and the files it names (identity, known_hosts, stateDir).'
+  static summary =
+    'Check an inventory file: schema, roles, replica pairs, unique names and addresses, and the files it names (identity, known_hosts, stateDir).'
   static examples = ['<%= config.bin %> inventory validate -i murder.yaml']
   static flags = {
     inventory: inventoryFlag,
@@ -18,7 +19,17 @@ export default class InventoryValidate extends BaseCommand {
     if (problems.length) throw new InventoryError(`${inv.path}: ${problems.join('; ')}`)
     this.log(`${inv.path}: valid, ${inv.mode} murder "${inv.name}" with ${inv.hosts.length} hosts`)
     for (const role of new Set(inv.hosts.map((h) => h.role)))
-      this.log(`  ${role}: ${inv.hosts.filter((h) => h.role === role).map((h) => h.name).join(', ')}`)
-    return {path: inv.path, name: inv.name, mode: inv.mode, hosts: inv.hosts.map(({name, role, address, servername, replicaOf}) => ({name, role, address, servername, replicaOf}))}
+      this.log(
+        `  ${role}: ${inv.hosts
+          .filter((h) => h.role === role)
+          .map((h) => h.name)
+          .join(', ')}`,
+      )
+    return {
+      path: inv.path,
+      name: inv.name,
+      mode: inv.mode,
+      hosts: inv.hosts.map(({name, role, address, servername, replicaOf}) => ({name, role, address, servername, replicaOf})),
+    }
   }
 }

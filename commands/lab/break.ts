@@ -10,7 +10,7 @@ export default class LabBreak extends BaseCommand {
 
   static examples = ['<%= config.bin %> lab break lost-master --dir /tmp/lab', '<%= config.bin %> lab break diverge --dir /tmp/lab']
   static args = {disaster: Args.string({required: true, options: Object.keys(DISASTERS), description: 'what to break'})}
-  static flags = {dir: Flags.string({summary: 'The lab\'s folder.', required: true})}
+  static flags = {dir: Flags.string({summary: "The lab's folder.", required: true})}
 
   async run() {
     const {args, flags} = await this.parse(LabBreak)

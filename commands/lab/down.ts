@@ -7,7 +7,7 @@ export default class LabDown extends BaseCommand {
   static examples = ['<%= config.bin %> lab down --dir /tmp/lab', '<%= config.bin %> lab down --dir /tmp/lab --purge']
 
   static flags = {
-    dir: Flags.string({summary: 'The lab\'s folder.', required: true}),
+    dir: Flags.string({summary: "The lab's folder.", required: true}),
     purge: Flags.boolean({summary: 'Also delete the folder.', default: false}),
   }
 

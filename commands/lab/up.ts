@@ -19,7 +19,7 @@ Installs Cyrus, OpenSSH and rsyslog from Debian's packages when they are missing
     dir: Flags.string({summary: 'Folder for the lab (created).', required: true}),
     topology: Flags.string({summary: 'Murder topology.', options: LabTopology.options, default: 'standard'}),
     mailboxes: Flags.integer({summary: 'How many mailboxes to seed over both backends.', default: 40, min: 12}),
-    base: Flags.string({summary: 'First three octets of the hosts\' loopback addresses.', default: '127.0.10'}),
+    base: Flags.string({summary: "First three octets of the hosts' loopback addresses.", default: '127.0.10'}),
   }
 
   async run() {

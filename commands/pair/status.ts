@@ -29,7 +29,14 @@ export default class PairStatus extends BaseCommand {
             m.config,
             m.reachable ? (m.cyrusMaster.running ? `up ${m.cyrusMaster.pid}` : 'STOPPED') : null,
             m.rollingClient,
-            m.backlog ? `${m.backlog.bytes} B, ${m.backlog.ageSeconds}s (${m.backlog.files.filter((f) => f.bytes > 0).map((f) => f.file).join(' ') || 'empty'})` : null,
+            m.backlog
+              ? `${m.backlog.bytes} B, ${m.backlog.ageSeconds}s (${
+                  m.backlog.files
+                    .filter((f) => f.bytes > 0)
+                    .map((f) => f.file)
+                    .join(' ') || 'empty'
+                })`
+              : null,
             m.syncHost,
             m.fenced ? `since ${m.fenced.at}` : '',
           ]),
@@ -39,7 +46,10 @@ export default class PairStatus extends BaseCommand {
       for (const m of p.members) if (m.error) this.log(`  ! ${m.error}`)
       if (p.history.length) {
         this.log('  history:')
-        for (const h of p.history.slice(-10)) this.log(`    ${h.startedAt} ${h.kind} ${h.from} -> ${h.to}: ${h.outcome}${h.serviceGapMs !== null ? `, gap ${(h.serviceGapMs / 1000).toFixed(1)} s` : ''} (${h.run})`)
+        for (const h of p.history.slice(-10))
+          this.log(
+            `    ${h.startedAt} ${h.kind} ${h.from} -> ${h.to}: ${h.outcome}${h.serviceGapMs !== null ? `, gap ${(h.serviceGapMs / 1000).toFixed(1)} s` : ''} (${h.run})`,
+          )
       }
       this.log('')
     }

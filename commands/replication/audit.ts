@@ -30,7 +30,12 @@ stalled). Exit codes as \`check\`: 0 in sync, 1 drift, 2 conflict or a member un
     user: Flags.string({summary: "Only this user's mailboxes (repeatable).", multiple: true}),
     mailbox: Flags.string({summary: 'Only mailboxes matching this IMAP pattern, internal form (repeatable), e.g. "user.alice.*".', multiple: true}),
     deep: Flags.boolean({summary: 'Compare every mailbox message by message, not only those whose state differs.', default: false}),
-    settle: Flags.integer({summary: 'Seconds to wait before looking again at mailboxes that differ (replication may be a moment behind).', default: 3, min: 0, max: 600}),
+    settle: Flags.integer({
+      summary: 'Seconds to wait before looking again at mailboxes that differ (replication may be a moment behind).',
+      default: 3,
+      min: 0,
+      max: 600,
+    }),
     verbose: Flags.boolean({char: 'v', summary: 'List in-sync mailboxes too.', default: false}),
     logs: Flags.boolean({summary: "Read the members' syslog for SYNCERROR events.", default: true, allowNo: true}),
   }
@@ -41,7 +46,13 @@ stalled). Exit codes as \`check\`: 0 in sync, 1 drift, 2 conflict or a member un
     const inv = this.inventory(flags.inventory)
     const pairs = flags.all ? replicationPairs(inv) : [findPair(inv, args.pair!)]
     const report = await withMurder(inv, {concurrency: flags.concurrency}, (ctx) =>
-      auditPairs(ctx, pairs, {selection: {users: flags.user ?? [], mailboxes: flags.mailbox ?? []}, deep: flags.deep, settleSeconds: flags.settle, all: flags.verbose, logs: flags.logs}),
+      auditPairs(ctx, pairs, {
+        selection: {users: flags.user ?? [], mailboxes: flags.mailbox ?? []},
+        deep: flags.deep,
+        settleSeconds: flags.settle,
+        all: flags.verbose,
+        logs: flags.logs,
+      }),
     )
     if (!this.jsonEnabled()) process.stdout.write(renderAudit(report))
     process.exitCode = auditExitCode(report)
@@ -52,7 +63,8 @@ stalled). Exit codes as \`check\`: 0 in sync, 1 drift, 2 conflict or a member un
   protected override async catch(err: Error & {oclif?: {exit?: number}}): Promise<unknown> {
     if (err.constructor.name === 'ExitError' && err.oclif?.exit === 0) return super.catch(err)
     const e = asMurderctlError(err)
-    if (this.jsonEnabled()) this.logJson({version: 1, state: 'UNKNOWN', summary: e.oneLine(), pairs: [], error: e.toJSON()} satisfies Partial<AuditReport> & {error: unknown})
+    if (this.jsonEnabled())
+      this.logJson({version: 1, state: 'UNKNOWN', summary: e.oneLine(), pairs: [], error: e.toJSON()} satisfies Partial<AuditReport> & {error: unknown})
     else process.stderr.write(`murderctl: ${e.oneLine()}\n`)
     process.exitCode = 3
     return undefined

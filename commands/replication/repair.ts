@@ -54,7 +54,12 @@ IMAP on both members.`
     if (!result.conflicts.length) this.log('nothing to repair')
     else if (result.dryRun) this.log(`${renderPlan(result.plan)}\n\ndry run: nothing was changed; journal: ${result.journal}`)
     else {
-      for (const v of result.verified) this.log(`verified ${v.mailbox} UID ${v.uid}: ${Object.entries(v.uids).map(([g, u]) => `${g.slice(0, 12)} now UID ${u} on both`).join(', ')}`)
+      for (const v of result.verified)
+        this.log(
+          `verified ${v.mailbox} UID ${v.uid}: ${Object.entries(v.uids)
+            .map(([g, u]) => `${g.slice(0, 12)} now UID ${u} on both`)
+            .join(', ')}`,
+        )
       this.log(`journal: ${result.journal}`)
     }
     return result

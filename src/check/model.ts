@@ -74,10 +74,7 @@ export const CheckResult = z
     figures: z
       .record(z.string().min(1).regex(oneLine), z.number())
       .describe('Numbers behind the state (Nagios perfdata, Prometheus murder_check_figure), by figure name'),
-    perf: z
-      .record(z.string().min(1), PerfSpec)
-      .optional()
-      .describe('Optional unit and thresholds of some figures, for Nagios perfdata'),
+    perf: z.record(z.string().min(1), PerfSpec).optional().describe('Optional unit and thresholds of some figures, for Nagios perfdata'),
     fix: z
       .string()
       .regex(/^murderctl [^\r\n]+$/)

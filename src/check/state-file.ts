@@ -40,7 +40,11 @@ export function readCheckState(path: string, murder?: string): ReadCheckState {
     return {kind: 'ignored', reason: `${path} is not JSON`}
   }
   const parsed = SavedCheckState.safeParse(json)
-  if (!parsed.success) return {kind: 'ignored', reason: `${path} is not a check state file (${parsed.error.issues[0]?.path.join('.') || 'top'}: ${parsed.error.issues[0]?.message})`}
+  if (!parsed.success)
+    return {
+      kind: 'ignored',
+      reason: `${path} is not a check state file (${parsed.error.issues[0]?.path.join('.') || 'top'}: ${parsed.error.issues[0]?.message})`,
+    }
   if (murder !== undefined && parsed.data.murder !== murder) {
     return {kind: 'ignored', reason: `${path} belongs to murder ${parsed.data.murder}, not ${murder}`}
   }
@@ -121,7 +125,12 @@ export function evaluateMasterCount(input: MasterCountInput): CheckResult {
   const name = 'master-count'
   const t = MasterCountThresholds.safeParse(input.thresholds)
   if (!t.success) {
-    return {name, state: 'UNKNOWN', message: `master-count thresholds are invalid: ${t.error.issues.map((i) => `${i.path.join('.') || 'thresholds'}: ${i.message}`).join('; ')}`, figures: {}}
+    return {
+      name,
+      state: 'UNKNOWN',
+      message: `master-count thresholds are invalid: ${t.error.issues.map((i) => `${i.path.join('.') || 'thresholds'}: ${i.message}`).join('; ')}`,
+      figures: {},
+    }
   }
   const th = t.data
   const {count, previous, unifiedSlavesEnabled} = input
@@ -190,7 +199,13 @@ export function evaluateMasterCount(input: MasterCountInput): CheckResult {
  * run (Nagios needs several non-OK results in a row for a hard state) until the master is
  * repaired or the operator removes the state file to accept the new count.
  */
-export function nextCheckState(args: {murder: string; count: number; previous?: SavedCheckState | undefined; result: CheckResult; now: Date}): SavedCheckState | undefined {
+export function nextCheckState(args: {
+  murder: string
+  count: number
+  previous?: SavedCheckState | undefined
+  result: CheckResult
+  now: Date
+}): SavedCheckState | undefined {
   const {murder, count, previous, result, now} = args
   if (result.state === 'UNKNOWN' || !Number.isInteger(count) || count < 0) return previous
   if (previous && result.state !== 'OK' && count < previous.masterCount) return previous

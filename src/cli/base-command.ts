@@ -68,7 +68,13 @@ export abstract class BaseCommand extends Command {
    * elsewhere; the plan shown and consented once before the first change; each diff shown by
    * `showDiff` and asked again.
    */
-  protected playbookHooks(flags: {yes: boolean}, diffGate: {question: (step: Step, diffs: Parameters<EngineHooks['confirm']>[1]) => string; show?: (diffs: Parameters<EngineHooks['confirm']>[1], fullPath: string) => string}): EngineHooks {
+  protected playbookHooks(
+    flags: {yes: boolean},
+    diffGate: {
+      question: (step: Step, diffs: Parameters<EngineHooks['confirm']>[1]) => string
+      show?: (diffs: Parameters<EngineHooks['confirm']>[1], fullPath: string) => string
+    },
+  ): EngineHooks {
     return {
       progress: (line) => this.progress(line),
       runStep: process.stderr.isTTY && !this.jsonEnabled() ? listrStep : undefined,

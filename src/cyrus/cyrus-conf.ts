@@ -37,16 +37,7 @@ export const CyrusConfEntry = z.object({
 })
 export type CyrusConfEntry = z.infer<typeof CyrusConfEntry>
 
-export const CyrusConfLineKind = z.enum([
-  'blank',
-  'comment',
-  'section-open',
-  'section-close',
-  'entry',
-  'disabled-entry',
-  'invalid',
-  'other',
-])
+export const CyrusConfLineKind = z.enum(['blank', 'comment', 'section-open', 'section-close', 'entry', 'disabled-entry', 'invalid', 'other'])
 export type CyrusConfLineKind = z.infer<typeof CyrusConfLineKind>
 
 export interface CyrusConfLine extends PhysicalLine {

@@ -76,7 +76,12 @@ const LEGACY_FLAGS: [number, string][] = [
 /** A ≤3.4 numeric mbtype as 3.6 letters (type letter first, then flags, like 3.6 prints them). */
 export function legacyMbtypeToLetters(code: number): string {
   const type = LEGACY_TYPES.find(([bit]) => code & bit)?.[1] ?? 'e'
-  return type + LEGACY_FLAGS.filter(([bit]) => code & bit).map(([, l]) => l).join('')
+  return (
+    type +
+    LEGACY_FLAGS.filter(([bit]) => code & bit)
+      .map(([, l]) => l)
+      .join('')
+  )
 }
 
 const LEGACY_RE = /^([^\t]+)\t(\d+|[a-z]+) (\S+)(?: (.*))?$/

@@ -48,15 +48,7 @@ export function isEmptyPlan(plan: MupdateWarnPlan): boolean {
   return !plan.activate.length && !plan.removeFromMupdate.length && !plan.removeRemoteFlag.length && !plan.removeLocal.length
 }
 
-export const MupdateFailureKind = z.enum([
-  'duplicate-option',
-  'no-mupdate-server',
-  'connect',
-  'list',
-  'sort-order',
-  'store',
-  'missing-uniqueid',
-])
+export const MupdateFailureKind = z.enum(['duplicate-option', 'no-mupdate-server', 'connect', 'list', 'sort-order', 'store', 'missing-uniqueid'])
 export type MupdateFailureKind = z.infer<typeof MupdateFailureKind>
 
 export const MupdateStderrDiagnosis = z.object({
@@ -105,7 +97,7 @@ const RULES: Rule[] = [
     kind: 'list',
     re: /couldn't do LIST command on mupdate server/,
     reason: () => 'the MUPDATE master refused or broke the LIST command',
-    hint: 'look at the master\'s syslog; mixed Cyrus patch levels can break the LITERAL+ parser (cyrus-imapd issue 4932): run the same version on backend and master',
+    hint: "look at the master's syslog; mixed Cyrus patch levels can break the LITERAL+ parser (cyrus-imapd issue 4932): run the same version on backend and master",
   },
   {
     kind: 'sort-order',
@@ -123,7 +115,7 @@ const RULES: Rule[] = [
     kind: 'missing-uniqueid',
     re: /missing uniqueid for (.*)$/,
     reason: (_m, n) => `ctl_mboxlist -u skipped ${n} entr${n === 1 ? 'y' : 'ies'} without a uniqueid (exit status is still 0)`,
-    hint: 'a master or frontend dump cannot be undumped in 3.6; restore the master by copying a frontend\'s mailboxes.db, or rebuild it with ctl_mboxlist -m on every backend',
+    hint: "a master or frontend dump cannot be undumped in 3.6; restore the master by copying a frontend's mailboxes.db, or rebuild it with ctl_mboxlist -m on every backend",
   },
 ]
 

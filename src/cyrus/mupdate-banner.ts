@@ -229,37 +229,37 @@ export function probeMupdate(address: string, port = 3905, timeoutMs = 5000, ope
     }, timeoutMs)
 
     const listen = (sock: Duplex) => {
-    sock.setEncoding('latin1')
-    sock.on('connect', () => {
-      connectMs = performance.now() - started
-    })
-    sock.on('data', (chunk: string) => {
-      if (settled) return
-      bytes += chunk.length
-      buffered += chunk
-      let nl: number
-      while ((nl = buffered.indexOf('\n')) !== -1) {
-        const line = buffered.slice(0, nl + 1)
-        buffered = buffered.slice(nl + 1)
-        if (feed(line)) return
-      }
-      if (bytes > MAX_GREETING_BYTES) fail('protocol', `more than ${MAX_GREETING_BYTES} bytes without a MUPDATE greeting`)
-    })
-    sock.on('error', (err: NodeJS.ErrnoException) => {
-      const code = err.code ?? (/refused/i.test(err.message) ? 'ECONNREFUSED' : '')
-      if (code === 'ECONNREFUSED') fail('refused', `connection to ${address}:${port} refused (nothing listening)`)
-      else if (['EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) {
-        fail('unreachable', `${address}:${port}: ${err.message}`)
-      } else if (code === 'ECONNRESET' && connectMs !== undefined) fail('closed', `${address}:${port} reset the connection before its greeting`)
-      else if (code === 'ETIMEDOUT') fail('timeout', `${address}:${port}: ${err.message}`)
-      else fail('error', `${address}:${port}: ${err.message}`)
-    })
-    sock.on('close', () => {
-      if (settled) return
-      // A last line without its newline (e.g. a BYE and an immediate close) still counts.
-      if (buffered !== '' && feed(buffered)) return
-      fail('closed', `${address}:${port} closed the connection before finishing its greeting`)
-    })
+      sock.setEncoding('latin1')
+      sock.on('connect', () => {
+        connectMs = performance.now() - started
+      })
+      sock.on('data', (chunk: string) => {
+        if (settled) return
+        bytes += chunk.length
+        buffered += chunk
+        let nl: number
+        while ((nl = buffered.indexOf('\n')) !== -1) {
+          const line = buffered.slice(0, nl + 1)
+          buffered = buffered.slice(nl + 1)
+          if (feed(line)) return
+        }
+        if (bytes > MAX_GREETING_BYTES) fail('protocol', `more than ${MAX_GREETING_BYTES} bytes without a MUPDATE greeting`)
+      })
+      sock.on('error', (err: NodeJS.ErrnoException) => {
+        const code = err.code ?? (/refused/i.test(err.message) ? 'ECONNREFUSED' : '')
+        if (code === 'ECONNREFUSED') fail('refused', `connection to ${address}:${port} refused (nothing listening)`)
+        else if (['EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) {
+          fail('unreachable', `${address}:${port}: ${err.message}`)
+        } else if (code === 'ECONNRESET' && connectMs !== undefined) fail('closed', `${address}:${port} reset the connection before its greeting`)
+        else if (code === 'ETIMEDOUT') fail('timeout', `${address}:${port}: ${err.message}`)
+        else fail('error', `${address}:${port}: ${err.message}`)
+      })
+      sock.on('close', () => {
+        if (settled) return
+        // A last line without its newline (e.g. a BYE and an immediate close) still counts.
+        if (buffered !== '' && feed(buffered)) return
+        fail('closed', `${address}:${port} closed the connection before finishing its greeting`)
+      })
     }
     if (!open) {
       ;(socket as net.Socket).setNoDelay(true)
@@ -267,7 +267,9 @@ export function probeMupdate(address: string, port = 3905, timeoutMs = 5000, ope
       return
     }
     const openFailed = (err: Error) =>
-      /refused/i.test(err.message) ? fail('refused', `connection to ${address}:${port} refused (nothing listening)`) : fail('error', `${address}:${port} through SSH: ${err.message}`)
+      /refused/i.test(err.message)
+        ? fail('refused', `connection to ${address}:${port} refused (nothing listening)`)
+        : fail('error', `${address}:${port} through SSH: ${err.message}`)
     open().then((sock) => {
       connectMs = performance.now() - started
       socket = sock

@@ -179,8 +179,12 @@ export function toMasterConfig(cfg: PairConfigs, opts: ToMasterOptions): PairCon
   imapd = setImapdOption(imapd, 'sync_host', opts.syncHost)
 
   let cyrus = cfg.cyrus
-  cyrus = opts.hold?.mupdatePush ? disableEntry(cyrus, 'START', mupdatePushEntry) : enableEntry(cyrus, 'START', mupdatePushEntry, opts.fallbackEntries?.mupdatePush ?? DEFAULT_PUSH)
-  cyrus = opts.hold?.syncClient ? disableEntry(cyrus, 'DAEMON', syncClientDaemon) : enableEntry(cyrus, 'DAEMON', syncClientDaemon, opts.fallbackEntries?.syncClient ?? DEFAULT_SYNC_CLIENT)
+  cyrus = opts.hold?.mupdatePush
+    ? disableEntry(cyrus, 'START', mupdatePushEntry)
+    : enableEntry(cyrus, 'START', mupdatePushEntry, opts.fallbackEntries?.mupdatePush ?? DEFAULT_PUSH)
+  cyrus = opts.hold?.syncClient
+    ? disableEntry(cyrus, 'DAEMON', syncClientDaemon)
+    : enableEntry(cyrus, 'DAEMON', syncClientDaemon, opts.fallbackEntries?.syncClient ?? DEFAULT_SYNC_CLIENT)
   cyrus = disableEntry(cyrus, 'SERVICES', syncServerService)
   if (opts.unified) {
     const slave = slaveService(parseCyrusConf(cyrus))

@@ -44,7 +44,13 @@ export const CONDITIONS = {
   // After a unified backend's local-only push: its own mailboxes agree with the master.
   'local-mw-empty': async (rc, h) => {
     const w = await localMupdateWarn(rc.murder, h, 'verify')
-    return {ok: w.changes === 0, detail: w.changes === 0 ? `ctl_mboxlist -m -w prints nothing about local mailboxes${w.claimsAvoided.length ? ` (${w.claimsAvoided.length} lagging remote entries, for the slave)` : ''}` : `ctl_mboxlist -m -w still prints ${w.changes} changes to local mailboxes`}
+    return {
+      ok: w.changes === 0,
+      detail:
+        w.changes === 0
+          ? `ctl_mboxlist -m -w prints nothing about local mailboxes${w.claimsAvoided.length ? ` (${w.claimsAvoided.length} lagging remote entries, for the slave)` : ''}`
+          : `ctl_mboxlist -m -w still prints ${w.changes} changes to local mailboxes`,
+    }
   },
   'db-absent': async (rc, h) => {
     const {path} = await dbInfo(rc.murder, h)
@@ -71,5 +77,9 @@ const SETTLE_MS: Partial<Record<ConditionName, number>> = {'slave-stopped': 20_0
 export async function checkCondition(rc: RunContext, name: string, host: Host, opts: {settle?: boolean} = {}): Promise<ConditionResult> {
   const check = (CONDITIONS as Record<string, Check>)[name]
   if (!check) throw new Error(`unknown condition ${name}`)
-  return poll(() => check(rc, host), (r) => r.ok, {timeoutMs: opts.settle ? (SETTLE_MS[name as ConditionName] ?? 0) : 0, intervalMs: 250})
+  return poll(
+    () => check(rc, host),
+    (r) => r.ok,
+    {timeoutMs: opts.settle ? (SETTLE_MS[name as ConditionName] ?? 0) : 0, intervalMs: 250},
+  )
 }

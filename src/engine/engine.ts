@@ -138,7 +138,8 @@ async function runUnit(rc: RunContext, hooks: EngineHooks, step: Step, host: Hos
     const e = asMurderctlError(error).at({host: host?.name, step: step.id})
     // In a dry run, a read-only step after planned changes (a diff against a master that is not
     // restored yet) may not be computable now: that is part of the plan, not a failure.
-    if (rc.dryRun && step.action !== 'preflight') return {...base, status: 'planned', detail: `${action.describe(rc, params, host)} (cannot preview now: ${e.message})`}
+    if (rc.dryRun && step.action !== 'preflight')
+      return {...base, status: 'planned', detail: `${action.describe(rc, params, host)} (cannot preview now: ${e.message})`}
     rc.journal.write({event: 'step-failed', step: step.id, host: host?.name, data: {error: e.oneLine(), code: e.code}})
     return {...base, status: 'failed', detail: `${e.host ? `${e.host}: ` : ''}${e.message}`, data: {error: e.toJSON()}}
   }
@@ -197,7 +198,9 @@ export async function runPlaybook(rc: RunContext, playbook: Playbook, hooks: Eng
         () => process.stderr.write(`\nmurderctl: interrupted: finishing step ${current} on its hosts, then stopping (interrupt again to stop at once)\n`),
         () => {
           rc.journal.write({event: 'interrupted', step: current, data: {atOnce: true}})
-          process.stderr.write(`murderctl: stopped at once during step ${current}; its commands may still be running on the hosts (the journal lists them): check with murderctl status, then ${resumeHint}\n`)
+          process.stderr.write(
+            `murderctl: stopped at once during step ${current}; its commands may still be running on the hosts (the journal lists them): check with murderctl status, then ${resumeHint}\n`,
+          )
           process.exit(ExitCode.interrupted)
         },
       )
@@ -224,7 +227,10 @@ async function runSteps(rc: RunContext, playbook: Playbook, hooks: EngineHooks, 
   let consented = rc.dryRun
   for (const [i, step] of playbook.steps.entries()) {
     if (stopBefore(step))
-      throw new RunStoppedError(`interrupted: stopped before step ${step.id}; every step before it is done`, step.id, results, {code: 'interrupted', hint: resumeHint})
+      throw new RunStoppedError(`interrupted: stopped before step ${step.id}; every step before it is done`, step.id, results, {
+        code: 'interrupted',
+        hint: resumeHint,
+      })
     const mutating = actionOf(hooks, step).mutating
     if (mutating && !consented) {
       // The first gate: everything this run will still change, shown before the first change.
@@ -250,13 +256,14 @@ async function runSteps(rc: RunContext, playbook: Playbook, hooks: EngineHooks, 
     const failed = units.filter((u) => u.status === 'failed')
     if (failed.length) {
       const first = failed[0].data?.error as {message?: string; hint?: string; code?: string} | undefined
-      const code = (first?.code === 'refused' || first?.code === 'unreachable' || first?.code === 'hostKey' || first?.code === 'timeout' ? first.code : 'failed') as 'failed'
-      throw new RunStoppedError(
-        `stopped at step ${step.id}: ${failed.map((f) => f.detail).join('; ')}`,
-        step.id,
-        results,
-        {host: failed[0].host, code, hint: rc.dryRun ? (first?.hint ?? 'fix it and run again') : `${first?.hint ? `${first.hint}; then ` : ''}${resumeHint}`},
-      )
+      const code = (
+        first?.code === 'refused' || first?.code === 'unreachable' || first?.code === 'hostKey' || first?.code === 'timeout' ? first.code : 'failed'
+      ) as 'failed'
+      throw new RunStoppedError(`stopped at step ${step.id}: ${failed.map((f) => f.detail).join('; ')}`, step.id, results, {
+        host: failed[0].host,
+        code,
+        hint: rc.dryRun ? (first?.hint ?? 'fix it and run again') : `${first?.hint ? `${first.hint}; then ` : ''}${resumeHint}`,
+      })
     }
     if (step.confirm && !rc.dryRun) {
       const diffs = [...rc.diffs.values()]
@@ -270,7 +277,16 @@ async function runSteps(rc: RunContext, playbook: Playbook, hooks: EngineHooks, 
 }
 
 /** Ask at a gate; a no (or no terminal to ask on) stops the run resumably, journaled either way. */
-async function gate(rc: RunContext, step: Step, results: UnitResult[], resumeHint: string, kind: 'plan' | 'diff', ask: () => Promise<boolean>, by: string, state: string): Promise<void> {
+async function gate(
+  rc: RunContext,
+  step: Step,
+  results: UnitResult[],
+  resumeHint: string,
+  kind: 'plan' | 'diff',
+  ask: () => Promise<boolean>,
+  by: string,
+  state: string,
+): Promise<void> {
   const where = kind === 'plan' ? `before step ${step.id}` : `after step ${step.id}`
   let ok: boolean
   try {

@@ -33,7 +33,7 @@ export function failoverHistory(stateDir: string, pair: string): FailoverRecord[
       continue
     }
     const start = events.find((e) => e.event === 'run-start')
-    const raw = start?.data as {options?: Record<string, unknown>; dryRun?: boolean} & Record<string, unknown> | undefined
+    const raw = start?.data as ({options?: Record<string, unknown>; dryRun?: boolean} & Record<string, unknown>) | undefined
     const d = (raw?.options ?? raw) as {pair?: string; kind?: string; from?: string; to?: string} | undefined
     if (!start || !d || d.pair !== pair) continue
     const end = [...events].reverse().find((e) => e.event === 'run-end')
@@ -43,7 +43,9 @@ export function failoverHistory(stateDir: string, pair: string): FailoverRecord[
     const served = mark('servedAt')
     // Not confirmed, or a precondition said no (anti-flapping, lag, FENCED): refused, not failed.
     const refused = events.some(
-      (e) => (e.event === 'note' && (e.data as {confirmed?: boolean})?.confirmed === false) || (e.event === 'step-failed' && ['refused', 'needsConfirmation'].includes((e.data as {code?: string})?.code ?? '')),
+      (e) =>
+        (e.event === 'note' && (e.data as {confirmed?: boolean})?.confirmed === false) ||
+        (e.event === 'step-failed' && ['refused', 'needsConfirmation'].includes((e.data as {code?: string})?.code ?? '')),
     )
     const failed = events.some((e) => e.event === 'step-failed')
     const outcome: FailoverRecord['outcome'] = raw?.dryRun

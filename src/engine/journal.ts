@@ -29,7 +29,10 @@ export const JournalEvent = z.object({
 export type JournalEvent = z.infer<typeof JournalEvent>
 
 export function newRunId(kind: string): string {
-  const t = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
+  const t = new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')
   return `${t}-${kind}-${Math.random().toString(36).slice(2, 6).padEnd(4, '0')}`
 }
 
@@ -37,7 +40,8 @@ export function newRunId(kind: string): string {
 const RUN_ID = /^\d{8}T\d{6}Z-[a-z][a-z0-9-]*-[a-z0-9]{4}$/
 
 export function assertRunId(run: string): string {
-  if (!RUN_ID.test(run)) throw new UsageError(`"${run}" is not a run id`, {hint: 'a run id looks like 20261122T103000Z-recover-master-ab12 (murderctl prints it when a run stops)'})
+  if (!RUN_ID.test(run))
+    throw new UsageError(`"${run}" is not a run id`, {hint: 'a run id looks like 20261122T103000Z-recover-master-ab12 (murderctl prints it when a run stops)'})
   return run
 }
 
@@ -77,7 +81,16 @@ export class Journal {
   }
 
   command(step: string, host: string, r: {command: string; exitCode: number | null; stdout: string; stderr: string; durationMs: number}): void {
-    this.write({event: 'command', step, host, command: r.command, exitCode: r.exitCode, stdoutSha256: sha256(r.stdout), stderr: r.stderr.slice(0, 2000), durationMs: r.durationMs})
+    this.write({
+      event: 'command',
+      step,
+      host,
+      command: r.command,
+      exitCode: r.exitCode,
+      stdoutSha256: sha256(r.stdout),
+      stderr: r.stderr.slice(0, 2000),
+      durationMs: r.durationMs,
+    })
   }
 
   /** Record where a file was copied aside, and its checksum. */
@@ -111,10 +124,15 @@ export class Journal {
             this.tornLine = l
             return
           }
-          throw new AbortError(`${this.path}: line ${i + 1} is not a journal event`, {hint: 'the journal was damaged or edited; start a new run (the saved copies it lists stay on the hosts)'})
+          throw new AbortError(`${this.path}: line ${i + 1} is not a journal event`, {
+            hint: 'the journal was damaged or edited; start a new run (the saved copies it lists stay on the hosts)',
+          })
         }
         const e = JournalEvent.safeParse(parsed)
-        if (!e.success) throw new AbortError(`${this.path}: line ${i + 1} is not a journal event (${e.error.issues[0]?.message})`, {hint: 'the journal was damaged or edited; start a new run'})
+        if (!e.success)
+          throw new AbortError(`${this.path}: line ${i + 1} is not a journal event (${e.error.issues[0]?.message})`, {
+            hint: 'the journal was damaged or edited; start a new run',
+          })
         out.push(e.data)
       })
     return out

@@ -46,7 +46,11 @@ function checkNames(p: Playbook, path: string, selectors: readonly string[] | un
     if (!params.success) {
       const issue = params.error.issues[0]
       const keys = issue.code === 'unrecognized_keys' ? ` ${issue.keys.map((k) => `"${k}"`).join(', ')}` : ''
-      throw fieldError(path, ['steps', i, 'params', ...issue.path.map(String)], `${issue.message}${keys} (action ${s.action} takes: ${Object.keys(action.params.shape).join(', ') || 'nothing'})`)
+      throw fieldError(
+        path,
+        ['steps', i, 'params', ...issue.path.map(String)],
+        `${issue.message}${keys} (action ${s.action} takes: ${Object.keys(action.params.shape).join(', ') || 'nothing'})`,
+      )
     }
     for (const key of ['pre', 'post'] as const) {
       const c = s[key]
@@ -55,7 +59,8 @@ function checkNames(p: Playbook, path: string, selectors: readonly string[] | un
     if (s.undo !== undefined && !(s.undo in ACTIONS)) throw fieldError(path, ['steps', i, 'undo'], `unknown action "${s.undo}"`)
     if (selectors) {
       const known = [...BUILTIN_SELECTORS, ...selectors]
-      if (!known.includes(s.hosts)) throw fieldError(path, ['steps', i, 'hosts'], `unknown host selector "${s.hosts}" (this command knows: ${known.join(', ')})`)
+      if (!known.includes(s.hosts))
+        throw fieldError(path, ['steps', i, 'hosts'], `unknown host selector "${s.hosts}" (this command knows: ${known.join(', ')})`)
     }
   }
 }
@@ -70,7 +75,11 @@ export function loadPlaybook(path: string, expect?: PlaybookFor): Playbook {
   const r = Playbook.safeParse(raw)
   if (!r.success) {
     const i = r.error.issues[0]
-    throw fieldError(path, i.path.map((x) => (typeof x === 'number' ? x : String(x))), i.message)
+    throw fieldError(
+      path,
+      i.path.map((x) => (typeof x === 'number' ? x : String(x))),
+      i.message,
+    )
   }
   checkNames(r.data, path, expect ? (expect.selectors ?? []) : undefined)
   if (expect) assertPlaybookFor(r.data, expect)

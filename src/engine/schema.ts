@@ -45,5 +45,13 @@ export const Playbook = z
     steps: z.array(Step).min(1),
   })
   .strict()
-  .superRefine((p, ctx) => refineUnique(ctx, p.steps, (s) => s.id, (i) => ['steps', i, 'id'], 'step id'))
+  .superRefine((p, ctx) =>
+    refineUnique(
+      ctx,
+      p.steps,
+      (s) => s.id,
+      (i) => ['steps', i, 'id'],
+      'step id',
+    ),
+  )
 export type Playbook = z.infer<typeof Playbook>

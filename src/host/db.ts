@@ -35,7 +35,11 @@ export interface DbInfo {
 
 export async function dbInfo(ctx: MurderContext, host: Host): Promise<DbInfo> {
   const imapd = await readImapdConf(ctx, host)
-  return {path: mailboxesDbPath(imapd), format: imapd.get('mboxlist_db') ?? 'twoskip', configDirectory: (imapd.get('configdirectory') ?? '/var/lib/cyrus').replace(/\/+$/, '')}
+  return {
+    path: mailboxesDbPath(imapd),
+    format: imapd.get('mboxlist_db') ?? 'twoskip',
+    configDirectory: (imapd.get('configdirectory') ?? '/var/lib/cyrus').replace(/\/+$/, ''),
+  }
 }
 
 async function remoteSha256(ctx: MurderContext, host: Host, path: string, step: string): Promise<string> {
@@ -66,15 +70,22 @@ export async function snapshotDb(ctx: MurderContext, host: Host, tag: string, st
   const tmp = `${db.configDirectory}/murderctl-snapshot-${tag}.db`
   const q = shellQuote(tmp)
   try {
-    const r = await ctx.pool.exec(host, {shell: `rm -f -- ${q} && ${shellQuote(tool(host, 'cvt_cyrusdb'))} ${shellQuote(db.path)} ${shellQuote(db.format)} ${q} ${shellQuote(db.format)} && test -s ${q}`})
+    const r = await ctx.pool.exec(host, {
+      shell: `rm -f -- ${q} && ${shellQuote(tool(host, 'cvt_cyrusdb'))} ${shellQuote(db.path)} ${shellQuote(db.format)} ${q} ${shellQuote(db.format)} && test -s ${q}`,
+    })
     // cvt_cyrusdb says "Conversion failed" and still exits 0: check the output and the file.
     if (r.exitCode !== 0 || /DBERROR|failed/i.test(r.stdout + r.stderr))
-      throw new RemoteCommandError(`cvt_cyrusdb could not copy ${db.path}: ${(r.stderr || r.stdout).trim().split('\n').pop()}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step})
+      throw new RemoteCommandError(
+        `cvt_cyrusdb could not copy ${db.path}: ${(r.stderr || r.stdout).trim().split('\n').pop()}`,
+        {command: r.command, exitCode: r.exitCode, stderr: r.stderr},
+        {host: host.name, step},
+      )
     const entries = await countDbFile(ctx, host, tmp, step)
     const remoteSum = await remoteSha256(ctx, host, tmp, step)
     const data = await ctx.pool.readFile(host, tmp)
     const sum = sha256(data)
-    if (sum !== remoteSum) throw new AbortError(`the copy of ${db.path} changed in transit (sha256 ${sum} here, ${remoteSum} there)`, {host: host.name, step, hint: 'run it again'})
+    if (sum !== remoteSum)
+      throw new AbortError(`the copy of ${db.path} changed in transit (sha256 ${sum} here, ${remoteSum} there)`, {host: host.name, step, hint: 'run it again'})
     return {
       data,
       meta: {
@@ -101,22 +112,45 @@ export async function snapshotDb(ctx: MurderContext, host: Host, tag: string, st
  * Install a mailboxes.db on a host whose cyrus-master is stopped and whose db was set aside:
  * upload beside it, prove checksum and count with Cyrus, then move it into place.
  */
-export async function installDb(ctx: MurderContext, host: Host, data: Buffer, expect: {entries: number; sha256: string}, tag: string, step: string): Promise<{path: string; entries: number}> {
+export async function installDb(
+  ctx: MurderContext,
+  host: Host,
+  data: Buffer,
+  expect: {entries: number; sha256: string},
+  tag: string,
+  step: string,
+): Promise<{path: string; entries: number}> {
   const db = await dbInfo(ctx, host)
   const incoming = `${db.path}.murderctl-incoming-${tag}`
   await ctx.pool.writeFileAtomic(host, incoming, data, 0o600)
   const sum = await remoteSha256(ctx, host, incoming, step)
-  if (sum !== expect.sha256) throw new AbortError(`the uploaded database does not match (sha256 ${sum}, expected ${expect.sha256})`, {host: host.name, step, hint: 'run the step again'})
+  if (sum !== expect.sha256)
+    throw new AbortError(`the uploaded database does not match (sha256 ${sum}, expected ${expect.sha256})`, {host: host.name, step, hint: 'run the step again'})
   await ctx.pool.execOk(host, ['chown', '--', `${host.cyrus.user}:${host.cyrus.group}`, incoming])
   const entries = await countDbFile(ctx, host, incoming, step)
   if (entries !== expect.entries)
-    throw new AbortError(`the uploaded database reads as ${entries} entries, expected ${expect.entries}`, {host: host.name, step, hint: 'the copy is not usable; choose another --source'})
+    throw new AbortError(`the uploaded database reads as ${entries} entries, expected ${expect.entries}`, {
+      host: host.name,
+      step,
+      hint: 'the copy is not usable; choose another --source',
+    })
   const q = shellQuote(db.path)
   // Only into an empty place (the old db was moved aside by an earlier step): mv -n, then the
   // file in place must be the one uploaded.
-  const r = await ctx.pool.exec(host, {shell: `test ! -e ${q} || exit 4; mv -n -- ${shellQuote(incoming)} ${q} && test ! -e ${shellQuote(incoming)} && sha256sum -- ${q}`})
-  if (r.exitCode === 4) throw new AbortError(`${db.path} is in place already: it was not moved aside`, {host: host.name, step, hint: 'move it aside (the playbook\'s set-aside step) first; nothing was replaced'})
+  const r = await ctx.pool.exec(host, {
+    shell: `test ! -e ${q} || exit 4; mv -n -- ${shellQuote(incoming)} ${q} && test ! -e ${shellQuote(incoming)} && sha256sum -- ${q}`,
+  })
+  if (r.exitCode === 4)
+    throw new AbortError(`${db.path} is in place already: it was not moved aside`, {
+      host: host.name,
+      step,
+      hint: "move it aside (the playbook's set-aside step) first; nothing was replaced",
+    })
   if (r.exitCode !== 0 || r.stdout.split(/\s+/)[0] !== expect.sha256)
-    throw new RemoteCommandError(`could not move the uploaded database into ${db.path}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step})
+    throw new RemoteCommandError(
+      `could not move the uploaded database into ${db.path}`,
+      {command: r.command, exitCode: r.exitCode, stderr: r.stderr},
+      {host: host.name, step},
+    )
   return {path: db.path, entries}
 }

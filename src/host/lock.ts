@@ -54,7 +54,9 @@ export interface HeldLock {
 export async function readLock(ctx: MurderContext, host: Host): Promise<HeldLock | null> {
   const dir = await lockDir(ctx, host)
   const d = shellQuote(dir)
-  const r = await ctx.pool.exec(host, {shell: `test -d ${d} || exit 3; echo $(( $(date +%s) - $(stat -c %Y -- ${d}) )); cat -- ${d}/run 2>/dev/null; echo; cat -- ${d}/owner 2>/dev/null`})
+  const r = await ctx.pool.exec(host, {
+    shell: `test -d ${d} || exit 3; echo $(( $(date +%s) - $(stat -c %Y -- ${d}) )); cat -- ${d}/run 2>/dev/null; echo; cat -- ${d}/owner 2>/dev/null`,
+  })
   if (r.exitCode === 3) return null
   const [age, run, ...rest] = r.stdout.split('\n')
   let owner: LockOwner | undefined
@@ -114,6 +116,7 @@ export async function releaseLock(ctx: MurderContext, host: Host, run: string): 
 export async function breakLock(ctx: MurderContext, host: Host, expected: HeldLock): Promise<void> {
   const now = await readLock(ctx, host)
   if (!now) return
-  if (now.run !== expected.run) throw new RefusedError(`the lock changed hands while you were asked (now ${describeLock(now)})`, {host: host.name, step: 'break-lock', hint: 'look again'})
+  if (now.run !== expected.run)
+    throw new RefusedError(`the lock changed hands while you were asked (now ${describeLock(now)})`, {host: host.name, step: 'break-lock', hint: 'look again'})
   await ctx.pool.execOk(host, ['rm', '-r', '--', now.dir])
 }

@@ -112,7 +112,10 @@ while (<STDIN>) {
 export function mailboxStateScript(host: Host, patterns: string[]): string {
   const mbx = shellQuote(tool(host, 'mbexamine'))
   const pats = patterns.map(shellQuote).join(' ')
-  return withExit(`${mbx} -u ${NO_UID} ${pats}`, `awk ${shellQuote(STATE_AWK)} | if command -v perl >/dev/null; then perl -e ${shellQuote(CRC_PERL)}; else cat; fi`)
+  return withExit(
+    `${mbx} -u ${NO_UID} ${pats}`,
+    `awk ${shellQuote(STATE_AWK)} | if command -v perl >/dev/null; then perl -e ${shellQuote(CRC_PERL)}; else cat; fi`,
+  )
 }
 
 /**
@@ -120,11 +123,7 @@ export function mailboxStateScript(host: Host, patterns: string[]): string {
  * travels down the pipe as an `EXIT n` line the awk scripts pass on; its stderr comes after.
  */
 function withExit(producer: string, consumer: string): string {
-  return [
-    'e=$(mktemp) || exit 1',
-    `{ ${producer}; echo "${EXIT} $?"; } 2>"$e" | ${consumer}`,
-    'rc=$?; cat "$e" >&2; rm -f "$e"; exit $rc',
-  ].join('\n')
+  return ['e=$(mktemp) || exit 1', `{ ${producer}; echo "${EXIT} $?"; } 2>"$e" | ${consumer}`, 'rc=$?; cat "$e" >&2; rm -f "$e"; exit $rc'].join('\n')
 }
 
 /** The producer's exit status from an `EXIT n` line; null when the line is missing. */
@@ -184,7 +183,7 @@ export function decodeFlags(sysHex: string, userHex: string, userFlagNames: stri
   const words = userHex.trim().split(/\s+/).reverse()
   userFlagNames.forEach((f, i) => {
     const w = Number.parseInt(words[Math.floor(i / 32)] ?? '0', 16) || 0
-    if ((w >>> i % 32) & 1) flags.push(f)
+    if ((w >>> (i % 32)) & 1) flags.push(f)
   })
   return flags.sort()
 }
@@ -241,7 +240,9 @@ export async function mailboxStates(ctx: MurderContext, host: Host, sel: Mailbox
 /** Per-message records of every selected mailbox on one host: one mbexamine over the patterns. */
 export async function messageRecordsMatching(ctx: MurderContext, host: Host, sel: MailboxSelection = {}): Promise<MailboxMessages[]> {
   const patterns = selectionPatterns(sel, await hierarchySep(ctx, host))
-  const r = await ctx.pool.exec(host, {shell: withExit(`${shellQuote(tool(host, 'mbexamine'))} ${patterns.map(shellQuote).join(' ')}`, `awk ${shellQuote(RECORD_AWK)}`)})
+  const r = await ctx.pool.exec(host, {
+    shell: withExit(`${shellQuote(tool(host, 'mbexamine'))} ${patterns.map(shellQuote).join(' ')}`, `awk ${shellQuote(RECORD_AWK)}`),
+  })
   if (r.exitCode !== 0 || producerExit(r.stdout) !== 0 || /fatal|DBERROR|IOERROR/i.test(r.stderr)) throw failed(host, 'message records', r, 'message-records')
   try {
     return parseMessageRecords(r.stdout)
@@ -327,7 +328,11 @@ export const MessageComparison = z.object({
 })
 export type MessageComparison = z.infer<typeof MessageComparison>
 
-const lower = (flags: string[]) => flags.map((f) => f.toLowerCase()).sort().join(' ')
+const lower = (flags: string[]) =>
+  flags
+    .map((f) => f.toLowerCase())
+    .sort()
+    .join(' ')
 
 /** Compare one mailbox's messages on two members, UID by UID. */
 export function compareMessages(a: MessageRecord[], b: MessageRecord[]): MessageComparison {

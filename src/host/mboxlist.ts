@@ -34,7 +34,11 @@ export async function scanDump(ctx: MurderContext, host: Host, onEntry: (e: Mail
     },
   })
   if (r.exitCode !== 0 || r.stderr.trim())
-    throw new RemoteCommandError(`ctl_mboxlist -d failed: ${r.stderr.trim().split('\n')[0] || `exit ${r.exitCode}`}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step})
+    throw new RemoteCommandError(
+      `ctl_mboxlist -d failed: ${r.stderr.trim().split('\n')[0] || `exit ${r.exitCode}`}`,
+      {command: r.command, exitCode: r.exitCode, stderr: r.stderr},
+      {host: host.name, step},
+    )
   parser.end()
   return {entries: parser.entries, fingerprint: hash.digest('hex')}
 }
@@ -57,7 +61,9 @@ export interface WarnResult {
 /** A ctl_mboxlist -m run that printed to stderr or exited non-zero, in Cyrus's words plus what to do. */
 function pushFailure(r: ExecResult, args: string, host: Host, step: string): RemoteCommandError {
   const d = classifyMupdateStderr(r.stderr)
-  const message = d ? `ctl_mboxlist ${args}: ${d.reason} (${d.line})` : `ctl_mboxlist ${args} failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n')[0] ?? ''}`
+  const message = d
+    ? `ctl_mboxlist ${args}: ${d.reason} (${d.line})`
+    : `ctl_mboxlist ${args} failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n')[0] ?? ''}`
   return new RemoteCommandError(message, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step, hint: d?.hint})
 }
 
@@ -89,9 +95,14 @@ export async function localMupdateWarn(ctx: MurderContext, host: Host, step = 'c
   const remote = new Set<string>()
   const [w] = await Promise.all([
     mupdateWarn(ctx, host, step),
-    scanDump(ctx, host, (e) => {
-      if (isRemote(e)) remote.add(e.name)
-    }, step),
+    scanDump(
+      ctx,
+      host,
+      (e) => {
+        if (isRemote(e)) remote.add(e.name)
+      },
+      step,
+    ),
   ])
   const claimsAvoided = w.plan.activate.filter((n) => remote.has(n))
   return {...w, plan: {...w.plan, activate: w.plan.activate.filter((n) => !remote.has(n))}, changes: w.changes - claimsAvoided.length, claimsAvoided}
@@ -102,7 +113,11 @@ export async function localMupdateWarn(ctx: MurderContext, host: Host, step = 'c
  * instead of the host's). `record` sees the result before it is judged, so a failed push is
  * journaled too. Verified by the caller with -m -w.
  */
-export async function mupdatePush(ctx: MurderContext, host: Host, opts: {authoritative?: boolean; file?: string; step?: string; record?: (r: ExecResult) => void} = {}) {
+export async function mupdatePush(
+  ctx: MurderContext,
+  host: Host,
+  opts: {authoritative?: boolean; file?: string; step?: string; record?: (r: ExecResult) => void} = {},
+) {
   const args = ['-m', ...(opts.authoritative ? ['-a'] : []), ...(opts.file ? ['-f', opts.file] : [])]
   const r = await ctx.pool.exec(host, [tool(host, 'ctl_mboxlist'), ...args])
   opts.record?.(r)

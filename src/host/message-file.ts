@@ -23,7 +23,11 @@ export async function mailboxPath(ctx: MurderContext, host: Host, mailbox: strin
   const r = await ctx.pool.exec(host, [tool(host, 'mbpath'), '-l', mailbox])
   const path = r.stdout.trim().split('\n')[0] ?? ''
   if (r.exitCode !== 0 || !path.startsWith('/'))
-    throw new RemoteCommandError(`cannot find ${mailbox}'s folder: ${r.stderr.trim() || r.stdout.trim() || `exit ${r.exitCode}`}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step: 'mbpath'})
+    throw new RemoteCommandError(
+      `cannot find ${mailbox}'s folder: ${r.stderr.trim() || r.stdout.trim() || `exit ${r.exitCode}`}`,
+      {command: r.command, exitCode: r.exitCode, stderr: r.stderr},
+      {host: host.name, step: 'mbpath'},
+    )
   return path
 }
 
@@ -38,7 +42,16 @@ export async function inspectMessageFile(ctx: MurderContext, host: Host, mailbox
   const [size, sha1, sha256, marker, ...rest] = r.stdout.split('\n')
   if (r.exitCode !== 0 || marker !== 'HEADERS' || !/^\d+$/.test(size))
     throw new UnexpectedOutputError(`cannot read message file ${path}: ${r.stderr.trim() || r.stdout.slice(0, 200)}`, {host: host.name, step: 'inspect'})
-  return {host: host.name, mailbox, uid, path, bytes: Number(size), sha1: sha1.split(/\s+/)[0], sha256: sha256.split(/\s+/)[0], headers: rest.join('\n').replace(/\r/g, '').trim()}
+  return {
+    host: host.name,
+    mailbox,
+    uid,
+    path,
+    bytes: Number(size),
+    sha1: sha1.split(/\s+/)[0],
+    sha256: sha256.split(/\s+/)[0],
+    headers: rest.join('\n').replace(/\r/g, '').trim(),
+  }
 }
 
 /** A few header fields, for people. */

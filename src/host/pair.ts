@@ -24,7 +24,12 @@ export function pairsOf(inv: Inventory): Pair[] {
     .filter((r) => r.role === 'replica' && r.replicaOf)
     .map((r) => {
       const b = inv.hosts.find((h) => h.name === r.replicaOf)!
-      return {name: b.name, servername: b.servername, members: [b, r] as [Host, Host], settings: inv.pairs.find((p) => p.backend === b.name) ?? PairSettings.parse({backend: b.name})}
+      return {
+        name: b.name,
+        servername: b.servername,
+        members: [b, r] as [Host, Host],
+        settings: inv.pairs.find((p) => p.backend === b.name) ?? PairSettings.parse({backend: b.name}),
+      }
     })
 }
 
@@ -32,7 +37,10 @@ export function pairsOf(inv: Inventory): Pair[] {
 export function findPair(inv: Inventory, name: string): Pair {
   const pairs = pairsOf(inv)
   const p = pairs.find((x) => x.name === name) ?? pairs.find((x) => x.servername === name)
-  if (!p) throw new InventoryError(`no replication pair named "${name}" in ${inv.path}`, {hint: pairs.length ? `pairs: ${pairs.map((x) => x.name).join(', ')}` : 'a pair is a backend plus a host with role replica and replicaOf naming it'})
+  if (!p)
+    throw new InventoryError(`no replication pair named "${name}" in ${inv.path}`, {
+      hint: pairs.length ? `pairs: ${pairs.map((x) => x.name).join(', ')}` : 'a pair is a backend plus a host with role replica and replicaOf naming it',
+    })
   return p
 }
 
@@ -60,7 +68,9 @@ export function syncDir(imapd: ReadonlyMap<string, string>): string {
  */
 export async function syncBacklog(ctx: MurderContext, host: Host, imapd: ReadonlyMap<string, string>): Promise<SyncBacklog> {
   const dir = shellQuote(syncDir(imapd))
-  const r = await ctx.pool.exec(host, {shell: `date +%s; cd ${dir} 2>/dev/null || exit 0; for f in log log-*; do case "$f" in *.murderctl-*) continue;; esac; [ -f "$f" ] && stat -c '%s %W %Y %n' -- "$f"; done; true`})
+  const r = await ctx.pool.exec(host, {
+    shell: `date +%s; cd ${dir} 2>/dev/null || exit 0; for f in log log-*; do case "$f" in *.murderctl-*) continue;; esac; [ -f "$f" ] && stat -c '%s %W %Y %n' -- "$f"; done; true`,
+  })
   const [now, ...rows] = r.stdout.trim().split('\n')
   const files: SyncLogFile[] = []
   for (const row of rows) {
@@ -129,11 +139,20 @@ export async function readMember(ctx: MurderContext, host: Host): Promise<Member
     lastReplicationError: null,
   }
   try {
-    const [imapdText, cyrusText] = await Promise.all([host.cyrus.imapdConf, host.cyrus.cyrusConf].map((p) => ctx.pool.readFile(host, p).then((b) => b.toString('utf8'))))
+    const [imapdText, cyrusText] = await Promise.all(
+      [host.cyrus.imapdConf, host.cyrus.cyrusConf].map((p) => ctx.pool.readFile(host, p).then((b) => b.toString('utf8'))),
+    )
     state.reachable = true
     const facts = pairConfigFacts(imapdText!, cyrusText!)
     const imapd = parseImapdConf(imapdText!, {lenient: true})
-    Object.assign(state, {config: facts.role, mupdateServer: facts.mupdateServer, syncLog: facts.syncLog, syncHost: facts.syncHost, mupdatePush: facts.mupdatePush, syncServer: facts.syncServer})
+    Object.assign(state, {
+      config: facts.role,
+      mupdateServer: facts.mupdateServer,
+      syncLog: facts.syncLog,
+      syncHost: facts.syncHost,
+      mupdatePush: facts.mupdatePush,
+      syncServer: facts.syncServer,
+    })
     const [pid, backlog, lastError] = await Promise.all([masterPid(ctx, host), syncBacklog(ctx, host, imapd), lastReplicationError(ctx, host, imapd)])
     state.cyrusMaster = {running: pid !== null, pid}
     state.backlog = backlog
@@ -154,7 +173,11 @@ export function activeOf(members: MemberState[]): {active: string | null; confli
   const inMurder = members.filter((m) => m.mupdateServer !== null || m.mupdatePush)
   const rolling = members.filter((m) => m.rollingClient === 'running')
   const conflict =
-    inMurder.length > 1 ? `both members are configured for the murder (${inMurder.map((m) => m.name).join(', ')})` : rolling.length > 1 ? `both members run a rolling sync_client (${rolling.map((m) => m.name).join(', ')})` : null
+    inMurder.length > 1
+      ? `both members are configured for the murder (${inMurder.map((m) => m.name).join(', ')})`
+      : rolling.length > 1
+        ? `both members run a rolling sync_client (${rolling.map((m) => m.name).join(', ')})`
+        : null
   const masters = members.filter((m) => m.config === 'master' && m.cyrusMaster.running)
   return {active: masters.length === 1 ? masters[0]!.name : null, conflict}
 }

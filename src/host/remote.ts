@@ -24,7 +24,9 @@ export function readImapdConf(ctx: MurderContext, host: Host): Promise<Map<strin
 export async function masterPid(ctx: MurderContext, host: Host): Promise<number | null> {
   const f = shellQuote(host.cyrus.pidFile)
   // A zombie (exited, not yet reaped: some containers' pid 1 never reaps) is not running.
-  const r = await ctx.pool.exec(host, {shell: `p=$(cat -- ${f} 2>/dev/null) && kill -0 "$p" 2>/dev/null && [ "$(ps -o stat= -p "$p" | cut -c1)" != Z ] && echo "$p"`})
+  const r = await ctx.pool.exec(host, {
+    shell: `p=$(cat -- ${f} 2>/dev/null) && kill -0 "$p" 2>/dev/null && [ "$(ps -o stat= -p "$p" | cut -c1)" != Z ] && echo "$p"`,
+  })
   const pid = Number(r.stdout.trim())
   return r.exitCode === 0 && Number.isInteger(pid) && pid > 0 ? pid : null
 }
@@ -50,7 +52,11 @@ export async function cyrusVersion(ctx: MurderContext, host: Host): Promise<stri
 export async function hupMaster(ctx: MurderContext, host: Host, step = 'hup'): Promise<number> {
   const pid = await masterPid(ctx, host)
   if (pid === null)
-    throw new AbortError(`cyrus-master is not running (no live pid in ${host.cyrus.pidFile})`, {host: host.name, step, hint: `start it (${host.cyrus.start}) and resume`})
+    throw new AbortError(`cyrus-master is not running (no live pid in ${host.cyrus.pidFile})`, {
+      host: host.name,
+      step,
+      hint: `start it (${host.cyrus.start}) and resume`,
+    })
   await ctx.pool.execOk(host, ['kill', '-HUP', String(pid)])
   return pid
 }
@@ -118,7 +124,11 @@ export async function copyAside(ctx: MurderContext, host: Host, path: string, ru
   const sums = lines.slice(0, 2).map((l) => l.split(/\s+/)[0])
   const copy = lines[3] ?? ''
   if (r.exitCode !== 0 || sums.length !== 2 || sums[0] !== sums[1] || !/^[0-9a-f]{64}$/.test(sums[0]) || !copy.startsWith(asideName(path, runId, step)))
-    throw new RemoteCommandError(`could not copy ${path} aside with a matching checksum${r.stderr.trim() ? `: ${r.stderr.trim().split('\n')[0]}` : ''}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step, hint: 'nothing was changed by this step; free space on the host if it is full, then resume'})
+    throw new RemoteCommandError(
+      `could not copy ${path} aside with a matching checksum${r.stderr.trim() ? `: ${r.stderr.trim().split('\n')[0]}` : ''}`,
+      {command: r.command, exitCode: r.exitCode, stderr: r.stderr},
+      {host: host.name, step, hint: 'nothing was changed by this step; free space on the host if it is full, then resume'},
+    )
   return {host: host.name, path, copy, sha256: sums[0], bytes: Number(lines[2])}
 }
 
@@ -144,6 +154,10 @@ export async function moveAside(ctx: MurderContext, host: Host, path: string, ru
   const lines = r.stdout.trim().split('\n')
   const sums = lines.slice(0, 2).map((l) => l.split(/\s+/)[0])
   if (r.exitCode !== 0 || sums.length !== 2 || sums[0] !== sums[1] || !/^[0-9a-f]{64}$/.test(sums[0]))
-    throw new RemoteCommandError(`could not move ${path} aside with a matching checksum${r.stderr.trim() ? `: ${r.stderr.trim().split('\n')[0]}` : ''}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step})
+    throw new RemoteCommandError(
+      `could not move ${path} aside with a matching checksum${r.stderr.trim() ? `: ${r.stderr.trim().split('\n')[0]}` : ''}`,
+      {command: r.command, exitCode: r.exitCode, stderr: r.stderr},
+      {host: host.name, step},
+    )
   return {host: host.name, path, copy: asideName(path, runId, step), sha256: sums[0], bytes: Number(lines[2]), moved: true}
 }

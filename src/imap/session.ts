@@ -8,7 +8,10 @@ import {ImapClient} from './client.js'
 
 function imapCredentials(inv: Inventory) {
   const imap = inv.imap
-  if (!imap) throw new RefusedError('this command writes over IMAP and the inventory has no imap settings', {hint: 'add imap: {user: <admin in proxyservers>, passwordFile: FILE} to the inventory'})
+  if (!imap)
+    throw new RefusedError('this command writes over IMAP and the inventory has no imap settings', {
+      hint: 'add imap: {user: <admin in proxyservers>, passwordFile: FILE} to the inventory',
+    })
   return {...imap, password: readFileSync(imap.passwordFile, 'utf8').split('\n')[0]}
 }
 

@@ -53,11 +53,15 @@ export function inventoryFromAnsible(list: AnsibleList, opts: AnsibleImportOptio
     if (!roles.includes(role)) throw new InventoryError(`--group ${group}=${role}: not a role (roles: ${roles.join(', ')})`)
     for (const h of groupHosts(list, group)) {
       const before = roleOf.get(h)
-      if (before && before !== role) throw new InventoryError(`Ansible host ${h} is in groups for two roles (${before}, ${role})`, {hint: 'map each host to one role with --group'})
+      if (before && before !== role)
+        throw new InventoryError(`Ansible host ${h} is in groups for two roles (${before}, ${role})`, {hint: 'map each host to one role with --group'})
       roleOf.set(h, role)
     }
   }
-  if (!roleOf.size) throw new InventoryError(`none of the groups ${Object.keys(opts.groups).join(', ')} has hosts in the Ansible inventory`, {hint: 'map your groups to roles with --group GROUP=ROLE'})
+  if (!roleOf.size)
+    throw new InventoryError(`none of the groups ${Object.keys(opts.groups).join(', ')} has hosts in the Ansible inventory`, {
+      hint: 'map your groups to roles with --group GROUP=ROLE',
+    })
   const hosts = [...roleOf].map(([name, role]) => {
     const v = vars[name] ?? {}
     const ssh: Record<string, unknown> = {}
@@ -79,7 +83,9 @@ export function inventoryFromAnsible(list: AnsibleList, opts: AnsibleImportOptio
   const r = InventoryFile.safeParse(doc)
   if (!r.success) {
     const i = r.error.issues[0]
-    throw new InventoryError(`the imported inventory is not valid: ${i.path.join('.')}: ${i.message}`, {hint: 'check the groups and host variables (murderctl_replica_of for replicas)'})
+    throw new InventoryError(`the imported inventory is not valid: ${i.path.join('.')}: ${i.message}`, {
+      hint: 'check the groups and host variables (murderctl_replica_of for replicas)',
+    })
   }
   return doc as InventoryFile
 }

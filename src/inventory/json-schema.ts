@@ -14,7 +14,8 @@ export function renderInventorySchema(): string {
     $schema: schema.$schema,
     $id: 'https://murderctl.invalid/schemas/inventory.schema.json',
     title: 'murderctl inventory',
-    description: 'The hosts of one Cyrus murder and how murderctl reaches them. Cross-field rules (one mupdate master, replicaOf naming a backend, unique names) are checked by murderctl inventory validate.',
+    description:
+      'The hosts of one Cyrus murder and how murderctl reaches them. Cross-field rules (one mupdate master, replicaOf naming a backend, unique names) are checked by murderctl inventory validate.',
     ...Object.fromEntries(Object.entries(schema).filter(([k]) => k !== '$schema')),
   }
   return `${JSON.stringify(doc, null, 2)}\n`

@@ -35,7 +35,12 @@ function lineOf(doc: Document, lc: LineCounter, path: readonly PropertyKey[]): n
 }
 
 function describeIssue(issue: z.core.$ZodIssue, line?: number): string {
-  const where = issue.path.length ? issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(top level)'
+  const where = issue.path.length
+    ? issue.path
+        .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+        .join('')
+        .replace(/^\./, '')
+    : '(top level)'
   return `${line ? `line ${line}: ` : ''}${where}: ${issue.message}`
 }
 
@@ -84,10 +89,9 @@ export function loadInventory(flag?: string): Inventory {
     text = readFileSync(path, 'utf8')
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
-    throw new InventoryError(
-      code === 'ENOENT' ? `${path}: no such inventory file` : `${path}: cannot read: ${(error as Error).message}`,
-      {hint: 'pass -i/--inventory PATH, set MURDERCTL_INVENTORY, or create ./murder.yaml (see README)'},
-    )
+    throw new InventoryError(code === 'ENOENT' ? `${path}: no such inventory file` : `${path}: cannot read: ${(error as Error).message}`, {
+      hint: 'pass -i/--inventory PATH, set MURDERCTL_INVENTORY, or create ./murder.yaml (see README)',
+    })
   }
   return parseInventory(text, path)
 }
@@ -139,7 +143,13 @@ export function inventoryFileProblems(inv: Inventory): string[] {
   }
   for (const id of new Set(inv.hosts.map((h) => h.ssh.identity).filter((x): x is string => Boolean(x)))) {
     const p = readableFile(id, 'identity file')
-    if (p) problems.push(`${p} (used by ${inv.hosts.filter((h) => h.ssh.identity === id).map((h) => h.name).join(', ')})`)
+    if (p)
+      problems.push(
+        `${p} (used by ${inv.hosts
+          .filter((h) => h.ssh.identity === id)
+          .map((h) => h.name)
+          .join(', ')})`,
+      )
   }
   const kh = readableFile(inv.knownHosts, 'knownHosts')
   if (kh) problems.push(`${kh}${kh.endsWith('does not exist') ? ' (create it with ssh-keyscan, or run once with --accept-new-host-keys)' : ''}`)

@@ -9,9 +9,7 @@ export type Role = z.infer<typeof Role>
 
 // A host name doubles as a Cyrus servername and as a file-name component on the operator's
 // machine, so keep it to what both accept.
-const hostName = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/, 'a host name: letters, digits, dots and dashes, at most 63 characters')
+const hostName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/, 'a host name: letters, digits, dots and dashes, at most 63 characters')
 
 // Each setting's validator once; the full settings add defaults, overrides make all optional
 // (an override must not fill in defaults over the inventory's own defaults).
@@ -25,9 +23,7 @@ const sshFields = {
   connectTimeout: z.number().positive().describe('seconds to connect and authenticate'),
   commandTimeout: z.number().positive().describe('seconds one remote command may run'),
   /** A bastion to go through, as OpenSSH's ProxyJump: [user@]host[:port]; its key is checked like any host's. */
-  proxyJump: z
-    .string()
-    .regex(/^(?:[A-Za-z0-9._-]+@)?(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/, '[user@]host[:port], as ssh -J takes it'),
+  proxyJump: z.string().regex(/^(?:[A-Za-z0-9._-]+@)?(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/, '[user@]host[:port], as ssh -J takes it'),
 }
 
 export const SshSettings = z
@@ -113,7 +109,10 @@ export const Thresholds = z
     syncLogWarnAgeSeconds: z.number().min(0).default(300),
     syncLogCritAgeSeconds: z.number().min(0).default(1800),
     /** A run lock held longer than this is CRITICAL in check (a dead run's, most likely). */
-    lockCritAgeSeconds: z.number().min(0).default(4 * 3600),
+    lockCritAgeSeconds: z
+      .number()
+      .min(0)
+      .default(4 * 3600),
     /** replication-consistency: a mailbox differing between a pair's members longer than this is a WARNING. */
     replicationDriftWarnSeconds: z.number().min(0).default(600),
     /** replication-consistency: how many users' mailboxes it compares per pair on each run (rotating). */
@@ -183,10 +182,7 @@ export const InventoryFile = z
     knownHosts: z.string().default('~/.ssh/known_hosts'),
     /** Where runs keep journals, backups and diffs on the operator's machine. */
     stateDir: z.string().default('~/.local/state/murderctl'),
-    defaults: z
-      .object({ssh: partialSsh.optional(), cyrus: partialCyrus.optional()})
-      .strict()
-      .optional(),
+    defaults: z.object({ssh: partialSsh.optional(), cyrus: partialCyrus.optional()}).strict().optional(),
     thresholds: Thresholds.default(Thresholds.parse({})),
     imap: ImapSettings.optional(),
     hosts: z.array(HostEntry).min(1),
@@ -196,14 +192,31 @@ export const InventoryFile = z
   .strict()
   .superRefine((inv, ctx) => {
     // Names double as file names (case-insensitive on some systems) and in --skip-host.
-    refineUnique(ctx, inv.hosts, (h) => h.name.toLowerCase(), (i) => ['hosts', i, 'name'], 'host name')
-    refineUnique(ctx, inv.hosts, (h) => h.address.toLowerCase(), (i) => ['hosts', i, 'address'], 'address')
+    refineUnique(
+      ctx,
+      inv.hosts,
+      (h) => h.name.toLowerCase(),
+      (i) => ['hosts', i, 'name'],
+      'host name',
+    )
+    refineUnique(
+      ctx,
+      inv.hosts,
+      (h) => h.address.toLowerCase(),
+      (i) => ['hosts', i, 'address'],
+      'address',
+    )
     const masters = inv.hosts.filter((h) => h.role === 'mupdate-master')
     if (masters.length !== 1)
       ctx.addIssue({code: 'custom', path: ['hosts'], message: `exactly one host must have role mupdate-master (found ${masters.length})`})
-    if (!inv.hosts.some((h) => h.role === 'backend'))
-      ctx.addIssue({code: 'custom', path: ['hosts'], message: 'at least one host must have role backend'})
-    refineUnique(ctx, inv.pairs, (p) => p.backend, (i) => ['pairs', i, 'backend'], 'pair')
+    if (!inv.hosts.some((h) => h.role === 'backend')) ctx.addIssue({code: 'custom', path: ['hosts'], message: 'at least one host must have role backend'})
+    refineUnique(
+      ctx,
+      inv.pairs,
+      (p) => p.backend,
+      (i) => ['pairs', i, 'backend'],
+      'pair',
+    )
     inv.pairs.forEach((p, i) => {
       if (!inv.hosts.some((h) => h.role === 'replica' && h.replicaOf === p.backend))
         ctx.addIssue({code: 'custom', path: ['pairs', i, 'backend'], message: `"${p.backend}" is not a backend that a replica names in replicaOf`})

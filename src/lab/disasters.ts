@@ -14,9 +14,11 @@ const CTL = '/usr/lib/cyrus/bin/ctl_mboxlist'
 export const DISASTERS = {
   'lost-master': "the master's mailboxes.db is deleted and the master restarted empty (its slaves resync against it)",
   'lost-master-down': "the master's mailboxes.db is deleted and the master stays down",
-  diverge: 'three mailboxes appear on b1 behind the master\'s back (as after changes during a master outage)',
-  'backend-crash': "the active member of pair b1 (whichever holds mupdate_server) dies: every process in it killed, cyrus-master and sshd included, so it is unreachable",
-  'backend-return': 'the crashed member is back: sshd runs again, its files as they were (old config); Cyrus is NOT started, as the README tells operators to arrange',
+  diverge: "three mailboxes appear on b1 behind the master's back (as after changes during a master outage)",
+  'backend-crash':
+    'the active member of pair b1 (whichever holds mupdate_server) dies: every process in it killed, cyrus-master and sshd included, so it is unreachable',
+  'backend-return':
+    'the crashed member is back: sshd runs again, its files as they were (old config); Cyrus is NOT started, as the README tells operators to arrange',
   'split-brain':
     'rolling replication on b1 stopped, mail written to b1 only (a folder created too), b1 crashes, failover --hard promotes b1r, mail written to b1r in the same mailboxes (UIDs collide), a mailbox holding b1-only mail deleted on b1r, b1 back and fenced (what went where: <dir>/split-brain.json)',
 } as const
@@ -59,12 +61,24 @@ export async function breakLab(dir: string, what: Disaster): Promise<string> {
       const name = readFileSync(file, 'utf8').trim()
       const h = state.hosts.find((x) => x.name === name)!
       if (!alive(h.pid)) throw new AbortError(`lab host ${name} is gone entirely`)
-      await execa('nsenter', ['-t', String(h.pid), '-m', '--', 'sh', '-c', `rm -f /run/sshd.pid /run/cyrus-master.pid; /usr/sbin/sshd -f ${hostDir(state.dir, name)}/sshd_config`])
+      await execa('nsenter', [
+        '-t',
+        String(h.pid),
+        '-m',
+        '--',
+        'sh',
+        '-c',
+        `rm -f /run/sshd.pid /run/cyrus-master.pid; /usr/sbin/sshd -f ${hostDir(state.dir, name)}/sshd_config`,
+      ])
       rmSync(file)
       return `${DISASTERS[what]} (back: ${name})`
     }
     case 'split-brain': {
-      const r = await splitBrain(state, () => breakLab(dir, 'backend-crash'), () => breakLab(dir, 'backend-return'))
+      const r = await splitBrain(
+        state,
+        () => breakLab(dir, 'backend-crash'),
+        () => breakLab(dir, 'backend-return'),
+      )
       return `${DISASTERS[what]}: ${r.messages.filter((m) => m.member === 'b1').length} messages on b1 only, ${r.messages.filter((m) => m.member === 'b1r').length} on b1r only`
     }
   }

@@ -7,7 +7,20 @@ import {execa} from 'execa'
 import {stringify} from 'yaml'
 import {AbortError} from '../errors.js'
 import {ensureSystemPackages, isRoot} from './system.js'
-import {CSYNC_PORT, LAB_ADMIN, MUPDATE_PORT, type RenderContext, renderBootScript, renderCyrusConf, renderEtcHosts, renderImapdConf, renderMoveAddressScript, renderServiceScript, renderServices, renderSshdConfig} from './render.js'
+import {
+  CSYNC_PORT,
+  LAB_ADMIN,
+  MUPDATE_PORT,
+  type RenderContext,
+  renderBootScript,
+  renderCyrusConf,
+  renderEtcHosts,
+  renderImapdConf,
+  renderMoveAddressScript,
+  renderServiceScript,
+  renderServices,
+  renderSshdConfig,
+} from './render.js'
 import {seedLab, waitConverged} from './seed.js'
 import {alive, hostDir, LAB_PASSWORD_FILE, type LabState, processesInNamespace, readLabState, statePath, waitPort} from './state.js'
 import {type LabHost, type LabTopology, labHosts, validBase} from './topology.js'
@@ -59,8 +72,7 @@ async function prepareFiles(ctx: RenderContext): Promise<void> {
   const sasldb = join(dir, 'sasldb2')
   rmSync(sasldb, {force: true})
   const realms = [...new Set(ctx.hosts.map((h) => h.servername))]
-  for (const realm of realms)
-    for (const user of LAB_USERS) await execa('saslpasswd2', ['-p', '-c', '-f', sasldb, '-u', realm, user], {input: password})
+  for (const realm of realms) for (const user of LAB_USERS) await execa('saslpasswd2', ['-p', '-c', '-f', sasldb, '-u', realm, user], {input: password})
   await execa('chown', ['cyrus:mail', sasldb])
   chmodSync(sasldb, 0o640)
 }
@@ -105,9 +117,21 @@ async function startCyrus(ctx: RenderContext, h: LabHost, pid: number): Promise<
 
 async function enableUnifiedSlave(ctx: RenderContext, h: LabHost & {pid: number}): Promise<void> {
   // Written from inside the host: /etc there is an overlay, not to be changed from outside.
-  await execa('nsenter', ['-t', String(h.pid), '-m', '--', 'sh', '-c', 'cat > /etc/cyrus.conf.new && mv /etc/cyrus.conf.new /etc/cyrus.conf && kill -HUP "$(cat /run/cyrus-master.pid)"'], {
-    input: renderCyrusConf(h, ctx),
-  })
+  await execa(
+    'nsenter',
+    [
+      '-t',
+      String(h.pid),
+      '-m',
+      '--',
+      'sh',
+      '-c',
+      'cat > /etc/cyrus.conf.new && mv /etc/cyrus.conf.new /etc/cyrus.conf && kill -HUP "$(cat /run/cyrus-master.pid)"',
+    ],
+    {
+      input: renderCyrusConf(h, ctx),
+    },
+  )
   await waitPort(h.address, MUPDATE_PORT, 30_000)
 }
 
@@ -135,7 +159,13 @@ function writeInventory(ctx: RenderContext): string {
     // and failback back to back, so no anti-flapping period.
     pairs: ctx.hosts
       .filter((h) => h.role === 'replica' && h.replicaOf)
-      .map((r) => ({backend: r.replicaOf, moveAddress: `${join(ctx.dir, 'bin', 'move-address')} {servername} {new.address} {old}`, minIntervalSeconds: 0, replicationTimeoutSeconds: 30, probe: {user: LAB_ADMIN, passwordFile: LAB_PASSWORD_FILE, mailbox: 'user.alice'}})),
+      .map((r) => ({
+        backend: r.replicaOf,
+        moveAddress: `${join(ctx.dir, 'bin', 'move-address')} {servername} {new.address} {old}`,
+        minIntervalSeconds: 0,
+        replicationTimeoutSeconds: 30,
+        probe: {user: LAB_ADMIN, passwordFile: LAB_PASSWORD_FILE, mailbox: 'user.alice'},
+      })),
   }
   writeFileSync(path, `# murderctl inventory for the local lab in ${ctx.dir}\n${stringify(doc)}`)
   return path

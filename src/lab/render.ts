@@ -176,10 +176,7 @@ exec sleep infinity
 }
 
 export function renderEtcHosts(ctx: RenderContext): string {
-  return lines(
-    '127.0.0.1\tlocalhost',
-    ...ctx.hosts.map((h) => `${h.address}\t${h.name}`),
-  )
+  return lines('127.0.0.1\tlocalhost', ...ctx.hosts.map((h) => `${h.address}\t${h.name}`))
 }
 
 export function renderServices(system: string): string {

@@ -95,8 +95,7 @@ export async function waitConverged(state: LabState, expected: number, timeoutMs
   for (;;) {
     const counts = await Promise.all(watchers.map(async (h) => [h.name, (await labCounts(state.dir, h.name)).total] as const))
     if (counts.every(([, n]) => n === expected)) return
-    if (Date.now() > deadline)
-      throw new AbortError(`the murder did not converge on ${expected} mailboxes: ${counts.map(([h, n]) => `${h}=${n}`).join(', ')}`)
+    if (Date.now() > deadline) throw new AbortError(`the murder did not converge on ${expected} mailboxes: ${counts.map(([h, n]) => `${h}=${n}`).join(', ')}`)
     await new Promise((r) => setTimeout(r, 500))
   }
 }

@@ -55,7 +55,16 @@ async function asOwner<T>(state: LabState, host: string, owner: string, fn: (c: 
 
 function message(m: SplitBrainMessage, n: number): Buffer {
   return Buffer.from(
-    [`From: sender${n}@lab.example`, `To: ${view(m.mailbox).owner}@lab.example`, `Subject: split brain ${m.member} ${n}`, `Message-ID: ${m.messageId}`, `Date: ${new Date(m.internalDate * 1000).toUTCString().replace('GMT', '+0000')}`, '', `Written to ${m.member} only (${m.mailbox}).`, ''].join('\r\n'),
+    [
+      `From: sender${n}@lab.example`,
+      `To: ${view(m.mailbox).owner}@lab.example`,
+      `Subject: split brain ${m.member} ${n}`,
+      `Message-ID: ${m.messageId}`,
+      `Date: ${new Date(m.internalDate * 1000).toUTCString().replace('GMT', '+0000')}`,
+      '',
+      `Written to ${m.member} only (${m.mailbox}).`,
+      '',
+    ].join('\r\n'),
   )
 }
 

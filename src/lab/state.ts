@@ -85,4 +85,3 @@ export function processesInNamespace(pid: number): number[] {
   }
   return out
 }
-

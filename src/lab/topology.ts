@@ -22,10 +22,7 @@ export function labHosts(topology: LabTopology, base: string): LabHost[] {
   const at = (n: number) => `${base}.${n}`
   const hosts: LabHost[] = [{name: 'mupdate', role: 'mupdate-master', address: at(10), servername: 'mupdate'}]
   if (topology === 'standard') {
-    hosts.push(
-      {name: 'fe1', role: 'frontend', address: at(11), servername: 'fe1'},
-      {name: 'fe2', role: 'frontend', address: at(12), servername: 'fe2'},
-    )
+    hosts.push({name: 'fe1', role: 'frontend', address: at(11), servername: 'fe1'}, {name: 'fe2', role: 'frontend', address: at(12), servername: 'fe2'})
   }
   hosts.push(
     {name: 'b1', role: 'backend', address: at(13), servername: 'b1'},

@@ -9,7 +9,8 @@ function mailboxLine(m: MailboxAudit): string {
   const bits: string[] = []
   if (m.status === 'missing-on-replica') bits.push('missing on the replica')
   if (m.status === 'missing-on-master') bits.push('missing on the master')
-  for (const c of m.conflicts) bits.push(`UID ${c.uid} conflict: master ${short(c.master.guid)} (${c.master.size} B), replica ${short(c.replica.guid)} (${c.replica.size} B)`)
+  for (const c of m.conflicts)
+    bits.push(`UID ${c.uid} conflict: master ${short(c.master.guid)} (${c.master.size} B), replica ${short(c.replica.guid)} (${c.replica.size} B)`)
   if (m.onlyOnMaster.length) bits.push(`only on master: UID ${m.onlyOnMaster.join(',')}`)
   if (m.onlyOnReplica.length) bits.push(`only on replica: UID ${m.onlyOnReplica.join(',')}`)
   for (const f of m.flags) bits.push(`UID ${f.uid} flags: master (${f.master.join(' ')}), replica (${f.replica.join(' ')})`)
@@ -23,7 +24,9 @@ function pairBlock(p: PairAudit): string {
   if (p.roles) lines.push(`  master ${p.roles.master}, replica ${p.roles.replica}: decided by ${p.roles.decidedBy}`)
   for (const m of p.members) if (!m.readable) lines.push(`  ! ${m.host} cannot be read: ${m.error ?? 'unknown reason'}`)
   const k = p.counts
-  lines.push(`  ${k.mailboxes} mailboxes compared, ${k.mailboxesComparedPerMessage} of them message by message (${k.messagesCompared} messages), in ${(p.durationMs / 1000).toFixed(1)}s`)
+  lines.push(
+    `  ${k.mailboxes} mailboxes compared, ${k.mailboxesComparedPerMessage} of them message by message (${k.messagesCompared} messages), in ${(p.durationMs / 1000).toFixed(1)}s`,
+  )
   if (p.mailboxes.length) {
     lines.push('')
     lines.push(
@@ -57,7 +60,9 @@ export function renderConflicts(r: {master: string; replica: string; conflicts: 
     for (const side of ['master', 'replica'] as const) {
       const v = c[side]
       const h = c.inspect?.[side]
-      lines.push(`    ${side.padEnd(7)} ${v.guid.slice(0, 12)} ${v.size} B flags (${v.flags.join(' ')})${h ? `  From: ${h.from ?? '?'}  Subject: ${h.subject ?? '?'}  Date: ${h.date ?? '?'}` : '  (file not readable)'}`)
+      lines.push(
+        `    ${side.padEnd(7)} ${v.guid.slice(0, 12)} ${v.size} B flags (${v.flags.join(' ')})${h ? `  From: ${h.from ?? '?'}  Subject: ${h.subject ?? '?'}  Date: ${h.date ?? '?'}` : '  (file not readable)'}`,
+      )
     }
   }
   return `${lines.join('\n')}\n`

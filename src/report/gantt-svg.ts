@@ -84,7 +84,10 @@ export function ganttSvg(units: TimelineUnit[], marks: Mark[] = []): string {
   })
   const xOf = (time: number) => {
     // A time on the edge of a break belongs to the busy piece beside it.
-    const p = placed.find((q) => !q.gap && time >= q.from && time <= q.to) ?? placed.find((q) => time >= q.from && time <= q.to) ?? (time < placed[0].from ? placed[0] : placed[placed.length - 1])
+    const p =
+      placed.find((q) => !q.gap && time >= q.from && time <= q.to) ??
+      placed.find((q) => time >= q.from && time <= q.to) ??
+      (time < placed[0].from ? placed[0] : placed[placed.length - 1])
     if (p.gap) return p.x + p.w / 2
     return p.x + (p.to === p.from ? 0 : ((Math.min(Math.max(time, p.from), p.to) - p.from) / (p.to - p.from)) * p.w)
   }
@@ -109,7 +112,9 @@ export function ganttSvg(units: TimelineUnit[], marks: Mark[] = []): string {
   for (const p of placed) {
     if (p.gap) {
       out.push(`<rect x="${p.x.toFixed(1)}" y="${TOP - 6}" width="${p.w.toFixed(1)}" height="${lanes.length * LANE + 12}" fill="url(#gap)" opacity="0.6"/>`)
-      out.push(`<text x="${(p.x + p.w / 2).toFixed(1)}" y="${TOP + lanes.length * LANE + 14}" text-anchor="middle" fill="#555">+${html(formatDuration(p.to - p.from))}</text>`)
+      out.push(
+        `<text x="${(p.x + p.w / 2).toFixed(1)}" y="${TOP + lanes.length * LANE + 14}" text-anchor="middle" fill="#555">+${html(formatDuration(p.to - p.from))}</text>`,
+      )
       continue
     }
     // Ticks at round offsets from the run's start, about one per 110 px.
@@ -123,7 +128,11 @@ export function ganttSvg(units: TimelineUnit[], marks: Mark[] = []): string {
       out.push(`<text x="${tx.toFixed(1)}" y="${TOP - 8}" text-anchor="middle" fill="#555">${html(tickLabel(time - t0, every))}</text>`)
     }
   }
-  out.splice(2, 0, '<defs><pattern id="gap" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3" height="6" fill="#bbb"/></pattern></defs>')
+  out.splice(
+    2,
+    0,
+    '<defs><pattern id="gap" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3" height="6" fill="#bbb"/></pattern></defs>',
+  )
   for (const u of units) {
     const x1 = xOf(u.start)
     const w = Math.max(MIN_BAR, xOf(u.end) - x1)

@@ -9,7 +9,18 @@ export interface ReconcileReport {
   newMember: string
   cutoff: ReconcileResult['plan']['cutoff']
   syncLogFiles: string[]
-  figures: {atRisk: number; recovered: number; alreadyThere: number; lost: number; bytes: number; mailboxesRecreated: number; mailboxesRecovered: number; uidCollisions: number; flagDifferences: number; durationMs: number}
+  figures: {
+    atRisk: number
+    recovered: number
+    alreadyThere: number
+    lost: number
+    bytes: number
+    mailboxesRecreated: number
+    mailboxesRecovered: number
+    uidCollisions: number
+    flagDifferences: number
+    durationMs: number
+  }
   users: {
     user: string
     recovered: number
@@ -52,7 +63,9 @@ export function reconcileReport(r: ReconcileResult): ReconcileReport {
         user: u,
         recovered: mine.reduce((n, m) => n + (outcome(m.source)?.appended.length ?? 0), 0),
         recreated: mine.filter((m) => m.action === 'recreate').map((m) => m.target),
-        recoveredInto: mine.filter((m) => m.messages.length || m.action !== 'reinject').map((m) => ({from: m.source, to: m.target, action: m.action, messages: outcome(m.source)?.appended.length ?? 0})),
+        recoveredInto: mine
+          .filter((m) => m.messages.length || m.action !== 'reinject')
+          .map((m) => ({from: m.source, to: m.target, action: m.action, messages: outcome(m.source)?.appended.length ?? 0})),
         flagDifferences: mine.reduce((n, m) => n + m.flagDifferences.length, 0),
       }
     }),
@@ -77,12 +90,23 @@ export function reconcileMarkdown(rep: ReconcileReport): string {
     '',
     `Verified (every GUID ${rep.oldMember} holds in the affected mailboxes is on ${rep.newMember}): **${rep.verified ? 'yes' : 'NO'}**.`,
   ]
-  if (rep.oldCleanup) out.push(`On ${rep.oldMember} after verification: ${rep.oldCleanup.expunged} records expunged, ${rep.oldCleanup.copiesAside} message files copied aside first.`)
+  if (rep.oldCleanup)
+    out.push(
+      `On ${rep.oldMember} after verification: ${rep.oldCleanup.expunged} records expunged, ${rep.oldCleanup.copiesAside} message files copied aside first.`,
+    )
   out.push(`FENCED mark lifted: ${rep.unfenced ? 'yes' : 'no'}.`)
-  if (rep.replication) out.push(`Replication ${rep.newMember} -> ${rep.oldMember} for ${rep.replication.users.join(', ')}; members equal (GUID sets, ${rep.replication.compared} mailboxes): ${rep.replication.equal ? 'yes' : `NO (${rep.replication.differing.join(', ')})`}.`)
+  if (rep.replication)
+    out.push(
+      `Replication ${rep.newMember} -> ${rep.oldMember} for ${rep.replication.users.join(', ')}; members equal (GUID sets, ${rep.replication.compared} mailboxes): ${rep.replication.equal ? 'yes' : `NO (${rep.replication.differing.join(', ')})`}.`,
+    )
   out.push('', '## Per user', '')
   for (const u of rep.users) {
-    out.push(`### ${u.user}`, '', `Messages recovered: ${u.recovered}. Mailboxes recreated: ${u.recreated.length ? u.recreated.map((x) => `\`${x}\``).join(', ') : 'none'}. Flag differences (the master's flags stand): ${u.flagDifferences}.`, '')
+    out.push(
+      `### ${u.user}`,
+      '',
+      `Messages recovered: ${u.recovered}. Mailboxes recreated: ${u.recreated.length ? u.recreated.map((x) => `\`${x}\``).join(', ') : 'none'}. Flag differences (the master's flags stand): ${u.flagDifferences}.`,
+      '',
+    )
     if (u.recoveredInto.length) {
       out.push('| from (old) | to (master) | how | messages |', '|---|---|---|---|')
       for (const x of u.recoveredInto) out.push(`| \`${x.from}\` | \`${x.to}\` | ${x.action} | ${x.messages} |`)

@@ -57,33 +57,68 @@ export function renderRunHtml(r: RunReport): string {
     )
   s.push('<h2 id="timeline">Timeline</h2>')
   if (r.timeline.length) {
-    s.push(`<div class="legend">${Object.entries(STATUS_COLOURS).map(([k, c]) => `<span><i style="background:${c}"></i>${html(k)}</span>`).join('')}${r.consents.length ? '<span><i style="background:#1565c0;height:2px"></i>consent</span>' : ''}</div>`)
-    s.push(ganttSvg(r.timeline, r.consents.map((c) => ({at: Date.parse(c.at), label: `consent: ${c.step ? `step ${c.step}, ` : ''}${c.by}${c.who ? ` (${c.who})` : ''}`}))))
+    s.push(
+      `<div class="legend">${Object.entries(STATUS_COLOURS)
+        .map(([k, c]) => `<span><i style="background:${c}"></i>${html(k)}</span>`)
+        .join('')}${r.consents.length ? '<span><i style="background:#1565c0;height:2px"></i>consent</span>' : ''}</div>`,
+    )
+    s.push(
+      ganttSvg(
+        r.timeline,
+        r.consents.map((c) => ({at: Date.parse(c.at), label: `consent: ${c.step ? `step ${c.step}, ` : ''}${c.by}${c.who ? ` (${c.who})` : ''}`})),
+      ),
+    )
     s.push(
       `<details><summary>Every step on every host (${r.timeline.length})</summary>${table(
         ['step', 'host', 'start', 'took', 'status', 'detail'],
-        r.timeline.map((u) => [html(u.step), html(u.host ?? 'murder-wide'), html(offset(r, u.start)), html(formatDuration(u.end - u.start)), `<span class="${u.status === 'failed' ? 'bad' : ''}">${html(u.status)}</span>`, html(u.detail ?? '')]),
+        r.timeline.map((u) => [
+          html(u.step),
+          html(u.host ?? 'murder-wide'),
+          html(offset(r, u.start)),
+          html(formatDuration(u.end - u.start)),
+          `<span class="${u.status === 'failed' ? 'bad' : ''}">${html(u.status)}</span>`,
+          html(u.detail ?? ''),
+        ]),
       )}</details>`,
     )
   } else s.push('<p>No step ran.</p>')
   s.push('<h2 id="consent">Consent</h2>')
   s.push(
     r.consents.length
-      ? table(['at', 'step', 'question', 'given by', 'who'], r.consents.map((c) => [html(c.at), html(c.step ?? ''), html(c.gate ?? ''), html(c.by), html(c.who ?? 'not recorded')]))
+      ? table(
+          ['at', 'step', 'question', 'given by', 'who'],
+          r.consents.map((c) => [html(c.at), html(c.step ?? ''), html(c.gate ?? ''), html(c.by), html(c.who ?? 'not recorded')]),
+        )
       : '<p>No consent was given in this run.</p>',
   )
   if (r.refusals.length)
-    s.push(`<p class="bad">Not given:</p>${table(['at', 'step', 'question', 'why'], r.refusals.map((c) => [html(c.at), html(c.step ?? ''), html(c.gate ?? ''), html(c.reason)]))}`)
+    s.push(
+      `<p class="bad">Not given:</p>${table(
+        ['at', 'step', 'question', 'why'],
+        r.refusals.map((c) => [html(c.at), html(c.step ?? ''), html(c.gate ?? ''), html(c.reason)]),
+      )}`,
+    )
   s.push('<h2 id="diff">Diff</h2>')
   if (!r.diffs.length) s.push('<p>No diff was kept for this run.</p>')
   for (const d of r.diffs) {
     s.push(`<h3>${html(d.step ? `step ${d.step}` : 'plan')}: ${changes(d.total)}</h3>`)
-    s.push(`<p>${code(d.file)} &mdash; ${d.consent ? `<span class="ok">confirmed at ${html(d.consent.at)} (${html(d.consent.by)})</span>` : d.pushed ? 'pushed (this journal has no consent record)' : '<span class="bad">not confirmed: not pushed</span>'}</p>`)
+    s.push(
+      `<p>${code(d.file)} &mdash; ${d.consent ? `<span class="ok">confirmed at ${html(d.consent.at)} (${html(d.consent.by)})</span>` : d.pushed ? 'pushed (this journal has no consent record)' : '<span class="bad">not confirmed: not pushed</span>'}</p>`,
+    )
     const kinds = [...new Set(d.targets.flatMap((t) => t.kinds.map((k) => k.label)))]
-    s.push(table(['target', ...kinds], d.targets.map((t) => [html(t.target), ...kinds.map((k) => String(t.kinds.find((x) => x.label === k)?.items.length ?? 0))]), 'diff-counts'))
+    s.push(
+      table(
+        ['target', ...kinds],
+        d.targets.map((t) => [html(t.target), ...kinds.map((k) => String(t.kinds.find((x) => x.label === k)?.items.length ?? 0))]),
+        'diff-counts',
+      ),
+    )
     for (const t of d.targets) {
       const lines = t.kinds.flatMap((k) => k.items.map((i) => `${k.label}: ${i}`))
-      if (lines.length) s.push(`<details class="diff-list"><summary>${html(t.target)}: all ${changes(lines.length)}</summary><pre>${lines.map(html).join('\n')}</pre></details>`)
+      if (lines.length)
+        s.push(
+          `<details class="diff-list"><summary>${html(t.target)}: all ${changes(lines.length)}</summary><pre>${lines.map(html).join('\n')}</pre></details>`,
+        )
     }
   }
   s.push('<h2 id="copies">Copies kept</h2>')
@@ -92,19 +127,40 @@ export function renderRunHtml(r: RunReport): string {
     s.push(
       table(
         ['host', 'original', 'copy', 'sha256', 'kind', 'exists now'],
-        r.copies.map((c) => [html(c.host), code(c.path ?? ''), code(c.copy), code(c.sha256 ?? ''), c.moved ? 'moved aside' : 'copied', `<span class="${c.now === 'present' ? 'ok' : c.now === 'unchecked' ? '' : 'bad'}">${html(copyState(c))}</span>`]),
+        r.copies.map((c) => [
+          html(c.host),
+          code(c.path ?? ''),
+          code(c.copy),
+          code(c.sha256 ?? ''),
+          c.moved ? 'moved aside' : 'copied',
+          `<span class="${c.now === 'present' ? 'ok' : c.now === 'unchecked' ? '' : 'bad'}">${html(copyState(c))}</span>`,
+        ]),
         'copies',
       ),
     )
   } else s.push('<p>No copy was recorded.</p>')
   s.push('<h2 id="verification">Verification</h2>')
   if (!r.figures.length) s.push('<p>No verification figures in the journal.</p>')
-  for (const f of r.figures) s.push(`<h3>${html(f.step)}${f.host ? ` on ${html(f.host)}` : ''}</h3>${table(['figure', 'value'], f.rows.map(([k, v]) => [html(k), html(v)]))}`)
+  for (const f of r.figures)
+    s.push(
+      `<h3>${html(f.step)}${f.host ? ` on ${html(f.host)}` : ''}</h3>${table(
+        ['figure', 'value'],
+        f.rows.map(([k, v]) => [html(k), html(v)]),
+      )}`,
+    )
   if (r.commands.length)
     s.push(
       `<h2 id="commands">Commands</h2><details><summary>${r.commands.length} remote commands</summary>${table(
         ['at', 'step', 'host', 'command', 'exit', 'took', 'stdout sha256'],
-        r.commands.map((c) => [html(offset(r, Date.parse(c.at))), html(c.step ?? ''), html(c.host ?? ''), code(c.command), html(c.exitCode ?? 'none'), html(c.durationMs === undefined ? '' : formatDuration(c.durationMs)), code((c.stdoutSha256 ?? '').slice(0, 16))]),
+        r.commands.map((c) => [
+          html(offset(r, Date.parse(c.at))),
+          html(c.step ?? ''),
+          html(c.host ?? ''),
+          code(c.command),
+          html(c.exitCode ?? 'none'),
+          html(c.durationMs === undefined ? '' : formatDuration(c.durationMs)),
+          code((c.stdoutSha256 ?? '').slice(0, 16)),
+        ]),
       )}</details>`,
     )
   return `<!DOCTYPE html>

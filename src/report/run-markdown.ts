@@ -46,25 +46,47 @@ export function renderRunMarkdown(r: RunReport): string {
     r.timeline.length
       ? tableMd(
           ['step', 'host', 'start', 'took', 'status', 'detail'],
-          r.timeline.map((u) => [md(u.step), md(u.host ?? 'murder-wide'), md(offset(r, u.start)), md(formatDuration(u.end - u.start)), md(u.status), md(u.detail ?? '')]),
+          r.timeline.map((u) => [
+            md(u.step),
+            md(u.host ?? 'murder-wide'),
+            md(offset(r, u.start)),
+            md(formatDuration(u.end - u.start)),
+            md(u.status),
+            md(u.detail ?? ''),
+          ]),
         )
       : 'No step ran.',
   )
   out.push('## Consent')
   out.push(
     r.consents.length
-      ? tableMd(['at', 'step', 'question', 'given by', 'who'], r.consents.map((c) => [md(c.at), md(c.step ?? ''), md(c.gate ?? ''), md(c.by), md(c.who ?? 'not recorded')]))
+      ? tableMd(
+          ['at', 'step', 'question', 'given by', 'who'],
+          r.consents.map((c) => [md(c.at), md(c.step ?? ''), md(c.gate ?? ''), md(c.by), md(c.who ?? 'not recorded')]),
+        )
       : 'No consent was given in this run.',
   )
   if (r.refusals.length)
-    out.push(`Not given:\n\n${tableMd(['at', 'step', 'question', 'why'], r.refusals.map((c) => [md(c.at), md(c.step ?? ''), md(c.gate ?? ''), md(c.reason)]))}`)
+    out.push(
+      `Not given:\n\n${tableMd(
+        ['at', 'step', 'question', 'why'],
+        r.refusals.map((c) => [md(c.at), md(c.step ?? ''), md(c.gate ?? ''), md(c.reason)]),
+      )}`,
+    )
   out.push('## Diff')
   if (!r.diffs.length) out.push('No diff was kept for this run.')
   for (const d of r.diffs) {
     out.push(`### ${md(d.step ? `step ${d.step}` : 'plan')}: ${changes(d.total)}`)
-    out.push(`File: ${mdCode(d.file)}. ${d.consent ? `Confirmed at ${md(d.consent.at)} (${md(d.consent.by)}).` : d.pushed ? 'Pushed (this journal has no consent record).' : '**Not confirmed: not pushed.**'}`)
+    out.push(
+      `File: ${mdCode(d.file)}. ${d.consent ? `Confirmed at ${md(d.consent.at)} (${md(d.consent.by)}).` : d.pushed ? 'Pushed (this journal has no consent record).' : '**Not confirmed: not pushed.**'}`,
+    )
     const kinds = [...new Set(d.targets.flatMap((t) => t.kinds.map((k) => k.label)))]
-    out.push(tableMd(['target', ...kinds.map(md)], d.targets.map((t) => [md(t.target), ...kinds.map((k) => String(t.kinds.find((x) => x.label === k)?.items.length ?? 0))])))
+    out.push(
+      tableMd(
+        ['target', ...kinds.map(md)],
+        d.targets.map((t) => [md(t.target), ...kinds.map((k) => String(t.kinds.find((x) => x.label === k)?.items.length ?? 0))]),
+      ),
+    )
     for (const t of d.targets) {
       const lines = t.kinds.flatMap((k) => k.items.map((i) => `${k.label}: ${i}`))
       if (!lines.length) continue
@@ -84,14 +106,27 @@ export function renderRunMarkdown(r: RunReport): string {
   if (!r.figures.length) out.push('No verification figures in the journal.')
   for (const f of r.figures) {
     out.push(`### ${md(f.step)}${f.host ? ` on ${md(f.host)}` : ''}`)
-    out.push(tableMd(['figure', 'value'], f.rows.map(([k, v]) => [md(k), md(v)])))
+    out.push(
+      tableMd(
+        ['figure', 'value'],
+        f.rows.map(([k, v]) => [md(k), md(v)]),
+      ),
+    )
   }
   if (r.commands.length) {
     out.push('## Commands')
     out.push(
       `<details><summary>${r.commands.length} remote commands</summary>\n\n${tableMd(
         ['at', 'step', 'host', 'command', 'exit', 'took', 'stdout sha256'],
-        r.commands.map((c) => [md(offset(r, Date.parse(c.at))), md(c.step ?? ''), md(c.host ?? ''), mdCode(c.command), md(c.exitCode ?? 'none'), md(c.durationMs === undefined ? '' : formatDuration(c.durationMs)), mdCode((c.stdoutSha256 ?? '').slice(0, 16))]),
+        r.commands.map((c) => [
+          md(offset(r, Date.parse(c.at))),
+          md(c.step ?? ''),
+          md(c.host ?? ''),
+          mdCode(c.command),
+          md(c.exitCode ?? 'none'),
+          md(c.durationMs === undefined ? '' : formatDuration(c.durationMs)),
+          mdCode((c.stdoutSha256 ?? '').slice(0, 16)),
+        ]),
       )}\n\n</details>`,
     )
   }

@@ -102,7 +102,13 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' && v ? v 
 const t = (iso: string) => Date.parse(iso)
 const unitKey = (e: {step?: string; host?: string}) => `${e.step ?? ''}@${e.host ?? ''}`
 
-const consentOf = (e: LooseEvent): Consent => ({at: e.at, step: e.step, gate: str(e.data?.gate), by: str(e.data?.by) ?? str(e.data?.how) ?? 'not recorded', who: str(e.data?.who) ?? str(e.data?.operator)})
+const consentOf = (e: LooseEvent): Consent => ({
+  at: e.at,
+  step: e.step,
+  gate: str(e.data?.gate),
+  by: str(e.data?.by) ?? str(e.data?.how) ?? 'not recorded',
+  who: str(e.data?.who) ?? str(e.data?.operator),
+})
 
 /** Consents as journaled ({note, confirmed: true}, with gate, by and who when recorded), or as a 'consent' event. */
 export function consents(events: LooseEvent[]): Consent[] {
@@ -166,7 +172,11 @@ export function timeline(events: LooseEvent[]): TimelineUnit[] {
         u.end = at
         u.status = e.event === 'step-failed' ? 'failed' : e.event === 'step-skipped' || e.data?.alreadyHeld !== undefined ? 'skipped' : 'done'
         const err = e.data?.error
-        if (e.event === 'step-failed') u.detail = str(err) ?? str((err as {message?: string} | undefined)?.message) ?? (Array.isArray(e.data?.unreachable) ? (e.data.unreachable as unknown[]).join('; ') : undefined)
+        if (e.event === 'step-failed')
+          u.detail =
+            str(err) ??
+            str((err as {message?: string} | undefined)?.message) ??
+            (Array.isArray(e.data?.unreachable) ? (e.data.unreachable as unknown[]).join('; ') : undefined)
         else if (u.status === 'skipped') u.detail = str(e.data?.alreadyHeld) ? `${str(e.data?.alreadyHeld)} already` : 'skipped'
         open.delete(unitKey(e))
         break
@@ -229,7 +239,11 @@ function kindsOf(o: Record<string, unknown>, into: DiffTarget['kinds'] = []): Di
 /** A kept diff (diff-<step>.json: a list per backend) or plan ({backends: [...]}), read by shape. */
 export function diffView(d: GatheredRun['diffs'][number], all: Consent[], events: LooseEvent[] = []): DiffView | undefined {
   const c = d.content as unknown
-  const list = Array.isArray(c) ? c : c && typeof c === 'object' && Array.isArray((c as {backends?: unknown}).backends) ? (c as {backends: unknown[]}).backends : undefined
+  const list = Array.isArray(c)
+    ? c
+    : c && typeof c === 'object' && Array.isArray((c as {backends?: unknown}).backends)
+      ? (c as {backends: unknown[]}).backends
+      : undefined
   if (!list) return undefined
   const targets = list
     .filter((x): x is Record<string, unknown> => Boolean(x) && typeof x === 'object')
@@ -247,7 +261,8 @@ export function flatten(v: unknown, prefix = '', rows: [string, string][] = []):
   if (Array.isArray(v)) {
     v.forEach((x, i) => {
       const id = x && typeof x === 'object' ? (str((x as Record<string, unknown>).host) ?? str((x as Record<string, unknown>).backend) ?? String(i)) : String(i)
-      const rest = x && typeof x === 'object' ? Object.fromEntries(Object.entries(x as Record<string, unknown>).filter(([k]) => k !== 'host' && k !== 'backend')) : x
+      const rest =
+        x && typeof x === 'object' ? Object.fromEntries(Object.entries(x as Record<string, unknown>).filter(([k]) => k !== 'host' && k !== 'backend')) : x
       flatten(rest, `${prefix}[${id}]`, rows)
     })
   } else if (v && typeof v === 'object') {
@@ -266,12 +281,22 @@ function outcomeOf(events: LooseEvent[], start: LooseEvent | undefined, diffs: D
     if (d.dryRun === true || start?.data?.dryRun === true) return {outcome: 'dry run'}
     if (rolledBack || d.rolledBack === true) return {outcome: 'rolled back'}
     if (d.completed === false || d.agreed === false || d.ok === false || failures.length)
-      return {outcome: 'failed', stop: failures[0] ? {where: `step ${failures[0].step}${failures[0].host ? ` on ${failures[0].host}` : ''}`, reason: failureText(failures[0])} : {where: 'at the end', reason: 'the run ended unverified'}}
+      return {
+        outcome: 'failed',
+        stop: failures[0]
+          ? {where: `step ${failures[0].step}${failures[0].host ? ` on ${failures[0].host}` : ''}`, reason: failureText(failures[0])}
+          : {where: 'at the end', reason: 'the run ended unverified'},
+      }
     return {outcome: 'completed'}
   }
   if (rolledBack) return {outcome: 'rolled back'}
-  if (lastActivity?.event === 'interrupted') return {outcome: 'interrupted', stop: {where: `before step ${lastActivity.step}`, reason: 'interrupted by the operator (every step before it is done)'}}
-  if (failures.length) return {outcome: 'failed', stop: {where: `step ${failures.map((f) => `${f.step}${f.host ? ` on ${f.host}` : ''}`).join(', ')}`, reason: failureText(failures[0])}}
+  if (lastActivity?.event === 'interrupted')
+    return {outcome: 'interrupted', stop: {where: `before step ${lastActivity.step}`, reason: 'interrupted by the operator (every step before it is done)'}}
+  if (failures.length)
+    return {
+      outcome: 'failed',
+      stop: {where: `step ${failures.map((f) => `${f.step}${f.host ? ` on ${f.host}` : ''}`).join(', ')}`, reason: failureText(failures[0])},
+    }
   // The last question of the run went unanswered (no terminal) or was answered no.
   const lastNote = [...events].reverse().find((e) => e.event === 'note' && typeof e.data?.confirmed === 'boolean')
   if (lastNote?.data?.confirmed === false) {
@@ -279,12 +304,28 @@ function outcomeOf(events: LooseEvent[], start: LooseEvent | undefined, diffs: D
     const reason = str(lastNote.data.reason) ?? 'answered no'
     return {
       outcome: 'awaiting consent',
-      stop: {where: `${gate === 'plan' ? 'before' : 'after'} step ${lastNote.step}`, reason: `${gate === 'plan' ? 'the plan' : 'the diff'} was shown and not confirmed (${reason}): ${gate === 'plan' ? 'nothing was changed' : 'nothing after it ran'}`},
+      stop: {
+        where: `${gate === 'plan' ? 'before' : 'after'} step ${lastNote.step}`,
+        reason: `${gate === 'plan' ? 'the plan' : 'the diff'} was shown and not confirmed (${reason}): ${gate === 'plan' ? 'nothing was changed' : 'nothing after it ran'}`,
+      },
     }
   }
   const waiting = diffs.find((d) => d.step && !d.pushed)
-  if (waiting) return {outcome: 'awaiting consent', stop: {where: `after step ${waiting.step}`, reason: `the diff (${waiting.total} change${waiting.total === 1 ? '' : 's'}) was shown and not confirmed: nothing after it ran`}}
-  return {outcome: 'stopped', stop: {where: lastActivity?.step ? `after step ${lastActivity.step}` : 'before its first step', reason: 'the journal ends without a run-end (the process was stopped, or is still running)'}}
+  if (waiting)
+    return {
+      outcome: 'awaiting consent',
+      stop: {
+        where: `after step ${waiting.step}`,
+        reason: `the diff (${waiting.total} change${waiting.total === 1 ? '' : 's'}) was shown and not confirmed: nothing after it ran`,
+      },
+    }
+  return {
+    outcome: 'stopped',
+    stop: {
+      where: lastActivity?.step ? `after step ${lastActivity.step}` : 'before its first step',
+      reason: 'the journal ends without a run-end (the process was stopped, or is still running)',
+    },
+  }
 }
 
 function failureText(e: LooseEvent): string {
@@ -295,7 +336,11 @@ function failureText(e: LooseEvent): string {
 /** How to go on from a stopped run: what the run-start says, else the command's own --resume. */
 function continuation(command: string, run: string, inventory: string | undefined, outcome: Outcome, startData: Record<string, unknown>, changed: boolean) {
   const i = inventory ? ` -i ${inventory}` : ''
-  const resume = str(startData.resumeCommand) ?? (command === 'sync-backends' ? `murderctl sync-backends${i} --dry-run (then sync-backends${i} for what is left)` : `murderctl ${command}${i} --resume ${run}${outcome === 'awaiting consent' ? ' --yes' : ''}`)
+  const resume =
+    str(startData.resumeCommand) ??
+    (command === 'sync-backends'
+      ? `murderctl sync-backends${i} --dry-run (then sync-backends${i} for what is left)`
+      : `murderctl ${command}${i} --resume ${run}${outcome === 'awaiting consent' ? ' --yes' : ''}`)
   // Only a run that changed something has anything to roll back.
   const rollback = str(startData.rollbackCommand) ?? (command === 'recover-master' && changed ? `murderctl recover-master${i} --rollback ${run}` : undefined)
   return {resume, rollback}
@@ -326,15 +371,37 @@ export function buildRunReport(g: GatheredRun): RunReport {
     const copy = str(d.copy) ?? '?'
     if (copies.some((c) => c.host === host && c.copy === copy && c.sha256 === str(d.sha256))) continue
     const ch = checks.get(`${host}:${copy}:${String(str(d.sha256))}`)
-    copies.push({step: e.step, host, path: str(d.path), copy, sha256: str(d.sha256), bytes: typeof d.bytes === 'number' ? d.bytes : undefined, moved: d.moved === true, now: ch?.state ?? 'unchecked', reason: ch?.reason})
+    copies.push({
+      step: e.step,
+      host,
+      path: str(d.path),
+      copy,
+      sha256: str(d.sha256),
+      bytes: typeof d.bytes === 'number' ? d.bytes : undefined,
+      moved: d.moved === true,
+      now: ch?.state ?? 'unchecked',
+      reason: ch?.reason,
+    })
   }
   const figures: Figures[] = ev
-    .filter((e) => (e.event === 'step-done' && /verif|agree|check/i.test(e.step ?? '')) || (e.event === 'run-end' && Object.keys(e.data ?? {}).some((k) => k !== 'completed' && k !== 'dryRun')))
+    .filter(
+      (e) =>
+        (e.event === 'step-done' && /verif|agree|check/i.test(e.step ?? '')) ||
+        (e.event === 'run-end' && Object.keys(e.data ?? {}).some((k) => k !== 'completed' && k !== 'dryRun')),
+    )
     .map((e) => ({step: e.event === 'run-end' ? 'run-end' : e.step!, host: e.host, at: e.at, rows: flatten(e.data ?? {})}))
     .filter((f) => f.rows.length)
   const commands: CommandRow[] = ev
     .filter((e) => e.event === 'command')
-    .map((e) => ({at: e.at, step: e.step, host: e.host, command: e.command ?? '', exitCode: e.exitCode, durationMs: e.durationMs, stdoutSha256: e.stdoutSha256}))
+    .map((e) => ({
+      at: e.at,
+      step: e.step,
+      host: e.host,
+      command: e.command ?? '',
+      exitCode: e.exitCode,
+      durationMs: e.durationMs,
+      stdoutSha256: e.stdoutSha256,
+    }))
   const end = [...ev].reverse().find((e) => e.event === 'run-end')
   return {
     run: g.run,
@@ -354,7 +421,20 @@ export function buildRunReport(g: GatheredRun): RunReport {
     copiesChecked: {at: g.checkedAt, offline: g.offline},
     figures,
     commands,
-    stop: stop && outcome !== 'completed' ? {...stop, ...continuation(command, g.run, g.inventory?.path, outcome, sd, ev.some((e) => e.event === 'command' || e.event === 'saved-copy'))} : undefined,
+    stop:
+      stop && outcome !== 'completed'
+        ? {
+            ...stop,
+            ...continuation(
+              command,
+              g.run,
+              g.inventory?.path,
+              outcome,
+              sd,
+              ev.some((e) => e.event === 'command' || e.event === 'saved-copy'),
+            ),
+          }
+        : undefined,
     unreadableLines: g.unreadableLines,
   }
 }
@@ -373,4 +453,5 @@ export function runLine(g: Pick<GatheredRun, 'run' | 'events' | 'diffs'>): RunLi
   return {run: r.run, command: r.command, outcome: r.outcome, start: r.start, durationMs: r.durationMs}
 }
 
-export const formatDuration = (ms: number) => (ms < 1000 ? `${ms} ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : ms < 7_200_000 ? `${Math.round(ms / 60_000)} min` : `${(ms / 3_600_000).toFixed(1)} h`)
+export const formatDuration = (ms: number) =>
+  ms < 1000 ? `${ms} ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : ms < 7_200_000 ? `${Math.round(ms / 60_000)} min` : `${(ms / 3_600_000).toFixed(1)} h`

@@ -14,7 +14,16 @@ export function renderPlan(plan: SyncPlan, fullPath?: string): string {
       ['backend', 'state', 'local', 'activate', 'remove from mupdate', 'unflag remote', 'DELETE LOCAL', 'conflicts'],
       plan.backends.map((b) =>
         b.ok
-          ? [b.backend, changeCount(b) + b.conflicts.length ? 'diverged' : 'in sync', b.localMailboxes, b.warn!.activate.length, b.warn!.removeFromMupdate.length, b.warn!.removeRemoteFlag.length, b.warn!.removeLocal.length, b.conflicts.length]
+          ? [
+              b.backend,
+              changeCount(b) + b.conflicts.length ? 'diverged' : 'in sync',
+              b.localMailboxes,
+              b.warn!.activate.length,
+              b.warn!.removeFromMupdate.length,
+              b.warn!.removeRemoteFlag.length,
+              b.warn!.removeLocal.length,
+              b.conflicts.length,
+            ]
           : [b.backend, 'FAILED', null, null, null, null, null, null],
       ),
     ),
@@ -47,7 +56,12 @@ export function renderOutcome(result: ApplyResult): string {
   const out = [
     table(
       ['backend', 'pushed', 'verified (-m -w empty)', 'note'],
-      result.backends.map((b) => [b.backend, b.applied ? 'yes' : 'no', b.verified ? 'yes' : 'NO', b.error ? `${b.error.message}${b.error.hint ? ` -- ${b.error.hint}` : ''}` : (b.skipped ?? '')]),
+      result.backends.map((b) => [
+        b.backend,
+        b.applied ? 'yes' : 'no',
+        b.verified ? 'yes' : 'NO',
+        b.error ? `${b.error.message}${b.error.hint ? ` -- ${b.error.hint}` : ''}` : (b.skipped ?? ''),
+      ]),
     ),
     '',
     `${result.agreed ? 'agree' : 'DISAGREE'}: ${result.agreement.map((a) => `${a.host}=${a.entries}`).join(', ')}`,

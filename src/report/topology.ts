@@ -67,13 +67,27 @@ export function topology(status: MurderStatus, inv: Pick<Inventory, 'hosts'>): T
     for (const h of status.hosts) {
       if (h === master) continue
       if (h.mupdate.service === 'slave' || h.mupdate.slaveConnected !== null)
-        edges.push({from: nodeId(h.name), to: nodeId(master.name), kind: 'slave', label: h.mupdate.slaveConnected ? 'mupdate slave' : 'slave DISCONNECTED', broken: !h.mupdate.slaveConnected})
-      else if ((h.role === 'backend' || h.role === 'replica') && participates(h)) edges.push({from: nodeId(h.name), to: nodeId(master.name), kind: 'push', label: 'pushes mailboxes', broken: false})
+        edges.push({
+          from: nodeId(h.name),
+          to: nodeId(master.name),
+          kind: 'slave',
+          label: h.mupdate.slaveConnected ? 'mupdate slave' : 'slave DISCONNECTED',
+          broken: !h.mupdate.slaveConnected,
+        })
+      else if ((h.role === 'backend' || h.role === 'replica') && participates(h))
+        edges.push({from: nodeId(h.name), to: nodeId(master.name), kind: 'push', label: 'pushes mailboxes', broken: false})
     }
   }
   for (const h of status.hosts) {
     const target = h.replication.syncHost ? (status.hosts.find((x) => x.name === h.replication.syncHost || x.address === h.replication.syncHost) ?? null) : null
-    if (target) edges.push({from: nodeId(h.name), to: nodeId(target.name), kind: 'replication', label: `sync_client ${h.replication.rollingClient}`, broken: h.replication.rollingClient !== 'running'})
+    if (target)
+      edges.push({
+        from: nodeId(h.name),
+        to: nodeId(target.name),
+        kind: 'replication',
+        label: `sync_client ${h.replication.rollingClient}`,
+        broken: h.replication.rollingClient !== 'running',
+      })
   }
   return {title: `${status.mode} murder ${status.murder}`, nodes, edges, pairs}
 }
@@ -116,8 +130,15 @@ export function renderMermaid(t: Topology): string {
 const dq = (s: string) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\r?\n/g, '\\n')}"`
 
 export function renderDot(t: Topology): string {
-  const out = ['digraph murder {', `  label=${dq(t.title)};`, '  rankdir=LR;', '  node [shape=box, style="rounded,filled", fontname="sans-serif"];', '  edge [fontname="sans-serif", fontsize=10];']
-  const node = (n: TopoNode) => `${n.id} [label=${dq([n.name, ...n.lines].join('\n'))}, fillcolor=${dq(COLOURS[n.health].fill)}, color=${dq(COLOURS[n.health].stroke)}];`
+  const out = [
+    'digraph murder {',
+    `  label=${dq(t.title)};`,
+    '  rankdir=LR;',
+    '  node [shape=box, style="rounded,filled", fontname="sans-serif"];',
+    '  edge [fontname="sans-serif", fontsize=10];',
+  ]
+  const node = (n: TopoNode) =>
+    `${n.id} [label=${dq([n.name, ...n.lines].join('\n'))}, fillcolor=${dq(COLOURS[n.health].fill)}, color=${dq(COLOURS[n.health].stroke)}];`
   const inPair = new Set(t.pairs.flatMap((p) => p.members))
   for (const n of t.nodes) if (!inPair.has(n.name)) out.push(`  ${node(n)}`)
   for (const p of t.pairs) {
@@ -126,7 +147,9 @@ export function renderDot(t: Topology): string {
     out.push('  }')
   }
   for (const e of t.edges)
-    out.push(`  ${e.from} -> ${e.to} [label=${dq(e.label)}${e.broken ? ', color="#c62828", style=dashed' : e.kind === 'push' ? ', style=dashed' : e.kind === 'replication' ? ', penwidth=2' : ''}];`)
+    out.push(
+      `  ${e.from} -> ${e.to} [label=${dq(e.label)}${e.broken ? ', color="#c62828", style=dashed' : e.kind === 'push' ? ', style=dashed' : e.kind === 'replication' ? ', penwidth=2' : ''}];`,
+    )
   out.push('}')
   return `${out.join('\n')}\n`
 }

@@ -141,7 +141,9 @@ async function readSyncLog(ctx: MurderContext, host: Host): Promise<{text: strin
   const f = shellQuote(file)
   // Several Cyrus instances may log to one file (the lab does): keep this host's lines by its prefix.
   const filter = prefix ? ` | grep -a -F -- ${shellQuote(`${prefix}/`)}` : ''
-  const r = await ctx.pool.exec(host, {shell: `[ -r ${f} ] || { echo NOLOG; exit 0; }; grep -a -h -E 'SYNCERROR|guid mismatch' ${f}${filter} | tail -n 2000; true`})
+  const r = await ctx.pool.exec(host, {
+    shell: `[ -r ${f} ] || { echo NOLOG; exit 0; }; grep -a -h -E 'SYNCERROR|guid mismatch' ${f}${filter} | tail -n 2000; true`,
+  })
   if (r.stdout.startsWith('NOLOG')) return {text: '', readable: false, file}
   return {text: r.stdout, readable: true, file}
 }
@@ -151,8 +153,10 @@ function judgeEvent(e: Omit<SyncErrorEvent, 'outcome' | 'detail'>, m: MessageRec
   const where = (ms: MessageRecord[], g: string) => ms.filter((x) => x.guid === g).map((x) => x.uid)
   const at = (ms: MessageRecord[]) => ms.find((x) => x.uid === e.uid)?.guid
   const held = [e.rguid, e.mguid].map((g) => ({g, m: where(m, g), r: where(r, g)}))
-  if (at(m) && at(r) && at(m) !== at(r)) return {...e, outcome: 'stalled', detail: `UID ${e.uid} still holds different messages (master ${at(m)}, replica ${at(r)})`}
-  if (held.every((h) => h.m.length === 0 && h.r.length === 0)) return {...e, outcome: 'gone', detail: 'neither message is in the mailbox any more (expunged since)'}
+  if (at(m) && at(r) && at(m) !== at(r))
+    return {...e, outcome: 'stalled', detail: `UID ${e.uid} still holds different messages (master ${at(m)}, replica ${at(r)})`}
+  if (held.every((h) => h.m.length === 0 && h.r.length === 0))
+    return {...e, outcome: 'gone', detail: 'neither message is in the mailbox any more (expunged since)'}
   if (held.every((h) => h.m.length === 1 && h.r.length === 1 && h.m[0] === h.r[0] && h.m[0] !== e.uid))
     return {...e, outcome: 'renumbered', detail: `both kept on both members: replica's as UID ${held[0].m[0]}, master's as UID ${held[1].m[0]}`}
   const missing = held.filter((h) => h.m.length !== 1 || h.r.length !== 1).map((h) => `${h.g.slice(0, 12)} on master ${h.m.length}x, on replica ${h.r.length}x`)
@@ -183,7 +187,13 @@ export const MailboxAudit = z.object({
 })
 export type MailboxAudit = z.infer<typeof MailboxAudit>
 
-export const MemberRead = z.object({host: z.string(), readable: z.boolean(), error: z.string().optional(), mailboxes: z.number().int(), cyrusRunning: z.boolean().nullable()})
+export const MemberRead = z.object({
+  host: z.string(),
+  readable: z.boolean(),
+  error: z.string().optional(),
+  mailboxes: z.number().int(),
+  cyrusRunning: z.boolean().nullable(),
+})
 
 export const PairAudit = z.object({
   backend: z.string(),
@@ -242,8 +252,27 @@ export interface AuditOptions {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-function classify(name: string, m: MailboxState | null, r: MailboxState | null, fields: StateDifference[], mm?: MailboxMessages, rm?: MailboxMessages): MailboxAudit {
-  const base: MailboxAudit = {name, status: 'in-sync', fields, conflicts: [], flags: [], internalDates: [], onlyOnMaster: [], onlyOnReplica: [], messagesCompared: false, master: m, replica: r}
+function classify(
+  name: string,
+  m: MailboxState | null,
+  r: MailboxState | null,
+  fields: StateDifference[],
+  mm?: MailboxMessages,
+  rm?: MailboxMessages,
+): MailboxAudit {
+  const base: MailboxAudit = {
+    name,
+    status: 'in-sync',
+    fields,
+    conflicts: [],
+    flags: [],
+    internalDates: [],
+    onlyOnMaster: [],
+    onlyOnReplica: [],
+    messagesCompared: false,
+    master: m,
+    replica: r,
+  }
   if (!r) return {...base, status: 'missing-on-replica'}
   if (!m) return {...base, status: 'missing-on-master'}
   if (mm && rm) {
@@ -305,7 +334,10 @@ export async function auditPair(ctx: MurderContext, pair: Pair, opts: AuditOptio
   const replicaHost = [pair.backend, pair.replica].find((h) => h.name === out.roles!.replica)!
   // The mail on disk can be compared with Cyrus down; but a member that does not run serves nothing.
   for (const [h, m] of [pair.backend, pair.replica].map((x) => [x, out.members.find((y) => y.host === x.name)!] as const))
-    m.cyrusRunning = await masterPid(ctx, h).then((p) => p !== null, () => null)
+    m.cyrusRunning = await masterPid(ctx, h).then(
+      (p) => p !== null,
+      () => null,
+    )
   const down = out.members.filter((m) => m.cyrusRunning === false).map((m) => m.host)
   const rolling = out.roles.members.find((m) => m.host === out.roles!.master)?.rollingClientRunning
   if (out.roles.master !== pair.backend.name) notes.push(`${out.roles.master} is the master now (${out.roles.decidedBy}), not the inventory's backend`)
@@ -401,7 +433,11 @@ export async function auditPair(ctx: MurderContext, pair: Pair, opts: AuditOptio
     // Counters equal but no digest and no records read: that is not proof.
     if (a.status === 'in-sync' && c.unproven && !a.messagesCompared) a.status = 'drift'
     out.counts.mailboxes++
-    out.counts[({'in-sync': 'inSync', drift: 'drift', conflict: 'conflict', 'missing-on-replica': 'missingOnReplica', 'missing-on-master': 'missingOnMaster'} as const)[a.status]]++
+    out.counts[
+      ({'in-sync': 'inSync', drift: 'drift', conflict: 'conflict', 'missing-on-replica': 'missingOnReplica', 'missing-on-master': 'missingOnMaster'} as const)[
+        a.status
+      ]
+    ]++
     if (a.messagesCompared) {
       out.counts.mailboxesComparedPerMessage++
       out.counts.messagesCompared += Math.max(mRec.get(c.name)?.messages.length ?? 0, rRec.get(c.name)?.messages.length ?? 0)
@@ -424,7 +460,13 @@ export async function auditPair(ctx: MurderContext, pair: Pair, opts: AuditOptio
   if (!rolling) parts.push(`no rolling sync_client running on ${masterHost.name}`)
   const summary = `pair ${label} (master ${masterHost.name}): ${parts.join(', ')}`
   const state: CheckState =
-    k.conflict || stalled || down.length ? 'CRITICAL' : k.drift || k.missingOnMaster || k.missingOnReplica || !rolling ? 'WARNING' : k.mailboxes === k.inSync ? 'OK' : 'UNKNOWN'
+    k.conflict || stalled || down.length
+      ? 'CRITICAL'
+      : k.drift || k.missingOnMaster || k.missingOnReplica || !rolling
+        ? 'WARNING'
+        : k.mailboxes === k.inSync
+          ? 'OK'
+          : 'UNKNOWN'
   return finish(state, summary)
 }
 

@@ -63,11 +63,21 @@ async function discover(ctx: MurderContext, pair: Pair, req: FailoverRequest): P
     if (dead.length === 1) from = pair.members.find((m) => m.name === dead[0]!.state.name)
   }
   if (!from) {
-    const desc = reads.map((r) => `${r.state.name}: ${r.state.reachable ? `${r.state.config} config, cyrus-master ${r.state.cyrusMaster.running ? 'up' : 'down'}` : 'unreachable'}`).join('; ')
-    throw new RefusedError(`cannot tell which member of pair ${pair.name} is master (${desc})`, {step: 'discover', hint: req.hard ? 'a hard failover needs exactly one dead member' : `if the master is dead: murderctl failover ${pair.name} --hard`})
+    const desc = reads
+      .map(
+        (r) =>
+          `${r.state.name}: ${r.state.reachable ? `${r.state.config} config, cyrus-master ${r.state.cyrusMaster.running ? 'up' : 'down'}` : 'unreachable'}`,
+      )
+      .join('; ')
+    throw new RefusedError(`cannot tell which member of pair ${pair.name} is master (${desc})`, {
+      step: 'discover',
+      hint: req.hard ? 'a hard failover needs exactly one dead member' : `if the master is dead: murderctl failover ${pair.name} --hard`,
+    })
   }
-  if (req.to && !pair.members.some((m) => m.name === req.to)) throw new RefusedError(`${req.to} is not a member of pair ${pair.name} (${pair.members.map((m) => m.name).join(', ')})`, {step: 'discover'})
-  if (req.to && req.to === from.name) throw new RefusedError(`${req.to} is already the active member of pair ${pair.name}`, {step: 'discover', hint: 'nothing to do'})
+  if (req.to && !pair.members.some((m) => m.name === req.to))
+    throw new RefusedError(`${req.to} is not a member of pair ${pair.name} (${pair.members.map((m) => m.name).join(', ')})`, {step: 'discover'})
+  if (req.to && req.to === from.name)
+    throw new RefusedError(`${req.to} is already the active member of pair ${pair.name}`, {step: 'discover', hint: 'nothing to do'})
   return {from, to: otherMember(pair, from.name)}
 }
 
@@ -95,9 +105,23 @@ export async function failover(ctx: MurderContext, req: FailoverRequest, hooks: 
     journal = newRun(ctx, {command: 'failover', playbook: playbook.name, playbookFile: req.playbookFile, options, dryRun: req.dryRun})
   }
   const member = (n: string) => pair.members.find((m) => m.name === n)!
-  hooks.progress(`${req.dryRun ? 'dry run of a ' : ''}${options.kind} failover of pair ${pair.name} (${pair.servername}): ${options.from} -> ${options.to}; journal ${journal.path}`)
+  hooks.progress(
+    `${req.dryRun ? 'dry run of a ' : ''}${options.kind} failover of pair ${pair.name} (${pair.servername}): ${options.from} -> ${options.to}; journal ${journal.path}`,
+  )
   const resumeHint = `continue with: murderctl failover ${pair.name} -i ${ctx.inv.path} --resume ${journal.run}`
-  const run = await executeRun(ctx, journal, playbook, {options, dryRun: req.dryRun, resumed: Boolean(req.resume), selectors: {'old-master': [member(options.from)], 'new-master': [member(options.to)]}, resumeHint}, hooks)
+  const run = await executeRun(
+    ctx,
+    journal,
+    playbook,
+    {
+      options,
+      dryRun: req.dryRun,
+      resumed: Boolean(req.resume),
+      selectors: {'old-master': [member(options.from)], 'new-master': [member(options.to)]},
+      resumeHint,
+    },
+    hooks,
+  )
   const result: FailoverResult = {...run, pair: pair.name, kind: options.kind, from: options.from, to: options.to}
   // The figures the actions journaled.
   const events = journal.events()
@@ -134,7 +158,10 @@ export async function fenceMember(ctx: MurderContext, opts: FenceOptions): Promi
   const [me, other] = await Promise.all([readMember(ctx, host), readMember(ctx, peer)])
   if (!me.state.reachable) throw new UnreachableError(`${host.name} cannot be read: ${me.state.error}`, {host: host.name, step: 'fence'})
   if (!(other.state.config === 'master' && other.state.cyrusMaster.running) && !readFence(ctx.inv.stateDir, host.name))
-    throw new RefusedError(`${peer.name} is not a running master and ${host.name} is not marked FENCED: fencing ${host.name} would leave the pair without a master`, {host: host.name, step: 'fence'})
+    throw new RefusedError(
+      `${peer.name} is not a running master and ${host.name} is not marked FENCED: fencing ${host.name} would leave the pair without a master`,
+      {host: host.name, step: 'fence'},
+    )
   const run = newRunId('fence')
   const journal = new Journal(ctx.inv.stateDir, run)
   journal.write({event: 'run-start', data: {pair: pair.name, kind: 'fence', from: host.name, to: peer.name, dryRun: opts.dryRun}})
@@ -146,16 +173,25 @@ export async function fenceMember(ctx: MurderContext, opts: FenceOptions): Promi
   const running = me.state.cyrusMaster.running
   if (opts.dryRun) {
     if (running) steps.push({id: 'stop', title: `Stop cyrus-master on ${host.name}`, status: 'planned', detail: host.cyrus.stop})
-    steps.push({id: 'fence', title: `Replica config on ${host.name}, Cyrus not started`, status: 'planned', detail: `${configDiff(cur.imapd, next.imapd)}\n${configDiff(cur.cyrus, next.cyrus)}`})
+    steps.push({
+      id: 'fence',
+      title: `Replica config on ${host.name}, Cyrus not started`,
+      status: 'planned',
+      detail: `${configDiff(cur.imapd, next.imapd)}\n${configDiff(cur.cyrus, next.cyrus)}`,
+    })
     journal.write({event: 'run-end', data: {outcome: 'dry-run'}})
     return result
   }
   try {
-    if (!(await opts.confirm(`Fence ${host.name}: ${running ? 'stop its cyrus-master and ' : ''}rewrite its configs to the replica ones (Cyrus is not started)?`))) throw new RefusedError('not confirmed: nothing changed', {step: 'fence'})
+    if (
+      !(await opts.confirm(`Fence ${host.name}: ${running ? 'stop its cyrus-master and ' : ''}rewrite its configs to the replica ones (Cyrus is not started)?`))
+    )
+      throw new RefusedError('not confirmed: nothing changed', {step: 'fence'})
     if (running) steps.push({id: 'stop', title: `Stop cyrus-master on ${host.name}`, status: 'done', detail: await stopMember(fc, host, 'stop')})
     const detail = await applyConfigs(fc, host, next, 'fence')
     const after = await readMember(ctx, host)
-    if (after.state.config !== 'replica') throw new AbortError(`${host.name} still does not hold the replica config (${after.state.config})`, {host: host.name, step: 'fence'})
+    if (after.state.config !== 'replica')
+      throw new AbortError(`${host.name} still does not hold the replica config (${after.state.config})`, {host: host.name, step: 'fence'})
     steps.push({id: 'fence', title: `Replica config on ${host.name}, Cyrus not started`, status: 'done', detail})
   } catch (error) {
     journal.write({event: 'run-end', data: {outcome: 'failed'}})
@@ -166,7 +202,6 @@ export async function fenceMember(ctx: MurderContext, opts: FenceOptions): Promi
   return result
 }
 
-
 // ---- pair replicate ----------------------------------------------------------------------------
 
 /**
@@ -174,7 +209,10 @@ export async function fenceMember(ctx: MurderContext, opts: FenceOptions): Promi
  * hold the replica config and not be FENCED; its Cyrus is started if stopped, then the master's
  * rolling client is enabled. What a hard failover leaves for after reconcile.
  */
-export async function startReplication(ctx: MurderContext, opts: {pair: string; dryRun: boolean; confirm: (q: string) => Promise<boolean>; progress: (l: string) => void}): Promise<PairRunResult> {
+export async function startReplication(
+  ctx: MurderContext,
+  opts: {pair: string; dryRun: boolean; confirm: (q: string) => Promise<boolean>; progress: (l: string) => void},
+): Promise<PairRunResult> {
   const pair = findPair(ctx.inv, opts.pair)
   const reads = await Promise.all(pair.members.map((m) => readMember(ctx, m)))
   const {active, conflict} = activeOf(reads.map((r) => r.state))
@@ -186,15 +224,34 @@ export async function startReplication(ctx: MurderContext, opts: {pair: string; 
   const f = readFence(ctx.inv.stateDir, to.name)
   if (f) throw new RefusedError(`${to.name} is FENCED since ${f.at}: no replication towards it until reconcile has run`, {host: to.name, step: 'replicate'})
   if (!target.reachable) throw new UnreachableError(`${to.name} cannot be read: ${target.error}`, {host: to.name, step: 'replicate'})
-  if (target.config !== 'replica') throw new RefusedError(`${to.name} holds the ${target.config} config, not the replica one`, {host: to.name, step: 'replicate', hint: `murderctl pair fence ${to.name}`})
+  if (target.config !== 'replica')
+    throw new RefusedError(`${to.name} holds the ${target.config} config, not the replica one`, {
+      host: to.name,
+      step: 'replicate',
+      hint: `murderctl pair fence ${to.name}`,
+    })
   const run = newRunId('replicate')
   const journal = new Journal(ctx.inv.stateDir, run)
   journal.write({event: 'run-start', data: {pair: pair.name, kind: 'replicate', from: active, to: to.name, dryRun: opts.dryRun}})
   // Roles as in a failover's last steps: `from` is the replica side there, so swap.
-  const fc: Fc = {ctx, opts: {force: false, full: false, progress: opts.progress}, pair, from: to, to: from, journal, run, kind: 'controlled', marks: {}, facts: {}}
+  const fc: Fc = {
+    ctx,
+    opts: {force: false, full: false, progress: opts.progress},
+    pair,
+    from: to,
+    to: from,
+    journal,
+    run,
+    kind: 'controlled',
+    marks: {},
+    facts: {},
+  }
   const steps: StepReport[] = []
   const result: PairRunResult = {run, journal: journal.path, pair: pair.name, kind: 'controlled', from: active, to: to.name, dryRun: opts.dryRun, steps}
-  const plan = [...(target.cyrusMaster.running ? [] : [{id: 'start-old', title: `Start ${to.name} as replica`, run: startOld}]), {id: 'replicate', title: `Rolling replication ${active} -> ${to.name}`, run: replicate}]
+  const plan = [
+    ...(target.cyrusMaster.running ? [] : [{id: 'start-old', title: `Start ${to.name} as replica`, run: startOld}]),
+    {id: 'replicate', title: `Rolling replication ${active} -> ${to.name}`, run: replicate},
+  ]
   if (opts.dryRun) {
     for (const s of plan) steps.push({id: s.id, title: s.title, status: 'planned'})
     journal.write({event: 'run-end', data: {outcome: 'dry-run'}})

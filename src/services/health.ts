@@ -44,14 +44,25 @@ function mupdateMasterCheck(ctx: MurderContext, facts: Facts): CheckResult[] {
   const m = facts.get(master(ctx.inv).name)!
   const base = {name: 'mupdate-master', host: m.name, figures: {}}
   if (m.mupdate.banner === 'master') return [{...base, state: 'OK', message: `${m.name} answers as the MUPDATE master`}]
-  if (m.mupdate.banner === 'slave') return [{...base, state: 'CRITICAL', message: `${m.name} answers as a MUPDATE slave, not the master: check its cyrus.conf (mupdate -m)`}]
+  if (m.mupdate.banner === 'slave')
+    return [{...base, state: 'CRITICAL', message: `${m.name} answers as a MUPDATE slave, not the master: check its cyrus.conf (mupdate -m)`}]
   const why = m.mupdate.bannerDetail ?? m.error ?? (m.cyrusMaster.running ? 'no answer' : 'cyrus-master is not running')
-  return [{...base, state: 'CRITICAL', message: `the MUPDATE master ${m.name} does not answer (${why}); start it, and if its mailbox list is lost run the fix`, fix: 'murderctl recover-master --dry-run'}]
+  return [
+    {
+      ...base,
+      state: 'CRITICAL',
+      message: `the MUPDATE master ${m.name} does not answer (${why}); start it, and if its mailbox list is lost run the fix`,
+      fix: 'murderctl recover-master --dry-run',
+    },
+  ]
 }
 
 function masterCountCheck(ctx: MurderContext, facts: Facts, opts: CheckOptions): CheckResult[] {
   const m = facts.get(master(ctx.inv).name)!
-  if (!m.mailboxes) return [{name: 'master-count', host: m.name, state: 'UNKNOWN', message: `cannot count the master's mailboxes: ${m.error ?? m.notes.join('; ')}`, figures: {}}]
+  if (!m.mailboxes)
+    return [
+      {name: 'master-count', host: m.name, state: 'UNKNOWN', message: `cannot count the master's mailboxes: ${m.error ?? m.notes.join('; ')}`, figures: {}},
+    ]
   const unifiedSlavesEnabled = ctx.inv.mode === 'unified' && murderBackends(ctx, facts).some((b) => facts.get(b.name)?.mupdate.enabled)
   const previous = loadCheckState(opts.statePath, ctx.inv.name)
   let result = evaluateMasterCount({count: m.mailboxes.total, previous, thresholds: ctx.inv.thresholds, unifiedSlavesEnabled, masterHost: m.name})
@@ -79,10 +90,25 @@ function slavesCheck(ctx: MurderContext, facts: Facts): CheckResult[] {
     if (unread(h)) return unreachable('slaves', h)
     const figures: Record<string, number> = {}
     if (h.mailboxes) figures.mailboxes = h.mailboxes.total
-    if (!h.mupdate.enabled) return {name: 'slaves', host: h.name, state: 'CRITICAL', message: `${h.name}'s mupdate slave is disabled in cyrus.conf: it hears nothing from the master`, figures}
-    if (h.mupdate.slaveConnected !== true) return {name: 'slaves', host: h.name, state: 'CRITICAL', message: `${h.name}'s mupdate slave is not connected to the master ${m.name}`, figures}
+    if (!h.mupdate.enabled)
+      return {
+        name: 'slaves',
+        host: h.name,
+        state: 'CRITICAL',
+        message: `${h.name}'s mupdate slave is disabled in cyrus.conf: it hears nothing from the master`,
+        figures,
+      }
+    if (h.mupdate.slaveConnected !== true)
+      return {name: 'slaves', host: h.name, state: 'CRITICAL', message: `${h.name}'s mupdate slave is not connected to the master ${m.name}`, figures}
     if (h.mailboxes && m.mailboxes && h.mailboxes.total !== m.mailboxes.total)
-      return {name: 'slaves', host: h.name, state: 'WARNING', message: `${h.name} holds ${h.mailboxes.total} entries, the master ${m.mailboxes.total}`, figures, fix: 'murderctl sync-backends --dry-run'}
+      return {
+        name: 'slaves',
+        host: h.name,
+        state: 'WARNING',
+        message: `${h.name} holds ${h.mailboxes.total} entries, the master ${m.mailboxes.total}`,
+        figures,
+        fix: 'murderctl sync-backends --dry-run',
+      }
     return {name: 'slaves', host: h.name, state: 'OK', message: `${h.name} is connected and holds the master's ${h.mailboxes?.total ?? '?'} entries`, figures}
   })
 }
@@ -95,9 +121,23 @@ async function consistencyCheck(ctx: MurderContext, facts: Facts): Promise<Check
       const w = await mupdateWarn(ctx, b, 'check')
       const figures = {changes: w.changes, local_deletes: w.plan.removeLocal.length}
       if (w.plan.removeLocal.length)
-        return {name: 'backend-consistency', host: b.name, state: 'CRITICAL', message: `ctl_mboxlist -m would delete ${w.plan.removeLocal.length} local mailboxes on ${b.name}`, figures, fix: `murderctl sync-backends --backend ${b.name} --dry-run`}
+        return {
+          name: 'backend-consistency',
+          host: b.name,
+          state: 'CRITICAL',
+          message: `ctl_mboxlist -m would delete ${w.plan.removeLocal.length} local mailboxes on ${b.name}`,
+          figures,
+          fix: `murderctl sync-backends --backend ${b.name} --dry-run`,
+        }
       if (w.changes)
-        return {name: 'backend-consistency', host: b.name, state: 'WARNING', message: `${b.name} diverged from the master (${w.changes} changes)`, figures, fix: `murderctl sync-backends --backend ${b.name}`}
+        return {
+          name: 'backend-consistency',
+          host: b.name,
+          state: 'WARNING',
+          message: `${b.name} diverged from the master (${w.changes} changes)`,
+          figures,
+          fix: `murderctl sync-backends --backend ${b.name}`,
+        }
       return {name: 'backend-consistency', host: b.name, state: 'OK', message: `${b.name} agrees with the master`, figures}
     } catch (error) {
       const e = asMurderctlError(error)
@@ -113,11 +153,23 @@ function cyrusMasterCheck(ctx: MurderContext, facts: Facts): CheckResult[] {
     // A fenced old master is expected down (or stopped) until reconcile: known, not an outage.
     const fence = fences.find((f) => f.member === host.name)
     if (fence && (unread(h) || !h.cyrusMaster.running))
-      return {name: 'cyrus-master', host: h.name, state: 'WARNING', message: `${h.name} is FENCED since ${fence.at} and ${unread(h) ? 'unreachable' : 'stopped'}: run murderctl pair fence ${h.name} once it is back, then reconcile`, figures: {}}
+      return {
+        name: 'cyrus-master',
+        host: h.name,
+        state: 'WARNING',
+        message: `${h.name} is FENCED since ${fence.at} and ${unread(h) ? 'unreachable' : 'stopped'}: run murderctl pair fence ${h.name} once it is back, then reconcile`,
+        figures: {},
+      }
     if (unread(h)) return unreachable('cyrus-master', h)
     return h.cyrusMaster.running
       ? {name: 'cyrus-master', host: h.name, state: 'OK', message: `cyrus-master runs on ${h.name} (pid ${h.cyrusMaster.pid})`, figures: {}}
-      : {name: 'cyrus-master', host: h.name, state: 'CRITICAL', message: `cyrus-master is not running on ${h.name}: start it (${host.cyrus.start})`, figures: {}}
+      : {
+          name: 'cyrus-master',
+          host: h.name,
+          state: 'CRITICAL',
+          message: `cyrus-master is not running on ${h.name}: start it (${host.cyrus.start})`,
+          figures: {},
+        }
   })
 }
 
@@ -148,17 +200,54 @@ async function replicationCheck(ctx: MurderContext, facts: Facts): Promise<Check
     const rolling = [x, y].filter((m) => m.replication.rollingClient === 'running')
     // Either way round is fine; both at once is a split brain in the making.
     if (inMurder.length === 2)
-      return [{name: 'replication', host: pair.name, state: 'CRITICAL', message: `both members of pair ${name} are configured for the murder (${inMurder.map((m) => `${m.name}: ${m.mupdateServer ? 'mupdate_server' : 'mupdatepush'}`).join(', ')}); only one may be`, figures: {}, fix: `murderctl pair status ${pair.name}`}]
-    if (rolling.length === 2) return [{name: 'replication', host: pair.name, state: 'CRITICAL', message: `both members of pair ${name} run a rolling sync_client towards each other`, figures: {}, fix: `murderctl pair status ${pair.name}`}]
+      return [
+        {
+          name: 'replication',
+          host: pair.name,
+          state: 'CRITICAL',
+          message: `both members of pair ${name} are configured for the murder (${inMurder.map((m) => `${m.name}: ${m.mupdateServer ? 'mupdate_server' : 'mupdatepush'}`).join(', ')}); only one may be`,
+          figures: {},
+          fix: `murderctl pair status ${pair.name}`,
+        },
+      ]
+    if (rolling.length === 2)
+      return [
+        {
+          name: 'replication',
+          host: pair.name,
+          state: 'CRITICAL',
+          message: `both members of pair ${name} run a rolling sync_client towards each other`,
+          figures: {},
+          fix: `murderctl pair status ${pair.name}`,
+        },
+      ]
     // The master: the member in the murder; with neither readable as such, the inventory's backend.
-    const master = [x, y].find((m) => m.mupdateServer) ?? (unread(x) ? x : (([x, y].find((m) => m.replication.syncLog) ?? x)))
+    const master = [x, y].find((m) => m.mupdateServer) ?? (unread(x) ? x : ([x, y].find((m) => m.replication.syncLog) ?? x))
     const replica = master === x ? y : x
     const masterHost = pair.members.find((m) => m.name === master.name)!
     const out: CheckResult[] = []
     const fence = fenced(replica.name)
-    if (fence) out.push({name: 'replication', host: replica.name, state: 'WARNING', message: `${replica.name} is FENCED since ${fence.at} (hard failover to ${fence.promoted}): no replication towards it until reconcile`, figures: {}})
-    else if (unread(replica)) out.push({...unreachable('replication', replica), message: `replica ${replica.name} of pair ${pair.name} cannot be read: ${replica.error ?? 'unreachable'}`})
-    else if (!replica.cyrusMaster.running) out.push({name: 'replication', host: replica.name, state: 'CRITICAL', message: `cyrus-master is not running on replica ${replica.name}: replication to it stops`, figures: {}})
+    if (fence)
+      out.push({
+        name: 'replication',
+        host: replica.name,
+        state: 'WARNING',
+        message: `${replica.name} is FENCED since ${fence.at} (hard failover to ${fence.promoted}): no replication towards it until reconcile`,
+        figures: {},
+      })
+    else if (unread(replica))
+      out.push({
+        ...unreachable('replication', replica),
+        message: `replica ${replica.name} of pair ${pair.name} cannot be read: ${replica.error ?? 'unreachable'}`,
+      })
+    else if (!replica.cyrusMaster.running)
+      out.push({
+        name: 'replication',
+        host: replica.name,
+        state: 'CRITICAL',
+        message: `cyrus-master is not running on replica ${replica.name}: replication to it stops`,
+        figures: {},
+      })
     if (unread(master)) {
       out.push(unreachable('replication', master))
       return out
@@ -167,19 +256,41 @@ async function replicationCheck(ctx: MurderContext, facts: Facts): Promise<Check
     try {
       backlog = await syncBacklog(ctx, masterHost, await readImapdConf(ctx, masterHost))
     } catch (error) {
-      out.push({name: 'replication', host: master.name, state: 'UNKNOWN', message: `cannot read ${master.name}'s sync log: ${asMurderctlError(error).message}`, figures: {}})
+      out.push({
+        name: 'replication',
+        host: master.name,
+        state: 'UNKNOWN',
+        message: `cannot read ${master.name}'s sync log: ${asMurderctlError(error).message}`,
+        figures: {},
+      })
       return out
     }
     const figures = {sync_log_bytes: backlog.bytes, sync_log_age_seconds: backlog.ageSeconds}
-    const perf = {sync_log_bytes: {uom: 'B' as const, warn: t.syncLogWarnBytes, crit: t.syncLogCritBytes, min: 0}, sync_log_age_seconds: {uom: 's' as const, warn: t.syncLogWarnAgeSeconds, crit: t.syncLogCritAgeSeconds, min: 0}}
+    const perf = {
+      sync_log_bytes: {uom: 'B' as const, warn: t.syncLogWarnBytes, crit: t.syncLogCritBytes, min: 0},
+      sync_log_age_seconds: {uom: 's' as const, warn: t.syncLogWarnAgeSeconds, crit: t.syncLogCritAgeSeconds, min: 0},
+    }
     const base = {name: 'replication', host: master.name, figures, perf}
     if (master.replication.rollingClient !== 'running')
-      out.push({...base, state: fence ? 'WARNING' : 'CRITICAL', message: `the rolling sync_client on ${master.name} is ${master.replication.rollingClient === 'none' ? 'not configured' : master.replication.rollingClient}: changes are not reaching ${replica.name} (${backlog.bytes} bytes waiting)`})
+      out.push({
+        ...base,
+        state: fence ? 'WARNING' : 'CRITICAL',
+        message: `the rolling sync_client on ${master.name} is ${master.replication.rollingClient === 'none' ? 'not configured' : master.replication.rollingClient}: changes are not reaching ${replica.name} (${backlog.bytes} bytes waiting)`,
+      })
     else if (backlog.bytes > t.syncLogCritBytes || backlog.ageSeconds > t.syncLogCritAgeSeconds)
-      out.push({...base, state: 'CRITICAL', message: `${master.name}'s sync log to ${replica.name} is behind: ${backlog.bytes} bytes, oldest ${backlog.ageSeconds}s`})
+      out.push({
+        ...base,
+        state: 'CRITICAL',
+        message: `${master.name}'s sync log to ${replica.name} is behind: ${backlog.bytes} bytes, oldest ${backlog.ageSeconds}s`,
+      })
     else if (backlog.bytes > t.syncLogWarnBytes || backlog.ageSeconds > t.syncLogWarnAgeSeconds)
-      out.push({...base, state: 'WARNING', message: `${master.name}'s sync log to ${replica.name} is behind: ${backlog.bytes} bytes, oldest ${backlog.ageSeconds}s`})
-    else if (!out.length) out.push({...base, state: 'OK', message: `${master.name} -> ${replica.name} replicating (pair ${pair.name}), ${backlog.bytes} bytes waiting`})
+      out.push({
+        ...base,
+        state: 'WARNING',
+        message: `${master.name}'s sync log to ${replica.name} is behind: ${backlog.bytes} bytes, oldest ${backlog.ageSeconds}s`,
+      })
+    else if (!out.length)
+      out.push({...base, state: 'OK', message: `${master.name} -> ${replica.name} replicating (pair ${pair.name}), ${backlog.bytes} bytes waiting`})
     return out
   })
   return results.flat()
@@ -192,7 +303,13 @@ function uniqueidCheck(ctx: MurderContext, facts: Facts): CheckResult[] {
     if (!h.mailboxes) return {name: 'uniqueid', host: b.name, state: 'UNKNOWN', message: `cannot read ${b.name}'s mailbox list`, figures: {}}
     const n = h.mailboxes.withoutUniqueid
     return n
-      ? {name: 'uniqueid', host: b.name, state: 'CRITICAL', message: `${n} local mailboxes on ${b.name} have no uniqueid: Cyrus 3.6 cannot open them (reconstruct them)`, figures: {without_uniqueid: n}}
+      ? {
+          name: 'uniqueid',
+          host: b.name,
+          state: 'CRITICAL',
+          message: `${n} local mailboxes on ${b.name} have no uniqueid: Cyrus 3.6 cannot open them (reconstruct them)`,
+          figures: {without_uniqueid: n},
+        }
       : {name: 'uniqueid', host: b.name, state: 'OK', message: `every local mailbox on ${b.name} has a uniqueid`, figures: {without_uniqueid: 0}}
   })
 }
@@ -200,7 +317,12 @@ function uniqueidCheck(ctx: MurderContext, facts: Facts): CheckResult[] {
 /** Local entries less delayed-delete tombstones (only local entries are ever tombstones). */
 const liveLocal = (h?: HostStatus) => (h?.mailboxes ? h.mailboxes.local - h.mailboxes.deleted : 0)
 
-const timedOut = (name: string, seconds: number): CheckResult => ({name, state: 'UNKNOWN', message: `did not finish within ${seconds}s (a host may hang)`, figures: {}})
+const timedOut = (name: string, seconds: number): CheckResult => ({
+  name,
+  state: 'UNKNOWN',
+  message: `did not finish within ${seconds}s (a host may hang)`,
+  figures: {},
+})
 
 /** Run the checks; anything not finished by the deadline is UNKNOWN. Never throws for host trouble. */
 export async function runChecks(ctx: MurderContext, opts: CheckOptions): Promise<CheckReport> {
@@ -209,15 +331,28 @@ export async function runChecks(ctx: MurderContext, opts: CheckOptions): Promise
   const wanted = new Set<CheckName>(opts.only?.length ? opts.only : CHECK_NAMES)
   const within = <T>(p: Promise<T>, fallback: () => T): Promise<T> => {
     let timer: NodeJS.Timeout
-    return Promise.race([p, new Promise<T>((r) => (timer = setTimeout(() => r(fallback()), Math.max(0, deadline - Date.now()))))]).finally(() => clearTimeout(timer))
+    return Promise.race([p, new Promise<T>((r) => (timer = setTimeout(() => r(fallback()), Math.max(0, deadline - Date.now()))))]).finally(() =>
+      clearTimeout(timer),
+    )
   }
   const seconds = Math.round(opts.deadlineMs / 1000)
   // Only count mailboxes where a check needs them.
   const needCounts = wanted.has('master-count') || wanted.has('slaves') || wanted.has('uniqueid')
   const facts: Facts = new Map()
-  const read = mapLimit(ctx.inv.hosts, ctx.concurrency, async (h) => facts.set(h.name, await hostStatus(ctx, h, {counts: needCounts, probeTimeoutMs: Math.min(5000, opts.deadlineMs / 2)})))
-  const gotFacts = await within(read.then(() => true), () => false)
-  if (!gotFacts) return buildReport(ctx.inv.name, [...wanted].map((n) => timedOut(n, seconds)), started, Date.now() - started.getTime())
+  const read = mapLimit(ctx.inv.hosts, ctx.concurrency, async (h) =>
+    facts.set(h.name, await hostStatus(ctx, h, {counts: needCounts, probeTimeoutMs: Math.min(5000, opts.deadlineMs / 2)})),
+  )
+  const gotFacts = await within(
+    read.then(() => true),
+    () => false,
+  )
+  if (!gotFacts)
+    return buildReport(
+      ctx.inv.name,
+      [...wanted].map((n) => timedOut(n, seconds)),
+      started,
+      Date.now() - started.getTime(),
+    )
   const checks: Promise<CheckResult[]>[] = []
   const sync = (name: CheckName, fn: () => CheckResult[]) => wanted.has(name) && checks.push(Promise.resolve().then(fn))
   sync('mupdate-master', () => mupdateMasterCheck(ctx, facts))
@@ -229,7 +364,11 @@ export async function runChecks(ctx: MurderContext, opts: CheckOptions): Promise
   if (wanted.has('backend-consistency')) checks.push(within(consistencyCheck(ctx, facts), () => [timedOut('backend-consistency', seconds)]))
   if (wanted.has('replication')) checks.push(within(replicationCheck(ctx, facts), () => [timedOut('replication', seconds)]))
   if (wanted.has('replication-consistency'))
-    checks.push(within(replicationConsistencyCheck(ctx, {statePath: opts.statePath, now: opts.now?.() ?? new Date()}), () => [timedOut('replication-consistency', seconds)]))
+    checks.push(
+      within(replicationConsistencyCheck(ctx, {statePath: opts.statePath, now: opts.now?.() ?? new Date()}), () => [
+        timedOut('replication-consistency', seconds),
+      ]),
+    )
   const results = (await Promise.all(checks)).flat()
   return buildReport(ctx.inv.name, results, started, Date.now() - started.getTime())
 }
@@ -243,7 +382,7 @@ async function lockCheck(ctx: MurderContext): Promise<CheckResult[]> {
   } catch (error) {
     return [{name: 'lock', host: m.name, state: 'UNKNOWN', message: `cannot read the run lock: ${asMurderctlError(error).message}`, figures: {}}]
   }
-  if (!lock) return [{name: 'lock', host: m.name, state: 'OK', message: 'no run holds the murder\'s lock', figures: {lockAgeSeconds: 0}}]
+  if (!lock) return [{name: 'lock', host: m.name, state: 'OK', message: "no run holds the murder's lock", figures: {lockAgeSeconds: 0}}]
   const age = lock.ageSeconds ?? 0
   const crit = age > ctx.inv.thresholds.lockCritAgeSeconds
   return [

@@ -85,13 +85,28 @@ export const ReconcilePlan = z.object({
   all: z.boolean(),
   syncLogFiles: z.array(z.string()),
   mailboxes: z.array(MailboxPlan),
-  totals: z.object({mailboxes: z.number(), messages: z.number(), bytes: z.number(), recreate: z.number(), recover: z.number(), uidCollisions: z.number(), flagDifferences: z.number()}),
+  totals: z.object({
+    mailboxes: z.number(),
+    messages: z.number(),
+    bytes: z.number(),
+    recreate: z.number(),
+    recover: z.number(),
+    uidCollisions: z.number(),
+    flagDifferences: z.number(),
+  }),
   /** sha256 of what the plan would change: --apply refuses a plan whose fingerprint the hosts no longer give. */
   fingerprint: z.string(),
 })
 export type ReconcilePlan = z.infer<typeof ReconcilePlan>
 
-const Cutoff = z.object({pair: z.string(), promoted: z.string(), lost: z.string(), at: z.string(), run: z.string(), mailboxes: z.array(z.looseObject({name: z.string(), uniqueid: z.string(), lastUid: z.number()}))})
+const Cutoff = z.object({
+  pair: z.string(),
+  promoted: z.string(),
+  lost: z.string(),
+  at: z.string(),
+  run: z.string(),
+  mailboxes: z.array(z.looseObject({name: z.string(), uniqueid: z.string(), lastUid: z.number()})),
+})
 
 /** Mailbox names a sync log names (3.6: `APPEND name`, `MAILBOX name`, `DOUBLEMAILBOX a b`, `SEEN user name`...), and users it names whole. */
 export function parseSyncLog(text: string): {mailboxes: string[]; users: string[]} {
@@ -135,7 +150,11 @@ export function recoveryTarget(source: string, folder: string, sep = '.'): strin
   return `${domain}${[folder, ...parts].join(sep)}`
 }
 
-const lowerFlags = (f: string[]) => f.map((x) => x.toLowerCase()).sort().join(' ')
+const lowerFlags = (f: string[]) =>
+  f
+    .map((x) => x.toLowerCase())
+    .sort()
+    .join(' ')
 
 /** The pure part of planning: what each affected mailbox needs, from both members' records. */
 export function planMailbox(input: {
@@ -175,7 +194,16 @@ export function planMailbox(input: {
       beforeCutoff: input.action === 'reinject' && input.cutoffLastUid !== null && m.uid <= input.cutoffLastUid,
     })
   }
-  return {source: input.source, target: input.targetName, owner: input.owner, action: input.action, why: input.why, messages, oldGuids: [...new Set(input.old.map((m) => m.guid))].sort(), flagDifferences}
+  return {
+    source: input.source,
+    target: input.targetName,
+    owner: input.owner,
+    action: input.action,
+    why: input.why,
+    messages,
+    oldGuids: [...new Set(input.old.map((m) => m.guid))].sort(),
+    flagDifferences,
+  }
 }
 
 export function planFingerprint(mailboxes: MailboxPlan[]): string {
@@ -220,16 +248,35 @@ export interface Members {
 async function members(ctx: MurderContext, pairName: string): Promise<Members> {
   const pair = findPair(ctx.inv, pairName)
   const fenced = pair.members.map((m) => readFence(ctx.inv.stateDir, m.name)).filter((f): f is FenceMark => !!f)
-  if (fenced.length > 1) throw new RefusedError(`both members of pair ${pair.name} are FENCED`, {step: 'preflight', hint: 'lift the mark of the member that serves (murderctl pair status)'})
+  if (fenced.length > 1)
+    throw new RefusedError(`both members of pair ${pair.name} are FENCED`, {
+      step: 'preflight',
+      hint: 'lift the mark of the member that serves (murderctl pair status)',
+    })
   const reads = await Promise.all(pair.members.map((m) => readMember(ctx, m)))
   const {active, conflict} = activeOf(reads.map((r) => r.state))
-  if (conflict) throw new RefusedError(`pair ${pair.name}: ${conflict}`, {step: 'preflight', hint: `fence the old member first: murderctl pair fence ${fenced[0]?.member ?? '<old member>'}`})
-  if (!active) throw new RefusedError(`pair ${pair.name} has no running master`, {step: 'preflight', hint: 'reconcile puts mail on the serving master; fail over first'})
+  if (conflict)
+    throw new RefusedError(`pair ${pair.name}: ${conflict}`, {
+      step: 'preflight',
+      hint: `fence the old member first: murderctl pair fence ${fenced[0]?.member ?? '<old member>'}`,
+    })
+  if (!active)
+    throw new RefusedError(`pair ${pair.name} has no running master`, {step: 'preflight', hint: 'reconcile puts mail on the serving master; fail over first'})
   const nu = pair.members.find((m) => m.name === active)!
   const old = otherMember(pair, active)
   const oldRead = reads.find((r) => r.state.name === old.name)!.state
-  if (!oldRead.reachable) throw new UnreachableError(`${old.name} cannot be read: ${oldRead.error}`, {host: old.name, step: 'preflight', hint: 'reconcile reads the old member over SSH; bring it back (fenced) first'})
-  if (oldRead.config !== 'replica') throw new RefusedError(`${old.name} holds the ${oldRead.config} config: it is not isolated`, {host: old.name, step: 'preflight', hint: `murderctl pair fence ${old.name}`})
+  if (!oldRead.reachable)
+    throw new UnreachableError(`${old.name} cannot be read: ${oldRead.error}`, {
+      host: old.name,
+      step: 'preflight',
+      hint: 'reconcile reads the old member over SSH; bring it back (fenced) first',
+    })
+  if (oldRead.config !== 'replica')
+    throw new RefusedError(`${old.name} holds the ${oldRead.config} config: it is not isolated`, {
+      host: old.name,
+      step: 'preflight',
+      hint: `murderctl pair fence ${old.name}`,
+    })
   if (fenced[0] && fenced[0].member !== old.name) throw new RefusedError(`${fenced[0].member} is FENCED but is the running master`, {step: 'preflight'})
   return {pair, old, new: nu, fence: fenced[0] ?? null}
 }
@@ -291,7 +338,16 @@ export async function planReconcile(ctx: MurderContext, m: Members, opts: {all: 
     const t = targets.get(n)!
     const c = cutoffByName.get(n)
     const cutoffLastUid = c && newByName.get(n)?.uniqueid === c.uniqueid ? c.lastUid : null
-    return planMailbox({source: n, why: [...why.get(n)!], old: oldMap.get(n)?.messages ?? [], target: newMap.get(t.target) ?? null, action: t.action, owner: ownerView(n, oldConf).owner, cutoffLastUid, targetName: t.target})
+    return planMailbox({
+      source: n,
+      why: [...why.get(n)!],
+      old: oldMap.get(n)?.messages ?? [],
+      target: newMap.get(t.target) ?? null,
+      action: t.action,
+      owner: ownerView(n, oldConf).owner,
+      cutoffLastUid,
+      targetName: t.target,
+    })
   })
   // Mailboxes that need nothing (same messages on both) stay in the plan: verify covers them too.
   return {
@@ -348,7 +404,12 @@ interface Rc {
   done: Set<string>
 }
 
-async function unit<T extends Record<string, unknown>>(rc: Rc, step: string, host: Host | undefined, fn: () => Promise<T | void>): Promise<T | Record<string, unknown>> {
+async function unit<T extends Record<string, unknown>>(
+  rc: Rc,
+  step: string,
+  host: Host | undefined,
+  fn: () => Promise<T | void>,
+): Promise<T | Record<string, unknown>> {
   const key = `${step}@${host?.name ?? ''}`
   if (rc.done.has(key)) {
     const prev = rc.journal.events().findLast((e) => e.event === 'step-done' && e.step === step && (e.host ?? '') === (host?.name ?? ''))
@@ -364,7 +425,11 @@ async function unit<T extends Record<string, unknown>>(rc: Rc, step: string, hos
     const e = asMurderctlError(error).at({host: host?.name, step})
     rc.journal.write({event: 'step-failed', step, host: host?.name, data: {error: e.oneLine(), code: e.code}})
     if (e instanceof NeedsConfirmationError) throw e
-    throw new AbortError(`stopped at ${step}: ${e.message}`, {host: e.host, step, hint: `${e.hint ? `${e.hint}; then ` : ''}murderctl reconcile ${rc.m.pair.name} --resume ${rc.journal.run}`})
+    throw new AbortError(`stopped at ${step}: ${e.message}`, {
+      host: e.host,
+      step,
+      hint: `${e.hint ? `${e.hint}; then ` : ''}murderctl reconcile ${rc.m.pair.name} --resume ${rc.journal.run}`,
+    })
   }
 }
 
@@ -392,17 +457,35 @@ async function createThroughMurder(rc: Rc, mp: MailboxPlan): Promise<Record<stri
   // The mupdate master reserves it for this server (a backend in the murder creates through mupdate).
   const mupdate = mupdateMaster(ctx.inv)
   let server: string | undefined
-  await scanDump(ctx, mupdate, (e) => {
-    if (e.name === mp.target) server = e.server ?? ''
-  }, 'create')
-  if (server === undefined) throw new AbortError(`${mp.target} was created on ${m.new.name} but the mupdate master ${mupdate.name} does not list it`, {host: mupdate.name, hint: `is ${m.new.name} in the murder (mupdate_server)? murderctl pair status ${m.pair.name}`})
+  await scanDump(
+    ctx,
+    mupdate,
+    (e) => {
+      if (e.name === mp.target) server = e.server ?? ''
+    },
+    'create',
+  )
+  if (server === undefined)
+    throw new AbortError(`${mp.target} was created on ${m.new.name} but the mupdate master ${mupdate.name} does not list it`, {
+      host: mupdate.name,
+      hint: `is ${m.new.name} in the murder (mupdate_server)? murderctl pair status ${m.pair.name}`,
+    })
   return {created: !exists, mupdate: `${server}`}
 }
 
 /** Reinject one mailbox's missing messages into its target on the new master, idempotently. */
 async function reinjectMailbox(rc: Rc, mp: MailboxPlan): Promise<MailboxOutcome> {
   const {ctx, m, journal} = rc
-  const outcome: MailboxOutcome = {source: mp.source, target: mp.target, owner: mp.owner, action: mp.action, created: false, appended: [], alreadyThere: 0, verified: false}
+  const outcome: MailboxOutcome = {
+    source: mp.source,
+    target: mp.target,
+    owner: mp.owner,
+    action: mp.action,
+    created: false,
+    appended: [],
+    alreadyThere: 0,
+    verified: false,
+  }
   if (mp.action !== 'reinject') {
     const r = await unit(rc, `create:${mp.target}`, m.new, () => createThroughMurder(rc, mp))
     outcome.created = !!r.created
@@ -412,7 +495,8 @@ async function reinjectMailbox(rc: Rc, mp: MailboxPlan): Promise<MailboxOutcome>
   await unit(rc, `save-index:${mp.target}`, m.new, async () => {
     const dir = await mailboxPath(ctx, m.new, mp.target)
     const copies = []
-    for (const f of ['cyrus.index', 'cyrus.header']) copies.push(journal.saved(`save-index:${mp.target}`, await copyAside(ctx, m.new, `${dir}/${f}`, `${journal.run}-save-index`, `save-index:${mp.target}`)))
+    for (const f of ['cyrus.index', 'cyrus.header'])
+      copies.push(journal.saved(`save-index:${mp.target}`, await copyAside(ctx, m.new, `${dir}/${f}`, `${journal.run}-save-index`, `save-index:${mp.target}`)))
     return {copies: copies.map((c) => c.copy)}
   })
   const conf = await readImapdConf(ctx, m.new)
@@ -429,7 +513,11 @@ async function reinjectMailbox(rc: Rc, mp: MailboxPlan): Promise<MailboxOutcome>
         const step = `append:${mp.target}:${x.guid}`
         await unit(rc, step, m.new, async () => {
           const bytes = await ctx.pool.readFile(m.old, `${srcDir}/${x.uid}.`)
-          if (sha1Hex(bytes) !== x.guid) throw new AbortError(`${m.old.name}:${srcDir}/${x.uid}. is not message ${x.guid} (its SHA1 is ${sha1Hex(bytes)})`, {host: m.old.name, hint: 'the old member changed since the plan: make a new one'})
+          if (sha1Hex(bytes) !== x.guid)
+            throw new AbortError(`${m.old.name}:${srcDir}/${x.uid}. is not message ${x.guid} (its SHA1 is ${sha1Hex(bytes)})`, {
+              host: m.old.name,
+              hint: 'the old member changed since the plan: make a new one',
+            })
           const r = await c.append(name, bytes, {flags: x.flags, internalDate: imapDate(x.internalDate)})
           return {appendText: r.text, bytes: bytes.length}
         })
@@ -440,7 +528,8 @@ async function reinjectMailbox(rc: Rc, mp: MailboxPlan): Promise<MailboxOutcome>
   const [box] = await messageRecords(ctx, m.new, [mp.target])
   for (const x of mp.messages) {
     const n = have.get(x.guid) ?? 0
-    if (n !== 1) throw new AbortError(`${mp.target} on ${m.new.name} holds ${x.guid} ${n} times after reinjection`, {host: m.new.name, step: `append:${mp.target}`})
+    if (n !== 1)
+      throw new AbortError(`${mp.target} on ${m.new.name} holds ${x.guid} ${n} times after reinjection`, {host: m.new.name, step: `append:${mp.target}`})
     const uid = box!.messages.find((r) => r.guid === x.guid)!.uid
     if (todo.includes(x)) outcome.appended.push({guid: x.guid, uid})
   }
@@ -487,7 +576,15 @@ async function cleanupOld(rc: Rc): Promise<{expunged: number; copiesAside: numbe
   const sources = plan.mailboxes.map((x) => x.source)
   const [oldRecs, newStates] = await Promise.all([messageRecords(ctx, m.old, sources), mailboxStates(ctx, m.new)])
   const newIds = new Map(newStates.map((s) => [s.name, s.uniqueid]))
-  const newRecs = new Map((await messageRecords(ctx, m.new, sources.filter((s) => newIds.has(s)))).map((b) => [b.name, b]))
+  const newRecs = new Map(
+    (
+      await messageRecords(
+        ctx,
+        m.new,
+        sources.filter((s) => newIds.has(s)),
+      )
+    ).map((b) => [b.name, b]),
+  )
   const oldConf = await readImapdConf(ctx, m.old)
   const asideRoot = `${(oldConf.get('configdirectory') ?? '/var/lib/cyrus').replace(/\/+$/, '')}/murderctl-aside/${journal.run}`
   let expunged = 0
@@ -530,7 +627,8 @@ async function cleanupOld(rc: Rc): Promise<{expunged: number; copiesAside: numbe
       })
       const after = (await messageRecords(ctx, m.old, [box.name]))[0]
       const left = drop.filter((d) => after?.messages.some((x) => x.uid === d.uid))
-      if (left.length) throw new AbortError(`UIDs ${left.map((d) => d.uid).join(',')} of ${box.name} are still on ${m.old.name} after UID EXPUNGE`, {host: m.old.name})
+      if (left.length)
+        throw new AbortError(`UIDs ${left.map((d) => d.uid).join(',')} of ${box.name} are still on ${m.old.name} after UID EXPUNGE`, {host: m.old.name})
       return {expunged: drop.map((d) => ({uid: d.uid, guid: d.guid})), copies: saved}
     })
     expunged += (r.expunged as unknown[]).length
@@ -560,7 +658,9 @@ async function cleanupOld(rc: Rc): Promise<{expunged: number; copiesAside: numbe
     for (const f of plan.syncLogFiles) {
       const path = `${syncDir(conf)}/${f}`
       const copy = `${path}.murderctl-${journal.run}-reconciled`
-      const r = await ctx.pool.exec(m.old, {shell: `[ -f ${shellQuote(path)} ] || exit 0; a=$(sha256sum < ${shellQuote(path)} | cut -d' ' -f1); mv -n -- ${shellQuote(path)} ${shellQuote(copy)} && [ ! -e ${shellQuote(path)} ] && echo "$a $(sha256sum < ${shellQuote(copy)} | cut -d' ' -f1) $(stat -c %s -- ${shellQuote(copy)})"`})
+      const r = await ctx.pool.exec(m.old, {
+        shell: `[ -f ${shellQuote(path)} ] || exit 0; a=$(sha256sum < ${shellQuote(path)} | cut -d' ' -f1); mv -n -- ${shellQuote(path)} ${shellQuote(copy)} && [ ! -e ${shellQuote(path)} ] && echo "$a $(sha256sum < ${shellQuote(copy)} | cut -d' ' -f1) $(stat -c %s -- ${shellQuote(copy)})"`,
+      })
       const [a, b, size] = r.stdout.trim().split(' ')
       if (!a) continue
       if (r.exitCode !== 0 || a !== b) throw new AbortError(`could not move ${path} aside intact`, {host: m.old.name})
@@ -585,8 +685,25 @@ async function compareMembers(rc: Rc): Promise<{equal: boolean; compared: number
   const pats = syncTargets(rc).flatMap((t) => (t.startsWith('user:') ? [`user${sep}${t.slice(5)}`, `user${sep}${t.slice(5)}${sep}*`] : [t.slice(8)]))
   const [a, b] = await Promise.all([mailboxStates(ctx, m.new, {mailboxes: pats}), mailboxStates(ctx, m.old, {mailboxes: pats})])
   const names = [...new Set([...a, ...b].map((s) => s.name))].sort()
-  const [ra, rb] = await Promise.all([messageRecords(ctx, m.new, a.map((s) => s.name)), messageRecords(ctx, m.old, b.map((s) => s.name))])
-  const set = (x: {messages: MessageRecord[]} | undefined) => (x ? x.messages.map((r) => r.guid).sort().join(',') : null)
+  const [ra, rb] = await Promise.all([
+    messageRecords(
+      ctx,
+      m.new,
+      a.map((s) => s.name),
+    ),
+    messageRecords(
+      ctx,
+      m.old,
+      b.map((s) => s.name),
+    ),
+  ])
+  const set = (x: {messages: MessageRecord[]} | undefined) =>
+    x
+      ? x.messages
+          .map((r) => r.guid)
+          .sort()
+          .join(',')
+      : null
   const ma = new Map(ra.map((x) => [x.name, x]))
   const mb = new Map(rb.map((x) => [x.name, x]))
   const differing = names.filter((n) => set(ma.get(n)) !== set(mb.get(n)))
@@ -601,7 +718,10 @@ async function compareMembers(rc: Rc): Promise<{equal: boolean; compared: number
  */
 async function purgeTombstones(rc: Rc): Promise<void> {
   const {ctx, m, journal} = rc
-  const deletedMailboxes = journal.events().filter((e) => e.event === 'step-done' && e.step?.startsWith('cleanup-old-delete:')).map((e) => e.data as {deleted: string; uniqueid: string})
+  const deletedMailboxes = journal
+    .events()
+    .filter((e) => e.event === 'step-done' && e.step?.startsWith('cleanup-old-delete:'))
+    .map((e) => e.data as {deleted: string; uniqueid: string})
   if (!deletedMailboxes.length) return
   await unit(rc, 'purge-old-tombstones', m.old, async () => {
     const conf = await readImapdConf(ctx, m.old)
@@ -630,7 +750,8 @@ async function replicateOver(rc: Rc): Promise<NonNullable<ReconcileResult['repli
       const args = t.startsWith('user:') ? ['-u', t.slice(5)] : ['-m', t.slice(8)]
       const r = await ctx.pool.exec(m.new, [tool(m.new, 'sync_client'), '-v', '-o', ...args])
       journal.command(`sync:${t}`, m.new.name, r)
-      if (r.exitCode !== 0) throw new AbortError(`sync_client ${args.join(' ')} failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').pop() ?? ''}`, {host: m.new.name})
+      if (r.exitCode !== 0)
+        throw new AbortError(`sync_client ${args.join(' ')} failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').pop() ?? ''}`, {host: m.new.name})
       return {exitCode: r.exitCode}
     })
   await unit(rc, 'replicate', m.new, async () => {
@@ -643,7 +764,11 @@ async function replicateOver(rc: Rc): Promise<NonNullable<ReconcileResult['repli
     cmp = await compareMembers(rc)
   }
   journal.write({event: cmp.equal ? 'step-done' : 'step-failed', step: 'compare-members', data: cmp})
-  if (!cmp.equal) throw new AbortError(`after replication ${m.old.name} and ${m.new.name} still differ in ${cmp.differing.length} mailboxes: ${cmp.differing.slice(0, 5).join(', ')}`, {step: 'compare-members', hint: `murderctl replication audit ${m.pair.name}`})
+  if (!cmp.equal)
+    throw new AbortError(
+      `after replication ${m.old.name} and ${m.new.name} still differ in ${cmp.differing.length} mailboxes: ${cmp.differing.slice(0, 5).join(', ')}`,
+      {step: 'compare-members', hint: `murderctl replication audit ${m.pair.name}`},
+    )
   await purgeTombstones(rc)
   return {users: targets, ...cmp}
 }
@@ -666,32 +791,79 @@ export async function reconcile(ctx: MurderContext, opts: ReconcileOptions): Pro
     const saved = join(journal.dir, 'plan.json')
     if (!existsSync(saved)) throw new RefusedError(`run ${opts.resume} has no plan.json`, {step: 'resume'})
     plan = ReconcilePlan.parse(JSON.parse(readFileSync(saved, 'utf8')))
-    if (plan.oldMember !== m.old.name) throw new RefusedError(`run ${opts.resume} reconciled ${plan.oldMember}, the old member now is ${m.old.name}`, {step: 'resume'})
-    done = new Set(journal.events().filter((e) => e.event === 'step-done' && e.step).map((e) => `${e.step}@${e.host ?? ''}`))
+    if (plan.oldMember !== m.old.name)
+      throw new RefusedError(`run ${opts.resume} reconciled ${plan.oldMember}, the old member now is ${m.old.name}`, {step: 'resume'})
+    done = new Set(
+      journal
+        .events()
+        .filter((e) => e.event === 'step-done' && e.step)
+        .map((e) => `${e.step}@${e.host ?? ''}`),
+    )
     opts.progress(`resuming run ${journal.run}: ${done.size} steps already done`)
   } else {
     opts.progress(`reading ${m.old.name} (old, ${m.fence ? 'FENCED' : 'not fenced'}) and ${m.new.name} (master) ...`)
     plan = await planReconcile(ctx, m, {all: opts.all, recoveryFolder: opts.apply?.recoveryFolder ?? opts.recoveryFolder})
     if (opts.apply) {
       if (opts.apply.pair !== plan.pair || opts.apply.oldMember !== plan.oldMember || opts.apply.newMember !== plan.newMember)
-        throw new RefusedError(`the plan is for ${opts.apply.oldMember} -> ${opts.apply.newMember} of ${opts.apply.pair}; the hosts now say ${plan.oldMember} -> ${plan.newMember}`, {step: 'apply'})
+        throw new RefusedError(
+          `the plan is for ${opts.apply.oldMember} -> ${opts.apply.newMember} of ${opts.apply.pair}; the hosts now say ${plan.oldMember} -> ${plan.newMember}`,
+          {step: 'apply'},
+        )
       if (opts.apply.fingerprint !== plan.fingerprint || opts.apply.all !== plan.all)
-        throw new RefusedError(`the plan is stale: the hosts now give a different plan (${plan.totals.messages} messages in ${plan.totals.mailboxes} mailboxes, the file says ${opts.apply.totals.messages} in ${opts.apply.totals.mailboxes})`, {step: 'apply', hint: `make and review a new one: murderctl reconcile ${plan.pair} --out plan.json`})
+        throw new RefusedError(
+          `the plan is stale: the hosts now give a different plan (${plan.totals.messages} messages in ${plan.totals.mailboxes} mailboxes, the file says ${opts.apply.totals.messages} in ${opts.apply.totals.mailboxes})`,
+          {step: 'apply', hint: `make and review a new one: murderctl reconcile ${plan.pair} --out plan.json`},
+        )
       plan = opts.apply
     }
     const run = newRunId('reconcile')
-    if (opts.dryRun) return {run, journal: '(dry run: no journal)', dryRun: true, plan, outcomes: [], verified: false, lost: 0, unfenced: false, durationMs: Date.now() - started}
+    if (opts.dryRun)
+      return {
+        run,
+        journal: '(dry run: no journal)',
+        dryRun: true,
+        plan,
+        outcomes: [],
+        verified: false,
+        lost: 0,
+        unfenced: false,
+        durationMs: Date.now() - started,
+      }
     if (!m.fence && plan.totals.messages === 0 && plan.totals.recreate === 0 && plan.totals.recover === 0)
-      return {run, journal: '(nothing to reconcile: no journal)', dryRun: false, plan, outcomes: [], verified: true, lost: 0, unfenced: false, durationMs: Date.now() - started}
+      return {
+        run,
+        journal: '(nothing to reconcile: no journal)',
+        dryRun: false,
+        plan,
+        outcomes: [],
+        verified: true,
+        lost: 0,
+        unfenced: false,
+        durationMs: Date.now() - started,
+      }
     // Consent before anything is written anywhere, the run folder included.
-    if (!(await opts.confirm(`${describePlan(plan)}. Proceed?`, planText(plan)))) throw new RefusedError('not confirmed: nothing was changed', {step: 'consent'})
+    if (!(await opts.confirm(`${describePlan(plan)}. Proceed?`, planText(plan))))
+      throw new RefusedError('not confirmed: nothing was changed', {step: 'consent'})
     journal = new Journal(ctx.inv.stateDir, run)
     journal.keep('plan.json', `${JSON.stringify(plan, null, 1)}\n`)
-    journal.write({event: 'run-start', data: {command: 'reconcile', pair: plan.pair, old: plan.oldMember, new: plan.newMember, cutoff: plan.cutoff?.file ?? null, totals: plan.totals}})
+    journal.write({
+      event: 'run-start',
+      data: {command: 'reconcile', pair: plan.pair, old: plan.oldMember, new: plan.newMember, cutoff: plan.cutoff?.file ?? null, totals: plan.totals},
+    })
     journal.write({event: 'note', step: 'consent', data: {gate: 'plan', confirmed: true}})
   }
   const rc: Rc = {ctx, m, plan, journal, opts, done}
-  const result: ReconcileResult = {run: journal.run, journal: journal.path, dryRun: false, plan, outcomes: [], verified: false, lost: 0, unfenced: false, durationMs: 0}
+  const result: ReconcileResult = {
+    run: journal.run,
+    journal: journal.path,
+    dryRun: false,
+    plan,
+    outcomes: [],
+    verified: false,
+    lost: 0,
+    unfenced: false,
+    durationMs: 0,
+  }
   try {
     if (opts.resume && !(await opts.confirm(`Resume: ${describePlan(plan)}?`))) throw new RefusedError('not confirmed: nothing was changed', {step: 'consent'})
     if (plan.mailboxes.some((x) => x.action !== 'reinject'))
@@ -704,13 +876,26 @@ export async function reconcile(ctx: MurderContext, opts: ReconcileOptions): Pro
     result.lost = v.missing.length
     journal.write({event: v.missing.length ? 'step-failed' : 'step-done', step: 'verify', data: {checked: v.checked, missing: v.missing}})
     if (v.missing.length)
-      throw new AbortError(`${v.missing.length} of ${v.checked} messages of ${m.old.name} are not on ${m.new.name}: ${v.missing.slice(0, 3).map((x) => `${x.mailbox} ${x.guid}`).join('; ')}`, {step: 'verify', hint: `nothing on ${m.old.name} was changed; murderctl reconcile ${m.pair.name} --resume ${journal.run}`})
+      throw new AbortError(
+        `${v.missing.length} of ${v.checked} messages of ${m.old.name} are not on ${m.new.name}: ${v.missing
+          .slice(0, 3)
+          .map((x) => `${x.mailbox} ${x.guid}`)
+          .join('; ')}`,
+        {step: 'verify', hint: `nothing on ${m.old.name} was changed; murderctl reconcile ${m.pair.name} --resume ${journal.run}`},
+      )
     result.verified = true
     for (const o of result.outcomes) o.verified = true
     opts.progress(`verified: all ${v.checked} messages of ${m.old.name}'s affected mailboxes are on ${m.new.name}`)
     if (!opts.noReplicate) {
-      if (!(await opts.confirm(`Recovery verified. Now expunge on ${m.old.name} what ${m.new.name} holds differently (files copied aside first), lift the FENCED mark and replicate ${m.new.name} -> ${m.old.name}?`)))
-        throw new RefusedError(`stopped after verification: ${m.old.name} untouched and still FENCED`, {step: 'cleanup-old', hint: `murderctl reconcile ${m.pair.name} --resume ${journal.run}`})
+      if (
+        !(await opts.confirm(
+          `Recovery verified. Now expunge on ${m.old.name} what ${m.new.name} holds differently (files copied aside first), lift the FENCED mark and replicate ${m.new.name} -> ${m.old.name}?`,
+        ))
+      )
+        throw new RefusedError(`stopped after verification: ${m.old.name} untouched and still FENCED`, {
+          step: 'cleanup-old',
+          hint: `murderctl reconcile ${m.pair.name} --resume ${journal.run}`,
+        })
       await unit(rc, 'start-old', m.old, () => startOldCyrus(rc))
       result.oldCleanup = await cleanupOld(rc)
       await unit(rc, 'unfence', undefined, async () => ({lifted: liftFence(ctx.inv.stateDir, m.old.name, journal.run)}))
@@ -728,16 +913,26 @@ export async function reconcile(ctx: MurderContext, opts: ReconcileOptions): Pro
 
 /** The plan as people read it: per user and mailbox, what goes where, counts and sizes. */
 export function planText(p: ReconcilePlan): string {
-  const lines = [`${p.oldMember} (old) -> ${p.newMember} (master); cutoff ${p.cutoff ? `${p.cutoff.at} (run ${p.cutoff.run})` : 'none recorded'}; sync log files: ${p.syncLogFiles.join(', ') || 'none'}`]
+  const lines = [
+    `${p.oldMember} (old) -> ${p.newMember} (master); cutoff ${p.cutoff ? `${p.cutoff.at} (run ${p.cutoff.run})` : 'none recorded'}; sync log files: ${p.syncLogFiles.join(', ') || 'none'}`,
+  ]
   const users = [...new Set(p.mailboxes.map((x) => x.owner ?? '(shared)'))]
   for (const u of users) {
     lines.push(`user ${u}:`)
     for (const mp of p.mailboxes.filter((x) => (x.owner ?? '(shared)') === u)) {
       const bytes = mp.messages.reduce((n, x) => n + x.size, 0)
-      const extra = [mp.messages.some((x) => x.uidCollision) && `${mp.messages.filter((x) => x.uidCollision).length} UID collisions`, mp.flagDifferences.length && `${mp.flagDifferences.length} flag differences`, mp.messages.some((x) => x.beforeCutoff) && `${mp.messages.filter((x) => x.beforeCutoff).length} were on ${p.newMember} at the cutoff`].filter(Boolean)
-      lines.push(`  ${mp.action.padEnd(8)} ${mp.source}${mp.target !== mp.source ? ` -> ${mp.target}` : ''}: ${mp.messages.length} messages, ${bytes} bytes (${mp.why.join(', ')})${extra.length ? `; ${extra.join(', ')}` : ''}`)
+      const extra = [
+        mp.messages.some((x) => x.uidCollision) && `${mp.messages.filter((x) => x.uidCollision).length} UID collisions`,
+        mp.flagDifferences.length && `${mp.flagDifferences.length} flag differences`,
+        mp.messages.some((x) => x.beforeCutoff) && `${mp.messages.filter((x) => x.beforeCutoff).length} were on ${p.newMember} at the cutoff`,
+      ].filter(Boolean)
+      lines.push(
+        `  ${mp.action.padEnd(8)} ${mp.source}${mp.target !== mp.source ? ` -> ${mp.target}` : ''}: ${mp.messages.length} messages, ${bytes} bytes (${mp.why.join(', ')})${extra.length ? `; ${extra.join(', ')}` : ''}`,
+      )
     }
   }
-  lines.push(`total: ${p.totals.messages} messages, ${p.totals.bytes} bytes in ${p.totals.mailboxes} mailboxes; ${p.totals.recreate} recreated, ${p.totals.recover} into ${p.recoveryFolder}`)
+  lines.push(
+    `total: ${p.totals.messages} messages, ${p.totals.bytes} bytes in ${p.totals.mailboxes} mailboxes; ${p.totals.recreate} recreated, ${p.totals.recover} into ${p.recoveryFolder}`,
+  )
   return lines.join('\n')
 }

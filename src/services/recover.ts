@@ -75,7 +75,9 @@ export async function recoverMaster(ctx: MurderContext, req: RecoverRequest, hoo
     journal = newRun(ctx, {command: 'recover-master', playbook: playbook.name, playbookFile: req.playbookFile, options, dryRun: req.dryRun})
   }
   const resumeHint = `continue with: murderctl recover-master -i ${ctx.inv.path} --resume ${journal.run}`
-  hooks.progress(`${req.dryRun ? 'dry run of' : 'running'} ${playbook.name} (source: ${options.source}${options.frontend ? ` ${options.frontend}` : ''}${options.backupPath ? ` ${options.backupPath}` : ''}); journal ${journal.path}`)
+  hooks.progress(
+    `${req.dryRun ? 'dry run of' : 'running'} ${playbook.name} (source: ${options.source}${options.frontend ? ` ${options.frontend}` : ''}${options.backupPath ? ` ${options.backupPath}` : ''}); journal ${journal.path}`,
+  )
   const result = await executeRun(ctx, journal, playbook, {options, dryRun: req.dryRun, resumed: decided, resumeHint}, hooks)
   return {...result, source: options}
 }
@@ -94,8 +96,14 @@ export async function breakRecoveryLock(ctx: MurderContext, confirm: (question: 
   const held = await readLock(ctx, m)
   if (!held) return {broken: false, lock: null}
   if (held.owner && ownerAlive(held.owner) === true)
-    throw new RefusedError(`the lock is held by a live run: ${describeLock(held)}`, {host: m.name, step: 'break-lock', hint: 'wait for it to finish; a live run\'s lock is never broken'})
-  if (!(await confirm(`Remove the lock ${held.dir} on ${m.name}, held by ${describeLock(held)}${held.ageSeconds === null ? '' : ` for ${held.ageSeconds} s`}?`)))
+    throw new RefusedError(`the lock is held by a live run: ${describeLock(held)}`, {
+      host: m.name,
+      step: 'break-lock',
+      hint: "wait for it to finish; a live run's lock is never broken",
+    })
+  if (
+    !(await confirm(`Remove the lock ${held.dir} on ${m.name}, held by ${describeLock(held)}${held.ageSeconds === null ? '' : ` for ${held.ageSeconds} s`}?`))
+  )
     throw new AbortError('not confirmed: the lock is still held', {host: m.name, step: 'break-lock'})
   await breakLock(ctx, m, held)
   return {broken: true, lock: held}

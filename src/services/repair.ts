@@ -38,7 +38,8 @@ export interface RepairResult extends PlaybookRunResult {
 export async function planRepair(ctx: MurderContext, pair: Pair, req: RepairRequest): Promise<RepairOptions> {
   const audit = await auditPair(ctx, pair, {selection: {users: req.users ?? [], mailboxes: req.mailboxes ?? []}, settleSeconds: 0, logs: false})
   const bad = audit.members.filter((m) => !m.readable)
-  if (bad.length) throw new AbortError(`cannot plan the repair: ${bad.map((b) => b.error).join('; ')}`, {step: 'plan', hint: 'bring the member back, then run again'})
+  if (bad.length)
+    throw new AbortError(`cannot plan the repair: ${bad.map((b) => b.error).join('; ')}`, {step: 'plan', hint: 'bring the member back, then run again'})
   const roles = audit.roles!
   if (!req.force && roles.members.find((m) => m.host === roles.master)?.rollingClientRunning)
     throw new RefusedError(`the rolling sync_client runs on ${roles.master}: Cyrus 3.6 renumbers a conflict itself at the next sync of its mailbox`, {
@@ -49,8 +50,17 @@ export async function planRepair(ctx: MurderContext, pair: Pair, req: RepairRequ
   const conflicts: RepairConflict[] = []
   for (const m of audit.mailboxes)
     for (const c of m.conflicts) {
-      const [mf, rf] = await Promise.all([inspectMessageFile(ctx, member(roles.master), m.name, c.uid), inspectMessageFile(ctx, member(roles.replica), m.name, c.uid)])
-      conflicts.push({mailbox: m.name, uid: c.uid, master: c.master, replica: c.replica, inspect: {master: mf && headerSummary(mf.headers), replica: rf && headerSummary(rf.headers)}})
+      const [mf, rf] = await Promise.all([
+        inspectMessageFile(ctx, member(roles.master), m.name, c.uid),
+        inspectMessageFile(ctx, member(roles.replica), m.name, c.uid),
+      ])
+      conflicts.push({
+        mailbox: m.name,
+        uid: c.uid,
+        master: c.master,
+        replica: c.replica,
+        inspect: {master: mf && headerSummary(mf.headers), replica: rf && headerSummary(rf.headers)},
+      })
     }
   return {pair: pair.backend.name, master: roles.master, replica: roles.replica, conflicts}
 }
@@ -68,15 +78,33 @@ export async function repairPair(ctx: MurderContext, pair: Pair, req: RepairRequ
     options = await planRepair(ctx, pair, req)
     if (!options.conflicts.length) {
       hooks.progress(`no UID conflicts on ${options.master}/${options.replica}: nothing to repair`)
-      return {run: '', playbook: playbook.name, dryRun: req.dryRun, journal: '', results: [], completed: true, plan: [], pair: pair.backend.name, master: options.master, replica: options.replica, conflicts: [], verified: []}
+      return {
+        run: '',
+        playbook: playbook.name,
+        dryRun: req.dryRun,
+        journal: '',
+        results: [],
+        completed: true,
+        plan: [],
+        pair: pair.backend.name,
+        master: options.master,
+        replica: options.replica,
+        conflicts: [],
+        verified: [],
+      }
     }
     journal = newRun(ctx, {command: COMMAND, playbook: playbook.name, options, dryRun: req.dryRun})
   }
   const member = (n: string): Host => [pair.backend, pair.replica].find((h) => h.name === n)!
   // The members must not have swapped since the plan (a failover in between).
   const now = await pairRoles(ctx, pair)
-  if (now.master !== options.master) throw new RefusedError(`the plan was made with ${options.master} as master; the hosts now say ${now.master}`, {hint: 'start a new run (without --resume)'})
-  const selectors = {'pair-master': [member(options.master)], 'pair-replica': [member(options.replica)], 'pair-members': [member(options.master), member(options.replica)]}
+  if (now.master !== options.master)
+    throw new RefusedError(`the plan was made with ${options.master} as master; the hosts now say ${now.master}`, {hint: 'start a new run (without --resume)'})
+  const selectors = {
+    'pair-master': [member(options.master)],
+    'pair-replica': [member(options.replica)],
+    'pair-members': [member(options.master), member(options.replica)],
+  }
   const resumeHint = `continue with: murderctl replication repair ${pair.backend.name} -i ${ctx.inv.path} --resume ${journal.run}`
   const result = await executeRun(ctx, journal, playbook, {options, dryRun: req.dryRun, resumed: Boolean(req.resume), selectors, resumeHint}, hooks)
   const verified = (result.results.find((r) => r.step === 'verify' && r.status === 'done')?.data?.verified ?? []) as RepairResult['verified']

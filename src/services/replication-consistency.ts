@@ -61,10 +61,21 @@ export async function replicationConsistencyCheck(ctx: MurderContext, opts: {sta
       const roles = await pairRoles(ctx, pair)
       const master = roles.master === pair.backend.name ? pair.backend : pair.replica
       const inboxes = await userInboxes(ctx, master)
-      const users = new Set([...sample(inboxes, t.replicationSampleUsers), ...Object.keys(before).map(inboxOf).filter((x): x is string => !!x)])
+      const users = new Set([
+        ...sample(inboxes, t.replicationSampleUsers),
+        ...Object.keys(before)
+          .map(inboxOf)
+          .filter((x): x is string => !!x),
+      ])
       const audit = await auditPair(ctx, pair, {selection: treesOf([...users]), settleSeconds: 2, includeLogged: true})
       const k = audit.counts
-      const figures = {users_sampled: users.size, users_total: inboxes.length, mailboxes_compared: k.mailboxes, conflicts: k.conflict, drifting: k.drift + k.missingOnMaster + k.missingOnReplica}
+      const figures = {
+        users_sampled: users.size,
+        users_total: inboxes.length,
+        mailboxes_compared: k.mailboxes,
+        conflicts: k.conflict,
+        drifting: k.drift + k.missingOnMaster + k.missingOnReplica,
+      }
       if (audit.state === 'CRITICAL' || audit.state === 'UNKNOWN') {
         // Keep the drift ages as they were: nothing was learnt about them.
         return {...base, state: audit.state, message: audit.summary, figures, fix: `murderctl replication audit ${pair.backend.name}`}
@@ -77,7 +88,14 @@ export async function replicationConsistencyCheck(ctx: MurderContext, opts: {sta
       const perf = {oldest_drift_seconds: {uom: 's' as const, warn: t.replicationDriftWarnSeconds, min: 0}}
       const f = {...figures, oldest_drift_seconds: Math.round(oldest)}
       if (oldest > t.replicationDriftWarnSeconds)
-        return {...base, state: 'WARNING', message: `${label}: ${drifting.length} mailboxes differ between the members, the oldest for ${Math.round(oldest)}s (${drifting.slice(0, 3).join(', ')})`, figures: f, perf, fix: `murderctl replication audit ${pair.backend.name}`}
+        return {
+          ...base,
+          state: 'WARNING',
+          message: `${label}: ${drifting.length} mailboxes differ between the members, the oldest for ${Math.round(oldest)}s (${drifting.slice(0, 3).join(', ')})`,
+          figures: f,
+          perf,
+          fix: `murderctl replication audit ${pair.backend.name}`,
+        }
       if (audit.state === 'WARNING' && !drifting.length) return {...base, state: 'WARNING', message: audit.summary, figures: f, perf}
       const tail = drifting.length ? `; ${drifting.length} mailboxes a moment behind (under ${t.replicationDriftWarnSeconds}s)` : ''
       return {...base, state: 'OK', message: `${label}: ${k.inSync} of ${k.mailboxes} sampled mailboxes (${users.size} users) in sync${tail}`, figures: f, perf}

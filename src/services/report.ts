@@ -139,7 +139,8 @@ export async function checkCopies(ctx: MurderContext, copies: {host: string; cop
       const out = r.stdout.trim()
       if (out === 'missing') return {...c, state: 'missing'}
       const sum = out.split(/\s+/)[0]
-      if (r.exitCode !== 0 || !/^[0-9a-f]{64}$/.test(sum)) return {...c, state: 'unchecked', reason: `sha256sum failed: ${r.stderr.trim().split('\n')[0] ?? r.exitCode}`}
+      if (r.exitCode !== 0 || !/^[0-9a-f]{64}$/.test(sum))
+        return {...c, state: 'unchecked', reason: `sha256sum failed: ${r.stderr.trim().split('\n')[0] ?? r.exitCode}`}
       return {...c, state: c.sha256 && sum !== c.sha256 ? 'changed' : 'present', sha256Now: sum}
     } catch (error) {
       return {...c, state: 'unchecked', reason: asMurderctlError(error).oneLine()}

@@ -37,17 +37,23 @@ export function newRun(ctx: MurderContext, start: RunStart): Journal {
 export function openRun(ctx: MurderContext, run: string, command: string, progress: (line: string) => void = () => {}): {journal: Journal; start: RunStart} {
   const journal = Journal.open(ctx.inv.stateDir, run)
   const events = journal.events()
-  if (journal.tornLine) progress(`note: the journal's last line was cut short (murderctl stopped while writing it) and is ignored: ${journal.tornLine.slice(0, 120)}`)
+  if (journal.tornLine)
+    progress(`note: the journal's last line was cut short (murderctl stopped while writing it) and is ignored: ${journal.tornLine.slice(0, 120)}`)
   const start = events.find((e) => e.event === 'run-start')?.data as (RunStart & {command?: string; murder?: string; inventory?: string}) | undefined
   if (!start) throw new AbortError(`run ${run} has no start record`, {hint: 'start a new run'})
-  if ((start.command ?? 'recover-master') !== command) throw new RefusedError(`run ${run} is a ${start.command} run, not ${command}`, {hint: `resume it with murderctl ${start.command} --resume ${run}`})
+  if ((start.command ?? 'recover-master') !== command)
+    throw new RefusedError(`run ${run} is a ${start.command} run, not ${command}`, {hint: `resume it with murderctl ${start.command} --resume ${run}`})
   if (start.dryRun) throw new RefusedError(`run ${run} was a dry run: there is nothing to resume`, {hint: 'start a real run (without --dry-run)'})
-  if (start.murder !== ctx.inv.name) throw new RefusedError(`run ${run} was made on murder "${start.murder ?? 'unknown'}", not "${ctx.inv.name}"`, {hint: "resume it with that murder's inventory"})
+  if (start.murder !== ctx.inv.name)
+    throw new RefusedError(`run ${run} was made on murder "${start.murder ?? 'unknown'}", not "${ctx.inv.name}"`, {
+      hint: "resume it with that murder's inventory",
+    })
   if (start.inventory !== inventoryFingerprint(ctx.inv))
     throw new RefusedError(`the murder's hosts are not those run ${run} started with (inventory fingerprint differs)`, {
       hint: 'resume with the inventory and the --skip-host flags the run started with, or start a new run',
     })
-  if (events.findLast((e) => e.event === 'run-end')?.data?.completed) throw new RefusedError(`run ${run} is complete`, {hint: 'nothing to resume; murderctl check shows the murder'})
+  if (events.findLast((e) => e.event === 'run-end')?.data?.completed)
+    throw new RefusedError(`run ${run} is complete`, {hint: 'nothing to resume; murderctl check shows the murder'})
   const owner = events.findLast((e) => e.event === 'note' && e.data?.owner)?.data?.owner as LockOwner | undefined
   if (owner && owner.pid !== process.pid && ownerAlive(owner) === true)
     throw new RefusedError(`run ${run} is still running: pid ${owner.pid} on ${owner.host} since ${owner.startedAt}`, {

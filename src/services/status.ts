@@ -17,7 +17,6 @@ import type {MurderContext} from '../host/context.js'
 import {scanDump} from '../host/mboxlist.js'
 import {childRunning, cyrusVersion, masterPid, readImapdConf, slaveConnected} from '../host/remote.js'
 
-
 export const HostStatus = z.object({
   name: z.string(),
   role: Role,
@@ -82,10 +81,7 @@ export async function mailboxCounts(ctx: MurderContext, host: Host): Promise<Ent
 }
 
 export async function readConfigs(ctx: MurderContext, host: Host): Promise<{imapd: Map<string, string>; cyrus: CyrusConf; cyrusText: string}> {
-  const [imapd, cyrusText] = await Promise.all([
-    readImapdConf(ctx, host),
-    ctx.pool.readFile(host, host.cyrus.cyrusConf).then((b) => b.toString('utf8')),
-  ])
+  const [imapd, cyrusText] = await Promise.all([readImapdConf(ctx, host), ctx.pool.readFile(host, host.cyrus.cyrusConf).then((b) => b.toString('utf8'))])
   return {imapd, cyrus: parseCyrusConf(cyrusText), cyrusText}
 }
 
@@ -180,7 +176,8 @@ export async function hostStatus(ctx: MurderContext, host: Host, opts: {counts?:
   try {
     await Promise.all(tasks)
     if (svc?.enabled && svc.mode !== 'master' && s.cyrusMaster.running) s.mupdate.slaveConnected = await slaveConnected(ctx, host)
-    if (sync) s.replication.rollingClient = !sync.enabled ? 'disabled' : s.cyrusMaster.running && (await childRunning(ctx, host, 'sync_client')) ? 'running' : 'stopped'
+    if (sync)
+      s.replication.rollingClient = !sync.enabled ? 'disabled' : s.cyrusMaster.running && (await childRunning(ctx, host, 'sync_client')) ? 'running' : 'stopped'
   } catch (error) {
     // Reachable, but a probe failed (a hung command, a tool that errs): say so and stop here.
     s.error = asMurderctlError(error).at({host: host.name}).oneLine()
@@ -190,7 +187,8 @@ export async function hostStatus(ctx: MurderContext, host: Host, opts: {counts?:
   if (!s.cyrusMaster.running) s.notes.push(`cyrus-master is not running (${host.cyrus.pidFile})`)
   if (s.servername && s.servername !== host.servername) s.notes.push(`imapd.conf says servername ${s.servername}, the inventory ${host.servername}`)
   if (s.pairConfig === 'mixed') s.notes.push('its config is half master, half replica (a failover stopped part-way, or a hand edit): see murderctl pair status')
-  if (s.mailboxes && s.mailboxes.withoutUniqueid > 0) s.notes.push(`${s.mailboxes.withoutUniqueid} local mailboxes have no uniqueid (Cyrus 3.6 cannot open them)`)
+  if (s.mailboxes && s.mailboxes.withoutUniqueid > 0)
+    s.notes.push(`${s.mailboxes.withoutUniqueid} local mailboxes have no uniqueid (Cyrus 3.6 cannot open them)`)
   if (s.mupdate.slaveConnected === false) s.notes.push('the mupdate slave is not connected to the master')
   return s
 }

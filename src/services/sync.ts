@@ -157,7 +157,15 @@ const planContent = (p: SyncPlan) =>
     master: p.master,
     backends: [...p.backends]
       .sort((a, b) => a.backend.localeCompare(b.backend))
-      .map((b) => ({backend: b.backend, servername: b.servername, ok: b.ok, warn: b.warn ?? null, conflicts: b.conflicts, localMailboxes: b.localMailboxes, fingerprint: b.fingerprint ?? null})),
+      .map((b) => ({
+        backend: b.backend,
+        servername: b.servername,
+        ok: b.ok,
+        warn: b.warn ?? null,
+        conflicts: b.conflicts,
+        localMailboxes: b.localMailboxes,
+        fingerprint: b.fingerprint ?? null,
+      })),
   })
 
 /**
@@ -166,13 +174,22 @@ const planContent = (p: SyncPlan) =>
  * file says. Returns the fresh plan: that is what gets applied, never the file's.
  */
 export async function freshPlanMatching(ctx: MurderContext, plan: SyncPlan): Promise<SyncPlan> {
-  const now = await planSync(ctx, selectBackends(ctx, plan.backends.map((b) => b.backend)))
+  const now = await planSync(
+    ctx,
+    selectBackends(
+      ctx,
+      plan.backends.map((b) => b.backend),
+    ),
+  )
   if (planContent(now) !== planContent(plan)) {
     const changed = plan.backends.filter((b) => {
       const n = now.backends.find((x) => x.backend === b.backend)
       return !n || planContent({...plan, backends: [n]}) !== planContent({...plan, backends: [b]})
     })
-    const what = [now.master.fingerprint !== plan.master.fingerprint || now.master.entries !== plan.master.entries ? `the master ${plan.master.host}` : '', ...changed.map((b) => b.backend)].filter(Boolean)
+    const what = [
+      now.master.fingerprint !== plan.master.fingerprint || now.master.entries !== plan.master.entries ? `the master ${plan.master.host}` : '',
+      ...changed.map((b) => b.backend),
+    ].filter(Boolean)
     throw new RefusedError(`the plan is stale or was edited: ${what.join(', ') || 'the murder'} differs from the plan made ${plan.createdAt}`, {
       host: changed[0]?.backend ?? plan.master.host,
       step: 'apply plan',
@@ -233,7 +250,11 @@ async function applyLocked(ctx: MurderContext, plan: SyncPlan, opts: ApplyOption
         out.remaining = after.ok ? changeCount(after) + after.conflicts.length : undefined
         out.verified = out.remaining === 0
         journal.write({event: out.verified ? 'step-done' : 'step-failed', step: 'verify', host: host.name, data: {remaining: out.remaining}})
-        if (!out.verified) out.error = {message: after.ok ? `${out.remaining} changes remain after the push` : `verification failed: ${after.error?.message}`, hint: 'run murderctl sync-backends --dry-run to see them'}
+        if (!out.verified)
+          out.error = {
+            message: after.ok ? `${out.remaining} changes remain after the push` : `verification failed: ${after.error?.message}`,
+            hint: 'run murderctl sync-backends --dry-run to see them',
+          }
       } catch (error) {
         const e = asMurderctlError(error).at({host: host.name})
         out.error = {message: e.message, hint: e.hint}

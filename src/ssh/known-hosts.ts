@@ -118,7 +118,14 @@ export function lookupNames(id: HostId): string[] {
 
 /** Both files OpenSSH reads, the user's and the system's (/etc/ssh/ssh_known_hosts), as one. */
 export function mergeKnownHosts(...files: KnownHosts[]): KnownHosts {
-  return {path: files.map((f) => f.path).filter(Boolean).join(' + '), entries: files.flatMap((f) => f.entries), invalid: files.flatMap((f) => f.invalid)}
+  return {
+    path: files
+      .map((f) => f.path)
+      .filter(Boolean)
+      .join(' + '),
+    entries: files.flatMap((f) => f.entries),
+    invalid: files.flatMap((f) => f.invalid),
+  }
 }
 
 /** `|1|salt|hmac`: a name as `HashKnownHosts yes` writes it. */
@@ -130,7 +137,10 @@ const globCache = new Map<string, RegExp>()
 function globMatch(pattern: string, name: string): boolean {
   let re = globCache.get(pattern)
   if (!re) {
-    const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')
+    const body = pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')
     globCache.set(pattern, (re = new RegExp(`^${body}$`, 'is')))
   }
   return re.test(name)
@@ -181,7 +191,13 @@ export function verifyHostKey(known: KnownHosts, id: HostId, keyBlob: Buffer): V
 
 /** Key types on file for a host (to ask the server for one of those first, as OpenSSH does). */
 export function knownKeyTypes(known: KnownHosts, id: HostId): string[] {
-  return [...new Set(applicable(known, id).filter((e) => !e.marker).map((e) => e.keyType))]
+  return [
+    ...new Set(
+      applicable(known, id)
+        .filter((e) => !e.marker)
+        .map((e) => e.keyType),
+    ),
+  ]
 }
 
 /** OpenSSH's fingerprint format: `SHA256:` + unpadded base64 of the blob's SHA-256. */

@@ -13,7 +13,17 @@ import type {AgentAuthMethod, ClientChannel, ConnectConfig, PublicKeyAuthMethod,
 import {BugError, HostKeyError, InventoryError, RemoteCommandError, RemoteTimeoutError, UnreachableError} from '../errors.js'
 import type {Host} from '../inventory/schema.js'
 import {Semaphore} from '../util/limit.js'
-import {type HostId, type KnownHosts, appendKnownHost, keyTypeOf, knownKeyTypes, loadKnownHosts, mergeKnownHosts, sha256Fingerprint, verifyHostKey} from './known-hosts.js'
+import {
+  type HostId,
+  type KnownHosts,
+  appendKnownHost,
+  keyTypeOf,
+  knownKeyTypes,
+  loadKnownHosts,
+  mergeKnownHosts,
+  sha256Fingerprint,
+  verifyHostKey,
+} from './known-hosts.js'
 import {commandLine, shellQuote} from './quote.js'
 import type {ExecOptions, ExecResult, RemoteCommand, RemoteShell} from './types.js'
 
@@ -129,7 +139,12 @@ function short(command: string, max = 160): string {
 }
 
 function firstLine(s: string): string {
-  return s.split('\n').map((l) => l.trim()).find(Boolean) ?? ''
+  return (
+    s
+      .split('\n')
+      .map((l) => l.trim())
+      .find(Boolean) ?? ''
+  )
 }
 
 function where(host: Host): string {
@@ -274,7 +289,8 @@ export class SshPool implements RemoteShell {
 
       const onAbort = () => stop(cancelled(host, command))
       const timer = setTimeout(
-        () => stop(new RemoteTimeoutError(`command on ${host.name} (${host.address}) timed out after ${timeoutMs / 1000}s: ${short(command)}`, {host: host.name})),
+        () =>
+          stop(new RemoteTimeoutError(`command on ${host.name} (${host.address}) timed out after ${timeoutMs / 1000}s: ${short(command)}`, {host: host.name})),
         timeoutMs,
       )
       opts.signal?.addEventListener('abort', onAbort, {once: true})
@@ -357,7 +373,9 @@ export class SshPool implements RemoteShell {
               exitCode,
               ...(exitSignal ? {signal: exitSignal} : {}),
               stdout: Buffer.concat(out),
-              stderr: withoutSudoNoise(Buffer.concat(err).toString('utf8'), host) + (errBytes > MAX_STDERR ? `\n[murderctl: stderr truncated after ${MAX_STDERR} bytes]\n` : ''),
+              stderr:
+                withoutSudoNoise(Buffer.concat(err).toString('utf8'), host) +
+                (errBytes > MAX_STDERR ? `\n[murderctl: stderr truncated after ${MAX_STDERR} bytes]\n` : ''),
               durationMs: Date.now() - started,
             })
           })
@@ -459,7 +477,12 @@ export class SshPool implements RemoteShell {
     return new Promise((resolve, reject) => {
       conn.client.forwardOut('127.0.0.1', 0, host.address, host.ssh.port, (err, stream) =>
         err
-          ? reject(new UnreachableError(`the bastion ${where(jump)} could not reach ${where(host)}: ${err.message}`, {host: host.name, hint: 'check the address and port as the bastion sees them, and AllowTcpForwarding on the bastion'}))
+          ? reject(
+              new UnreachableError(`the bastion ${where(jump)} could not reach ${where(host)}: ${err.message}`, {
+                host: host.name,
+                hint: 'check the address and port as the bastion sees them, and AllowTcpForwarding on the bastion',
+              }),
+            )
           : resolve(stream),
       )
     })
@@ -488,7 +511,10 @@ export class SshPool implements RemoteShell {
         try {
           keyProblem = this.checkHostKey(host, id, keyBlob)
         } catch (error) {
-          keyProblem = new HostKeyError(`cannot check the host key of ${host.name} (${where(host)}): ${(error as Error).message}`, {host: host.name, cause: error})
+          keyProblem = new HostKeyError(`cannot check the host key of ${host.name} (${where(host)}): ${(error as Error).message}`, {
+            host: host.name,
+            cause: error,
+          })
         }
         return keyProblem === undefined
       },
@@ -500,7 +526,10 @@ export class SshPool implements RemoteShell {
       prefer = knownKeyTypes(this.knownHosts(), id).flatMap((t) => HOST_KEY_ALGOS[t] ?? [])
     } catch (error) {
       return Promise.reject(
-        new HostKeyError(`cannot read the known_hosts file ${this.opts.knownHostsPath}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {host: host.name, cause: error}),
+        new HostKeyError(`cannot read the known_hosts file ${this.opts.knownHostsPath}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+          host: host.name,
+          cause: error,
+        }),
       )
     }
     if (prefer.length) cfg.algorithms = {serverHostKey: {remove: prefer, prepend: prefer, append: []}}
@@ -662,14 +691,18 @@ function readIdentity(host: Host, identity: string): Buffer {
   try {
     buf = readFileSync(identity)
   } catch (error) {
-    throw new InventoryError(`cannot read the SSH key ${identity} of host ${host.name}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {host: host.name})
+    throw new InventoryError(`cannot read the SSH key ${identity} of host ${host.name}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+      host: host.name,
+    })
   }
   const parsed = utils.parseKey(buf)
   if (parsed instanceof Error) {
     const encrypted = /encrypted|passphrase/i.test(parsed.message)
     throw new InventoryError(`${encrypted ? 'the SSH key is passphrase-protected' : `not a usable private key (${parsed.message})`}: ${identity}`, {
       host: host.name,
-      hint: encrypted ? 'load it into ssh-agent and drop ssh.identity for this host, or use a key without a passphrase' : 'point ssh.identity at an OpenSSH private key',
+      hint: encrypted
+        ? 'load it into ssh-agent and drop ssh.identity for this host, or use a key without a passphrase'
+        : 'point ssh.identity at an OpenSSH private key',
     })
   }
   return buf
@@ -705,13 +738,24 @@ function failed(host: Host, r: {command: string; exitCode: number | null; signal
 function classifyConnectError(err: Error & {code?: string; level?: string}, host: Host): UnreachableError {
   const at = where(host)
   const ctx = {host: host.name, cause: err}
-  if (err.code === 'ECONNREFUSED') return new UnreachableError(`connection refused on ${at}`, {...ctx, hint: 'is sshd running there, and are the address and ssh.port in the inventory right?'})
+  if (err.code === 'ECONNREFUSED')
+    return new UnreachableError(`connection refused on ${at}`, {
+      ...ctx,
+      hint: 'is sshd running there, and are the address and ssh.port in the inventory right?',
+    })
   if (err.level === 'client-authentication')
-    return new UnreachableError(`authentication failed for user ${host.ssh.user} on ${at}`, {...ctx, hint: 'check ssh.user and ssh.identity (or the keys in your ssh-agent) in the inventory'})
+    return new UnreachableError(`authentication failed for user ${host.ssh.user} on ${at}`, {
+      ...ctx,
+      hint: 'check ssh.user and ssh.identity (or the keys in your ssh-agent) in the inventory',
+    })
   if (err.level === 'client-timeout' || err.code === 'ETIMEDOUT')
-    return new UnreachableError(`no SSH answer from ${at} within ${host.ssh.connectTimeout}s`, {...ctx, hint: 'the host or the network is down; raise ssh.connectTimeout only if it is just slow'})
+    return new UnreachableError(`no SSH answer from ${at} within ${host.ssh.connectTimeout}s`, {
+      ...ctx,
+      hint: 'the host or the network is down; raise ssh.connectTimeout only if it is just slow',
+    })
   if (err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH') return new UnreachableError(`no route to ${at}`, ctx)
-  if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') return new UnreachableError(`cannot resolve ${host.address}`, {...ctx, hint: 'use an IP address or fix DNS'})
+  if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN')
+    return new UnreachableError(`cannot resolve ${host.address}`, {...ctx, hint: 'use an IP address or fix DNS'})
   if (err.code === 'ECONNRESET') return new UnreachableError(`connection reset by ${at}`, ctx)
   return new UnreachableError(`cannot connect to ${at}: ${firstLine(err.message)}`, ctx)
 }

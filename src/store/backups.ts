@@ -97,7 +97,10 @@ export function readVerifiedBackup(path: string): {data: Buffer; meta: BackupMet
   try {
     meta = BackupMeta.parse(JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')))
   } catch (error) {
-    throw new RefusedError(`${dir} is not a murderctl backup: ${(error as Error).message.split('\n')[0]}`, {step: 'verify backup', hint: 'name a folder made by murderctl backup'})
+    throw new RefusedError(`${dir} is not a murderctl backup: ${(error as Error).message.split('\n')[0]}`, {
+      step: 'verify backup',
+      hint: 'name a folder made by murderctl backup',
+    })
   }
   let data: Buffer
   try {
@@ -107,7 +110,10 @@ export function readVerifiedBackup(path: string): {data: Buffer; meta: BackupMet
   }
   const sum = createHash('sha256').update(data).digest('hex')
   if (sum !== meta.sha256 || data.length !== meta.bytes)
-    throw new RefusedError(`backup ${dir} is corrupt: sha256 ${sum} does not match the recorded ${meta.sha256}`, {step: 'verify backup', hint: 'use another backup (murderctl backup --list) or another --source'})
+    throw new RefusedError(`backup ${dir} is corrupt: sha256 ${sum} does not match the recorded ${meta.sha256}`, {
+      step: 'verify backup',
+      hint: 'use another backup (murderctl backup --list) or another --source',
+    })
   return {data, meta, dir}
 }
 

@@ -2,7 +2,22 @@
 // check`) sees either the old content or the new one, never half of it: write `<path>.<pid>.tmp`
 // in the same directory (rename is only atomic within one filesystem), fsync it, rename it over
 // the target, then fsync the directory so the rename survives a crash.
-import {accessSync, chmodSync, closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readSync, realpathSync, renameSync, rmSync, statSync, writeSync} from 'node:fs'
+import {
+  accessSync,
+  chmodSync,
+  closeSync,
+  constants,
+  fstatSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs'
 import {dirname, resolve} from 'node:path'
 import {AbortError} from '../errors.js'
 
@@ -73,7 +88,8 @@ export function stateDirProblem(dir: string): string | null {
   } catch {
     // not there yet: judged by its path and its nearest existing parent
   }
-  if (SPECIAL.some((p) => real === p || real.startsWith(`${p}/`))) return `${dir} is under ${real.split('/')[1] ? `/${real.split('/')[1]}` : real}, a pseudo-filesystem, not a place for files`
+  if (SPECIAL.some((p) => real === p || real.startsWith(`${p}/`)))
+    return `${dir} is under ${real.split('/')[1] ? `/${real.split('/')[1]}` : real}, a pseudo-filesystem, not a place for files`
   let probe = real
   for (;;) {
     try {
@@ -96,12 +112,20 @@ export function stateDirProblem(dir: string): string | null {
 /** A folder only this user can read (0700 whatever the umask), created with its parents. */
 export function ensurePrivateDir(dir: string): string {
   const problem = stateDirProblem(dir)
-  if (problem) throw new AbortError(`cannot keep state in ${dir}: ${problem}`, {step: 'state', hint: 'set stateDir in the inventory to a writable folder (murderctl inventory validate checks it)'})
+  if (problem)
+    throw new AbortError(`cannot keep state in ${dir}: ${problem}`, {
+      step: 'state',
+      hint: 'set stateDir in the inventory to a writable folder (murderctl inventory validate checks it)',
+    })
   try {
     mkdirSync(dir, {recursive: true, mode: PRIVATE_DIR})
     chmodSync(dir, PRIVATE_DIR)
   } catch (error) {
-    throw new AbortError(`cannot create ${dir}: ${(error as Error).message}`, {step: 'state', hint: 'set stateDir in the inventory to a writable folder', cause: error})
+    throw new AbortError(`cannot create ${dir}: ${(error as Error).message}`, {
+      step: 'state',
+      hint: 'set stateDir in the inventory to a writable folder',
+      cause: error,
+    })
   }
   return dir
 }

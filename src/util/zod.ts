@@ -2,7 +2,13 @@
 import type {z} from 'zod'
 
 /** Add an issue for every item whose key was seen before. */
-export function refineUnique<T>(ctx: z.RefinementCtx, items: readonly T[], key: (item: T) => string, path: (i: number) => (string | number)[], what: string): void {
+export function refineUnique<T>(
+  ctx: z.RefinementCtx,
+  items: readonly T[],
+  key: (item: T) => string,
+  path: (i: number) => (string | number)[],
+  what: string,
+): void {
   const seen = new Set<string>()
   items.forEach((item, i) => {
     const k = key(item)

@@ -27,7 +27,13 @@ describe('through a bastion', () => {
     const check = await murderctl(['check', '-i', inv, '--only', 'cyrus-master', '--only', 'slaves'])
     expect(check.exitCode, check.stdout).toBe(0)
     // A bastion whose key is not on file: refused, naming the bastion.
-    writeFileSync(join(dir, 'kh'), readFileSync(join(lab().dir, 'known_hosts'), 'utf8').split('\n').filter((l) => !l.includes(`${bastion} `) && !l.startsWith('mupdate,')).join('\n'))
+    writeFileSync(
+      join(dir, 'kh'),
+      readFileSync(join(lab().dir, 'known_hosts'), 'utf8')
+        .split('\n')
+        .filter((l) => !l.includes(`${bastion} `) && !l.startsWith('mupdate,'))
+        .join('\n'),
+    )
     doc.knownHosts = join(dir, 'kh')
     writeFileSync(inv, stringify(doc))
     const refused = await murderctl(['status', '-i', inv, '--json', '--no-counts'])

@@ -40,7 +40,19 @@ describe('murderctl check on the standard lab', () => {
     expect(n.stdout.split('\n')[0]).toMatch(/^MURDER OK: \d+ checks OK \| .*'master_mailboxes'=\d+/)
     const {r, report} = await jsonCheck()
     expect(r.exitCode).toBe(0)
-    expect(new Set(report.checks.map((c: any) => c.name))).toEqual(new Set(['mupdate-master', 'master-count', 'slaves', 'backend-consistency', 'cyrus-master', 'replication', 'uniqueid', 'replication-consistency', 'lock']))
+    expect(new Set(report.checks.map((c: any) => c.name))).toEqual(
+      new Set([
+        'mupdate-master',
+        'master-count',
+        'slaves',
+        'backend-consistency',
+        'cyrus-master',
+        'replication',
+        'uniqueid',
+        'replication-consistency',
+        'lock',
+      ]),
+    )
     const promFile = join(mkdtempSync(join(tmpdir(), 'murderctl-prom-')), 'murder.prom')
     const p = await check(['--format', 'prometheus', '--prometheus-file', promFile])
     expect(p.exitCode).toBe(0)
@@ -56,7 +68,11 @@ describe('murderctl check on the standard lab', () => {
     undo = () => onHost('mupdate', `${service()} start`)
     const {r, bad} = await jsonCheck()
     expect(r.exitCode).toBe(2)
-    expect(bad.find((c: any) => c.name === 'mupdate-master')).toMatchObject({state: 'CRITICAL', host: 'mupdate', message: expect.stringMatching(/mupdate does not answer/)})
+    expect(bad.find((c: any) => c.name === 'mupdate-master')).toMatchObject({
+      state: 'CRITICAL',
+      host: 'mupdate',
+      message: expect.stringMatching(/mupdate does not answer/),
+    })
     expect(bad.find((c: any) => c.name === 'cyrus-master' && c.host === 'mupdate').message).toMatch(/start it/)
   })
 
@@ -72,7 +88,10 @@ describe('murderctl check on the standard lab', () => {
   })
 
   it('a slave stopped: CRITICAL for that frontend', async () => {
-    await onHost('fe2', `sed 's/^\\tmupdate\\t/#&/' /etc/cyrus.conf > /etc/cyrus.conf.n && cp /etc/cyrus.conf /tmp/cyrus.conf.keep && mv /etc/cyrus.conf.n /etc/cyrus.conf && kill -HUP $(cat /run/cyrus-master.pid)`)
+    await onHost(
+      'fe2',
+      `sed 's/^\\tmupdate\\t/#&/' /etc/cyrus.conf > /etc/cyrus.conf.n && cp /etc/cyrus.conf /tmp/cyrus.conf.keep && mv /etc/cyrus.conf.n /etc/cyrus.conf && kill -HUP $(cat /run/cyrus-master.pid)`,
+    )
     undo = () => onHost('fe2', 'cp /tmp/cyrus.conf.keep /etc/cyrus.conf && kill -HUP $(cat /run/cyrus-master.pid) && sleep 1')
     const {r, bad} = await jsonCheck(['--only', 'slaves'])
     expect(r.exitCode).toBe(2)
@@ -90,7 +109,10 @@ describe('murderctl check on the standard lab', () => {
   })
 
   it('the rolling sync client stopped: CRITICAL for the pair', async () => {
-    await onHost('b1', `cp /etc/cyrus.conf /tmp/cyrus.conf.keep && sed 's/^\\tsyncclient/#&/' /etc/cyrus.conf > /etc/cyrus.conf.n && mv /etc/cyrus.conf.n /etc/cyrus.conf && kill -HUP $(cat /run/cyrus-master.pid)`)
+    await onHost(
+      'b1',
+      `cp /etc/cyrus.conf /tmp/cyrus.conf.keep && sed 's/^\\tsyncclient/#&/' /etc/cyrus.conf > /etc/cyrus.conf.n && mv /etc/cyrus.conf.n /etc/cyrus.conf && kill -HUP $(cat /run/cyrus-master.pid)`,
+    )
     undo = () => onHost('b1', 'cp /tmp/cyrus.conf.keep /etc/cyrus.conf && kill -HUP $(cat /run/cyrus-master.pid)')
     const {r, bad} = await jsonCheck(['--only', 'replication'])
     expect(r.exitCode).toBe(2)
@@ -130,7 +152,7 @@ describe('murderctl check on the standard lab', () => {
     expect(hung.stdout).toMatch(/b2.*timed out/)
   })
 
-  it('bad arguments are UNKNOWN (exit 3) on stdout, not oclif\'s exit 2', async () => {
+  it("bad arguments are UNKNOWN (exit 3) on stdout, not oclif's exit 2", async () => {
     const r = await check(['--only', 'no-such-check'])
     expect(r.exitCode).toBe(3)
     expect(r.stdout).toMatch(/^MURDER UNKNOWN: /)

@@ -22,7 +22,7 @@ const checkOk = async () => {
   expect(r.exitCode, r.stdout).toBe(0)
 }
 /** What each frontend resolves the pair's servername to. */
-const resolved = async (host: string) => (await onHost(host, "awk '$2 == \"b1\" { print $1 }' /etc/hosts")).stdout.trim()
+const resolved = async (host: string) => (await onHost(host, 'awk \'$2 == "b1" { print $1 }\' /etc/hosts')).stdout.trim()
 
 async function failover(args: string[]) {
   const r = await murderctl(['failover', 'b1', '-i', inv(), '--yes', '--json', ...args])
@@ -105,7 +105,12 @@ describe('failover of the replicated backend b1/b1r', () => {
     expect(back).toMatchObject({from: 'b1r', to: 'b1'})
     p = await pairStatus()
     expect(p).toMatchObject({active: 'b1', conflict: null})
-    expect(p.history.filter((h: any) => h.outcome === 'done').slice(-2).map((h: any) => `${h.from}>${h.to}`)).toEqual(['b1>b1r', 'b1r>b1'])
+    expect(
+      p.history
+        .filter((h: any) => h.outcome === 'done')
+        .slice(-2)
+        .map((h: any) => `${h.from}>${h.to}`),
+    ).toEqual(['b1>b1r', 'b1r>b1'])
     for (const fe of ['fe1', 'fe2']) expect(await resolved(fe)).toBe(labHost('b1').address)
     await checkOk()
   })

@@ -115,10 +115,15 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
       await resume(runIdOf(r), `Ctrl-C during step ${k}`)
       await assertNothingLost(before)
     }
-    rows.push({fault: 'Ctrl-C at each of the 13 step boundaries', command: 'recover-master', stoppedWith: 'exit 130, "stopped before step X"', then: '--resume: exit 0'})
+    rows.push({
+      fault: 'Ctrl-C at each of the 13 step boundaries',
+      command: 'recover-master',
+      stoppedWith: 'exit 130, "stopped before step X"',
+      then: '--resume: exit 0',
+    })
   })
 
-  it('a backend\'s sshd killed in the middle of the push', async () => {
+  it("a backend's sshd killed in the middle of the push", async () => {
     await loseMasterDb()
     const r = await recoverWithFault(/\[11\/14\] /, () => killSshd('b2'))
     try {
@@ -129,10 +134,15 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
       await startSshd('b2')
     }
     await resume(runIdOf(r), 'b2 sshd killed')
-    rows.push({fault: "a backend's sshd killed mid-step", command: 'recover-master', stoppedWith: 'exit 4, host b2, step push', then: 'sshd back, --resume: exit 0'})
+    rows.push({
+      fault: "a backend's sshd killed mid-step",
+      command: 'recover-master',
+      stoppedWith: 'exit 4, host b2, step push',
+      then: 'sshd back, --resume: exit 0',
+    })
   })
 
-  it('the master\'s cyrus-master killed in the middle of the push', async () => {
+  it("the master's cyrus-master killed in the middle of the push", async () => {
     await loseMasterDb()
     // Killed as the push starts (while the backends' dbs are saved, just before): a push of 40
     // mailboxes is over before a kill from outside lands.
@@ -146,7 +156,12 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
       await startMaster()
     }
     await resume(runIdOf(r), 'master killed')
-    rows.push({fault: "the master's cyrus-master killed mid-push", command: 'recover-master', stoppedWith: 'exit 1, host b1/b2, step push (cannot reach MUPDATE)', then: 'master started, --resume: exit 0'})
+    rows.push({
+      fault: "the master's cyrus-master killed mid-push",
+      command: 'recover-master',
+      stoppedWith: 'exit 1, host b1/b2, step push (cannot reach MUPDATE)',
+      then: 'master started, --resume: exit 0',
+    })
   })
 
   it('a second operator starting a run is refused while the first goes on', async () => {
@@ -162,17 +177,33 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
     expect(second!.json.error.message).toMatch(/another run holds the murder's lock: run \S+ \(recover-master, pid \d+ on /)
     expect(second!.json.error.hint).not.toMatch(/--resume/)
     // Resuming the first run while it lives is refused too (it finished here: refused as complete).
-    const resumeBeside = await murderctl(['recover-master', '-i', lab().inventory, '--resume', runIdOf({stderr: `--resume ${first.stderr.match(/runs\/(\S+?)\/journal/)![1]}`}), '--yes', '--json'])
+    const resumeBeside = await murderctl([
+      'recover-master',
+      '-i',
+      lab().inventory,
+      '--resume',
+      runIdOf({stderr: `--resume ${first.stderr.match(/runs\/(\S+?)\/journal/)![1]}`}),
+      '--yes',
+      '--json',
+    ])
     figures.runs++
     expect(resumeBeside.exitCode).toBe(7)
-    rows.push({fault: 'a second operator starting a run', command: 'recover-master', stoppedWith: 'the second: exit 7, host mupdate, step lock, owner pid/host/start shown', then: 'the first: exit 0'})
+    rows.push({
+      fault: 'a second operator starting a run',
+      command: 'recover-master',
+      stoppedWith: 'the second: exit 7, host mupdate, step lock, owner pid/host/start shown',
+      then: 'the first: exit 0',
+    })
   })
 
-  it('the master\'s disk full when the copy aside is made', async () => {
+  it("the master's disk full when the copy aside is made", async () => {
     const lib = join(lab().dir, 'hosts', 'mupdate', 'lib')
     await loseMasterDb(undefined, {restart: false})
     // The master's configdirectory on a small tmpfs of its own.
-    await onHost('mupdate', `d=$(mktemp -d) && cp -a /var/lib/cyrus/. "$d"/ && mount -t tmpfs -o size=16m,mode=750 fault-full /var/lib/cyrus && cp -a "$d"/. /var/lib/cyrus/ && chown cyrus:mail /var/lib/cyrus && rm -rf "$d" && ${svc()} start`)
+    await onHost(
+      'mupdate',
+      `d=$(mktemp -d) && cp -a /var/lib/cyrus/. "$d"/ && mount -t tmpfs -o size=16m,mode=750 fault-full /var/lib/cyrus && cp -a "$d"/. /var/lib/cyrus/ && chown cyrus:mail /var/lib/cyrus && rm -rf "$d" && ${svc()} start`,
+    )
     try {
       // Stopped before the copy aside, the disk fills, then the run goes on.
       const stopped = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes'], {interruptWhen: /\[8\/14\] /})
@@ -192,9 +223,17 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
       await resume(run, 'disk full')
     } finally {
       // The tmpfs's files (the db, the copies aside) back onto the lab's own folder.
-      await onHost('mupdate', `${svc()} stop; rm -f /var/lib/cyrus/fault-filler; if mountpoint -q /var/lib/cyrus && [ "$(stat -f -c %T /var/lib/cyrus)" = tmpfs ]; then find ${lib} -mindepth 1 -delete && cp -a /var/lib/cyrus/. ${lib}/ && umount /var/lib/cyrus; fi; ${svc()} start`)
+      await onHost(
+        'mupdate',
+        `${svc()} stop; rm -f /var/lib/cyrus/fault-filler; if mountpoint -q /var/lib/cyrus && [ "$(stat -f -c %T /var/lib/cyrus)" = tmpfs ]; then find ${lib} -mindepth 1 -delete && cp -a /var/lib/cyrus/. ${lib}/ && umount /var/lib/cyrus; fi; ${svc()} start`,
+      )
     }
-    rows.push({fault: "the master's disk full at the copy aside (16 MB tmpfs)", command: 'recover-master', stoppedWith: 'exit 1, host mupdate, step save-master-db, "No space left on device"; no partial copy left', then: 'space freed, --resume: exit 0'})
+    rows.push({
+      fault: "the master's disk full at the copy aside (16 MB tmpfs)",
+      command: 'recover-master',
+      stoppedWith: 'exit 1, host mupdate, step save-master-db, "No space left on device"; no partial copy left',
+      then: 'space freed, --resume: exit 0',
+    })
   })
 
   it('a host key changed in the middle of the run', async () => {
@@ -219,7 +258,12 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
       await startSshd('b2')
     }
     await resume(runIdOf(r), 'host key changed')
-    rows.push({fault: 'a host key changed mid-run', command: 'recover-master', stoppedWith: 'exit 5, host b2, step diff, "host key"', then: 'the right key back, --resume: exit 0'})
+    rows.push({
+      fault: 'a host key changed mid-run',
+      command: 'recover-master',
+      stoppedWith: 'exit 5, host b2, step diff, "host key"',
+      then: 'the right key back, --resume: exit 0',
+    })
   })
 
   it('a Cyrus tool printing an error and exiting 0', async () => {
@@ -232,7 +276,12 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
     expect(r.json.error).toMatchObject({host: 'b2', step: 'push'})
     // The fix is outside murderctl (here: the real tool back); the same run then finishes.
     await resume(runIdOf(r), 'tool error with exit 0')
-    rows.push({fault: 'a Cyrus tool printing an error and exiting 0 (ctl_mboxlist -m)', command: 'recover-master', stoppedWith: `exit ${r.exitCode}, host b2, step push`, then: '--resume: exit 0'})
+    rows.push({
+      fault: 'a Cyrus tool printing an error and exiting 0 (ctl_mboxlist -m)',
+      command: 'recover-master',
+      stoppedWith: `exit ${r.exitCode}, host b2, step push`,
+      then: '--resume: exit 0',
+    })
   })
 })
 
@@ -261,7 +310,10 @@ beforeAll(async () => {
   for (const h of ['b1', 'b2']) {
     const bin = join(lab().dir, `fault-bin-${h}`)
     fakeToolInventory(h)
-    await onHost(h, `mkdir -p ${bin} && for f in /usr/lib/cyrus/bin/*; do ln -sf "$f" ${bin}/; done && rm -f ${bin}/ctl_mboxlist && cp ${join(lab().dir, `fault-bin-${h}.sh`)} ${bin}/ctl_mboxlist && chmod 755 ${bin}/ctl_mboxlist`)
+    await onHost(
+      h,
+      `mkdir -p ${bin} && for f in /usr/lib/cyrus/bin/*; do ln -sf "$f" ${bin}/; done && rm -f ${bin}/ctl_mboxlist && cp ${join(lab().dir, `fault-bin-${h}.sh`)} ${bin}/ctl_mboxlist && chmod 755 ${bin}/ctl_mboxlist`,
+    )
   }
 })
 
@@ -293,10 +345,12 @@ describe('fault matrix: sync-backends --yes (apply)', () => {
     await onHost('mupdate', `${svc()} start`)
     for (const b of BACKENDS) await onHost(b, `${CTL} -m -a`).catch(() => {})
     await waitLabHealthy(60_000)
-    process.stderr.write(`\n[fault matrix] ${JSON.stringify(figures)}\n${rows.map((r) => `| ${r.fault} | ${r.command} | ${r.stoppedWith} | ${r.then} |`).join('\n')}\n`)
+    process.stderr.write(
+      `\n[fault matrix] ${JSON.stringify(figures)}\n${rows.map((r) => `| ${r.fault} | ${r.command} | ${r.stoppedWith} | ${r.then} |`).join('\n')}\n`,
+    )
   })
 
-  it('a backend\'s sshd killed while the plan is made', async () => {
+  it("a backend's sshd killed while the plan is made", async () => {
     await diverge()
     const r = await syncInjected(() => killSshd('b1'))
     figures.runs++
@@ -308,10 +362,15 @@ describe('fault matrix: sync-backends --yes (apply)', () => {
       await startSshd('b1')
     }
     await syncAgain('sshd killed')
-    rows.push({fault: "a backend's sshd killed mid-step", command: 'sync-backends', stoppedWith: 'exit 4, host b1, step plan; nothing applied', then: 'run again: exit 0'})
+    rows.push({
+      fault: "a backend's sshd killed mid-step",
+      command: 'sync-backends',
+      stoppedWith: 'exit 4, host b1, step plan; nothing applied',
+      then: 'run again: exit 0',
+    })
   })
 
-  it('the master\'s cyrus-master killed as the run starts', async () => {
+  it("the master's cyrus-master killed as the run starts", async () => {
     await diverge()
     const r = await syncInjected(killCyrusMaster)
     figures.runs++
@@ -322,14 +381,29 @@ describe('fault matrix: sync-backends --yes (apply)', () => {
     await onHost('mupdate', `${svc()} start`)
     await waitLabHealthy(60_000)
     await syncAgain('master killed')
-    rows.push({fault: "the master's cyrus-master killed (as the run plans)", command: 'sync-backends', stoppedWith: `exit ${r.exitCode}, hosts b1/b2, step plan: cannot reach the MUPDATE master; nothing applied`, then: 'master started, run again: exit 0'})
+    rows.push({
+      fault: "the master's cyrus-master killed (as the run plans)",
+      command: 'sync-backends',
+      stoppedWith: `exit ${r.exitCode}, hosts b1/b2, step plan: cannot reach the MUPDATE master; nothing applied`,
+      then: 'master started, run again: exit 0',
+    })
   })
 
   it('a run in progress elsewhere: refused while the lock is held', async () => {
     await diverge()
     // A recovery's lock, held by a live process of this machine (this test runner).
-    const owner = JSON.stringify({run: '20261128T000000Z-recover-master-live', host: (await import('node:os')).hostname(), pid: process.pid, startedAt: new Date().toISOString(), command: 'recover-master'})
-    await onHost('mupdate', `mkdir /var/lib/cyrus/murderctl-recovery.lock && echo 20261128T000000Z-recover-master-live > /var/lib/cyrus/murderctl-recovery.lock/run && cat > /var/lib/cyrus/murderctl-recovery.lock/owner`, owner)
+    const owner = JSON.stringify({
+      run: '20261128T000000Z-recover-master-live',
+      host: (await import('node:os')).hostname(),
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      command: 'recover-master',
+    })
+    await onHost(
+      'mupdate',
+      `mkdir /var/lib/cyrus/murderctl-recovery.lock && echo 20261128T000000Z-recover-master-live > /var/lib/cyrus/murderctl-recovery.lock/run && cat > /var/lib/cyrus/murderctl-recovery.lock/owner`,
+      owner,
+    )
     try {
       const r = await sync()
       figures.runs++
@@ -341,7 +415,12 @@ describe('fault matrix: sync-backends --yes (apply)', () => {
       await onHost('mupdate', 'rm -r /var/lib/cyrus/murderctl-recovery.lock')
     }
     await syncAgain('lock held')
-    rows.push({fault: 'a second operator starting a run', command: 'sync-backends', stoppedWith: 'exit 7, host mupdate, step lock; nothing applied', then: 'lock released, run again: exit 0'})
+    rows.push({
+      fault: 'a second operator starting a run',
+      command: 'sync-backends',
+      stoppedWith: 'exit 7, host mupdate, step lock; nothing applied',
+      then: 'lock released, run again: exit 0',
+    })
   })
 
   it('a Cyrus tool printing an error and exiting 0', async () => {
@@ -352,6 +431,11 @@ describe('fault matrix: sync-backends --yes (apply)', () => {
     expect(r.exitCode, r.stdout).not.toBe(0)
     expect(JSON.stringify(r.json)).toMatch(/b1/)
     await syncAgain('tool error with exit 0')
-    rows.push({fault: 'a Cyrus tool printing an error and exiting 0', command: 'sync-backends', stoppedWith: `exit ${r.exitCode}, host b1, push not verified`, then: 'run again: exit 0'})
+    rows.push({
+      fault: 'a Cyrus tool printing an error and exiting 0',
+      command: 'sync-backends',
+      stoppedWith: `exit ${r.exitCode}, host b1, push not verified`,
+      then: 'run again: exit 0',
+    })
   })
 })

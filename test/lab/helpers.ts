@@ -23,9 +23,21 @@ export interface CliResult {
  */
 export async function murderctl(
   args: string[],
-  opts: {env?: Record<string, string>; timeoutMs?: number; interruptWhen?: RegExp; signal?: NodeJS.Signals; injectWhen?: RegExp; inject?: () => Promise<unknown>} = {},
+  opts: {
+    env?: Record<string, string>
+    timeoutMs?: number
+    interruptWhen?: RegExp
+    signal?: NodeJS.Signals
+    injectWhen?: RegExp
+    inject?: () => Promise<unknown>
+  } = {},
 ): Promise<CliResult> {
-  const child = execa('node', [BIN, ...args], {reject: false, env: {...opts.env, FORCE_COLOR: '0', NODE_ENV: 'production'}, stdin: 'ignore', timeout: opts.timeoutMs ?? 300_000})
+  const child = execa('node', [BIN, ...args], {
+    reject: false,
+    env: {...opts.env, FORCE_COLOR: '0', NODE_ENV: 'production'},
+    stdin: 'ignore',
+    timeout: opts.timeoutMs ?? 300_000,
+  })
   let sent = false
   if (opts.interruptWhen) {
     let seen = ''
@@ -71,7 +83,11 @@ export async function murderctl(
  */
 export async function murderctlTty(args: string[], answers: {when: RegExp; send: string}[], timeoutMs = 300_000): Promise<{exitCode: number; output: string}> {
   const line = ['node', BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
-  const child = execa('script', ['-qfec', line, '/dev/null'], {reject: false, env: {FORCE_COLOR: '0', NODE_ENV: 'production', TERM: 'dumb', COLUMNS: '200'}, timeout: timeoutMs})
+  const child = execa('script', ['-qfec', line, '/dev/null'], {
+    reject: false,
+    env: {FORCE_COLOR: '0', NODE_ENV: 'production', TERM: 'dumb', COLUMNS: '200'},
+    timeout: timeoutMs,
+  })
   let seen = ''
   let from = 0
   let next = 0

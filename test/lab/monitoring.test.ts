@@ -57,7 +57,10 @@ describe('monitoring samples in the README', () => {
     const [service, timer] = units.split(/^# \/etc\/systemd\/system\/murderctl-check\.timer\n/m)
     writeFileSync(join(dir, 'murderctl-check.service'), local(service))
     writeFileSync(join(dir, 'murderctl-check.timer'), timer)
-    const v = await execa('systemd-analyze', ['verify', join(dir, 'murderctl-check.service'), join(dir, 'murderctl-check.timer')], {reject: false, env: {SYSTEMD_LOG_LEVEL: 'warning'}})
+    const v = await execa('systemd-analyze', ['verify', join(dir, 'murderctl-check.service'), join(dir, 'murderctl-check.timer')], {
+      reject: false,
+      env: {SYSTEMD_LOG_LEVEL: 'warning'},
+    })
     expect(v.exitCode, v.stderr).toBe(0)
     expect(v.stderr).not.toMatch(/murderctl-check/)
     const exec = /^ExecStart=(.*)$/m.exec(local(service))![1]
@@ -67,7 +70,7 @@ describe('monitoring samples in the README', () => {
 })
 
 describe('check fails loudly', () => {
-  it('writes the Prometheus file with up 0 and the murder\'s label when it cannot check', async () => {
+  it("writes the Prometheus file with up 0 and the murder's label when it cannot check", async () => {
     const prom = join(dir, 'failed.prom')
     writeFileSync(prom, 'murder_check_up{murder="lab"} 1\n') // the last good run's file
     const bad = await murderctl(['check', '-i', lab().inventory, '--format', 'prometheus', '--prometheus-file', prom, '--only', 'no-such-check'])

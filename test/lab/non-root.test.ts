@@ -15,10 +15,14 @@ describe('a non-root operator account with sudo', () => {
     await onHost('b2', 'rm -f /etc/sudoers.d/murderctl; userdel murderop 2>/dev/null; true')
   })
 
-  it('status, check and a sync-backends dry run work as murderop on b2, through the README\'s sudoers rule', async () => {
+  it("status, check and a sync-backends dry run work as murderop on b2, through the README's sudoers rule", async () => {
     // On b2 only (its /etc is its own): the account and the rule, checked by visudo first.
     await onHost('b2', 'id murderop >/dev/null 2>&1 || { useradd -M -d / -s /bin/sh murderop && usermod -p "*" murderop; }')
-    await onHost('b2', 'cat > /etc/sudoers.d/murderctl.new && visudo -cq -f /etc/sudoers.d/murderctl.new && chmod 0440 /etc/sudoers.d/murderctl.new && mv /etc/sudoers.d/murderctl.new /etc/sudoers.d/murderctl', rule.replaceAll('ops', 'murderop'))
+    await onHost(
+      'b2',
+      'cat > /etc/sudoers.d/murderctl.new && visudo -cq -f /etc/sudoers.d/murderctl.new && chmod 0440 /etc/sudoers.d/murderctl.new && mv /etc/sudoers.d/murderctl.new /etc/sudoers.d/murderctl',
+      rule.replaceAll('ops', 'murderop'),
+    )
     const dir = mkdtempSync(join(tmpdir(), 'murderctl-sudo-'))
     const doc = parse(readFileSync(lab().inventory, 'utf8'))
     doc.knownHosts = join(lab().dir, 'known_hosts')

@@ -21,7 +21,13 @@ describe('packages', () => {
 
   it('the npm package holds the built CLI, its manifest and playbooks, without source maps or tests', async () => {
     const files = (await execa('tar', ['-tzf', join(out, 'murderctl-0.1.0.tgz')])).stdout.split('\n')
-    for (const f of ['package/bin/run.js', 'package/oclif.manifest.json', 'package/dist/commands/recover-master.js', 'package/dist/src/index.js', 'package/playbooks/recover-master-standard-backends.yaml'])
+    for (const f of [
+      'package/bin/run.js',
+      'package/oclif.manifest.json',
+      'package/dist/commands/recover-master.js',
+      'package/dist/src/index.js',
+      'package/playbooks/recover-master-standard-backends.yaml',
+    ])
       expect(files).toContain(f)
     expect(files.filter((f) => f.endsWith('.map') || f.includes('/test/') || f.endsWith('.ts'))).toEqual([])
   })
@@ -34,6 +40,10 @@ describe('packages', () => {
     expect(version.stdout).toMatch(/^murderctl\/0\.1\.0 linux-x64 node-v20\./)
     const status = await execa('/usr/bin/murderctl', ['status', '-i', lab().inventory, '--json', '--no-counts'], {reject: false, env: {PATH: '/usr/bin:/bin'}})
     expect(status.exitCode, status.stderr).toBe(0)
-    expect(JSON.parse(status.stdout).hosts.map((h: any) => h.name).sort()).toEqual(['b1', 'b1r', 'b2', 'fe1', 'fe2', 'mupdate'])
+    expect(
+      JSON.parse(status.stdout)
+        .hosts.map((h: any) => h.name)
+        .sort(),
+    ).toEqual(['b1', 'b1r', 'b2', 'fe1', 'fe2', 'mupdate'])
   })
 })

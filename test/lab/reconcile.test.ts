@@ -43,7 +43,11 @@ async function asOwner(host: string, mailbox: string): Promise<Seen[] | null> {
       .filter((l) => / FETCH /.test(l))
       .map((l, i) => ({
         uid: Number(/UID (\d+)/.exec(l)![1]),
-        flags: /FLAGS \(([^)]*)\)/.exec(l)![1]!.split(' ').filter((f) => f && f !== '\\Recent').sort(),
+        flags: /FLAGS \(([^)]*)\)/
+          .exec(l)![1]!
+          .split(' ')
+          .filter((f) => f && f !== '\\Recent')
+          .sort(),
         internalDate: parseDate(/INTERNALDATE "([^"]+)"/.exec(l)![1]!),
         messageId: /Message-ID:\s*(\S+)/i.exec(r.literals[i]!.toString())![1]!,
       }))
@@ -105,7 +109,9 @@ describe('reconcile after a hard failover (split brain on b1/b1r)', () => {
     expect(r.json.report.figures).toMatchObject({atRisk: 8, recovered: 8, lost: 0})
     expect(await assertJournalCopiesIntact(r.json.journal)).toBeGreaterThan(0)
     const f = r.json.report.figures
-    process.stderr.write(`[reconcile] messages at risk ${f.atRisk}, recovered ${f.recovered}, lost ${f.lost}, ${f.bytes} bytes, ${f.mailboxesRecreated} recreated, ${f.mailboxesRecovered} recovered, ${f.uidCollisions} UID collisions, ${f.durationMs} ms\n`)
+    process.stderr.write(
+      `[reconcile] messages at risk ${f.atRisk}, recovered ${f.recovered}, lost ${f.lost}, ${f.bytes} bytes, ${f.mailboxesRecreated} recreated, ${f.mailboxesRecovered} recovered, ${f.uidCollisions} UID collisions, ${f.durationMs} ms\n`,
+    )
     // Verified before anything on b1: its spool is exactly as it was, and it is still FENCED.
     expect(await spoolDigest('b1')).toBe(b1Before)
     for (const m of record.messages.filter((x) => x.member === 'b1')) {
@@ -116,7 +122,8 @@ describe('reconcile after a hard failover (split brain on b1/b1r)', () => {
       expect(found[0]!.internalDate).toBe(m.internalDate)
     }
     // b1r's own messages are still there, once.
-    for (const m of record.messages.filter((x) => x.member === 'b1r')) expect((await asOwner('b1r', m.mailbox))!.filter((x) => x.messageId === m.messageId)).toHaveLength(1)
+    for (const m of record.messages.filter((x) => x.member === 'b1r'))
+      expect((await asOwner('b1r', m.mailbox))!.filter((x) => x.messageId === m.messageId)).toHaveLength(1)
     // The recreated mailbox went through the murder: the mupdate master lists it on b1.
     expect((await listOf('mupdate')).get(record.createdOnOld)).toBe('b1')
     // The plan file is stale now (nothing left to reinject): refused.
@@ -133,12 +140,19 @@ describe('reconcile after a hard failover (split brain on b1/b1r)', () => {
     expect(r.json.oldCleanup.expunged).toBeGreaterThan(0)
     expect(await assertJournalCopiesIntact(r.json.journal)).toBeGreaterThan(0)
     // Nothing on b1 changed before the recovery was verified: the journal's order.
-    const events = readFileSync(r.json.journal, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    const events = readFileSync(r.json.journal, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
     const verified = events.findIndex((e) => e.event === 'step-done' && e.step === 'verify')
     const firstOnOld = events.findIndex((e) => e.event === 'step-start' && e.host === 'b1' && e.step !== 'start-old')
     expect(verified).toBeGreaterThan(0)
     expect(firstOnOld).toBeGreaterThan(verified)
-    for (const m of record.messages) expect((await asOwner('b1r', targetOf(m.mailbox)))!.filter((x) => x.messageId === m.messageId), m.messageId).toHaveLength(1)
+    for (const m of record.messages)
+      expect(
+        (await asOwner('b1r', targetOf(m.mailbox)))!.filter((x) => x.messageId === m.messageId),
+        m.messageId,
+      ).toHaveLength(1)
     // Independently of reconcile's own comparison: the same messages, mailbox by mailbox, on both.
     for (const name of [...new Set(record.messages.map((m) => targetOf(m.mailbox)))]) {
       const [a, b] = [await asOwner('b1r', name), await asOwner('b1', name)]

@@ -4,7 +4,18 @@ import {join} from 'node:path'
 import {tmpdir} from 'node:os'
 import {afterEach, beforeAll, describe, expect, it} from 'vitest'
 import {parse} from 'yaml'
-import {assertAllJournalCopiesIntact, assertJournalCopiesIntact, journalEvents, lab, labChecksums, listOf, loseMasterDb, murderctl, murderctlInterrupted, onHost} from './helpers.js'
+import {
+  assertAllJournalCopiesIntact,
+  assertJournalCopiesIntact,
+  journalEvents,
+  lab,
+  labChecksums,
+  listOf,
+  loseMasterDb,
+  murderctl,
+  murderctlInterrupted,
+  onHost,
+} from './helpers.js'
 
 let before: Map<string, string>
 
@@ -24,7 +35,7 @@ describe('recover-master on the standard lab', () => {
     await assertAllJournalCopiesIntact()
   })
 
-  it('never overwrites a saved copy: a forced rebuild keeps the healthy master\'s db as it was', async () => {
+  it("never overwrites a saved copy: a forced rebuild keeps the healthy master's db as it was", async () => {
     // Finding 1 of issue 10: save-master-db used to cp -p the new, empty db over the copy that
     // set-aside-master-db had moved aside, destroying the 40-entry original.
     const original = (await onHost('mupdate', 'sha256sum /var/lib/cyrus/mailboxes.db')).stdout.split(' ')[0]
@@ -150,13 +161,16 @@ describe('recover-master on the standard lab', () => {
     await expectWhole()
   })
 
-  it('runs an operator\'s edited copy of a playbook, and refuses one written for the other mode', async () => {
+  it("runs an operator's edited copy of a playbook, and refuses one written for the other mode", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'murderctl-pb-'))
     const shipped = (name: string) => readFileSync(join(import.meta.dirname, '../../playbooks', `${name}.yaml`), 'utf8')
     // The site's own runbook: the frontends' lists saved aside too, before the master changes.
     const site = shipped('recover-master-standard-frontend')
       .replace('name: recover-master-standard-frontend', 'name: site-recover-from-frontend')
-      .replace('  - {id: stop-master,', `  - {id: save-frontend-dbs, title: "Copy every frontend's mailboxes.db aside", hosts: frontends, action: copy-aside-db}\n  - {id: stop-master,`)
+      .replace(
+        '  - {id: stop-master,',
+        `  - {id: save-frontend-dbs, title: "Copy every frontend's mailboxes.db aside", hosts: frontends, action: copy-aside-db}\n  - {id: stop-master,`,
+      )
     writeFileSync(join(dir, 'site.yaml'), site)
     writeFileSync(join(dir, 'unified.yaml'), shipped('recover-master-unified-backends'))
     await loseMasterDb(undefined, {restart: false})

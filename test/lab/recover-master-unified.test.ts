@@ -53,15 +53,19 @@ describe('recover-master on a unified lab', () => {
     expect(refused.json.error.message).toMatch(/before step lock \(nothing was changed\)/)
     expect(await labChecksumsOf(state.dir)).toEqual(sums)
     // At a terminal: yes to the plan, no at the diff: the run stops after the diff, slaves off.
-    const first = await murderctlTty(['recover-master', '-i', state.inventory], [
-      {when: /Go ahead with this plan\? \[y\/N\]/, send: 'y\n'},
-      {when: /with these changes\? \[y\/N\]/, send: 'n\n'},
-    ])
+    const first = await murderctlTty(
+      ['recover-master', '-i', state.inventory],
+      [
+        {when: /Go ahead with this plan\? \[y\/N\]/, send: 'y\n'},
+        {when: /with these changes\? \[y\/N\]/, send: 'n\n'},
+      ],
+    )
     expect(first.exitCode, first.output).toBe(1)
     expect(first.output).toMatch(/The plan: these steps change hosts/)
     expect(first.output).toMatch(/stopped after step diff/)
     const run = first.output.match(/--resume (\S+)/)![1]
-    for (const b of ['b1', 'b2']) expect((await onHost(b, 'grep -c "^#.*mupdate.*disabled by murderctl" /etc/cyrus.conf', undefined, state.dir)).stdout.trim()).toBe('1')
+    for (const b of ['b1', 'b2'])
+      expect((await onHost(b, 'grep -c "^#.*mupdate.*disabled by murderctl" /etc/cyrus.conf', undefined, state.dir)).stdout.trim()).toBe('1')
     // The diff left out the remote entries a plain -m would have claimed (none left here: the
     // slaves dropped them already) and offers each backend's own mailboxes.
     // Now b2 becomes unreachable.
@@ -85,10 +89,15 @@ describe('recover-master on a unified lab', () => {
     }
   })
 
-  it('pushes only local mailboxes: a plain -m on an empty master would claim the other backend\'s', async () => {
+  it("pushes only local mailboxes: a plain -m on an empty master would claim the other backend's", async () => {
     // Slaves off by hand (as the runbook does), then the master lost: the remote entries stay.
     for (const b of ['b1', 'b2'])
-      await onHost(b, 'sed "s/^\\tmupdate\\t/#&/" /etc/cyrus.conf > /etc/cyrus.conf.n && mv /etc/cyrus.conf.n /etc/cyrus.conf && kill -HUP $(cat /run/cyrus-master.pid)', undefined, state.dir)
+      await onHost(
+        b,
+        'sed "s/^\\tmupdate\\t/#&/" /etc/cyrus.conf > /etc/cyrus.conf.n && mv /etc/cyrus.conf.n /etc/cyrus.conf && kill -HUP $(cat /run/cyrus-master.pid)',
+        undefined,
+        state.dir,
+      )
     await new Promise((r) => setTimeout(r, 1500))
     await loseMasterDb(state.dir)
     expect(await remoteCount('b1')).toBe(20)

@@ -15,7 +15,9 @@ const sha1 = (b: Buffer) => createHash('sha1').update(b).digest('hex')
 const MBEXAMINE = '/usr/lib/cyrus/bin/mbexamine'
 
 function message(tag: string): Buffer {
-  return Buffer.from(`From: split@lab.example\r\nTo: alice@lab.example\r\nSubject: split brain ${tag}\r\nMessage-ID: <${tag}-${Math.random().toString(36).slice(2)}@lab.example>\r\n\r\nwritten during the split (${tag})\r\n`)
+  return Buffer.from(
+    `From: split@lab.example\r\nTo: alice@lab.example\r\nSubject: split brain ${tag}\r\nMessage-ID: <${tag}-${Math.random().toString(36).slice(2)}@lab.example>\r\n\r\nwritten during the split (${tag})\r\n`,
+  )
 }
 
 async function imap<T>(host: string, fn: (c: ImapClient) => Promise<T>): Promise<T> {
@@ -59,12 +61,26 @@ async function assertConverged(mailbox: string, guids: string[], oldUid: number)
 
 const audit = (args: string[]) => murderctl(['replication', 'audit', '-i', lab().inventory, '--json', '--settle', '0', ...args])
 const repair = (args: string[]) => murderctl(['replication', 'repair', 'b1', '-i', lab().inventory, ...args])
-const consistency = () => murderctl(['check', '-i', lab().inventory, '--only', 'replication-consistency', '--format', 'json', '--state-file', join(mkdtempSync(join(tmpdir(), 'murderctl-rc-')), 's.json')])
+const consistency = () =>
+  murderctl([
+    'check',
+    '-i',
+    lab().inventory,
+    '--only',
+    'replication-consistency',
+    '--format',
+    'json',
+    '--state-file',
+    join(mkdtempSync(join(tmpdir(), 'murderctl-rc-')), 's.json'),
+  ])
 
 const SYNC_CLIENT_PIDS = 'pgrep -P $(cat /run/cyrus-master.pid) -x sync_client'
 
 async function stopRolling() {
-  await onHost('b1', `cp /etc/cyrus.conf /tmp/cyrus.conf.audit-keep && sed 's/^\\tsyncclient/#&/' /etc/cyrus.conf > /etc/cyrus.conf.n && mv /etc/cyrus.conf.n /etc/cyrus.conf && kill -HUP $(cat /run/cyrus-master.pid)`)
+  await onHost(
+    'b1',
+    `cp /etc/cyrus.conf /tmp/cyrus.conf.audit-keep && sed 's/^\\tsyncclient/#&/' /etc/cyrus.conf > /etc/cyrus.conf.n && mv /etc/cyrus.conf.n /etc/cyrus.conf && kill -HUP $(cat /run/cyrus-master.pid)`,
+  )
   // A HUP does not stop the running client: end it (the lab's own process, by pid).
   await onHost('b1', `sleep 0.5; for p in $(${SYNC_CLIENT_PIDS}); do kill $p; done; true`)
 }
@@ -90,7 +106,10 @@ describe('replication audit / repair on the standard lab (pair b1/b1r)', () => {
     // Leave the pair replicating and in sync for the files after this one.
     await onHost('b1', 'test -f /tmp/cyrus.conf.audit-keep && cp /tmp/cyrus.conf.audit-keep /etc/cyrus.conf && kill -HUP $(cat /run/cyrus-master.pid); true')
     await onHost('b1r', `${join(lab().dir, 'bin', 'cyrus-service')} start`)
-    await onHost('b1r', `test -f /run/sshd.pid && kill -0 $(cat /run/sshd.pid) 2>/dev/null || /usr/sbin/sshd -f ${join(lab().dir, 'hosts', 'b1r', 'sshd_config')}`)
+    await onHost(
+      'b1r',
+      `test -f /run/sshd.pid && kill -0 $(cat /run/sshd.pid) 2>/dev/null || /usr/sbin/sshd -f ${join(lab().dir, 'hosts', 'b1r', 'sshd_config')}`,
+    )
     await waitLabHealthy()
     await untilInSync()
   })
@@ -155,7 +174,14 @@ describe('replication audit / repair on the standard lab (pair b1/b1r)', () => {
 
     const dry = await repair(['--dry-run', '--json'])
     expect(dry.exitCode, dry.stderr).toBe(0)
-    expect(dry.json.conflicts).toEqual([expect.objectContaining({mailbox: 'user.alice', uid: ua, master: expect.objectContaining({guid: sha1(a)}), replica: expect.objectContaining({guid: sha1(b)})})])
+    expect(dry.json.conflicts).toEqual([
+      expect.objectContaining({
+        mailbox: 'user.alice',
+        uid: ua,
+        master: expect.objectContaining({guid: sha1(a)}),
+        replica: expect.objectContaining({guid: sha1(b)}),
+      }),
+    ])
     expect(dry.json.conflicts[0].inspect.replica.subject).toBe('split brain replica-2')
     expect(dry.json.plan.map((s: any) => s.step ?? s.id ?? s.title)).toHaveLength(4)
     const noConsent = await repair([])

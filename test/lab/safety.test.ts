@@ -41,7 +41,10 @@ describe('safety net on the standard lab', () => {
 
     const dry = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--force', '--dry-run', '--json'])
     expect(dry.exitCode).toBe(0)
-    const dryRun = readdirSync(join(stateDir(), 'runs')).filter((r) => r.includes('-dry-')).sort().at(-1)!
+    const dryRun = readdirSync(join(stateDir(), 'runs'))
+      .filter((r) => r.includes('-dry-'))
+      .sort()
+      .at(-1)!
     const resumeDry = await murderctl(['recover-master', '-i', lab().inventory, '--resume', dryRun, '--yes', '--json'])
     expect(resumeDry.exitCode).toBe(7)
     expect(resumeDry.json.error.message).toMatch(/was a dry run/)
@@ -50,7 +53,10 @@ describe('safety net on the standard lab', () => {
     const foreign = '20261128T000001Z-recover-master-frgn'
     mkdirSync(join(stateDir(), 'runs', foreign), {recursive: true})
     const start = readFileSync(join(stateDir(), 'runs', refusedRun, 'journal.jsonl'), 'utf8').split('\n')[0]
-    writeFileSync(join(stateDir(), 'runs', foreign, 'journal.jsonl'), `${JSON.stringify({...JSON.parse(start), run: foreign, data: {...JSON.parse(start).data, murder: 'other'}})}\n`)
+    writeFileSync(
+      join(stateDir(), 'runs', foreign, 'journal.jsonl'),
+      `${JSON.stringify({...JSON.parse(start), run: foreign, data: {...JSON.parse(start).data, murder: 'other'}})}\n`,
+    )
     const other = await murderctl(['recover-master', '-i', lab().inventory, '--resume', foreign, '--yes', '--json'])
     expect(other.exitCode).toBe(7)
     expect(other.json.error.message).toMatch(/murder "other"/)
@@ -64,7 +70,7 @@ describe('safety net on the standard lab', () => {
     expect(await labChecksums()).toEqual(sums)
   })
 
-  it('a live owner\'s lock is never taken; status and check report it; --break-lock removes a dead one once confirmed', async () => {
+  it("a live owner's lock is never taken; status and check report it; --break-lock removes a dead one once confirmed", async () => {
     const sleeper = spawn('sleep', ['600'], {stdio: 'ignore'})
     try {
       await holdLock('20261128T000003Z-recover-master-live', sleeper.pid!)
@@ -85,7 +91,20 @@ describe('safety net on the standard lab', () => {
       const refuseBreak = await murderctl(['recover-master', '-i', lab().inventory, '--break-lock', '--yes', '--json'])
       expect(refuseBreak.exitCode).toBe(7)
       // Refused at the lock: the journal of the refused run records no step done but preflight.
-      expect(readFileSync(join(stateDir(), 'runs', readdirSync(join(stateDir(), 'runs')).filter((x) => x.includes('-recover-master-') && !x.includes('-dry-')).sort().at(-1)!, 'journal.jsonl'), 'utf8')).not.toMatch(/"event":"step-done","step":"(?!preflight)/)
+      expect(
+        readFileSync(
+          join(
+            stateDir(),
+            'runs',
+            readdirSync(join(stateDir(), 'runs'))
+              .filter((x) => x.includes('-recover-master-') && !x.includes('-dry-'))
+              .sort()
+              .at(-1)!,
+            'journal.jsonl',
+          ),
+          'utf8',
+        ),
+      ).not.toMatch(/"event":"step-done","step":"(?!preflight)/)
     } finally {
       sleeper.kill()
     }

@@ -143,5 +143,4 @@ describe('murderctl status on the standard lab', () => {
     expect(j.exitCode).toBe(3)
     expect(j.json.error).toMatchObject({code: 'inventory', exitCode: 3})
   })
-
 })

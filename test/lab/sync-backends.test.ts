@@ -109,7 +109,7 @@ describe('murderctl sync-backends on the standard lab', () => {
     expect((await onHost('b1', `${CTL} -m -w`)).stdout).toBe('')
   })
 
-  it('reports a backend whose -m -w fails in Cyrus\'s own words, and applies nothing anywhere', async () => {
+  it("reports a backend whose -m -w fails in Cyrus's own words, and applies nothing anywhere", async () => {
     await onHost('mupdate', `${service()} stop`)
     try {
       await onHost('b1', `${CTL} -u`, dumpEntry('user.gina', 'gina'))

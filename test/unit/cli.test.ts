@@ -28,10 +28,14 @@ describe('the built murderctl', () => {
     const files = await run(['inventory', 'validate', '-i', path, '--json'])
     expect(files.exitCode).toBe(3)
     expect(JSON.parse(files.stdout).error.message).toMatch(/identity file .*murder_ed25519 does not exist/)
-    expect(JSON.parse(r.stdout)).toMatchObject({name: 'prod', mode: 'standard', hosts: expect.arrayContaining([expect.objectContaining({name: 'b1r', servername: 'b1', replicaOf: 'b1'})])})
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      name: 'prod',
+      mode: 'standard',
+      hosts: expect.arrayContaining([expect.objectContaining({name: 'b1r', servername: 'b1', replicaOf: 'b1'})]),
+    })
   })
 
-  it('says what is wrong with bad flags, with oclif\'s usage exit code', async () => {
+  it("says what is wrong with bad flags, with oclif's usage exit code", async () => {
     const r = await run(['status', '--no-such-flag'])
     expect(r.exitCode).toBe(2)
     expect(r.stderr).toMatch(/no-such-flag/)

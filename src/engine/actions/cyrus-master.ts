@@ -10,7 +10,12 @@ async function runServiceCommand(rc: RunContext, step: Step, host: Host | undefi
   const h = need(host, step)
   const r = await rc.murder.pool.exec(h, {shell: h.cyrus[which]})
   rc.journal.command(step.id, h.name, r)
-  if (r.exitCode !== 0) throw new AbortError(`${which} command failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n')[0] ?? ''}`, {host: h.name, step: step.id, hint: `check: ${h.cyrus[which]}`})
+  if (r.exitCode !== 0)
+    throw new AbortError(`${which} command failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n')[0] ?? ''}`, {
+      host: h.name,
+      step: step.id,
+      hint: `check: ${h.cyrus[which]}`,
+    })
   return {command: h.cyrus[which]}
 }
 

@@ -59,9 +59,14 @@ async function preflight(rc: RunContext, step: Step): Promise<Record<string, unk
   // Every backend must answer: the recovery rebuilds from them and checks against them.
   const localP = mapLimit(backends, ctx.concurrency, async (b) => {
     let n = 0
-    await scanDump(ctx, b, (e) => {
-      if (isLiveLocal(e)) n++
-    }, step.id)
+    await scanDump(
+      ctx,
+      b,
+      (e) => {
+        if (isLiveLocal(e)) n++
+      },
+      step.id,
+    )
     return [b.name, n] as const
   })
   const masterP = (async () => {
@@ -84,7 +89,12 @@ async function preflight(rc: RunContext, step: Step): Promise<Record<string, unk
     })
   if (opts.source === 'backup') {
     const b = opts.backupPath ? readVerifiedBackup(opts.backupPath) : latestVerifiedBackup(ctx, m.name)
-    if (!b) throw new RefusedError(`no verified backup of ${m.name} in ${ctx.inv.stateDir}`, {host: m.name, step: step.id, hint: 'name one with --source backup=DIR, or use --source backends'})
+    if (!b)
+      throw new RefusedError(`no verified backup of ${m.name} in ${ctx.inv.stateDir}`, {
+        host: m.name,
+        step: step.id,
+        hint: 'name one with --source backup=DIR, or use --source backends',
+      })
     if (b.meta.murder !== ctx.inv.name) throw new RefusedError(`backup ${b.dir} is of murder "${b.meta.murder}", not "${ctx.inv.name}"`, {step: step.id})
     Object.assign(figures, {backup: b.dir, backupEntries: b.meta.entries, backupTakenAt: b.meta.takenAt})
   }
@@ -109,7 +119,8 @@ async function pickFrontend(rc: RunContext, step: Step): Promise<Host> {
     }
   })
   const best = counts.sort((a, b) => b.n - a.n)[0]
-  if (!best || best.n <= 0) throw new RefusedError('no frontend holds a mailbox list to copy', {step: step.id, hint: 'use --source backends or --source backup'})
+  if (!best || best.n <= 0)
+    throw new RefusedError('no frontend holds a mailbox list to copy', {step: step.id, hint: 'use --source backends or --source backup'})
   return best.f
 }
 

@@ -101,8 +101,21 @@ export async function runLocal(fc: Fc, step: string, cmd: string): Promise<void>
   const filled = fillCommand(cmd, placeholders(fc))
   const started = Date.now()
   const r = await execa('sh', ['-c', filled], {reject: false, timeout: 300_000})
-  fc.journal.write({event: 'command', step, host: 'local', command: filled, exitCode: r.exitCode ?? null, stdoutSha256: sha256(r.stdout), stderr: r.stderr.slice(0, 2000), durationMs: Date.now() - started})
-  if (r.exitCode !== 0) throw new AbortError(`${step} command failed (exit ${r.exitCode}): ${(r.stderr || r.stdout).trim().split('\n').pop() ?? ''}`, {step, hint: 'fix it and resume the run'})
+  fc.journal.write({
+    event: 'command',
+    step,
+    host: 'local',
+    command: filled,
+    exitCode: r.exitCode ?? null,
+    stdoutSha256: sha256(r.stdout),
+    stderr: r.stderr.slice(0, 2000),
+    durationMs: Date.now() - started,
+  })
+  if (r.exitCode !== 0)
+    throw new AbortError(`${step} command failed (exit ${r.exitCode}): ${(r.stderr || r.stdout).trim().split('\n').pop() ?? ''}`, {
+      step,
+      hint: 'fix it and resume the run',
+    })
 }
 
 /** Lines of a config with secrets masked, for showing diffs. */
@@ -115,7 +128,8 @@ export function configDiff(before: string, after: string): string {
   const n = a.length
   const m = b.length
   const lcs: number[][] = Array.from({length: n + 1}, () => new Array<number>(m + 1).fill(0))
-  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) lcs[i]![j] = a[i] === b[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!)
+  for (let i = n - 1; i >= 0; i--)
+    for (let j = m - 1; j >= 0; j--) lcs[i]![j] = a[i] === b[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!)
   const out: string[] = []
   let i = 0
   let j = 0
@@ -142,13 +156,20 @@ async function writeConfig(fc: Fc, host: Host, path: string, text: string, step:
 }
 
 export async function readConfigs(fc: Fc, host: Host): Promise<PairConfigs> {
-  const [imapd, cyrus] = await Promise.all([host.cyrus.imapdConf, host.cyrus.cyrusConf].map((p) => fc.ctx.pool.readFile(host, p).then((b) => b.toString('utf8'))))
+  const [imapd, cyrus] = await Promise.all(
+    [host.cyrus.imapdConf, host.cyrus.cyrusConf].map((p) => fc.ctx.pool.readFile(host, p).then((b) => b.toString('utf8'))),
+  )
   return {imapd: imapd!, cyrus: cyrus!}
 }
 
 function checkImapd(text: string, host: Host, step: string): void {
   const fatal = lintImapdConf(text).find((p) => p.fatal)
-  if (fatal) throw new AbortError(`the new imapd.conf would be refused by Cyrus: ${fatal.message}`, {host: host.name, step, hint: 'this is a murderctl bug; nothing was written'})
+  if (fatal)
+    throw new AbortError(`the new imapd.conf would be refused by Cyrus: ${fatal.message}`, {
+      host: host.name,
+      step,
+      hint: 'this is a murderctl bug; nothing was written',
+    })
 }
 
 /** What writing `next` on a member changes, secrets masked ('' when nothing). */
@@ -290,42 +311,86 @@ export async function readBoth(fc: Fc): Promise<{from: MemberRead; to: MemberRea
 async function preflight(fc: Fc): Promise<string> {
   const step = 'preflight'
   const {from, to} = await readBoth(fc)
-  for (const m of [from, to]) if (!m.state.reachable) throw new UnreachableError(`${m.state.name} cannot be read: ${m.state.error}`, {host: m.state.name, step, hint: m.state.name === fc.from.name ? `if it is dead, promote the replica with: murderctl failover ${fc.pair.name} --hard` : undefined})
+  for (const m of [from, to])
+    if (!m.state.reachable)
+      throw new UnreachableError(`${m.state.name} cannot be read: ${m.state.error}`, {
+        host: m.state.name,
+        step,
+        hint: m.state.name === fc.from.name ? `if it is dead, promote the replica with: murderctl failover ${fc.pair.name} --hard` : undefined,
+      })
   for (const m of [fc.from, fc.to]) {
     const f = readFence(fc.ctx.inv.stateDir, m.name)
-    if (f) throw new RefusedError(`${m.name} is FENCED since ${f.at} (hard failover run ${f.run}): it may hold changes the other member lacks`, {host: m.name, step, hint: 'run reconcile first; it lifts the mark'})
+    if (f)
+      throw new RefusedError(`${m.name} is FENCED since ${f.at} (hard failover run ${f.run}): it may hold changes the other member lacks`, {
+        host: m.name,
+        step,
+        hint: 'run reconcile first; it lifts the mark',
+      })
   }
   // A resumed run left the pair part-way on purpose: the rest of the checks were passed before.
   if (fc.resumed) return `resumed: both members answer (${fc.from.name} ${from.state.config}, ${fc.to.name} ${to.state.config})`
   const {conflict} = activeOf([from.state, to.state])
   if (conflict) throw new RefusedError(`pair ${fc.pair.name}: ${conflict}`, {step, hint: 'settle the split brain first (reconcile)'})
-  if (from.state.config !== 'master' || !from.state.cyrusMaster.running) throw new RefusedError(`${fc.from.name} is not a running master (config ${from.state.config}, cyrus-master ${from.state.cyrusMaster.running ? 'up' : 'down'})`, {host: fc.from.name, step})
-  if (to.state.config !== 'replica') throw new RefusedError(`${fc.to.name} does not hold the replica config (${to.state.config})`, {host: fc.to.name, step, hint: 'a half-switched pair: fix it by hand or resume the run that left it so'})
-  if (!to.state.cyrusMaster.running) throw new RefusedError(`cyrus-master is not running on the replica ${fc.to.name}: replication to it is stopped`, {host: fc.to.name, step})
-  if (from.state.rollingClient !== 'running') throw new RefusedError(`the rolling sync_client on ${fc.from.name} is ${from.state.rollingClient}: ${fc.to.name} is not receiving changes`, {host: fc.from.name, step, hint: 'start replication and let it catch up first'})
+  if (from.state.config !== 'master' || !from.state.cyrusMaster.running)
+    throw new RefusedError(
+      `${fc.from.name} is not a running master (config ${from.state.config}, cyrus-master ${from.state.cyrusMaster.running ? 'up' : 'down'})`,
+      {host: fc.from.name, step},
+    )
+  if (to.state.config !== 'replica')
+    throw new RefusedError(`${fc.to.name} does not hold the replica config (${to.state.config})`, {
+      host: fc.to.name,
+      step,
+      hint: 'a half-switched pair: fix it by hand or resume the run that left it so',
+    })
+  if (!to.state.cyrusMaster.running)
+    throw new RefusedError(`cyrus-master is not running on the replica ${fc.to.name}: replication to it is stopped`, {host: fc.to.name, step})
+  if (from.state.rollingClient !== 'running')
+    throw new RefusedError(`the rolling sync_client on ${fc.from.name} is ${from.state.rollingClient}: ${fc.to.name} is not receiving changes`, {
+      host: fc.from.name,
+      step,
+      hint: 'start replication and let it catch up first',
+    })
   const s = fc.pair.settings
   const lag = from.state.backlog!
   if ((lag.bytes > s.maxLagBytes || lag.ageSeconds > s.maxLagSeconds) && !fc.opts.force)
-    throw new RefusedError(`${fc.from.name}'s sync log is behind: ${lag.bytes} bytes, oldest ${lag.ageSeconds}s (limits ${s.maxLagBytes} bytes, ${s.maxLagSeconds}s)`, {host: fc.from.name, step, hint: 'wait for replication to catch up, or --force'})
-  if (!s.moveAddress) throw new RefusedError(`pair ${fc.pair.name} has no moveAddress command in the inventory: the frontends would keep reaching the old member`, {step, hint: 'add pairs: [{backend: ..., moveAddress: ...}] (see README)'})
+    throw new RefusedError(
+      `${fc.from.name}'s sync log is behind: ${lag.bytes} bytes, oldest ${lag.ageSeconds}s (limits ${s.maxLagBytes} bytes, ${s.maxLagSeconds}s)`,
+      {host: fc.from.name, step, hint: 'wait for replication to catch up, or --force'},
+    )
+  if (!s.moveAddress)
+    throw new RefusedError(`pair ${fc.pair.name} has no moveAddress command in the inventory: the frontends would keep reaching the old member`, {
+      step,
+      hint: 'add pairs: [{backend: ..., moveAddress: ...}] (see README)',
+    })
   antiFlap(fc, step)
   // The replica's live mailbox list equals the master's (a deleted entry, mbtype d, is no mailbox).
   const local = new Set<string>()
   const replica = new Set<string>()
-  await Promise.all([scanDump(fc.ctx, fc.from, (e) => isLiveLocal(e) && local.add(e.name), step), scanDump(fc.ctx, fc.to, (e) => isLiveLocal(e) && replica.add(e.name), step)])
+  await Promise.all([
+    scanDump(fc.ctx, fc.from, (e) => isLiveLocal(e) && local.add(e.name), step),
+    scanDump(fc.ctx, fc.to, (e) => isLiveLocal(e) && replica.add(e.name), step),
+  ])
   const missing = [...local].filter((n) => !replica.has(n))
   const extra = [...replica].filter((n) => !local.has(n))
   if (missing.length || extra.length)
-    throw new RefusedError(`the mailbox lists differ: ${missing.length} only on ${fc.from.name} (${missing.slice(0, 3).join(', ')}), ${extra.length} only on ${fc.to.name} (${extra.slice(0, 3).join(', ')})`, {step, hint: 'let replication catch up (sync_client -A), then run again'})
+    throw new RefusedError(
+      `the mailbox lists differ: ${missing.length} only on ${fc.from.name} (${missing.slice(0, 3).join(', ')}), ${extra.length} only on ${fc.to.name} (${extra.slice(0, 3).join(', ')})`,
+      {step, hint: 'let replication catch up (sync_client -A), then run again'},
+    )
   fc.facts.mailboxes = local.size
   return `${fc.from.name} master, ${fc.to.name} replica; ${local.size} mailboxes on both; backlog ${lag.bytes} bytes`
 }
 
 function antiFlap(fc: Fc, step: string): void {
-  const last = failoverHistory(fc.ctx.inv.stateDir, fc.pair.name).filter((h) => h.outcome === 'done' && h.run !== fc.run && h.kind !== 'fence').pop()
+  const last = failoverHistory(fc.ctx.inv.stateDir, fc.pair.name)
+    .filter((h) => h.outcome === 'done' && h.run !== fc.run && h.kind !== 'fence')
+    .pop()
   const min = fc.pair.settings.minIntervalSeconds
   if (last?.endedAt && Date.now() - Date.parse(last.endedAt) < min * 1000 && !fc.opts.force)
-    throw new RefusedError(`pair ${fc.pair.name} failed over ${Math.round((Date.now() - Date.parse(last.endedAt)) / 1000)}s ago (run ${last.run}); the anti-flapping period is ${min}s`, {step, hint: 'find out why first; --force overrides'})
+    throw new RefusedError(
+      `pair ${fc.pair.name} failed over ${Math.round((Date.now() - Date.parse(last.endedAt)) / 1000)}s ago (run ${last.run}); the anti-flapping period is ${min}s`,
+      {step, hint: 'find out why first; --force overrides'},
+    )
 }
 
 async function preflightHard(fc: Fc): Promise<string> {
@@ -335,9 +400,18 @@ async function preflightHard(fc: Fc): Promise<string> {
   fc.facts.oldReachable = from.state.reachable
   if (fc.resumed) return `resumed: ${fc.to.name} answers (${to.state.config} config)`
   if (from.state.reachable && from.state.cyrusMaster.running && !fc.opts.force)
-    throw new RefusedError(`${fc.from.name} is reachable and its cyrus-master runs: this is no dead master`, {host: fc.from.name, step, hint: `use a controlled failover (murderctl failover ${fc.pair.name}), or --force`})
+    throw new RefusedError(`${fc.from.name} is reachable and its cyrus-master runs: this is no dead master`, {
+      host: fc.from.name,
+      step,
+      hint: `use a controlled failover (murderctl failover ${fc.pair.name}), or --force`,
+    })
   const f = readFence(fc.ctx.inv.stateDir, fc.to.name)
-  if (f) throw new RefusedError(`${fc.to.name} is FENCED (run ${f.run}): promoting it could lose what ${f.promoted} took since`, {host: fc.to.name, step, hint: 'run reconcile first'})
+  if (f)
+    throw new RefusedError(`${fc.to.name} is FENCED (run ${f.run}): promoting it could lose what ${f.promoted} took since`, {
+      host: fc.to.name,
+      step,
+      hint: 'run reconcile first',
+    })
   if (to.state.config === 'master') throw new RefusedError(`${fc.to.name} already holds the master config`, {host: fc.to.name, step})
   if (!fc.pair.settings.moveAddress) throw new RefusedError(`pair ${fc.pair.name} has no moveAddress command in the inventory`, {step})
   antiFlap(fc, step)
@@ -384,12 +458,15 @@ async function drain(fc: Fc): Promise<string> {
   if (fc.opts.full) {
     const r = await fc.ctx.pool.exec(host, [tool(host, 'sync_client'), '-v', '-A'])
     fc.journal.command(step, host.name, r)
-    if (r.exitCode !== 0) throw new AbortError(`sync_client -A failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').pop() ?? ''}`, {host: host.name, step})
+    if (r.exitCode !== 0)
+      throw new AbortError(`sync_client -A failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').pop() ?? ''}`, {host: host.name, step})
   }
   for (let round = 0; round < 5; round++) {
     const backlog = await syncBacklog(fc.ctx, host, imapd)
     // log-run is the rolling client's work file (older than log), log-<PID> leftovers of failed runs.
-    const files = backlog.files.filter((f) => f.bytes > 0).sort((a, b) => (a.file === 'log') === (b.file === 'log') ? a.file.localeCompare(b.file) : a.file === 'log' ? 1 : -1)
+    const files = backlog.files
+      .filter((f) => f.bytes > 0)
+      .sort((a, b) => ((a.file === 'log') === (b.file === 'log') ? a.file.localeCompare(b.file) : a.file === 'log' ? 1 : -1))
     if (!files.length) return replayed.length ? `replayed ${replayed.join(', ')}` : 'nothing to replay'
     for (const f of files) {
       const path = `${dir}/${f.file}`
@@ -397,14 +474,22 @@ async function drain(fc: Fc): Promise<string> {
       const r = await fc.ctx.pool.exec(host, [tool(host, 'sync_client'), '-r', '-f', path])
       fc.journal.command(step, host.name, r)
       if (r.exitCode !== 0 || /error|fail/i.test(r.stderr))
-        throw new AbortError(`sync_client -r -f ${path} failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').pop() ?? ''}`, {host: host.name, step, hint: `the log is kept (copy ${saved.copy}); fix replication to ${fc.to.name} and resume, or restart ${fc.from.name} (${host.cyrus.start}) to abandon`})
+        throw new AbortError(`sync_client -r -f ${path} failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').pop() ?? ''}`, {
+          host: host.name,
+          step,
+          hint: `the log is kept (copy ${saved.copy}); fix replication to ${fc.to.name} and resume, or restart ${fc.from.name} (${host.cyrus.start}) to abandon`,
+        })
       // Replayed: the file goes, only if it is still what was replayed (its copy stays).
       const q = shellQuote(path)
       await fc.ctx.pool.execOk(host, {shell: `[ "$(sha256sum -- ${q} | cut -d' ' -f1)" = ${shellQuote(saved.sha256)} ] && rm -f -- ${q}`})
       replayed.push(`${f.file} (${f.bytes} bytes)`)
     }
   }
-  throw new AbortError('the sync log keeps refilling with cyrus-master stopped', {host: host.name, step, hint: 'something else writes to it; find it and resume'})
+  throw new AbortError('the sync log keeps refilling with cyrus-master stopped', {
+    host: host.name,
+    step,
+    hint: 'something else writes to it; find it and resume',
+  })
 }
 
 /**
@@ -417,12 +502,17 @@ async function localSelection(fc: Fc, host: Host): Promise<MailboxSelection> {
   if (!unified(fc)) return {}
   const users = new Set<string>()
   const others: string[] = []
-  await scanDump(fc.ctx, host, (e) => {
-    if (isRemote(e)) return
-    const m = /^user\.([^.]+)/.exec(e.name)
-    if (m) users.add(m[1]!)
-    else others.push(e.name)
-  }, 'mailbox-state')
+  await scanDump(
+    fc.ctx,
+    host,
+    (e) => {
+      if (isRemote(e)) return
+      const m = /^user\.([^.]+)/.exec(e.name)
+      if (m) users.add(m[1]!)
+      else others.push(e.name)
+    },
+    'mailbox-state',
+  )
   return {users: [...users], mailboxes: others}
 }
 
@@ -451,7 +541,10 @@ async function cutoff(fc: Fc): Promise<string> {
   const dir = join(fc.ctx.inv.stateDir, 'cutoffs')
   mkdirSync(dir, {recursive: true})
   const path = join(dir, `${fc.pair.name}-${fc.to.name}-${fc.run}.json`)
-  writeFileSync(path, `${JSON.stringify({pair: fc.pair.name, promoted: fc.to.name, lost: fc.from.name, at: new Date().toISOString(), run: fc.run, mailboxes: states}, null, 1)}\n`)
+  writeFileSync(
+    path,
+    `${JSON.stringify({pair: fc.pair.name, promoted: fc.to.name, lost: fc.from.name, at: new Date().toISOString(), run: fc.run, mailboxes: states}, null, 1)}\n`,
+  )
   fc.journal.write({event: 'note', step: 'cutoff', data: {cutoff: path, mailboxes: states.length}})
   fc.facts.cutoff = path
   return `${states.length} mailboxes' state at promotion in ${path}`
@@ -471,7 +564,12 @@ async function switchNew(fc: Fc): Promise<string> {
   } catch {
     peer = undefined
   }
-  const next = toMasterConfig(cur, {settings: masterSettings(cur.imapd, peer), syncHost: fc.from.address, unified: unified(fc), hold: {mupdatePush: true, syncClient: true}})
+  const next = toMasterConfig(cur, {
+    settings: masterSettings(cur.imapd, peer),
+    syncHost: fc.from.address,
+    unified: unified(fc),
+    hold: {mupdatePush: true, syncClient: true},
+  })
   return applyConfigs(fc, fc.to, next, 'switch-new')
 }
 
@@ -508,7 +606,13 @@ export async function startOld(fc: Fc): Promise<string> {
   const step = 'start-old'
   const pid = await startCyrus(fc, fc.from, step)
   const port = syncServerPort((await fc.ctx.pool.readFile(fc.from, fc.from.cyrus.cyrusConf)).toString('utf8'))
-  await waitFor(`sync_server listening on ${fc.from.name}:${port}`, 30_000, async () => (await fc.ctx.pool.exec(fc.from, {shell: `ss -Htln '( sport = :${port} )' | grep -q .`})).exitCode === 0, fc.from.name, step)
+  await waitFor(
+    `sync_server listening on ${fc.from.name}:${port}`,
+    30_000,
+    async () => (await fc.ctx.pool.exec(fc.from, {shell: `ss -Htln '( sport = :${port} )' | grep -q .`})).exitCode === 0,
+    fc.from.name,
+    step,
+  )
   return `cyrus-master ${pid} on ${fc.from.name} as replica, sync_server on port ${port}`
 }
 
@@ -540,7 +644,16 @@ async function verify(fc: Fc): Promise<string> {
     const fe = probeFrontend(fc)!
     const messageId = `<murderctl-failover-${fc.run}@${fc.pair.servername}>`
     const msg = Buffer.from(
-      [`From: murderctl <murderctl@${fc.pair.servername}>`, `To: ${probe.user}`, `Subject: murderctl failover ${fc.run}`, `Message-ID: ${messageId}`, `Date: ${new Date().toUTCString().replace('GMT', '+0000')}`, '', `Failover of ${fc.pair.name} to ${fc.to.name}: probe message.`, ''].join('\r\n'),
+      [
+        `From: murderctl <murderctl@${fc.pair.servername}>`,
+        `To: ${probe.user}`,
+        `Subject: murderctl failover ${fc.run}`,
+        `Message-ID: ${messageId}`,
+        `Date: ${new Date().toUTCString().replace('GMT', '+0000')}`,
+        '',
+        `Failover of ${fc.pair.name} to ${fc.to.name}: probe message.`,
+        '',
+      ].join('\r\n'),
     )
     const c = await ImapClient.open(fe.address, 143, {label: fe.name})
     try {
@@ -556,7 +669,10 @@ async function verify(fc: Fc): Promise<string> {
       const timeout = fc.pair.settings.replicationTimeoutSeconds * 1000
       try {
         await waitFor(`the probe message reaching ${fc.from.name}`, timeout, async () => {
-          const [x, y] = await Promise.all([mailboxStates(fc.ctx, fc.to, {mailboxes: [probe.mailbox]}), mailboxStates(fc.ctx, fc.from, {mailboxes: [probe.mailbox]})])
+          const [x, y] = await Promise.all([
+            mailboxStates(fc.ctx, fc.to, {mailboxes: [probe.mailbox]}),
+            mailboxStates(fc.ctx, fc.from, {mailboxes: [probe.mailbox]}),
+          ])
           return compareStates(x, y).every((s) => !s.differences.length) && x.length > 0
         })
         detail.replicatedInMs = Date.now() - started
@@ -567,12 +683,21 @@ async function verify(fc: Fc): Promise<string> {
   } else if (!probe) detail.probe = 'no probe configured for this pair: IMAP through a frontend not checked'
   fc.facts.verify = detail
   fc.journal.write({event: 'note', step, data: detail})
-  if (problems.length) throw new AbortError(`verification failed: ${problems.join('; ')}`, {step, hint: 'look at `murderctl pair status`; the journal has every copy taken'})
+  if (problems.length)
+    throw new AbortError(`verification failed: ${problems.join('; ')}`, {step, hint: 'look at `murderctl pair status`; the journal has every copy taken'})
   return `one member in the murder (${fc.to.name})${detail.appendedThrough ? `; a message appended through ${detail.appendedThrough} is on ${fc.to.name}` : ''}${detail.replicatedInMs !== undefined ? ` and reached ${fc.from.name} in ${detail.replicatedInMs} ms` : ''}`
 }
 
 async function fenceMark(fc: Fc): Promise<string> {
-  const p = writeFence(fc.ctx.inv.stateDir, {pair: fc.pair.name, member: fc.from.name, promoted: fc.to.name, at: new Date().toISOString(), run: fc.run, cutoff: fc.facts.cutoff as string | undefined, reason: 'hard failover: it was master and may hold changes never replicated'})
+  const p = writeFence(fc.ctx.inv.stateDir, {
+    pair: fc.pair.name,
+    member: fc.from.name,
+    promoted: fc.to.name,
+    at: new Date().toISOString(),
+    run: fc.run,
+    cutoff: fc.facts.cutoff as string | undefined,
+    reason: 'hard failover: it was master and may hold changes never replicated',
+  })
   fc.journal.write({event: 'note', step: 'fence-mark', data: {fenced: fc.from.name, mark: p}})
   return `${fc.from.name} marked FENCED (${p})`
 }
@@ -595,7 +720,19 @@ export function fcOf(rc: RunContext): Fc {
       const d = e.data as {mark?: string; at?: number} | undefined
       if (e.event === 'note' && d?.mark && d.at) marks[d.mark] = d.at
     }
-    f = {ctx: rc.murder, opts: {force: o.force, full: o.full}, pair, from: member(o.from), to: member(o.to), journal: rc.journal, run: rc.runId, kind: o.kind, resumed: rc.resumed, marks, facts: {}}
+    f = {
+      ctx: rc.murder,
+      opts: {force: o.force, full: o.full},
+      pair,
+      from: member(o.from),
+      to: member(o.to),
+      journal: rc.journal,
+      run: rc.runId,
+      kind: o.kind,
+      resumed: rc.resumed,
+      marks,
+      facts: {},
+    }
     rc.facts.set('failover', f)
   }
   return f
@@ -639,7 +776,12 @@ async function newMasterConfig(fc: Fc, cur: PairConfigs): Promise<PairConfigs> {
       peer = undefined
     }
   }
-  return toMasterConfig(cur, {settings: masterSettings(cur.imapd, peer), syncHost: fc.from.address, unified: unified(fc), hold: {mupdatePush: true, syncClient: true}})
+  return toMasterConfig(cur, {
+    settings: masterSettings(cur.imapd, peer),
+    syncHost: fc.from.address,
+    unified: unified(fc),
+    hold: {mupdatePush: true, syncClient: true},
+  })
 }
 
 const withDiff = (fc: Fc, host: Host, words: string) => {
@@ -648,8 +790,12 @@ const withDiff = (fc: Fc, host: Host, words: string) => {
 }
 
 export const PAIR_ACTIONS = {
-  'pair-preflight': pairAction(false, () => 'read both members', (fc) => (fc.kind === 'hard' ? preflightHard(fc) : preflight(fc))),
-  'plan-configs': pairAction(false, () => 'compute both members\' new configs', planConfigs),
+  'pair-preflight': pairAction(
+    false,
+    () => 'read both members',
+    (fc) => (fc.kind === 'hard' ? preflightHard(fc) : preflight(fc)),
+  ),
+  'plan-configs': pairAction(false, () => "compute both members' new configs", planConfigs),
   'pair-hook': defineAction({
     mutating: true,
     params: z.object({which: z.enum(['pre', 'post'])}).strict(),
@@ -666,7 +812,12 @@ export const PAIR_ACTIONS = {
     describe: (_rc, _p, h) => `${h?.cyrus.stop}; wait 10 s; kill what is left of its processes`,
     run: async (rc, step, _p, h) => ({detail: await stopMember(fcOf(rc), need(h, step), step.id)}),
   }),
-  'drain-sync-log': pairAction(true, (fc) => `on ${fc.from.name}: copy aside, then sync_client -r -f each of sync/log-run, log-*, log until none is left${fc.opts.full ? '; first sync_client -A' : ''}`, drain),
+  'drain-sync-log': pairAction(
+    true,
+    (fc) =>
+      `on ${fc.from.name}: copy aside, then sync_client -r -f each of sync/log-run, log-*, log until none is left${fc.opts.full ? '; first sync_client -A' : ''}`,
+    drain,
+  ),
   'prove-agree': pairAction(false, () => 'UIDVALIDITY, last UID, HIGHESTMODSEQ, count and SYNC_CRC of every mailbox on both members must match', agree, true),
   'record-cutoff': pairAction(
     true,
@@ -674,13 +825,38 @@ export const PAIR_ACTIONS = {
       `state of every mailbox on ${fc.to.name} into ${fc.ctx.inv.stateDir}/cutoffs. MAY BE LOST: whatever ${fc.from.name} accepted and had not replicated (its sync log backlog, unknown while it is down): mail delivered, flags set, folders created or deleted there since its last replication are not on ${fc.to.name} until reconcile`,
     cutoff,
   ),
-  'switch-to-replica': pairAction(true, (fc) => withDiff(fc, fc.from, `${fc.from.name}: out of the murder, no sync_log, no rolling client, no push at start, sync_server on`), switchOld),
-  'switch-to-master': pairAction(true, (fc) => withDiff(fc, fc.to, `${fc.to.name}: mupdate_server and credentials, sync_log: 1, sync_host: ${fc.from.address}, no sync_server (push at start and rolling client held until checked)`), switchNew),
+  'switch-to-replica': pairAction(
+    true,
+    (fc) => withDiff(fc, fc.from, `${fc.from.name}: out of the murder, no sync_log, no rolling client, no push at start, sync_server on`),
+    switchOld,
+  ),
+  'switch-to-master': pairAction(
+    true,
+    (fc) =>
+      withDiff(
+        fc,
+        fc.to,
+        `${fc.to.name}: mupdate_server and credentials, sync_log: 1, sync_host: ${fc.from.address}, no sync_server (push at start and rolling client held until checked)`,
+      ),
+    switchNew,
+  ),
   'move-address': pairAction(true, (fc) => fillCommand(fc.pair.settings.moveAddress ?? '(none)', placeholders(fc)), moveAddress),
   'start-new-master': pairAction(true, (fc) => `${fc.to.cyrus.start} on ${fc.to.name}; wait until a frontend serves the pair`, startNew),
   'enable-push-at-start': pairAction(true, (fc) => `${fc.to.name}: ctl_mboxlist -m back in START`, enablePushAtStart),
   'start-as-replica': pairAction(true, (fc) => `${fc.from.cyrus.start} on ${fc.from.name}; wait for sync_server`, startOld),
   'start-replication': pairAction(true, (fc) => `enable syncclient on ${fc.to.name} (towards ${fc.from.address}), HUP cyrus-master`, replicate),
-  'mark-fenced': pairAction(true, (fc) => `${fc.from.name} FENCED in ${fc.ctx.inv.stateDir}/fenced: no replication towards it, no rejoining, until reconcile`, fenceMark),
-  'verify-pair': pairAction(false, (fc) => (fc.kind === 'hard' ? 'the new master alone in the murder; IMAP through a frontend reaches it' : 'one member in the murder; IMAP through a frontend reaches the new master; the message reaches the replica'), verify, true),
+  'mark-fenced': pairAction(
+    true,
+    (fc) => `${fc.from.name} FENCED in ${fc.ctx.inv.stateDir}/fenced: no replication towards it, no rejoining, until reconcile`,
+    fenceMark,
+  ),
+  'verify-pair': pairAction(
+    false,
+    (fc) =>
+      fc.kind === 'hard'
+        ? 'the new master alone in the murder; IMAP through a frontend reaches it'
+        : 'one member in the murder; IMAP through a frontend reaches the new master; the message reaches the replica',
+    verify,
+    true,
+  ),
 }

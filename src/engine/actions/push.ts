@@ -31,14 +31,20 @@ async function diffPush(rc: RunContext, step: Step, p: PushParams, host?: Host) 
   const w = p.localOnly ? await localMupdateWarn(rc.murder, h, step.id) : {...(await mupdateWarn(rc.murder, h, step.id)), claimsAvoided: []}
   const d: PushDiff = {backend: h.name, ...w.plan, claimsAvoided: w.claimsAvoided}
   rc.diffs.set(h.name, d)
-  if (w.changes) rc.pending.set(`${p.localOnly ? 'local-mw-empty' : 'mw-empty'}@${h.name}`, `ctl_mboxlist -m -w printed ${w.changes} changes at step ${step.id}`)
+  if (w.changes)
+    rc.pending.set(`${p.localOnly ? 'local-mw-empty' : 'mw-empty'}@${h.name}`, `ctl_mboxlist -m -w printed ${w.changes} changes at step ${step.id}`)
   if (d.removeLocal.length)
     throw new RefusedError(`ctl_mboxlist -m would delete ${d.removeLocal.length} local mailboxes (${d.removeLocal.slice(0, 5).join(', ')})`, {
       host: h.name,
       step: step.id,
       hint: 'the restored list places them on another server: resolve with murderctl sync-backends --local-authoritative once the master is up',
     })
-  return {activate: d.activate.length, removeFromMupdate: d.removeFromMupdate.length, removeRemoteFlag: d.removeRemoteFlag.length, claimsAvoided: d.claimsAvoided.length}
+  return {
+    activate: d.activate.length,
+    removeFromMupdate: d.removeFromMupdate.length,
+    removeRemoteFlag: d.removeRemoteFlag.length,
+    claimsAvoided: d.claimsAvoided.length,
+  }
 }
 
 /** Push; with localOnly from a copy of the db holding only this backend's own mailboxes. */
@@ -53,17 +59,22 @@ async function push(rc: RunContext, step: Step, p: PushParams, host?: Host) {
   const local: string[] = []
   const withoutUniqueid: string[] = []
   const line = (e: MailboxEntry) => undumpLine(e)
-  await scanDump(rc.murder, h, (e) => {
-    if (!isLiveLocal(e)) return
-    // A unified backend's slave rewrites some local entries without uniqueid (seen on a
-    // delayed-deleted DELETED.* mailbox); -u would skip them, yet a plain -m pushes them. The
-    // list below is only read by this -m, and MUPDATE carries no uniqueid, so a stand-in keeps
-    // them in the push; the backend's own db is left as it is (check reports them).
-    if (!e.uniqueid) {
-      withoutUniqueid.push(e.name)
-      local.push(line({...e, uniqueid: `murderctlpush${sha256(e.name).slice(0, 16)}`}))
-    } else local.push(line(e))
-  }, step.id)
+  await scanDump(
+    rc.murder,
+    h,
+    (e) => {
+      if (!isLiveLocal(e)) return
+      // A unified backend's slave rewrites some local entries without uniqueid (seen on a
+      // delayed-deleted DELETED.* mailbox); -u would skip them, yet a plain -m pushes them. The
+      // list below is only read by this -m, and MUPDATE carries no uniqueid, so a stand-in keeps
+      // them in the push; the backend's own db is left as it is (check reports them).
+      if (!e.uniqueid) {
+        withoutUniqueid.push(e.name)
+        local.push(line({...e, uniqueid: `murderctlpush${sha256(e.name).slice(0, 16)}`}))
+      } else local.push(line(e))
+    },
+    step.id,
+  )
   const ctl = tool(h, 'ctl_mboxlist')
   const json = undumpDocument(local)
   // The db takes about twice the JSON (a name record and a uniqueid record per entry): room
@@ -79,7 +90,7 @@ async function push(rc: RunContext, step: Step, p: PushParams, host?: Host) {
       throw new UnexpectedOutputError(`could not build the local-only list: loaded ${loaded} of ${local.length} (${u.stderr.trim().split('\n')[0] ?? ''})`, {
         host: h.name,
         step: step.id,
-        hint: 'the journal has ctl_mboxlist -u\'s message; repair the entry it names (murderctl check lists broken entries), then resume',
+        hint: "the journal has ctl_mboxlist -u's message; repair the entry it names (murderctl check lists broken entries), then resume",
       })
     await mupdatePush(rc.murder, h, {file: tmp, step: step.id, record})
     return {pushed: local.length, withoutUniqueid: withoutUniqueid.length, digest: sha256(json)}

@@ -52,7 +52,8 @@ const uidsOf = (ms: MessageRecord[], guid: string) => ms.filter((m) => m.guid ==
 const idOf = (c: RepairConflict) => `${c.mailbox} UID ${c.uid}`
 
 /** Where the run folder keeps a message's bytes: proof for the operator and the source of the re-append. */
-export const localCopyPath = (rc: RunContext, host: string, c: RepairConflict) => join(rc.journal.dir, `${host}-${c.mailbox.replace(/[^A-Za-z0-9._-]/g, '_')}-${c.uid}.eml`)
+export const localCopyPath = (rc: RunContext, host: string, c: RepairConflict) =>
+  join(rc.journal.dir, `${host}-${c.mailbox.replace(/[^A-Za-z0-9._-]/g, '_')}-${c.uid}.eml`)
 
 async function recordsOf(rc: RunContext, host: Host, mailbox: string): Promise<MessageRecord[]> {
   const [box] = await messageRecords(rc.murder, host, [mailbox])
@@ -61,7 +62,8 @@ async function recordsOf(rc: RunContext, host: Host, mailbox: string): Promise<M
 }
 
 /** An IMAP session on a member, as the admin or (proxy authorization) as a mailbox's owner. */
-const imapSession = <T>(rc: RunContext, host: Host, asUser: string | null, fn: (c: ImapClient) => Promise<T>): Promise<T> => sharedImapSession(rc.murder.inv, host, asUser, fn)
+const imapSession = <T>(rc: RunContext, host: Host, asUser: string | null, fn: (c: ImapClient) => Promise<T>): Promise<T> =>
+  sharedImapSession(rc.murder.inv, host, asUser, fn)
 
 export const inspectConflicts = defineAction({
   mutating: false,
@@ -77,7 +79,10 @@ export const inspectConflicts = defineAction({
       // After the expunge (a resumed run) the run folder holds the bytes.
       const ok = f?.sha1 === c[side].guid || (existsSync(local) && sha1Hex(readFileSync(local)) === c[side].guid)
       if (!ok)
-        throw new AbortError(`${h.name} no longer holds ${c[side].guid} as ${idOf(c)}${f ? ` (the file's SHA1 is ${f.sha1})` : ''}`, {host: h.name, hint: 'the mailbox changed since the plan: run murderctl replication repair again (without --resume)'})
+        throw new AbortError(`${h.name} no longer holds ${c[side].guid} as ${idOf(c)}${f ? ` (the file's SHA1 is ${f.sha1})` : ''}`, {
+          host: h.name,
+          hint: 'the mailbox changed since the plan: run murderctl replication repair again (without --resume)',
+        })
       rc.murder.log(`${h.name} ${idOf(c)}: ${f ? `${f.bytes} B ${JSON.stringify(headerSummary(f.headers))}` : 'already expunged; the run folder has it'}`)
       seen.push({conflict: idOf(c), bytes: f?.bytes, headers: f && headerSummary(f.headers)})
     }
@@ -117,7 +122,8 @@ export const saveMessageFiles = defineAction({
 export const reappendConflicts = defineAction({
   mutating: true,
   params: NoParams,
-  describe: (rc) => `APPEND both versions of ${options(rc).conflicts.length} conflicts to the master as each mailbox's owner, with flags and internaldate (new UIDs)`,
+  describe: (rc) =>
+    `APPEND both versions of ${options(rc).conflicts.length} conflicts to the master as each mailbox's owner, with flags and internaldate (new UIDs)`,
   async run(rc, step, _p, host) {
     const master = need(host, step)
     const conf = await readImapdConf(rc.murder, master)
@@ -137,9 +143,12 @@ export const reappendConflicts = defineAction({
         }
         const bytes = readFileSync(localCopyPath(rc, from, c))
         if (sha1Hex(bytes) !== v.guid) throw new AbortError(`the run folder's copy of the ${side}'s ${idOf(c)} is not ${v.guid}`, {host: master.name})
-        const r = await imapSession(rc, master, owner, (s) => s.append(name, bytes, {flags: v.flags.filter((f) => f !== '\\Recent'), internalDate: imapDate(v.internalDate)}))
+        const r = await imapSession(rc, master, owner, (s) =>
+          s.append(name, bytes, {flags: v.flags.filter((f) => f !== '\\Recent'), internalDate: imapDate(v.internalDate)}),
+        )
         const after = uidsOf(await recordsOf(rc, master, c.mailbox), v.guid).filter((u) => u !== c.uid)
-        if (after.length !== 1) throw new AbortError(`after APPEND (${r.text}) ${master.name} holds ${v.guid} ${after.length} times besides UID ${c.uid}`, {host: master.name})
+        if (after.length !== 1)
+          throw new AbortError(`after APPEND (${r.text}) ${master.name} holds ${v.guid} ${after.length} times besides UID ${c.uid}`, {host: master.name})
         done.push({conflict: idOf(c), side, newUid: after[0]})
       }
     }
@@ -150,7 +159,8 @@ export const reappendConflicts = defineAction({
 export const expungeConflicts = defineAction({
   mutating: true,
   params: NoParams,
-  describe: (rc) => `UID STORE +FLAGS (\\Deleted) and UID EXPUNGE of the ${options(rc).conflicts.length} conflicting UIDs, once both versions are proven on the master under new UIDs`,
+  describe: (rc) =>
+    `UID STORE +FLAGS (\\Deleted) and UID EXPUNGE of the ${options(rc).conflicts.length} conflicting UIDs, once both versions are proven on the master under new UIDs`,
   async run(rc, step, _p, host) {
     const h = need(host, step)
     const master = one(rc, 'pair-master')
@@ -160,7 +170,8 @@ export const expungeConflicts = defineAction({
       // Never delete mail until what replaces it is verified: both versions once on the master, elsewhere than UID.
       const onMaster = await recordsOf(rc, master, c.mailbox)
       for (const g of [c.master.guid, c.replica.guid])
-        if (uidsOf(onMaster, g).filter((u) => u !== c.uid).length !== 1) throw new AbortError(`${g} is not on ${master.name} exactly once under a new UID: not expunging ${idOf(c)}`, {host: h.name})
+        if (uidsOf(onMaster, g).filter((u) => u !== c.uid).length !== 1)
+          throw new AbortError(`${g} is not on ${master.name} exactly once under a new UID: not expunging ${idOf(c)}`, {host: h.name})
       const at = (await recordsOf(rc, h, c.mailbox)).find((m) => m.uid === c.uid)
       if (!at) continue
       if (at.guid !== c[side].guid) throw new AbortError(`${idOf(c)} on ${h.name} now holds ${at.guid}, not ${c[side].guid}`, {host: h.name})
@@ -169,7 +180,8 @@ export const expungeConflicts = defineAction({
         await s.ok(`UID STORE ${c.uid} +FLAGS.SILENT (\\Deleted)`)
         await s.ok(`UID EXPUNGE ${c.uid}`)
       })
-      if ((await recordsOf(rc, h, c.mailbox)).some((m) => m.uid === c.uid)) throw new AbortError(`${idOf(c)} is still on ${h.name} after UID EXPUNGE`, {host: h.name})
+      if ((await recordsOf(rc, h, c.mailbox)).some((m) => m.uid === c.uid))
+        throw new AbortError(`${idOf(c)} is still on ${h.name} after UID EXPUNGE`, {host: h.name})
       expunged.push(idOf(c))
     }
     return {expunged}
@@ -208,9 +220,12 @@ export const verifyConflicts = defineAction({
       const guids = [c.master.guid, c.replica.guid]
       const ok = guids.every((g) => uidsOf(m, g).length === 1 && uidsOf(r, g).length === 1 && uidsOf(m, g)[0] === uidsOf(r, g)[0] && uidsOf(m, g)[0] !== c.uid)
       if (!ok)
-        throw new AbortError(`${idOf(c)}: the two versions are not on both members exactly once under the same UIDs (master ${JSON.stringify(guids.map((g) => uidsOf(m, g)))}, replica ${JSON.stringify(guids.map((g) => uidsOf(r, g)))})`, {
-          hint: 'check replication (murderctl check --only replication), then resume',
-        })
+        throw new AbortError(
+          `${idOf(c)}: the two versions are not on both members exactly once under the same UIDs (master ${JSON.stringify(guids.map((g) => uidsOf(m, g)))}, replica ${JSON.stringify(guids.map((g) => uidsOf(r, g)))})`,
+          {
+            hint: 'check replication (murderctl check --only replication), then resume',
+          },
+        )
       verified.push({mailbox: c.mailbox, uid: c.uid, uids: Object.fromEntries(guids.map((g) => [g, uidsOf(m, g)[0]]))})
     }
     rc.facts.set('verified', verified)

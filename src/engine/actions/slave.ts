@@ -12,7 +12,8 @@ async function setSlave(rc: RunContext, step: Step, host: Host | undefined, enab
   const h = need(host, step)
   const text = (await rc.murder.pool.readFile(h, h.cyrus.cyrusConf)).toString('utf8')
   const svc = mupdateService(parseCyrusConf(text))
-  if (!svc || svc.mode === 'master') throw new AbortError(`no mupdate slave service in ${h.cyrus.cyrusConf}`, {host: h.name, step: step.id, hint: 'is this a unified backend?'})
+  if (!svc || svc.mode === 'master')
+    throw new AbortError(`no mupdate slave service in ${h.cyrus.cyrusConf}`, {host: h.name, step: step.id, hint: 'is this a unified backend?'})
   const next = enable ? enableService(text, 'SERVICES', svc.entry.name) : disableService(text, 'SERVICES', svc.entry.name)
   let saved
   if (next !== text) {

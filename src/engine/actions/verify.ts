@@ -23,9 +23,14 @@ async function verifyMurder(rc: RunContext, step: Step) {
   const expected = new Map<string, string>()
   const expectedP = Promise.all(
     backends.map((b) =>
-      scanDump(ctx, b, (e) => {
-        if (isLiveLocal(e)) expected.set(e.name, b.servername)
-      }, step.id),
+      scanDump(
+        ctx,
+        b,
+        (e) => {
+          if (isLiveLocal(e)) expected.set(e.name, b.servername)
+        },
+        step.id,
+      ),
     ),
   )
   const masterP = mailboxLocations(ctx, m, step.id)
@@ -73,7 +78,11 @@ async function verifyMurder(rc: RunContext, step: Step) {
     if (!a.connected) problems.push(`${a.host}'s mupdate slave is not connected`)
   }
   const figures = {master: locations.size, unionOfBackendsLocal: expected.size, before: rc.facts.get('before'), backendsMw: mw, slaves: slavesAgree}
-  if (problems.length) throw new AbortError(`verification failed: ${problems.join('; ')}`, {step: step.id, hint: 'read the figures in the journal; murderctl sync-backends --dry-run shows what differs'})
+  if (problems.length)
+    throw new AbortError(`verification failed: ${problems.join('; ')}`, {
+      step: step.id,
+      hint: 'read the figures in the journal; murderctl sync-backends --dry-run shows what differs',
+    })
   return figures
 }
 

@@ -1,14 +1,6 @@
 import {describe, expect, it} from 'vitest'
 import {BugError} from '../../../src/errors.js'
-import {
-  buildReport,
-  bySeverity,
-  CheckState,
-  exitCodeFor,
-  SUMMARY_MAX,
-  worstState,
-  type CheckResult,
-} from '../../../src/check/model.js'
+import {buildReport, bySeverity, CheckState, exitCodeFor, SUMMARY_MAX, worstState, type CheckResult} from '../../../src/check/model.js'
 import {b1Diverged, b2Consistent, cyrusUnknown, masterCount, okMaster, replicationLag} from './fixtures.js'
 
 const at = new Date('2026-03-01T12:00:00.000Z')
@@ -73,7 +65,12 @@ describe('buildReport', () => {
   })
 
   it('fits as many whole problems as it can', () => {
-    const r = buildReport('prod', [result('WARNING', 'fe2 holds 39 mailboxes, the master 40', 'fe2'), result('CRITICAL', 'b1 diverged from the master (3 changes)', 'b1'), okMaster], at, 5)
+    const r = buildReport(
+      'prod',
+      [result('WARNING', 'fe2 holds 39 mailboxes, the master 40', 'fe2'), result('CRITICAL', 'b1 diverged from the master (3 changes)', 'b1'), okMaster],
+      at,
+      5,
+    )
     expect(r.state).toBe('CRITICAL')
     expect(r.summary).toBe('1 critical, 1 warning of 3 checks: b1 diverged from the master (3 changes); fe2 holds 39 mailboxes, the master 40')
   })
@@ -85,7 +82,9 @@ describe('buildReport', () => {
   })
 
   it('keeps the summary under the limit however many and long the problems', () => {
-    const many = Array.from({length: 30}, (_, i) => result('CRITICAL', `backend b${i} diverged from the master (${i} changes); run \`murderctl sync-backends --backend b${i}\``, `b${i}`))
+    const many = Array.from({length: 30}, (_, i) =>
+      result('CRITICAL', `backend b${i} diverged from the master (${i} changes); run \`murderctl sync-backends --backend b${i}\``, `b${i}`),
+    )
     const r = buildReport('prod', many, at, 1)
     expect(r.summary.length).toBeLessThanOrEqual(SUMMARY_MAX)
     expect(r.summary).toMatch(/^30 critical of 30 checks: backend b0 diverged .*; \+\d+ more$/)

@@ -41,7 +41,13 @@ describe('formatNagios', () => {
   })
 
   it('never lets a pipe from a message start perfdata early', () => {
-    const piped: CheckResult = {name: 'uniqueid', host: 'b1', state: 'WARNING', message: 'b1: 2 mailboxes without uniqueid (user|x, user|y)', figures: {missing: 2}}
+    const piped: CheckResult = {
+      name: 'uniqueid',
+      host: 'b1',
+      state: 'WARNING',
+      message: 'b1: 2 mailboxes without uniqueid (user|x, user|y)',
+      figures: {missing: 2},
+    }
     const out = formatNagios(buildReport('prod', [piped], at, 1))
     const [first, ...rest] = out.trimEnd().split('\n')
     expect(first!.split('|')).toHaveLength(2)

@@ -58,7 +58,10 @@ describe('formatPrometheus', () => {
       expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*\{[a-zA-Z_][a-zA-Z0-9_]*=".*"\} [^ ]+$/)
     }
     // A sample never comes apart from its family (the textfile collector rejects that).
-    const names = text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.slice(0, l.indexOf('{')))
+    const names = text
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'))
+      .map((l) => l.slice(0, l.indexOf('{')))
     expect(names).toEqual([...names].sort((a, b) => families.findIndex((f) => f.name === a) - families.findIndex((f) => f.name === b)))
   })
 
@@ -99,7 +102,11 @@ describe('formatPrometheus', () => {
     const raw = {...report, murder: 'pr\nod', checks: [{...nasty, host: 'a\nb\\"'}]}
     const out = formatPrometheus(raw, now)
     expect(out).toContain('murder_check_status{murder="pr\\nod",check="slaves",host="a\\nb\\\\\\""} 1')
-    expect(parsePrometheusTextFormat(out).find((f) => f.name === 'murder_check_status')!.metrics[0]!.labels).toEqual({murder: 'pr\nod', check: 'slaves', host: 'a\nb\\"'})
+    expect(parsePrometheusTextFormat(out).find((f) => f.name === 'murder_check_status')!.metrics[0]!.labels).toEqual({
+      murder: 'pr\nod',
+      check: 'slaves',
+      host: 'a\nb\\"',
+    })
   })
 
   it('per-check durations only for checks that measured one', () => {

@@ -20,7 +20,12 @@ const report = buildReport(
     b2Consistent,
     replicationLag,
     cyrusUnknown,
-    evaluateMasterCount({count: 0, previous: {murder: 'prod', masterCount: 40, at: '2026-01-01T00:00:00.000Z'}, thresholds: DEFAULT_MASTER_COUNT_THRESHOLDS, unifiedSlavesEnabled: true}),
+    evaluateMasterCount({
+      count: 0,
+      previous: {murder: 'prod', masterCount: 40, at: '2026-01-01T00:00:00.000Z'},
+      thresholds: DEFAULT_MASTER_COUNT_THRESHOLDS,
+      unifiedSlavesEnabled: true,
+    }),
   ],
   new Date('2026-03-01T12:00:00.000Z'),
   2500,
@@ -42,7 +47,7 @@ describe('check report JSON schema', () => {
   })
 
   it('the schema says what every check carries: state, message, figures, and the fix', () => {
-    const item = ((committed.properties as Record<string, {items?: {properties: Record<string, unknown>; required: string[]}}>).checks!.items)!
+    const item = (committed.properties as Record<string, {items?: {properties: Record<string, unknown>; required: string[]}}>).checks!.items!
     expect(item.required).toEqual(['name', 'state', 'message', 'figures'])
     expect(Object.keys(item.properties)).toEqual(expect.arrayContaining(['host', 'fix', 'durationMs', 'perf']))
   })

@@ -37,7 +37,30 @@ describe('parseCyrusConf round trip', () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31
       return seed % n
     }
-    const atoms = ['START', 'SERVICES', 'EVENTS', 'DAEMON', ' {', '}', '{', '\n', '\r\n', '\r', '\t', ' ', '#', '"', '=', 'imap', 'cmd=', '"imapd -U 30"', 'é', '日', 'x_y', '  # disabled by murderctl']
+    const atoms = [
+      'START',
+      'SERVICES',
+      'EVENTS',
+      'DAEMON',
+      ' {',
+      '}',
+      '{',
+      '\n',
+      '\r\n',
+      '\r',
+      '\t',
+      ' ',
+      '#',
+      '"',
+      '=',
+      'imap',
+      'cmd=',
+      '"imapd -U 30"',
+      'é',
+      '日',
+      'x_y',
+      '  # disabled by murderctl',
+    ]
     for (let i = 0; i < 500; i++) {
       let t = ''
       const n = rand(60)
@@ -53,22 +76,8 @@ describe('parseCyrusConf structure', () => {
   it('finds the sections and their entries', () => {
     expect(conf.problems).toEqual([])
     expect(conf.sections.START.filter((e) => e.enabled).map((e) => e.name)).toEqual(['recover', 'delprune', 'tlsprune'])
-    expect(conf.sections.SERVICES.filter((e) => e.enabled).map((e) => e.name)).toEqual([
-      'imap',
-      'pop3',
-      'nntp',
-      'http',
-      'lmtpunix',
-      'sieve',
-      'notify',
-    ])
-    expect(conf.sections.EVENTS.filter((e) => e.enabled).map((e) => e.name)).toEqual([
-      'checkpoint',
-      'delprune',
-      'tlsprune',
-      'deleteprune',
-      'expungeprune',
-    ])
+    expect(conf.sections.SERVICES.filter((e) => e.enabled).map((e) => e.name)).toEqual(['imap', 'pop3', 'nntp', 'http', 'lmtpunix', 'sieve', 'notify'])
+    expect(conf.sections.EVENTS.filter((e) => e.enabled).map((e) => e.name)).toEqual(['checkpoint', 'delprune', 'tlsprune', 'deleteprune', 'expungeprune'])
     expect(conf.sections.DAEMON).toEqual([])
   })
 

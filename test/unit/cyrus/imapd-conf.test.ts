@@ -1,14 +1,7 @@
 import {readFileSync} from 'node:fs'
 import {describe, expect, it} from 'vitest'
 import {UnexpectedOutputError} from '../../../src/errors.js'
-import {
-  imapdBool,
-  lintImapdConf,
-  murderRole,
-  parseImapdConf,
-  parseMupdateServer,
-  setImapdOption,
-} from '../../../src/cyrus/imapd-conf.js'
+import {imapdBool, lintImapdConf, murderRole, parseImapdConf, parseMupdateServer, setImapdOption} from '../../../src/cyrus/imapd-conf.js'
 
 const debian = readFileSync(new URL('../../fixtures/debian/imapd.conf', import.meta.url), 'utf8')
 
@@ -98,7 +91,7 @@ describe('setImapdOption', () => {
     expect(setImapdOption(text, 'mupdate_server', 'mm.example')).toBe('#mupdate_server: old.example\nservername: b1\nmupdate_server: mm.example\n')
   })
 
-  it('appends with the file\'s line ending, adding one if the file lacks a final newline', () => {
+  it("appends with the file's line ending, adding one if the file lacks a final newline", () => {
     expect(setImapdOption('a: 1\n', 'mupdate_retry_delay', '2')).toBe('a: 1\nmupdate_retry_delay: 2\n')
     expect(setImapdOption('a: 1', 'b', '2')).toBe('a: 1\nb: 2\n')
     expect(setImapdOption('a: 1\r\nc: 3\r\n', 'b', '2')).toBe('a: 1\r\nc: 3\r\nb: 2\r\n')
@@ -171,7 +164,14 @@ describe('murderRole', () => {
     expect(role({mupdate_server: 'mm', mupdate_config: 'unified'})).toBe('unified')
     expect(role({mupdate_server: 'mm', mupdate_config: 'replicated'})).toBe('replicated')
     expect(role({mupdate_server: 'mm', mupdate_config: 'weird'})).toBe('unknown')
-    expect(murderRole(new Map([['mupdate_server', 'mm'], ['proxyservers', 'a b']]))).toEqual({
+    expect(
+      murderRole(
+        new Map([
+          ['mupdate_server', 'mm'],
+          ['proxyservers', 'a b'],
+        ]),
+      ),
+    ).toEqual({
       role: 'backend',
       mupdateServer: 'mm',
       mupdateConfig: 'standard',

@@ -75,7 +75,8 @@ describe('JSON dump (3.6)', () => {
   })
 
   it('reads the tombstone 3.6 leaves after DELETE (mbtype ed, no partition) as deleted, not an error', () => {
-    const text = '{\n"user.alice.Old": {"name": "user.alice.Old", "mbtype": "ed", "uidvalidity": "1764000000", "acl": {}},\n"user.alice": {"name": "user.alice", "mbtype": "e", "partition": "default", "acl": {"alice": "lrswipkxtecdan"}, "uniqueid": "u1"}\n}\n'
+    const text =
+      '{\n"user.alice.Old": {"name": "user.alice.Old", "mbtype": "ed", "uidvalidity": "1764000000", "acl": {}},\n"user.alice": {"name": "user.alice", "mbtype": "e", "partition": "default", "acl": {"alice": "lrswipkxtecdan"}, "uniqueid": "u1"}\n}\n'
     const [tomb, live] = parseDump(text)
     expect(tomb).toMatchObject({name: 'user.alice.Old', mbtype: 'ed', partition: ''})
     expect(isDeleted(tomb!)).toBe(true)
@@ -93,7 +94,8 @@ describe('JSON dump (3.6)', () => {
   })
 
   it('counts local entries that lost their uniqueid', () => {
-    const text = '{\n"user.a": {"name": "user.a", "mbtype": "e", "partition": "default", "acl": {}},\n"user.b": {"name": "user.b", "mbtype": "e", "partition": "default", "acl": {}, "uniqueid": "u"}\n}\n'
+    const text =
+      '{\n"user.a": {"name": "user.a", "mbtype": "e", "partition": "default", "acl": {}},\n"user.b": {"name": "user.b", "mbtype": "e", "partition": "default", "acl": {}, "uniqueid": "u"}\n}\n'
     expect(countEntries(parseDump(text))).toMatchObject({local: 2, withoutUniqueid: 1})
   })
 
@@ -123,7 +125,9 @@ describe('JSON dump (3.6)', () => {
     expect(() => parseDump('Usage: ctl_mboxlist ...\n')).toThrow(/unrecognised first line at line 1/)
     expect(() => parseDump('{\n"a": {"name": "a", "mbtype": "E!", "partition": "d", "acl": {}}\n}\n')).toThrow(/mbtype/)
     expect(() => parseDump('{\n"a": {"name": "a", "mbtype": "e", "acl": {}}\n}\n')).toThrow(/partition/)
-    expect(() => parseDump('{\n"a": {"name": "a", "mbtype": "e", "partition": "d", "acl": {}}\n"b": {"name": "b", "mbtype": "e", "partition": "d", "acl": {}}\n}\n')).toThrow(/without ","/)
+    expect(() =>
+      parseDump('{\n"a": {"name": "a", "mbtype": "e", "partition": "d", "acl": {}}\n"b": {"name": "b", "mbtype": "e", "partition": "d", "acl": {}}\n}\n'),
+    ).toThrow(/without ","/)
     expect(() => parseDump('{\n}\nextra\n')).toThrow(/after the closing/)
   })
 

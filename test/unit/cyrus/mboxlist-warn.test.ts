@@ -78,7 +78,7 @@ describe('classifyMupdateStderr', () => {
 
   it('recognises the other documented texts', () => {
     expect(classifyMupdateStderr("couldn't do LIST command on mupdate server\n")!.kind).toBe('list')
-    const sort = classifyMupdateStderr("mupdate said: user.a b1!default\nmailboxes.db said: user.b\nfatal error: mupdate said not us before it said us\n")!
+    const sort = classifyMupdateStderr('mupdate said: user.a b1!default\nmailboxes.db said: user.b\nfatal error: mupdate said not us before it said us\n')!
     expect(sort.kind).toBe('sort-order')
     expect(sort.line).toBe('fatal error: mupdate said not us before it said us')
     expect(classifyMupdateStderr("permanent failure storing 'user.a'\npermanent failure storing 'user.b'\n")).toMatchObject({

@@ -131,10 +131,11 @@ describe('probeMupdate', () => {
 
   it('reads the greeting through a stream opened another way (an SSH tunnel), and says when the tunnel is refused', async () => {
     const srv = await tiny((s) => s.write(raw('banner-slave.raw')))
-    const tunnel = () => new Promise<net.Socket>((res) => {
-      const s = net.connect(srv.port, '127.0.0.1')
-      s.once('connect', () => res(s))
-    })
+    const tunnel = () =>
+      new Promise<net.Socket>((res) => {
+        const s = net.connect(srv.port, '127.0.0.1')
+        s.once('connect', () => res(s))
+      })
     const r = await probeMupdate('fe.behind.bastion', 3905, 2000, tunnel)
     expect(r).toMatchObject({reachable: true, address: 'fe.behind.bastion', port: 3905, banner: {role: 'slave'}})
     const refused = await probeMupdate('fe.behind.bastion', 3905, 2000, () => Promise.reject(new Error('(SSH) Channel open failure: Connection refused')))

@@ -16,7 +16,15 @@ const noFatal = (t: string) => expect(lintImapdConf(t).filter((p) => p.fatal)).t
 
 describe('pair configs on the captured lab files', () => {
   it('reads b1 as master and b1r as replica', () => {
-    expect(pairConfigFacts(b1.imapd, b1.cyrus)).toMatchObject({role: 'master', mupdateServer: 'mupdate', syncLog: true, syncHost: 'b1r', mupdatePush: true, syncClient: true, syncServer: false})
+    expect(pairConfigFacts(b1.imapd, b1.cyrus)).toMatchObject({
+      role: 'master',
+      mupdateServer: 'mupdate',
+      syncLog: true,
+      syncHost: 'b1r',
+      mupdatePush: true,
+      syncClient: true,
+      syncServer: false,
+    })
     expect(pairConfigFacts(b1r.imapd, b1r.cyrus)).toMatchObject({role: 'replica', mupdateServer: null, syncLog: false, syncServer: true})
   })
 
@@ -25,7 +33,13 @@ describe('pair configs on the captured lab files', () => {
     noFatal(r.imapd)
     expect(pairConfigFacts(r.imapd, r.cyrus)).toMatchObject({role: 'replica', syncServer: true, mupdatePush: false, syncClient: false})
     // The values stay in the file, marked, for the way back; credentials stay active.
-    expect(markedImapdOptions(r.imapd)).toEqual(new Map([['mupdate_server', 'mupdate'], ['sync_log', '1'], ['sync_host', 'b1r']]))
+    expect(markedImapdOptions(r.imapd)).toEqual(
+      new Map([
+        ['mupdate_server', 'mupdate'],
+        ['sync_log', '1'],
+        ['sync_host', 'b1r'],
+      ]),
+    )
     expect(parseImapdConf(r.imapd).get('mupdate_password')).toBe('REDACTED')
     expect(toReplicaConfig(r)).toEqual(r)
     // b1's captured cyrus.conf had no sync_server at all: one is added, once.
@@ -33,7 +47,7 @@ describe('pair configs on the captured lab files', () => {
     expect(serializeCyrusConf(parseCyrusConf(r.cyrus))).toBe(r.cyrus)
   })
 
-  it('promotes the replica from the master\'s settings, naming the OLD member\'s own address; idempotent', () => {
+  it("promotes the replica from the master's settings, naming the OLD member's own address; idempotent", () => {
     const m = toMasterConfig(b1r, {settings: masterSettings(b1r.imapd, b1.imapd), syncHost: '127.0.31.13'})
     noFatal(m.imapd)
     const conf = parseImapdConf(m.imapd)

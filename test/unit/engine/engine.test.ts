@@ -83,7 +83,10 @@ describe('engine', () => {
     expect(t.asked).toEqual(['plan:stop-fe,push', 'diff:diff'])
     expect(t.ran).toEqual(['look@-', 'stop-fe@fe1', 'diff@b1', 'diff@b2', 'push@b2'])
     expect(out.plan.find((s) => s.step === 'push')?.hosts).toEqual([{host: 'b2', does: 'touch b2 2'}])
-    const notes = t.journal.events().filter((e) => e.event === 'note').map((e) => e.data)
+    const notes = t.journal
+      .events()
+      .filter((e) => e.event === 'note')
+      .map((e) => e.data)
     expect(notes).toEqual([
       {gate: 'plan', confirmed: true, by: 'prompt'},
       {gate: 'diff', confirmed: true, by: 'prompt'},

@@ -35,7 +35,9 @@ describe('failover history from the journals', () => {
 
 describe('pair commands and config diffs', () => {
   it('fills placeholders shell-quoted and leaves unknown ones', () => {
-    expect(fillCommand('move {servername} {new.address} {old} {x}', {servername: 'b1', 'new.address': '10.0.0.15', old: "it's"})).toBe("move b1 10.0.0.15 'it'\\''s' {x}")
+    expect(fillCommand('move {servername} {new.address} {old} {x}', {servername: 'b1', 'new.address': '10.0.0.15', old: "it's"})).toBe(
+      "move b1 10.0.0.15 'it'\\''s' {x}",
+    )
   })
 
   it('diffs configs line by line with passwords masked', () => {

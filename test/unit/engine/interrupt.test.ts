@@ -23,9 +23,12 @@ describe('watchInterrupts', () => {
 
   it('stops listening once disposed', () => {
     const before = process.listenerCount('SIGINT')
-    watch = watchInterrupts(() => {}, () => {
-      throw new Error('exit')
-    })
+    watch = watchInterrupts(
+      () => {},
+      () => {
+        throw new Error('exit')
+      },
+    )
     expect(process.listenerCount('SIGINT')).toBe(before + 1)
     watch.dispose()
     expect(process.listenerCount('SIGINT')).toBe(before)

@@ -30,14 +30,24 @@ describe('playbooks', () => {
   })
 
   it('ships one playbook per murder mode and source, each valid and naming known actions', () => {
-    expect(listPlaybooks().filter((n) => n.startsWith('recover-master-')).sort()).toEqual([
+    expect(
+      listPlaybooks()
+        .filter((n) => n.startsWith('recover-master-'))
+        .sort(),
+    ).toEqual([
       'recover-master-standard-backends',
       'recover-master-standard-backup',
       'recover-master-standard-frontend',
       'recover-master-unified-backends',
       'recover-master-unified-backup',
     ])
-    for (const [mode, source] of [['standard', 'backends'], ['standard', 'backup'], ['standard', 'frontend'], ['unified', 'backends'], ['unified', 'backup']] as const) {
+    for (const [mode, source] of [
+      ['standard', 'backends'],
+      ['standard', 'backup'],
+      ['standard', 'frontend'],
+      ['unified', 'backends'],
+      ['unified', 'backup'],
+    ] as const) {
       const p = builtinPlaybook(`recover-master-${mode}-${source}`, {command: 'recover-master', mode, source})
       expect(p).toMatchObject({mode, source})
       for (const s of p.steps) expect(ACTIONS[s.action as keyof typeof ACTIONS], s.id).toBeDefined()
@@ -75,7 +85,7 @@ describe('playbooks', () => {
     expect(() => loadPlaybook(join(dir, 'missing.yaml'))).toThrow(InventoryError)
   })
 
-  it('refuses a misspelt or foreign param instead of ignoring it (a lost localOnly would claim other backends\' mailboxes)', () => {
+  it("refuses a misspelt or foreign param instead of ignoring it (a lost localOnly would claim other backends' mailboxes)", () => {
     const dir = mkdtempSync(join(tmpdir(), 'pb-'))
     const text = readFileSync(join(import.meta.dirname, '../../../playbooks/recover-master-unified-backends.yaml'), 'utf8')
     expect(text).toContain('params: {localOnly: true}')

@@ -17,7 +17,9 @@ describe('playbooks/replication-repair.yaml', () => {
     expect(at('expunge-conflicts')).toBeLessThan(at('sync-owners'))
     expect(p.steps.at(-1)!.action).toBe('verify-conflicts')
     expect(ACTIONS['verify-conflicts'].mutating).toBe(false)
-    expect(['save-message-files', 'reappend-conflicts', 'expunge-conflicts', 'sync-owners'].every((a) => ACTIONS[a as keyof typeof ACTIONS].mutating)).toBe(true)
+    expect(['save-message-files', 'reappend-conflicts', 'expunge-conflicts', 'sync-owners'].every((a) => ACTIONS[a as keyof typeof ACTIONS].mutating)).toBe(
+      true,
+    )
   })
 
   it('is refused by another command', () => {

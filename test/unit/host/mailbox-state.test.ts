@@ -27,7 +27,17 @@ describe('the mailbox state pass (mbexamine -u | awk | perl)', () => {
     const out = run('perl', ['-e', CRC_PERL], awkOut)
     const states = parseMailboxStates(out)
     expect(states.map((s) => s.name)).toEqual(['user.alice', 'user.alice.Sent', 'user.alice.Trash', 'user.carol'])
-    expect(states[0]).toEqual({name: 'user.alice', uniqueid: 'le95z95mgku6kfuteye5wfn5', uidvalidity: 1795882831, lastUid: 3, highestModseq: 9, exists: 2, bytes: 468, syncCrc: null, annotCrc: null})
+    expect(states[0]).toEqual({
+      name: 'user.alice',
+      uniqueid: 'le95z95mgku6kfuteye5wfn5',
+      uidvalidity: 1795882831,
+      lastUid: 3,
+      highestModseq: 9,
+      exists: 2,
+      bytes: 468,
+      syncCrc: null,
+      annotCrc: null,
+    })
     expect(out).toMatch(/^EXIT 0$/m)
   })
 
@@ -51,13 +61,22 @@ describe('the message record pass (mbexamine | awk)', () => {
       ['user.alice', [1, 3]],
       ['user.carol', [1]],
     ])
-    expect(boxes[0].messages[0]).toEqual({uid: 1, guid: '51c60f48463ce1724ec4855ce4821d75c8ae4eec', flags: ['$Label1', 'Junk'], internalDate: 1795882837, size: 234, modseq: 6})
+    expect(boxes[0].messages[0]).toEqual({
+      uid: 1,
+      guid: '51c60f48463ce1724ec4855ce4821d75c8ae4eec',
+      flags: ['$Label1', 'Junk'],
+      internalDate: 1795882837,
+      size: 234,
+      modseq: 6,
+    })
     expect(boxes[0].messages[1].flags).toEqual(['\\Answered', '\\Draft', '\\Flagged'])
   })
 
   it('decodes user flags past the first word and every system flag', () => {
     const names = Array.from({length: 40}, (_, i) => `f${i}`)
-    expect(decodeFlags('0000001F', '00000000 00000000 00000080 00000001', names)).toEqual(['\\Answered', '\\Deleted', '\\Draft', '\\Flagged', '\\Seen', 'f0', 'f39'].sort())
+    expect(decodeFlags('0000001F', '00000000 00000000 00000080 00000001', names)).toEqual(
+      ['\\Answered', '\\Deleted', '\\Draft', '\\Flagged', '\\Seen', 'f0', 'f39'].sort(),
+    )
   })
 
   it('refuses a record without a GUID', () => {
@@ -74,8 +93,27 @@ describe('selectionPatterns', () => {
   })
 })
 
-const state = (name: string, o: Partial<MailboxState> = {}): MailboxState => ({name, uniqueid: `id-${name}`, uidvalidity: 1, lastUid: 3, highestModseq: 9, exists: 3, bytes: 10, syncCrc: 5, annotCrc: 6, ...o})
-const msg = (uid: number, guid: string, o: Partial<MessageRecord> = {}): MessageRecord => ({uid, guid: guid.padEnd(40, '0'), flags: [], internalDate: 100, size: 1, modseq: 1, ...o})
+const state = (name: string, o: Partial<MailboxState> = {}): MailboxState => ({
+  name,
+  uniqueid: `id-${name}`,
+  uidvalidity: 1,
+  lastUid: 3,
+  highestModseq: 9,
+  exists: 3,
+  bytes: 10,
+  syncCrc: 5,
+  annotCrc: 6,
+  ...o,
+})
+const msg = (uid: number, guid: string, o: Partial<MessageRecord> = {}): MessageRecord => ({
+  uid,
+  guid: guid.padEnd(40, '0'),
+  flags: [],
+  internalDate: 100,
+  size: 1,
+  modseq: 1,
+  ...o,
+})
 
 describe('compareStates', () => {
   it('names the mailboxes on one side only and each field that differs', () => {

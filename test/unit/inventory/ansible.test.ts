@@ -40,7 +40,9 @@ describe('inventory from Ansible', () => {
   })
 
   it('refuses a host in two roles, and groups that hold nobody', () => {
-    expect(() => inventoryFromAnsible(list, {name: 'prod', mode: 'standard', groups: {...DEFAULT_GROUP_ROLES, mail: 'frontend'}})).toThrow(/in groups for two roles/)
+    expect(() => inventoryFromAnsible(list, {name: 'prod', mode: 'standard', groups: {...DEFAULT_GROUP_ROLES, mail: 'frontend'}})).toThrow(
+      /in groups for two roles/,
+    )
     expect(() => inventoryFromAnsible(list, {name: 'prod', mode: 'standard', groups: {nothing: 'backend'}})).toThrow(/has hosts/)
   })
 
@@ -48,11 +50,17 @@ describe('inventory from Ansible', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ans-'))
     writeFileSync(join(dir, 'inv.json'), JSON.stringify(list))
     const bin = resolve(import.meta.dirname, '../../../bin/run.js')
-    const r = await execa('node', [bin, 'inventory', 'import', '--from-ansible', '-', '--name', 'prod', '--mode', 'standard', '--out', join(dir, 'murder.yaml')], {input: JSON.stringify(list), reject: false})
+    const r = await execa(
+      'node',
+      [bin, 'inventory', 'import', '--from-ansible', '-', '--name', 'prod', '--mode', 'standard', '--out', join(dir, 'murder.yaml')],
+      {input: JSON.stringify(list), reject: false},
+    )
     expect(r.exitCode, r.stderr).toBe(0)
     const inv = parseInventory(readFileSync(join(dir, 'murder.yaml'), 'utf8'), join(dir, 'murder.yaml'))
     expect(inv.hosts.map((h) => `${h.name}:${h.role}`)).toEqual(['mupdate:mupdate-master', 'fe1:frontend', 'b1:backend', 'b1r:replica'])
-    const bad = await execa('node', [bin, 'inventory', 'import', '--from-ansible', join(dir, 'nope.json'), '--name', 'prod', '--mode', 'standard'], {reject: false})
+    const bad = await execa('node', [bin, 'inventory', 'import', '--from-ansible', join(dir, 'nope.json'), '--name', 'prod', '--mode', 'standard'], {
+      reject: false,
+    })
     expect(bad.exitCode).toBe(3)
     expect(bad.stderr).toMatch(/not the JSON of ansible-inventory --list/)
   })

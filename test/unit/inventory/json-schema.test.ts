@@ -29,7 +29,17 @@ describe('inventory JSON Schema', () => {
 })
 
 describe('inventory errors name the YAML line', () => {
-  const text = ['name: prod', 'mode: standard', 'hosts:', '  - {name: mupdate, role: mupdate-master, address: 10.0.0.1}', '  - name: b1', '    role: backend', '    address: 10.0.0.2', '    ssh: {port: "twenty-two"}', ''].join('\n')
+  const text = [
+    'name: prod',
+    'mode: standard',
+    'hosts:',
+    '  - {name: mupdate, role: mupdate-master, address: 10.0.0.1}',
+    '  - name: b1',
+    '    role: backend',
+    '    address: 10.0.0.2',
+    '    ssh: {port: "twenty-two"}',
+    '',
+  ].join('\n')
 
   it('for a schema error, the line of the offending value', () => {
     expect(() => parseInventory(text, '/etc/murderctl/murder.yaml')).toThrow(InventoryError)

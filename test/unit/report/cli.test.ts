@@ -17,8 +17,12 @@ const runIdOf = (name: string) => JSON.parse(readFileSync(join(JOURNALS, name, '
 describe('murderctl report (built CLI, offline)', () => {
   beforeAll(() => {
     // The stopped-at-diff fixture is the completed run earlier in its life: same id, left out.
-    for (const f of FIXTURES.filter((x) => x !== 'recover-master-stopped-at-diff')) cpSync(join(JOURNALS, f), join(dir, 'state', 'runs', runIdOf(f)), {recursive: true})
-    writeFileSync(inv, 'name: lab\nmode: standard\nstateDir: state\nknownHosts: known_hosts\nhosts:\n  - {name: mupdate, role: mupdate-master, address: 127.0.0.1}\n  - {name: b1, role: backend, address: 127.0.0.2}\n')
+    for (const f of FIXTURES.filter((x) => x !== 'recover-master-stopped-at-diff'))
+      cpSync(join(JOURNALS, f), join(dir, 'state', 'runs', runIdOf(f)), {recursive: true})
+    writeFileSync(
+      inv,
+      'name: lab\nmode: standard\nstateDir: state\nknownHosts: known_hosts\nhosts:\n  - {name: mupdate, role: mupdate-master, address: 127.0.0.1}\n  - {name: b1, role: backend, address: 127.0.0.2}\n',
+    )
   })
 
   it('--list: newest first, one line each with the outcome', async () => {

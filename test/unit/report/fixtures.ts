@@ -3,7 +3,13 @@ import {join, resolve} from 'node:path'
 import {keptDiffs, readEvents, type GatheredRun} from '../../../src/services/report.js'
 
 export const JOURNALS = resolve(import.meta.dirname, '../../fixtures/journals')
-export const FIXTURES = ['recover-master-completed', 'recover-master-stopped-at-diff', 'recover-master-failed', 'recover-master-interrupted', 'sync-backends-completed'] as const
+export const FIXTURES = [
+  'recover-master-completed',
+  'recover-master-stopped-at-diff',
+  'recover-master-failed',
+  'recover-master-interrupted',
+  'sync-backends-completed',
+] as const
 
 export function gathered(name: string, over: Partial<GatheredRun> = {}): GatheredRun {
   const dir = join(JOURNALS, name)

@@ -7,5 +7,7 @@ export function lintMarkdown(text: string): string[] {
     strings: {report: text},
     config: {default: true, MD013: false, MD033: {allowed_elements: ['details', 'summary']}, MD024: {siblings_only: true}},
   })
-  return results.report.map((e) => `${e.lineNumber}: ${e.ruleNames.join('/')} ${e.ruleDescription}${e.errorDetail ? ` (${e.errorDetail})` : ''}: ${e.errorContext ?? ''}`)
+  return results.report.map(
+    (e) => `${e.lineNumber}: ${e.ruleNames.join('/')} ${e.ruleDescription}${e.errorDetail ? ` (${e.errorDetail})` : ''}: ${e.errorContext ?? ''}`,
+  )
 }

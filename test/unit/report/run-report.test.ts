@@ -18,17 +18,33 @@ describe('run report model', () => {
     // The run was resumed twice: each attempt is on the timeline, the failed ones too.
     const hosts = new Set(r.timeline.map((u) => u.host))
     expect([...hosts].sort()).toEqual(['b1', 'b2', 'fe1', 'fe2', 'mupdate', null].sort())
-    expect(r.timeline.filter((u) => u.step === 'diff' && u.status === 'failed').map((u) => u.host).sort()).toEqual(['b1', 'b2'])
+    expect(
+      r.timeline
+        .filter((u) => u.step === 'diff' && u.status === 'failed')
+        .map((u) => u.host)
+        .sort(),
+    ).toEqual(['b1', 'b2'])
     expect(r.timeline.filter((u) => u.step === 'push').every((u) => u.status === 'done' && u.end > u.start)).toBe(true)
     expect(r.timeline.find((u) => u.step === 'stop-master')).toMatchObject({status: 'skipped'})
     expect(r.consents).toEqual([{at: expect.any(String), step: 'diff', gate: undefined, by: 'not recorded', who: undefined}])
     expect(r.diffs).toHaveLength(1)
     expect(r.diffs[0]).toMatchObject({step: 'diff', total: 43, pushed: true})
     expect(r.diffs[0].targets.find((t) => t.target === 'b1')!.kinds[0].items).toEqual(expect.arrayContaining(WEIRD))
-    expect(r.copies.map((c) => `${c.host}:${c.moved ? 'moved' : 'copied'}`).sort()).toEqual(['b1:copied', 'b2:copied', 'fe1:moved', 'fe2:moved', 'mupdate:copied'])
+    expect(r.copies.map((c) => `${c.host}:${c.moved ? 'moved' : 'copied'}`).sort()).toEqual([
+      'b1:copied',
+      'b2:copied',
+      'fe1:moved',
+      'fe2:moved',
+      'mupdate:copied',
+    ])
     expect(r.copies.every((c) => /^[0-9a-f]{64}$/.test(c.sha256!) && c.now === 'unchecked')).toBe(true)
     const verify = r.figures.find((f) => f.step === 'verify')!
-    expect(Object.fromEntries(verify.rows)).toMatchObject({master: '43', unionOfBackendsLocal: '43', 'slaves[fe1].entries': '43', 'backendsMw[b1].changes': '0'})
+    expect(Object.fromEntries(verify.rows)).toMatchObject({
+      master: '43',
+      unionOfBackendsLocal: '43',
+      'slaves[fe1].entries': '43',
+      'backendsMw[b1].changes': '0',
+    })
     expect(r.commands.some((c) => c.command.endsWith('ctl_mboxlist -m') && c.exitCode === 0)).toBe(true)
   })
 
@@ -37,7 +53,11 @@ describe('run report model', () => {
     expect(r.outcome).toBe('awaiting consent')
     expect(r.consents).toEqual([])
     expect(r.diffs[0]).toMatchObject({step: 'diff', total: 43, pushed: false})
-    expect(r.stop).toMatchObject({where: 'after step diff', resume: `murderctl recover-master -i /tmp/murder-lab/inventory.yaml --resume ${r.run} --yes`, rollback: `murderctl recover-master -i /tmp/murder-lab/inventory.yaml --rollback ${r.run}`})
+    expect(r.stop).toMatchObject({
+      where: 'after step diff',
+      resume: `murderctl recover-master -i /tmp/murder-lab/inventory.yaml --resume ${r.run} --yes`,
+      rollback: `murderctl recover-master -i /tmp/murder-lab/inventory.yaml --rollback ${r.run}`,
+    })
     expect(r.timeline.some((u) => u.step === 'push')).toBe(false)
   })
 
@@ -134,7 +154,7 @@ describe('renderers', () => {
     expect(page).toContain('user.zoe.&lt;script&gt;alert(1)&lt;/script&gt;')
     expect(page).toContain('user.zoe.R&amp;D &quot;quoted&quot;')
     expect(page).toMatch(/<svg [^>]*class="gantt"/)
-    expect(page).toContain("Content-Security-Policy\" content=\"default-src 'none'")
+    expect(page).toContain('Content-Security-Policy" content="default-src \'none\'')
     // Every diff line is in the folded list.
     expect(page.match(/Force Activate: /g)).toHaveLength(43)
   })

@@ -4,7 +4,18 @@ import type {MurderStatus} from '../../../src/services/status.js'
 
 /** The inventory facts the diagram needs (pairs), as the lab's inventory has them. */
 export function inventoryOf(s: MurderStatus): Pick<Inventory, 'hosts'> {
-  return {hosts: s.hosts.map((h) => ({name: h.name, role: h.role, address: h.address, servername: h.role === 'replica' ? 'b1' : h.name, replicaOf: h.role === 'replica' ? 'b1' : undefined}) as Inventory['hosts'][number])}
+  return {
+    hosts: s.hosts.map(
+      (h) =>
+        ({
+          name: h.name,
+          role: h.role,
+          address: h.address,
+          servername: h.role === 'replica' ? 'b1' : h.name,
+          replicaOf: h.role === 'replica' ? 'b1' : undefined,
+        }) as Inventory['hosts'][number],
+    ),
+  }
 }
 
 /** fe1's slave disconnected, b2 unreachable, the replica started in the murder too, sync_client stopped. */

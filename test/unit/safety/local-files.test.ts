@@ -72,8 +72,7 @@ describe('the journal after a crash', () => {
 describe('run ids', () => {
   it('a run id that is a path is refused, and resuming a missing run creates nothing', () => {
     const state = join(dir, 'state')
-    for (const bad of ['../../x', '/etc', '20261122T103000Z-recover-master-ab12/../../x', ''])
-      expect(() => Journal.open(state, bad), bad).toThrow(UsageError)
+    for (const bad of ['../../x', '/etc', '20261122T103000Z-recover-master-ab12/../../x', '']) expect(() => Journal.open(state, bad), bad).toThrow(UsageError)
     expect(() => Journal.open(state, '20261122T103000Z-recover-master-ab12')).toThrow(UsageError)
     expect(existsSync(state)).toBe(false)
   })
@@ -91,7 +90,20 @@ describe('stateDir', () => {
 })
 
 function meta(takenAt: string) {
-  return {kind: 'murderctl-backup' as const, version: 1 as const, murder: 'lab', host: 'mupdate', servername: 'mupdate', takenAt, cyrusVersion: null, format: 'twoskip', source: '/var/lib/cyrus/mailboxes.db', entries: 0, bytes: 2, sha256: '0'.repeat(64)}
+  return {
+    kind: 'murderctl-backup' as const,
+    version: 1 as const,
+    murder: 'lab',
+    host: 'mupdate',
+    servername: 'mupdate',
+    takenAt,
+    cyrusVersion: null,
+    format: 'twoskip',
+    source: '/var/lib/cyrus/mailboxes.db',
+    entries: 0,
+    bytes: 2,
+    sha256: '0'.repeat(64),
+  }
 }
 
 describe('backup --keep and --list', () => {
@@ -134,7 +146,10 @@ describe('inventory inputs (finding 8)', async () => {
 
   it('names a missing identity file, a known_hosts that is a folder, and a stateDir under /proc or that is a file', () => {
     writeFileSync(join(dir, 'afile'), 'x')
-    const i = parseInventory(inv(ok, `knownHosts: ${dir}\nstateDir: /proc/self/murderctl\ndefaults: {ssh: {identity: ${dir}/missing-key}}\n`), join(dir, 'm.yaml'))
+    const i = parseInventory(
+      inv(ok, `knownHosts: ${dir}\nstateDir: /proc/self/murderctl\ndefaults: {ssh: {identity: ${dir}/missing-key}}\n`),
+      join(dir, 'm.yaml'),
+    )
     const problems = inventoryFileProblems(i).join('\n')
     expect(problems).toMatch(/identity file .*missing-key does not exist/)
     expect(problems).toMatch(/knownHosts .* is not a file/)

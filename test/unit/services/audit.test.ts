@@ -9,13 +9,22 @@ describe('parseSyncErrors', () => {
   it('one event per mismatch although Cyrus logs it twice; other lines ignored', () => {
     const events = parseSyncErrors('b1', fixture('syslog-guid-mismatch.txt'))
     expect(events).toHaveLength(1)
-    expect(events[0]).toMatchObject({host: 'b1', mailbox: 'user.alice', uid: expect.any(Number), rguid: expect.stringMatching(/^[0-9a-f]{40}$/), mguid: expect.stringMatching(/^[0-9a-f]{40}$/)})
+    expect(events[0]).toMatchObject({
+      host: 'b1',
+      mailbox: 'user.alice',
+      uid: expect.any(Number),
+      rguid: expect.stringMatching(/^[0-9a-f]{40}$/),
+      mguid: expect.stringMatching(/^[0-9a-f]{40}$/),
+    })
     expect(events[0].time).toMatch(/^\d{4}-\d\d-\d\dT/)
   })
 
   it('reads the classic syslog timestamp too', () => {
-    const line = 'Nov 28 16:27:42 b1 cyrus/sync_client[1]: SYNCERROR: guid mismatch: mailbox=<example.com!user.bob.Sent> uid=<12> rguid=<aa> mguid=<bb> func=<compare_one_record>'
-    expect(parseSyncErrors('b1', line)).toEqual([{host: 'b1', time: 'Nov 28 16:27:42', mailbox: 'example.com!user.bob.Sent', uid: 12, rguid: 'aa', mguid: 'bb'}])
+    const line =
+      'Nov 28 16:27:42 b1 cyrus/sync_client[1]: SYNCERROR: guid mismatch: mailbox=<example.com!user.bob.Sent> uid=<12> rguid=<aa> mguid=<bb> func=<compare_one_record>'
+    expect(parseSyncErrors('b1', line)).toEqual([
+      {host: 'b1', time: 'Nov 28 16:27:42', mailbox: 'example.com!user.bob.Sent', uid: 12, rguid: 'aa', mguid: 'bb'},
+    ])
   })
 })
 

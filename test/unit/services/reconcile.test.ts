@@ -3,11 +3,28 @@
 import {describe, expect, it} from 'vitest'
 import {parseSyncLog, planFingerprint, planMailbox, recoveryTarget} from '../../../src/services/reconcile.js'
 
-const rec = (uid: number, guid: string, flags: string[] = [], internalDate = 1000 + uid) => ({uid, guid: guid.padEnd(40, '0'), flags, internalDate, size: 100 + uid, modseq: uid})
+const rec = (uid: number, guid: string, flags: string[] = [], internalDate = 1000 + uid) => ({
+  uid,
+  guid: guid.padEnd(40, '0'),
+  flags,
+  internalDate,
+  size: 100 + uid,
+  modseq: uid,
+})
 
-describe('parseSyncLog (Carter: the mailboxes of the old master\'s unreplayed log)', () => {
+describe("parseSyncLog (Carter: the mailboxes of the old master's unreplayed log)", () => {
   it('takes mailbox names from APPEND/MAILBOX/UNMAILBOX lines and users from USER/SEEN/SUB lines, quoted or not', () => {
-    const log = ['APPEND user.alice', 'MAILBOX user.alice.Sent', 'MAILBOX "user.alice.With Space"', 'UNMAILBOX user.bob.Old', 'SEEN carol user.carol', 'USER dave', 'SUB erin user.erin.Lists', 'QUOTA user.alice', ''].join('\n')
+    const log = [
+      'APPEND user.alice',
+      'MAILBOX user.alice.Sent',
+      'MAILBOX "user.alice.With Space"',
+      'UNMAILBOX user.bob.Old',
+      'SEEN carol user.carol',
+      'USER dave',
+      'SUB erin user.erin.Lists',
+      'QUOTA user.alice',
+      '',
+    ].join('\n')
     expect(parseSyncLog(log)).toEqual({
       mailboxes: ['user.alice', 'user.alice.Sent', 'user.alice.With Space', 'user.bob.Old', 'user.carol', 'user.erin.Lists'],
       users: ['carol', 'dave', 'erin'],
@@ -16,7 +33,7 @@ describe('parseSyncLog (Carter: the mailboxes of the old master\'s unreplayed lo
 })
 
 describe('recoveryTarget', () => {
-  it('keeps the path under the owner\'s recovery folder; the INBOX itself becomes <folder>.INBOX', () => {
+  it("keeps the path under the owner's recovery folder; the INBOX itself becomes <folder>.INBOX", () => {
     expect(recoveryTarget('user.alice.Trash', 'Recovered-2026-11-28')).toBe('user.alice.Recovered-2026-11-28.Trash')
     expect(recoveryTarget('user.alice.A.B', 'R')).toBe('user.alice.R.A.B')
     expect(recoveryTarget('user.alice', 'R')).toBe('user.alice.R.INBOX')
@@ -56,9 +73,10 @@ describe('planMailbox', () => {
 })
 
 describe('a 3.6 deleted entry in a dump', () => {
-  it('parses without a partition (the name\'s tombstone after DELETE), while a live entry still needs one', async () => {
+  it("parses without a partition (the name's tombstone after DELETE), while a live entry still needs one", async () => {
     const {parseDump} = await import('../../../src/cyrus/mboxlist-dump.js')
-    const ed = '{\n"user.alice.Trash": {"name": "user.alice.Trash", "mtime": "1795886897", "uidvalidity": "1795886873", "createdmodseq": "1", "foldermodseq": "3", "mbtype": "ed", "acl": {}, "uniqueid": "vkjdpej9z7tklpnxk0oh986q", "name_history": []}\n}\n'
+    const ed =
+      '{\n"user.alice.Trash": {"name": "user.alice.Trash", "mtime": "1795886897", "uidvalidity": "1795886873", "createdmodseq": "1", "foldermodseq": "3", "mbtype": "ed", "acl": {}, "uniqueid": "vkjdpej9z7tklpnxk0oh986q", "name_history": []}\n}\n'
     expect(parseDump(ed)[0]).toMatchObject({name: 'user.alice.Trash', mbtype: 'ed', partition: ''})
     expect(() => parseDump('{\n"a": {"name": "a", "mbtype": "e", "acl": {}}\n}\n')).toThrow()
   })

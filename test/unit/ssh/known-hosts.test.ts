@@ -6,7 +6,15 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import ssh2 from 'ssh2'
 import {afterAll, describe, expect, it} from 'vitest'
-import {appendKnownHost, knownKeyTypes, loadKnownHosts, mergeKnownHosts, parseKnownHosts, sha256Fingerprint, verifyHostKey} from '../../../src/ssh/known-hosts.js'
+import {
+  appendKnownHost,
+  knownKeyTypes,
+  loadKnownHosts,
+  mergeKnownHosts,
+  parseKnownHosts,
+  sha256Fingerprint,
+  verifyHostKey,
+} from '../../../src/ssh/known-hosts.js'
 
 const {utils} = ssh2
 
@@ -129,7 +137,7 @@ describe('verifyHostKey', () => {
     expect(verifyHostKey(k, b1, A.blob)).toEqual({status: 'mismatch', expectedTypes: [E.type]})
   })
 
-  it('reads the user\'s and the system\'s files as one', () => {
+  it("reads the user's and the system's files as one", () => {
     const user = parseKnownHosts(`10.0.0.1 ${A.type} ${A.b64}`, '~/.ssh/known_hosts')
     const system = parseKnownHosts(`10.0.0.2 ${B.type} ${B.b64}`, '/etc/ssh/ssh_known_hosts')
     const both = mergeKnownHosts(user, system)
@@ -162,7 +170,8 @@ describe('agreement with OpenSSH tools', () => {
     appendKnownHost(f, {host: 'b4', address: '10.0.0.4', port: 22}, E.blob, {hash: true})
     expect(readFileSync(f, 'utf8').split('\n')[1]).toMatch(/^\|1\|[^ ]+ ecdsa-sha2-nistp256 /)
     expect(readFileSync(f, 'utf8')).not.toContain('10.0.0.4')
-    for (const name of ['[10.0.0.3]:2200', '10.0.0.4']) expect(execFileSync('ssh-keygen', ['-F', name, '-f', f], {encoding: 'utf8'})).toContain(name === '10.0.0.4' ? E.b64 : A.b64)
+    for (const name of ['[10.0.0.3]:2200', '10.0.0.4'])
+      expect(execFileSync('ssh-keygen', ['-F', name, '-f', f], {encoding: 'utf8'})).toContain(name === '10.0.0.4' ? E.b64 : A.b64)
     const k = loadKnownHosts(f)
     expect(verifyHostKey(k, {host: 'b3', address: '10.0.0.3', port: 2200}, A.blob)).toEqual({status: 'match'})
     expect(verifyHostKey(k, {host: 'b4', address: '10.0.0.4', port: 22}, E.blob)).toEqual({status: 'match'})

@@ -3,7 +3,21 @@
 // stopped and removed in afterAll.
 import {type ChildProcess, execFileSync, spawn} from 'node:child_process'
 import {createHash, randomBytes} from 'node:crypto'
-import {chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import {type Server, type Socket, createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -20,13 +34,37 @@ const PORT2 = 2223 // a second sshd with two host key types
 const SILENT = {address: '127.0.8.3', port: 2224} // accepts TCP, never speaks SSH
 
 const why = sshdUnavailable()
-const NASTY = ["it's", '$(touch /tmp/murderctl-pwned)', '`id`', '${HOME}', 'a b\tc', '', '"q"', '\\', 'new\nline', 'ünï ✓', ';|&<>', '*', '~', '{a,b}', '#x', '!x', 'FOO=bar', '-n', 'user.alice^smith', 'Shared Folders/Sales & Ops']
+const NASTY = [
+  "it's",
+  '$(touch /tmp/murderctl-pwned)',
+  '`id`',
+  '${HOME}',
+  'a b\tc',
+  '',
+  '"q"',
+  '\\',
+  'new\nline',
+  'ünï ✓',
+  ';|&<>',
+  '*',
+  '~',
+  '{a,b}',
+  '#x',
+  '!x',
+  'FOO=bar',
+  '-n',
+  'user.alice^smith',
+  'Shared Folders/Sales & Ops',
+]
 
 // OpenSSH does not signal root sessions (no privilege separation child), so a timed-out remote
 // `sleep` may live on: find it by its unique argument and end it by its pid.
 function reap(arg: string): void {
   try {
-    for (const pid of execFileSync('pgrep', ['-x', '-f', `sleep ${arg}`], {encoding: 'utf8'}).trim().split('\n')) process.kill(Number(pid), 'SIGKILL')
+    for (const pid of execFileSync('pgrep', ['-x', '-f', `sleep ${arg}`], {encoding: 'utf8'})
+      .trim()
+      .split('\n'))
+      process.kill(Number(pid), 'SIGKILL')
   } catch {
     // none left
   }
@@ -45,7 +83,14 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
   const pools: SshPool[] = []
   /** The second sshd: Ed25519 and ECDSA host keys, MaxSessions 2. */
   const server2 = async () => {
-    sshd2 ??= await startSshd({dir, address: ADDRESS, port: PORT2, hostKeys: [join(dir, 'hostkey'), join(dir, 'hostkey_ecdsa')], authorizedKeys: join(dir, 'authorized_keys'), maxSessions: 2})
+    sshd2 ??= await startSshd({
+      dir,
+      address: ADDRESS,
+      port: PORT2,
+      hostKeys: [join(dir, 'hostkey'), join(dir, 'hostkey_ecdsa')],
+      authorizedKeys: join(dir, 'authorized_keys'),
+      maxSessions: 2,
+    })
   }
 
   const host = (over: Partial<Host['ssh']> = {}, rest: Partial<Host> = {}): Host => ({
@@ -54,7 +99,17 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
     address: ADDRESS,
     servername: 'testhost',
     ssh: {user: 'root', port: PORT, identity: join(dir, 'id'), sudo: false, connectTimeout: 5, commandTimeout: 30, ...over},
-    cyrus: {binDir: '/usr/lib/cyrus/bin', imapdConf: '/etc/imapd.conf', cyrusConf: '/etc/cyrus.conf', pidFile: '/run/cyrus-master.pid', stop: 'true', start: 'true', user: 'cyrus', group: 'mail', syslogFile: '/var/log/syslog'},
+    cyrus: {
+      binDir: '/usr/lib/cyrus/bin',
+      imapdConf: '/etc/imapd.conf',
+      cyrusConf: '/etc/cyrus.conf',
+      pidFile: '/run/cyrus-master.pid',
+      stop: 'true',
+      start: 'true',
+      user: 'cyrus',
+      group: 'mail',
+      syslogFile: '/var/log/syslog',
+    },
     ...rest,
   })
   const pool = (opts: Partial<SshPoolOptions> = {}) => {
@@ -265,7 +320,7 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
       expect((await p.exec(host(), ['echo', 'after'])).stdout).toBe('after\n')
     })
 
-    it('the host ends a command murderctl gave up on: coreutils timeout, a moment after murderctl\'s own', async () => {
+    it("the host ends a command murderctl gave up on: coreutils timeout, a moment after murderctl's own", async () => {
       const p = pool()
       const alive = () => {
         try {
@@ -332,7 +387,9 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
       const n = await p.exec(host({sudo: true}), ['echo', 'plain'], {noSudo: true})
       expect(n.command).toBe('echo plain')
       // What sudo ran: coreutils timeout (commandTimeout 30 s + 2 s) around the command.
-      expect(readFileSync(join(dir, 'home', 'sudo.log'), 'utf8')).toBe(`timeout -k 5 32 printf %s| a b it's\ntimeout -k 5 32 sh -c echo one && echo two | tr t T\n`)
+      expect(readFileSync(join(dir, 'home', 'sudo.log'), 'utf8')).toBe(
+        `timeout -k 5 32 printf %s| a b it's\ntimeout -k 5 32 sh -c echo one && echo two | tr t T\n`,
+      )
     })
   })
 
@@ -402,7 +459,9 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
 
     it('refuses an unknown key with a one-line message naming host, address and fingerprint', async () => {
       const empty = file('kh-empty', '')
-      const err = await pool({knownHostsPath: empty}).exec(host(), ['true']).catch((e: unknown) => e)
+      const err = await pool({knownHostsPath: empty})
+        .exec(host(), ['true'])
+        .catch((e: unknown) => e)
       expect(err).toBeInstanceOf(HostKeyError)
       const e = err as HostKeyError
       const fp = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', join(dir, 'hostkey.pub')], {encoding: 'utf8'}).split(' ')[1]!
@@ -430,20 +489,58 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
       expect((await pool({knownHostsPath: f}).exec(host(), ['true'])).exitCode).toBe(0)
       const out = execFileSync(
         'ssh',
-        ['-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${f}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'IdentitiesOnly=yes', '-i', join(dir, 'id'), '-p', String(PORT), `root@${ADDRESS}`, 'echo via-openssh'],
+        [
+          '-F',
+          '/dev/null',
+          '-o',
+          'BatchMode=yes',
+          '-o',
+          'StrictHostKeyChecking=yes',
+          '-o',
+          `UserKnownHostsFile=${f}`,
+          '-o',
+          'GlobalKnownHostsFile=/dev/null',
+          '-o',
+          'IdentitiesOnly=yes',
+          '-i',
+          join(dir, 'id'),
+          '-p',
+          String(PORT),
+          `root@${ADDRESS}`,
+          'echo via-openssh',
+        ],
         {encoding: 'utf8'},
       )
       expect(out).toBe('via-openssh\n')
     })
 
-    it('hashes what it records when HashKnownHosts asks (Debian\'s ssh_config does), and OpenSSH reads it', async () => {
+    it("hashes what it records when HashKnownHosts asks (Debian's ssh_config does), and OpenSSH reads it", async () => {
       const f = join(dir, 'kh-hashed-new', 'known_hosts')
       expect((await pool({knownHostsPath: f, acceptNewHostKeys: true, hashKnownHosts: true}).exec(host(), ['true'])).exitCode).toBe(0)
       expect(readFileSync(f, 'utf8')).toMatch(/^\|1\|\S+ ssh-ed25519 \S+\n$/)
       expect(readFileSync(f, 'utf8')).not.toContain(ADDRESS)
       const out = execFileSync(
         'ssh',
-        ['-F', '/dev/null', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${f}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'IdentitiesOnly=yes', '-i', join(dir, 'id'), '-p', String(PORT), `root@${ADDRESS}`, 'echo hashed-ok'],
+        [
+          '-F',
+          '/dev/null',
+          '-o',
+          'BatchMode=yes',
+          '-o',
+          'StrictHostKeyChecking=yes',
+          '-o',
+          `UserKnownHostsFile=${f}`,
+          '-o',
+          'GlobalKnownHostsFile=/dev/null',
+          '-o',
+          'IdentitiesOnly=yes',
+          '-i',
+          join(dir, 'id'),
+          '-p',
+          String(PORT),
+          `root@${ADDRESS}`,
+          'echo hashed-ok',
+        ],
         {encoding: 'utf8'},
       )
       expect(out).toBe('hashed-ok\n')
@@ -452,21 +549,27 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
       expect(hashKnownHostsConfigured([file('ssh_config2', '# HashKnownHosts yes\n')])).toBe(false)
     })
 
-    it('goes through a bastion (ssh.proxyJump, as ssh -J), checking the bastion\'s key like any host\'s', async () => {
+    it("goes through a bastion (ssh.proxyJump, as ssh -J), checking the bastion's key like any host's", async () => {
       await server2()
       const both = file('kh-jump', hostLine(`[${ADDRESS}]:${PORT}`, join(dir, 'hostkey.pub')) + hostLine(`[${ADDRESS}]:${PORT2}`, join(dir, 'hostkey.pub')))
       const viaJump = host({proxyJump: `root@${ADDRESS}:${PORT2}`})
       const r = await pool({knownHostsPath: both}).exec(viaJump, ['echo', 'via-bastion'])
       expect(r.stdout).toBe('via-bastion\n')
       const onlyTarget = file('kh-jump-target', hostLine(`[${ADDRESS}]:${PORT}`, join(dir, 'hostkey.pub')))
-      const unknownJump = await pool({knownHostsPath: onlyTarget}).exec(viaJump, ['true']).catch((e: unknown) => e)
+      const unknownJump = await pool({knownHostsPath: onlyTarget})
+        .exec(viaJump, ['true'])
+        .catch((e: unknown) => e)
       expect(unknownJump).toBeInstanceOf(HostKeyError)
       expect((unknownJump as Error).message).toMatch(new RegExp(`^unknown host key for ${ADDRESS.replace(/\./g, '\\.')} \\(bastion of testhost\\)`))
-      const deadJump = await pool({knownHostsPath: both}).exec(host({proxyJump: `root@${ADDRESS}:1`}), ['true']).catch((e: unknown) => e)
+      const deadJump = await pool({knownHostsPath: both})
+        .exec(host({proxyJump: `root@${ADDRESS}:1`}), ['true'])
+        .catch((e: unknown) => e)
       expect(deadJump).toBeInstanceOf(UnreachableError)
       expect((deadJump as Error).message).toMatch(/connection refused on 127\.0\.8\.1:1/)
       // The bastion cannot reach the host: said as such, naming both.
-      const unreachableBehind = await pool({knownHostsPath: both}).exec(host({proxyJump: `root@${ADDRESS}:${PORT2}`}, {address: '127.0.8.2'}), ['true']).catch((e: unknown) => e)
+      const unreachableBehind = await pool({knownHostsPath: both})
+        .exec(host({proxyJump: `root@${ADDRESS}:${PORT2}`}, {address: '127.0.8.2'}), ['true'])
+        .catch((e: unknown) => e)
       expect((unreachableBehind as Error).message).toMatch(/the bastion .* could not reach 127\.0\.8\.2/)
     })
 
@@ -477,7 +580,9 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
 
     it('a line for the inventory name does not vouch for the host: the address SSH uses decides', async () => {
       const f = file('kh-name-only', hostLine(`[testhost]:${PORT}`, join(dir, 'hostkey.pub')))
-      const err = await pool({knownHostsPath: f}).exec(host(), ['true']).catch((e: unknown) => e)
+      const err = await pool({knownHostsPath: f})
+        .exec(host(), ['true'])
+        .catch((e: unknown) => e)
       expect(err).toBeInstanceOf(HostKeyError)
       expect((err as Error).message).toMatch(/^unknown host key for testhost/)
     })
@@ -486,9 +591,13 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
       for (const names of [`[${ADDRESS}]:${PORT}`, `[testhost]:${PORT},[${ADDRESS}]:${PORT}`]) {
         const content = hostLine(names, join(dir, 'otherhostkey.pub'))
         const f = file('kh-changed', content)
-        const err = await pool({knownHostsPath: f, acceptNewHostKeys: true}).exec(host(), ['true']).catch((e: unknown) => e)
+        const err = await pool({knownHostsPath: f, acceptNewHostKeys: true})
+          .exec(host(), ['true'])
+          .catch((e: unknown) => e)
         expect(err).toBeInstanceOf(HostKeyError)
-        expect((err as Error).message).toMatch(/^host key for testhost \(127\.0\.8\.1:2222\) has CHANGED: it is now ssh-ed25519 SHA256:\S+, .* has ssh-ed25519: possible man-in-the-middle/)
+        expect((err as Error).message).toMatch(
+          /^host key for testhost \(127\.0\.8\.1:2222\) has CHANGED: it is now ssh-ed25519 SHA256:\S+, .* has ssh-ed25519: possible man-in-the-middle/,
+        )
         expect((err as HostKeyError).hint).toMatch(/never replaces a changed key/)
         expect(readFileSync(f, 'utf8')).toBe(content)
       }
@@ -496,7 +605,9 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
 
     it('refuses a key marked @revoked', async () => {
       const f = file('kh-revoked', hostLine(`[${ADDRESS}]:${PORT}`, join(dir, 'hostkey.pub')) + hostLine('@revoked *', join(dir, 'hostkey.pub')))
-      const err = await pool({knownHostsPath: f, acceptNewHostKeys: true}).exec(host(), ['true']).catch((e: unknown) => e)
+      const err = await pool({knownHostsPath: f, acceptNewHostKeys: true})
+        .exec(host(), ['true'])
+        .catch((e: unknown) => e)
       expect(err).toBeInstanceOf(HostKeyError)
       expect((err as Error).message).toMatch(/@revoked/)
     })
@@ -515,7 +626,9 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
       const ecdsaOnly = file('kh-ecdsa', hostLine(`[${ADDRESS}]:${PORT2}`, join(dir, 'hostkey_ecdsa.pub')))
       expect((await pool({knownHostsPath: ecdsaOnly}).exec(h, ['true'])).exitCode).toBe(0)
       const otherEcdsa = file('kh-ecdsa-other', hostLine(`[${ADDRESS}]:${PORT2}`, join(dir, 'otherhostkey_ecdsa.pub')))
-      const err = await pool({knownHostsPath: otherEcdsa, acceptNewHostKeys: true}).exec(h, ['true']).catch((e: unknown) => e)
+      const err = await pool({knownHostsPath: otherEcdsa, acceptNewHostKeys: true})
+        .exec(h, ['true'])
+        .catch((e: unknown) => e)
       expect(err).toBeInstanceOf(HostKeyError)
       expect((err as Error).message).toMatch(/CHANGED: it is now ecdsa-sha2-nistp256 .* has ecdsa-sha2-nistp256/)
     })
@@ -524,14 +637,18 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
   describe('unreachable hosts', () => {
     it('connection refused: UnreachableError naming the host, quickly', async () => {
       const started = Date.now()
-      const err = await pool().exec(host({}, {address: '127.0.8.2'}), ['true']).catch((e: unknown) => e)
+      const err = await pool()
+        .exec(host({}, {address: '127.0.8.2'}), ['true'])
+        .catch((e: unknown) => e)
       expect(Date.now() - started).toBeLessThan(1000)
       expect(err).toBeInstanceOf(UnreachableError)
       expect(err).toMatchObject({message: `connection refused on 127.0.8.2:${PORT}`, host: 'testhost', code: 'unreachable', exitCode: 4})
     })
 
     it('authentication failure names the user', async () => {
-      const err = await pool().exec(host({identity: join(dir, 'stranger')}), ['true']).catch((e: unknown) => e)
+      const err = await pool()
+        .exec(host({identity: join(dir, 'stranger')}), ['true'])
+        .catch((e: unknown) => e)
       expect(err).toBeInstanceOf(UnreachableError)
       expect(err).toMatchObject({message: `authentication failed for user root on ${ADDRESS}:${PORT}`, host: 'testhost'})
     })
@@ -544,14 +661,18 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
       await new Promise<void>((r) => silent!.listen(SILENT.port, SILENT.address, r))
       expect(await canConnect(SILENT.address, SILENT.port)).toBe(true)
       const started = Date.now()
-      const err = await pool().exec(host({port: SILENT.port, connectTimeout: 1}, {address: SILENT.address}), ['true']).catch((e: unknown) => e)
+      const err = await pool()
+        .exec(host({port: SILENT.port, connectTimeout: 1}, {address: SILENT.address}), ['true'])
+        .catch((e: unknown) => e)
       expect(Date.now() - started).toBeLessThan(2000)
       expect(err).toBeInstanceOf(UnreachableError)
       expect((err as Error).message).toBe(`no SSH answer from ${SILENT.address}:${SILENT.port} within 1s`)
     })
 
     it('an unreadable identity file is an inventory problem', async () => {
-      const err = await pool().exec(host({identity: join(dir, 'no-such-key')}), ['true']).catch((e: unknown) => e)
+      const err = await pool()
+        .exec(host({identity: join(dir, 'no-such-key')}), ['true'])
+        .catch((e: unknown) => e)
       expect(err).toBeInstanceOf(InventoryError)
       expect((err as Error).message).toMatch(/cannot read the SSH key .*no-such-key of host testhost: ENOENT/)
     })
@@ -561,7 +682,9 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
       delete process.env.SSH_AUTH_SOCK
       let agent: ChildProcess | undefined
       try {
-        const none = await pool({defaultIdentities: []}).exec(host({identity: undefined}), ['true']).catch((e: unknown) => e)
+        const none = await pool({defaultIdentities: []})
+          .exec(host({identity: undefined}), ['true'])
+          .catch((e: unknown) => e)
         expect(none).toBeInstanceOf(UnreachableError)
         expect((none as Error).message).toMatch(/no SSH credentials for testhost/)
         const sock = join(dir, 'agent.sock')

@@ -41,7 +41,7 @@ const NASTY = [
   '-n',
   '--',
   'user.alice@example.com',
-  "mixed 'single' and \"double\" and $ and `",
+  'mixed \'single\' and "double" and $ and `',
 ]
 
 describe('shellQuote', () => {
@@ -50,7 +50,7 @@ describe('shellQuote', () => {
       expect(shellQuote(w)).toBe(w)
   })
 
-  it('single-quotes everything else, a quote becoming '+"'\\''", () => {
+  it('single-quotes everything else, a quote becoming ' + "'\\''", () => {
     expect(shellQuote('')).toBe("''")
     expect(shellQuote('a b')).toBe("'a b'")
     expect(shellQuote("it's")).toBe(`'it'\\''s'`)
@@ -90,7 +90,9 @@ describe('shellQuote', () => {
 
 describe('commandLine', () => {
   it('quotes argv word by word and passes a shell line through untouched', () => {
-    expect(commandLine(['/usr/lib/cyrus/bin/ctl_mboxlist', '-d', '-f', '/var/lib/cyrus/mailboxes.db'])).toBe('/usr/lib/cyrus/bin/ctl_mboxlist -d -f /var/lib/cyrus/mailboxes.db')
+    expect(commandLine(['/usr/lib/cyrus/bin/ctl_mboxlist', '-d', '-f', '/var/lib/cyrus/mailboxes.db'])).toBe(
+      '/usr/lib/cyrus/bin/ctl_mboxlist -d -f /var/lib/cyrus/mailboxes.db',
+    )
     expect(commandLine(['echo', "a'b", 'c d'])).toBe(`echo 'a'\\''b' 'c d'`)
     expect(commandLine({shell: 'a | b && c > /dev/null'})).toBe('a | b && c > /dev/null')
   })

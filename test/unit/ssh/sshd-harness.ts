@@ -27,7 +27,15 @@ export interface Sshd {
   stop: () => Promise<void>
 }
 
-export async function startSshd(opts: {dir: string; address: string; port: number; hostKeys: string[]; authorizedKeys: string; maxSessions?: number; extra?: string[]}): Promise<Sshd> {
+export async function startSshd(opts: {
+  dir: string
+  address: string
+  port: number
+  hostKeys: string[]
+  authorizedKeys: string
+  maxSessions?: number
+  extra?: string[]
+}): Promise<Sshd> {
   const {dir, address, port} = opts
   const home = join(dir, 'home')
   mkdirSync(home, {recursive: true})
