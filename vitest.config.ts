@@ -17,9 +17,9 @@ export default defineConfig({
         test: {
           name: 'lab',
           include: ['test/lab/**/*.test.ts'],
-          // One lab for the whole suite: files run one after another in one worker.
+          // Files run one after another, each on a lab of its own (test/lab/file-lab.ts).
           fileParallelism: false,
-          globalSetup: ['test/lab/global-setup.ts'],
+          setupFiles: ['test/lab/file-lab.ts'],
           testTimeout: 240_000,
           hookTimeout: 600_000,
         },

@@ -3,7 +3,7 @@ import {createHash} from 'node:crypto'
 import {existsSync, readdirSync, readFileSync} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
 import {execa} from 'execa'
-import {expect, inject} from 'vitest'
+import {expect} from 'vitest'
 import {parse} from 'yaml'
 import {localEntry, undumpDocument, undumpLine} from '../../src/cyrus/mboxlist-dump.js'
 import {labExec, readLabState} from '../../src/lab/lab.js'
@@ -107,7 +107,17 @@ export async function murderctlTty(args: string[], answers: {when: RegExp; send:
 /** murderctl, sent `signal` once its stderr matches `when`. */
 export const murderctlInterrupted = (args: string[], when: RegExp, signal: NodeJS.Signals = 'SIGINT') => murderctl(args, {interruptWhen: when, signal})
 
-export const lab = () => ({dir: inject('labDir'), inventory: inject('labInventory')})
+let current: {dir: string; inventory: string} | undefined
+
+/** Set by test/lab/file-lab.ts: the lab this test file runs on. */
+export function setLab(l: {dir: string; inventory: string}): void {
+  current = l
+}
+
+export const lab = () => {
+  if (!current) throw new Error('no lab: test/lab/file-lab.ts boots one per file (vitest setupFiles)')
+  return current
+}
 
 /** The suite lab's address prefix (127.x.y), and a spare one for a file's own second lab. */
 export const labBase = () => readLabState(lab().dir)!.base

@@ -1,28 +1,26 @@
-// Boots one standard lab for the whole lab suite and brings it down after, whatever happened.
+// Every lab test file gets a murder of its own, booted before its first test and brought down
+// after its last, whatever happened: a file that leaves its lab broken (a fault matrix, a split
+// brain) cannot fail the files after it, and the suite passes in any order.
 import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import type {TestProject} from 'vitest/node'
+import {afterAll, beforeAll} from 'vitest'
 import {labDown, labUp} from '../../src/lab/lab.js'
+import {setLab} from './helpers.js'
 
 // Several checkouts may run their lab suites on one machine: each gives its own prefix.
 export const LAB_BASE = process.env.MURDERCTL_TEST_LAB_BASE ?? '127.0.20'
 
-export default async function setup(project: TestProject) {
-  const dir = process.env.MURDERCTL_TEST_LAB ?? mkdtempSync(join(tmpdir(), 'murderctl-lab-'))
+let dir: string | undefined
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'murderctl-lab-'))
   const started = Date.now()
   const state = await labUp({dir, topology: 'standard', base: LAB_BASE, mailboxes: 40, log: (m) => process.stderr.write(`[lab] ${m}\n`)})
   process.stderr.write(`[lab] standard lab up in ${((Date.now() - started) / 1000).toFixed(1)}s at ${dir}\n`)
-  project.provide('labDir', dir)
-  project.provide('labInventory', state.inventory)
-  return async () => {
-    await labDown({dir})
-  }
-}
+  setLab({dir, inventory: state.inventory})
+})
 
-declare module 'vitest' {
-  export interface ProvidedContext {
-    labDir: string
-    labInventory: string
-  }
-}
+afterAll(async () => {
+  if (dir) await labDown({dir})
+})
