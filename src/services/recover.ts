@@ -5,6 +5,7 @@ import {RecoverOptions} from '../engine/actions/master-rebuild.js'
 import {builtinPlaybook, loadPlaybook, type Playbook, type PlaybookFor} from '../engine/playbook.js'
 import type {MurderContext} from '../host/context.js'
 import {scanDump} from '../host/mboxlist.js'
+import {masterPid} from '../host/remote.js'
 import {hostsByRole, master} from '../inventory/load.js'
 import {breakLock, describeLock, type HeldLock, ownerAlive, readLock} from '../host/lock.js'
 import {executeRun, newRun, openRun, type PlaybookRunResult} from './runs.js'
@@ -33,6 +34,9 @@ export async function resolveSource(ctx: MurderContext, spec: string): Promise<S
   // Unified: the backends are the authority on their own mailboxes. Standard: a frontend's list
   // is the master's list as it last was, so it keeps remote flags and ACLs exactly.
   if (ctx.inv.mode === 'unified') return {source: 'backends'}
+  // A master that runs (restarted empty) empties the frontends within mupdate_retry_delay: their
+  // lists are only worth copying while it stays down.
+  if ((await masterPid(ctx, master(ctx.inv))) !== null) return {source: 'backends'}
   for (const fe of hostsByRole(ctx.inv, 'frontend')) {
     const n = await scanDump(ctx, fe, () => {}, 'choose source').then(
       (s) => s.entries,
