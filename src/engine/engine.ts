@@ -225,6 +225,7 @@ async function runSteps(rc: RunContext, playbook: Playbook, hooks: EngineHooks, 
   const results: UnitResult[] = []
   let plan: PlannedStep[] = []
   let consented = rc.dryRun
+  if (!rc.resumed) await precheck(rc, hooks, playbook.steps)
   for (const [i, step] of playbook.steps.entries()) {
     if (stopBefore(step))
       throw new RunStoppedError(`interrupted: stopped before step ${step.id}; every step before it is done`, step.id, results, {
@@ -274,6 +275,28 @@ async function runSteps(rc: RunContext, playbook: Playbook, hooks: EngineHooks, 
   }
   if (rc.dryRun) plan = planOf(rc, hooks, playbook.steps, new Set())
   return {results, completed: true, plan}
+}
+
+/** Every step's read-only precheck on its hosts, before the first step: a refusal stops the run with nothing done. */
+async function precheck(rc: RunContext, hooks: EngineHooks, steps: Step[]): Promise<void> {
+  for (const step of steps) {
+    const check = actionOf(hooks, step).precheck
+    if (!check) continue
+    const failed = (
+      await mapLimit(stepHosts(rc, step), rc.murder.concurrency, async (h) => {
+        try {
+          await check(rc, step, h)
+          return null
+        } catch (error) {
+          return asMurderctlError(error).at({host: h?.name, step: step.id})
+        }
+      })
+    ).find((e) => e !== null)
+    if (failed) {
+      rc.journal.write({event: 'step-failed', step: step.id, host: failed.host, data: {precheck: true, error: failed.oneLine(), code: failed.code}})
+      throw failed
+    }
+  }
 }
 
 /** Ask at a gate; a no (or no terminal to ask on) stops the run resumably, journaled either way. */

@@ -104,6 +104,13 @@ export async function acquireLock(ctx: MurderContext, host: Host, owner: LockOwn
   throw new RefusedError(`another run holds the murder's lock: ${describeLock(held)}`, {host: host.name, step, hint: lockHint(held, ctx.inv.path)})
 }
 
+/** Refuse (as acquireLock would) when a run other than `run` holds the lock; read-only. */
+export async function assertLockFree(ctx: MurderContext, host: Host, run: string, step: string): Promise<void> {
+  const held = await readLock(ctx, host)
+  if (held && held.run !== run)
+    throw new RefusedError(`another run holds the murder's lock: ${describeLock(held)}`, {host: host.name, step, hint: lockHint(held, ctx.inv.path)})
+}
+
 /** Release the lock if `run` holds it; true when it was released. */
 export async function releaseLock(ctx: MurderContext, host: Host, run: string): Promise<boolean> {
   const held = await readLock(ctx, host)

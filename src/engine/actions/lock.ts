@@ -1,6 +1,6 @@
 // The run lock on the master: one run at a time, with its owner recorded (host/lock.ts).
 import {z} from 'zod'
-import {acquireLock, ownerHere, releaseLock} from '../../host/lock.js'
+import {acquireLock, assertLockFree, ownerHere, releaseLock} from '../../host/lock.js'
 import {defineAction, need} from './types.js'
 
 const NoParams = z.object({}).strict()
@@ -13,6 +13,8 @@ export const lock = defineAction({
     const got = await acquireLock(rc.murder, need(host, step), ownerHere(rc.runId, rc.runId.split('-').slice(1, -1).join('-')), step.id)
     return {lock: got.dir, takenOver: got.resumed}
   },
+  // A second operator is told about the first run before a preflight reads a murder that run is changing.
+  precheck: (rc, step, host) => assertLockFree(rc.murder, need(host, step), rc.runId, step.id),
 })
 
 export const unlock = defineAction({

@@ -17,6 +17,12 @@ export interface Action<P extends Params = Params> {
   /** What it will do on this host, in words and commands, for the plan. */
   describe: (rc: RunContext, params: z.infer<P>, host?: Host) => string
   run: (rc: RunContext, step: Step, params: z.infer<P>, host?: Host) => Promise<Record<string, unknown> | void>
+  /**
+   * A read-only check run on its hosts before the first step of a new run (and in a dry run):
+   * what would refuse this step later (a lock another run holds) refuses the run up front,
+   * with nothing done and for the right reason. Throws to refuse.
+   */
+  precheck?: (rc: RunContext, step: Step, host?: Host) => Promise<void>
 }
 
 /** Declares an action with its params' type inferred from its schema. */
