@@ -6,10 +6,11 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll} from 'vitest'
 import {labDown, labUp} from '../../src/lab/lab.js'
-import {setLab} from './helpers.js'
+import {fileLabBase, setLab} from './helpers.js'
 
-// Several checkouts may run their lab suites on one machine: each gives its own prefix.
-export const LAB_BASE = process.env.MURDERCTL_TEST_LAB_BASE ?? '127.0.20'
+// Several checkouts may run their lab suites on one machine: each gives its own prefix
+// (MURDERCTL_TEST_LAB_BASE), and each test worker takes its own range above it.
+export const LAB_BASE = fileLabBase()
 
 let dir: string | undefined
 

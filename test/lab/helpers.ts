@@ -121,9 +121,16 @@ export const lab = () => {
 
 /** The suite lab's address prefix (127.x.y), and a spare one for a file's own second lab. */
 export const labBase = () => readLabState(lab().dir)!.base
-export const spareLabBase = (offset = 1) => {
+export const spareLabBase = (offset = 1) => fileLabBase(offset)
+
+/**
+ * This worker's address prefix (offset 0: its file lab; 1, 2: a file's own spare labs). Lab
+ * files may run in parallel workers: each worker gets three prefixes of its own.
+ */
+export function fileLabBase(offset = 0): string {
   const [a, b, c] = (process.env.MURDERCTL_TEST_LAB_BASE ?? '127.0.20').split('.')
-  return `${a}.${b}.${Number(c) + offset}`
+  const worker = Math.max(1, Number(process.env.VITEST_POOL_ID ?? '1')) - 1
+  return `${a}.${b}.${Number(c) + worker * 3 + offset}`
 }
 
 /**
