@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag} from '../src/cli/base-command.js'
+import {BaseCommand, inventoryFlag, sshFlags} from '../src/cli/base-command.js'
 import {asMurderctlError, exitCodeOf} from '../src/errors.js'
 import {master} from '../src/inventory/load.js'
 import {snapshotDb} from '../src/host/db.js'
@@ -20,10 +20,10 @@ file beside the database, removed at once.`
 
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     'all-hosts': Flags.boolean({summary: 'Every host with a mailboxes.db, not only the master.', default: false}),
     keep: Flags.integer({summary: 'Keep this many backups per host (older ones are removed).', min: 1}),
     list: Flags.boolean({summary: 'List the backups kept and whether each verifies.', default: false}),
-    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
   }
 
   async run() {

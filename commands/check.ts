@@ -1,6 +1,6 @@
 import {join} from 'node:path'
 import {Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag} from '../src/cli/base-command.js'
+import {BaseCommand, inventoryFlag, sshFlags} from '../src/cli/base-command.js'
 import {exitCodeFor, type CheckReport} from '../src/check/model.js'
 import {fitNagios, formatNagios, formatNagiosUnknown} from '../src/check/nagios.js'
 import {formatPrometheus, formatPrometheusFailure, writeTextfileAtomic} from '../src/check/prometheus.js'
@@ -29,6 +29,7 @@ written atomically for node_exporter's textfile collector.`
 
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     format: Flags.string({summary: 'Output format.', options: ['nagios', 'json', 'prometheus'], default: 'nagios'}),
     only: Flags.string({summary: 'Run only this check (repeatable).', multiple: true, options: [...CHECK_NAMES]}),
     timeout: Flags.integer({char: 't', summary: 'Seconds the whole check may take; past them: UNKNOWN.', default: 30, min: 2, max: 3600}),
@@ -71,7 +72,7 @@ written atomically for node_exporter's textfile collector.`
       ...(flags.critical === undefined ? {} : {masterDropCritPercent: flags.critical}),
     }
     const inv = clampTimeouts({...loaded, thresholds}, flags.timeout)
-    const report = await withMurder(inv, {concurrency: flags.concurrency}, (ctx) =>
+    const report = await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, (ctx) =>
       runChecks(ctx, {
         only: flags.only as CheckName[] | undefined,
         deadlineMs: flags.timeout * 1000 - 500,

@@ -1,5 +1,5 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag, mutatingFlags} from '../src/cli/base-command.js'
+import {BaseCommand, inventoryFlag, mutatingFlags, sshFlags} from '../src/cli/base-command.js'
 import {withMurder} from '../src/host/context.js'
 import {failover} from '../src/services/failover.js'
 import {renderPushDiffs} from '../src/report/diff-view.js'
@@ -26,6 +26,7 @@ first; --resume RUN finishes a run that stopped.`
 
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     ...mutatingFlags,
     to: Flags.string({summary: 'The member expected to become master; refused if it already is.'}),
     hard: Flags.boolean({summary: 'The master is dead: promote the replica without drain, mark the old one FENCED.', default: false}),
@@ -33,7 +34,6 @@ first; --resume RUN finishes a run that stopped.`
     full: Flags.boolean({summary: 'Also run a full sync_client -A before the drain.', default: false}),
     resume: Flags.string({summary: 'Continue a run that stopped part-way (its id).', exclusive: ['to', 'hard', 'playbook']}),
     playbook: Flags.string({summary: 'Run this playbook file instead of the shipped one (failover-controlled.yaml / failover-hard.yaml).'}),
-    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
   }
 
   async run() {

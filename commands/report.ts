@@ -1,6 +1,6 @@
 import {writeFileSync} from 'node:fs'
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag} from '../src/cli/base-command.js'
+import {BaseCommand, inventoryFlag, sshFlags} from '../src/cli/base-command.js'
 import {InventoryError} from '../src/errors.js'
 import {withMurder} from '../src/host/context.js'
 import {gatherRun, recentRuns, runIds} from '../src/services/report.js'
@@ -27,13 +27,13 @@ Markdown (default), a self-contained HTML page (a timeline chart, no external as
 
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     list: Flags.boolean({summary: 'List the recent runs, one per line, with their outcome.', default: false, exclusive: ['last', 'format', 'out', 'offline']}),
     limit: Flags.integer({summary: 'How many runs --list shows.', default: 20, min: 1}),
     last: Flags.boolean({summary: 'Report on the newest run.', default: false}),
     format: Flags.string({summary: 'md, html or json.', options: ['md', 'html', 'json'], default: 'md'}),
     out: Flags.string({summary: 'Write the report to this file instead of standard output.'}),
     offline: Flags.boolean({summary: 'Do not check over SSH that the saved copies still exist.', default: false}),
-    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
   }
 
   async run() {

@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag} from '../src/cli/base-command.js'
+import {BaseCommand, inventoryFlag, sshFlags} from '../src/cli/base-command.js'
 import {withMurder} from '../src/host/context.js'
 import {exitCodeOf, type ExitCodeName} from '../src/errors.js'
 import {type HostStatus, murderStatus} from '../src/services/status.js'
@@ -21,9 +21,9 @@ An unreachable host is reported with the reason, not fatal.`
 
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     format: Flags.string({summary: 'table, or the murder as a diagram: mermaid or dot (Graphviz).', options: ['table', 'mermaid', 'dot'], default: 'table'}),
     counts: Flags.boolean({summary: 'Count mailboxes (ctl_mboxlist -d on every host).', default: true, allowNo: true}),
-    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
   }
 
   async run() {

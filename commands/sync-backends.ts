@@ -1,6 +1,6 @@
 import {readFileSync} from 'node:fs'
 import {Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag, mutatingFlags} from '../src/cli/base-command.js'
+import {BaseCommand, inventoryFlag, mutatingFlags, sshFlags} from '../src/cli/base-command.js'
 import {AbortError, exitCodeOf, type ExitCodeName, RefusedError, UsageError} from '../src/errors.js'
 import {Journal, newRunId} from '../src/engine/journal.js'
 import {withMurder} from '../src/host/context.js'
@@ -25,6 +25,7 @@ slaves agree. Local deletions are never applied without --local-authoritative or
 
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     ...mutatingFlags,
     backend: Flags.string({summary: 'Only this backend (repeatable).', multiple: true}),
     out: Flags.string({summary: 'Write the full plan (JSON) here.'}),
@@ -36,7 +37,6 @@ slaves agree. Local deletions are never applied without --local-authoritative or
       exclusive: ['local-authoritative'],
     }),
     'skip-failed': Flags.boolean({summary: 'Apply on the backends that planned fine even if others failed.', default: false}),
-    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
   }
 
   async run() {

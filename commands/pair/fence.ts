@@ -1,5 +1,5 @@
-import {Args, Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag, mutatingFlags} from '../../src/cli/base-command.js'
+import {Args} from '@oclif/core'
+import {BaseCommand, inventoryFlag, mutatingFlags, sshFlags} from '../../src/cli/base-command.js'
 import {withMurder} from '../../src/host/context.js'
 import {fenceMember} from '../../src/services/failover.js'
 
@@ -12,8 +12,8 @@ started, and nothing replicates towards it while it is marked FENCED (reconcile 
   static args = {member: Args.string({required: true, description: 'the member to fence (inventory name)'})}
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     ...mutatingFlags,
-    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
   }
 
   async run() {

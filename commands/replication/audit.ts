@@ -1,5 +1,5 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag} from '../../src/cli/base-command.js'
+import {BaseCommand, inventoryFlag, sshFlags} from '../../src/cli/base-command.js'
 import {AbortError, asMurderctlError} from '../../src/errors.js'
 import {withMurder} from '../../src/host/context.js'
 import {renderAudit} from '../../src/report/audit-view.js'
@@ -26,6 +26,7 @@ stalled). Exit codes as \`check\`: 0 in sync, 1 drift, 2 conflict or a member un
 
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     all: Flags.boolean({summary: 'Audit every replication pair.', default: false}),
     user: Flags.string({summary: "Only this user's mailboxes (repeatable).", multiple: true}),
     mailbox: Flags.string({summary: 'Only mailboxes matching this IMAP pattern, internal form (repeatable), e.g. "user.alice.*".', multiple: true}),
@@ -45,7 +46,7 @@ stalled). Exit codes as \`check\`: 0 in sync, 1 drift, 2 conflict or a member un
     if (!args.pair === !flags.all) throw new AbortError('name one pair, or --all', {hint: 'murderctl replication audit b1'}, 'usage')
     const inv = this.inventory(flags.inventory)
     const pairs = flags.all ? replicationPairs(inv) : [findPair(inv, args.pair!)]
-    const report = await withMurder(inv, {concurrency: flags.concurrency}, (ctx) =>
+    const report = await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, (ctx) =>
       auditPairs(ctx, pairs, {
         selection: {users: flags.user ?? [], mailboxes: flags.mailbox ?? []},
         deep: flags.deep,

@@ -1,5 +1,5 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag, mutatingFlags} from '../../src/cli/base-command.js'
+import {BaseCommand, inventoryFlag, mutatingFlags, sshFlags} from '../../src/cli/base-command.js'
 import {withMurder} from '../../src/host/context.js'
 import {renderConflicts} from '../../src/report/audit-view.js'
 import {renderPlan} from '../../src/report/plan-view.js'
@@ -31,6 +31,7 @@ IMAP on both members.`
 
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     ...mutatingFlags,
     user: Flags.string({summary: "Only this user's mailboxes (repeatable).", multiple: true}),
     mailbox: Flags.string({summary: 'Only mailboxes matching this IMAP pattern, internal form (repeatable).', multiple: true}),
@@ -42,13 +43,16 @@ IMAP on both members.`
     const {args, flags} = await this.parse(ReplicationRepair)
     const inv = this.inventory(flags.inventory)
     const pair = findPair(inv, args.pair)
-    const result = await withMurder(inv, {concurrency: flags.concurrency, log: (m) => this.progress(m)}, (ctx) =>
-      repairPair(
-        ctx,
-        pair,
-        {users: flags.user, mailboxes: flags.mailbox, dryRun: flags['dry-run'], resume: flags.resume, force: flags.force},
-        this.playbookHooks(flags, {question: (step) => `Go on after step ${step.id}?`}),
-      ),
+    const result = await withMurder(
+      inv,
+      {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys'], log: (m) => this.progress(m)},
+      (ctx) =>
+        repairPair(
+          ctx,
+          pair,
+          {users: flags.user, mailboxes: flags.mailbox, dryRun: flags['dry-run'], resume: flags.resume, force: flags.force},
+          this.playbookHooks(flags, {question: (step) => `Go on after step ${step.id}?`}),
+        ),
     )
     this.log(renderConflicts(result))
     if (!result.conflicts.length) this.log('nothing to repair')

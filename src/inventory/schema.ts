@@ -24,6 +24,8 @@ const sshFields = {
   commandTimeout: z.number().positive().describe('seconds one remote command may run'),
   /** A bastion to go through, as OpenSSH's ProxyJump: [user@]host[:port]; its key is checked like any host's. */
   proxyJump: z.string().regex(/^(?:[A-Za-z0-9._-]+@)?(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/, '[user@]host[:port], as ssh -J takes it'),
+  /** OpenSSH client config read for this host, as ssh -F (relative to the inventory; "none": none). Unset: ~/.ssh/config, then /etc/ssh/ssh_config. */
+  configFile: z.string().min(1).describe('OpenSSH client config file, as ssh -F; "none" reads none; unset: ~/.ssh/config then /etc/ssh/ssh_config'),
 }
 
 export const SshSettings = z
@@ -35,6 +37,7 @@ export const SshSettings = z
     connectTimeout: sshFields.connectTimeout.default(10),
     commandTimeout: sshFields.commandTimeout.default(300),
     proxyJump: sshFields.proxyJump.optional(),
+    configFile: sshFields.configFile.optional(),
   })
   .strict()
 export type SshSettings = z.infer<typeof SshSettings>
@@ -239,6 +242,11 @@ export type Host = Omit<HostEntry, 'ssh' | 'cyrus' | 'servername'> & {
   servername: string
   ssh: SshSettings
   cyrus: CyrusSettings
+  /**
+   * The ssh settings the inventory left to murderctl's built-in defaults: the SSH client config
+   * may set those (as ssh_config sits below ssh's command line). Unset: the inventory gave all.
+   */
+  sshDefaulted?: readonly ('user' | 'port')[]
 }
 
 /** The inventory as commands use it: hosts resolved, paths absolute. */
