@@ -6,6 +6,7 @@ import type {z} from 'zod'
 import {InventoryError, UsageError} from '../errors.js'
 import {sha256} from '../util/hash.js'
 import {stateDirProblem} from '../util/files.js'
+import {PRESETS} from './presets.js'
 import {CyrusSettings, type Host, type Inventory, InventoryFile, SshSettings} from './schema.js'
 
 export const DEFAULT_INVENTORY = 'murder.yaml'
@@ -44,6 +45,11 @@ function describeIssue(issue: z.core.$ZodIssue, line?: number): string {
   return `${line ? `line ${line}: ` : ''}${where}: ${issue.message}`
 }
 
+/** A host's cyrus settings: its own and the defaults' first, then its preset's, then Debian's. */
+function cyrusSettings(given: Partial<CyrusSettings>): CyrusSettings {
+  return CyrusSettings.parse({...(given.preset ? PRESETS[given.preset] : {}), ...given})
+}
+
 export function parseInventory(text: string, path: string): Inventory {
   const lc = new LineCounter()
   const doc = parseDocument(text, {lineCounter: lc, prettyErrors: false})
@@ -68,7 +74,7 @@ export function parseInventory(text: string, path: string): Inventory {
       replicaOf: h.replicaOf,
       servername: h.servername ?? h.name,
       ssh,
-      cyrus: CyrusSettings.parse({...inv.defaults?.cyrus, ...h.cyrus}),
+      cyrus: cyrusSettings({...inv.defaults?.cyrus, ...h.cyrus}),
       sshDefaulted: (['user', 'port'] as const).filter((k) => given[k] === undefined),
     }
   })
