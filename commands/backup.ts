@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand, inventoryFlag, sshFlags} from '../src/cli/base-command.js'
+import {prose} from '../src/cli/prose.js'
 import {asMurderctlError, exitCodeOf} from '../src/errors.js'
 import {master} from '../src/inventory/load.js'
 import {snapshotDb} from '../src/host/db.js'
@@ -10,7 +11,7 @@ import {mapLimitSettled} from '../src/util/limit.js'
 
 export default class Backup extends BaseCommand {
   static summary = "Take consistent copies of the master's mailboxes.db (or every host's) to this machine; for cron."
-  static description = `cvt_cyrusdb copies the live database under Cyrus's own locking; the copy is counted by Cyrus,
+  static description = prose`cvt_cyrusdb copies the live database under Cyrus's own locking; the copy is counted by Cyrus,
 fetched, and its sha256 checked on both ends. Kept in <stateDir>/backups/<murder>/<host>/<time>/
 with meta.json (time, host, Cyrus version, entry count, sha256). recover-master --source backup
 uses only a backup whose checksum and count verify. Read-only on the hosts but for a temporary

@@ -2,6 +2,7 @@ import {readFileSync, writeFileSync} from 'node:fs'
 import {join, dirname} from 'node:path'
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand, inventoryFlag, mutatingFlags, sshFlags} from '../src/cli/base-command.js'
+import {prose} from '../src/cli/prose.js'
 import {RefusedError} from '../src/errors.js'
 import {withMurder} from '../src/host/context.js'
 import {reconcileMarkdown, reconcileReport} from '../src/report/reconcile-report.js'
@@ -9,7 +10,7 @@ import {planText, reconcile, ReconcilePlan} from '../src/services/reconcile.js'
 
 export default class Reconcile extends BaseCommand {
   static summary = 'After a hard failover: put every message only the old (FENCED) member holds onto the new master, then replicate over the old one.'
-  static description = `PAIR is the pair's backend or servername. Reads the old member isolated (replica config, Cyrus
+  static description = prose`PAIR is the pair's backend or servername. Reads the old member isolated (replica config, Cyrus
 stopped or not in the murder): the mailboxes its unreplayed sync log names, and every mailbox whose
 state differs from the hard failover's cutoff (--all: every mailbox). A message whose GUID the new
 master lacks in the same mailbox is re-appended there over IMAP as its owner, with flags and
