@@ -83,6 +83,13 @@ describe('flags per command', () => {
     expect(summaries.size).toBe(1)
   })
 
+  it('a bad flag value is a usage problem, never "a murderctl bug" (check: UNKNOWN, as plugins do)', async () => {
+    const r = await run(['check', '-t', '1'])
+    expect(r.exitCode).toBe(3)
+    expect(r.stdout).toMatch(/^MURDER UNKNOWN: Parsing --timeout Expected an integer greater than or equal to 2 but received: 1/)
+    expect(r.stdout).not.toMatch(/bug/)
+  })
+
   it('murderctl X --help shows them where they apply', async () => {
     const status = await run(['status', '--help'])
     expect(status.stdout).toMatch(/^SSH FLAGS\n(?:.*\n)*?.*-F, --ssh-config=<value>/m)
