@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
-import {InventoryError} from '../../../src/errors.js'
-import {parseInventory} from '../../../src/inventory/load.js'
+import {InventoryError, UsageError} from '../../../src/errors.js'
+import {parseInventory, withSshConfigFile} from '../../../src/inventory/load.js'
 
 const good = `
 name: prod
@@ -71,6 +71,13 @@ describe('inventory', () => {
     expect(m.sshDefaulted).toEqual(['user', 'port'])
     expect(r.sshDefaulted).toEqual(['user'])
     expect(m.ssh.configFile).toBe('/etc/m/ssh/config')
+  })
+
+  it('--ssh-config points every host at one client config (as ssh -F); a missing file is a usage error', () => {
+    const inv = parseInventory(good, '/x.yaml')
+    expect(withSshConfigFile(inv, '/etc/hostname').hosts.map((h) => h.ssh.configFile)).toEqual(['/etc/hostname', '/etc/hostname', '/etc/hostname'])
+    expect(withSshConfigFile(inv, 'none').hosts[0].ssh.configFile).toBe('none')
+    expect(() => withSshConfigFile(inv, '/no/such/ssh_config')).toThrow(UsageError)
   })
 
   const bad: [string, string, RegExp][] = [
