@@ -672,7 +672,10 @@ function connKey(host: Host): string {
 /** The bastion of ssh.proxyJump as a host of its own: its user and port, else the host's user and 22; the host's keys. */
 export function jumpHost(host: Host): Host {
   const m = /^(?:([^@]+)@)?(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(host.ssh.proxyJump ?? '')
-  if (!m) throw new InventoryError(`the ProxyJump of ${host.name} (ssh.proxyJump, or the SSH client config's) is not [user@]host[:port]: ${host.ssh.proxyJump}`, {host: host.name})
+  if (!m)
+    throw new InventoryError(`the ProxyJump of ${host.name} (ssh.proxyJump, or the SSH client config's) is not [user@]host[:port]: ${host.ssh.proxyJump}`, {
+      host: host.name,
+    })
   const address = m[2].replace(/^\[|\]$/g, '')
   return {
     ...host,
