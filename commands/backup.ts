@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag} from '../src/cli/base-command.js'
+import {BaseCommand, inventoryFlag, sshFlags} from '../src/cli/base-command.js'
+import {prose} from '../src/cli/prose.js'
 import {asMurderctlError, exitCodeOf} from '../src/errors.js'
 import {master} from '../src/inventory/load.js'
 import {snapshotDb} from '../src/host/db.js'
@@ -10,7 +11,7 @@ import {mapLimitSettled} from '../src/util/limit.js'
 
 export default class Backup extends BaseCommand {
   static summary = "Take consistent copies of the master's mailboxes.db (or every host's) to this machine; for cron."
-  static description = `cvt_cyrusdb copies the live database under Cyrus's own locking; the copy is counted by Cyrus,
+  static description = prose`cvt_cyrusdb copies the live database under Cyrus's own locking; the copy is counted by Cyrus,
 fetched, and its sha256 checked on both ends. Kept in <stateDir>/backups/<murder>/<host>/<time>/
 with meta.json (time, host, Cyrus version, entry count, sha256). recover-master --source backup
 uses only a backup whose checksum and count verify. Read-only on the hosts but for a temporary
@@ -20,10 +21,10 @@ file beside the database, removed at once.`
 
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     'all-hosts': Flags.boolean({summary: 'Every host with a mailboxes.db, not only the master.', default: false}),
     keep: Flags.integer({summary: 'Keep this many backups per host (older ones are removed).', min: 1}),
     list: Flags.boolean({summary: 'List the backups kept and whether each verifies.', default: false}),
-    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
   }
 
   async run() {

@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag, mutatingFlags} from '../src/cli/base-command.js'
+import {BaseCommand, inventoryFlag, mutatingFlags, sshFlags} from '../src/cli/base-command.js'
+import {prose} from '../src/cli/prose.js'
 import {RefusedError, UsageError} from '../src/errors.js'
 import type {Inventory} from '../src/inventory/schema.js'
 import {withMurder} from '../src/host/context.js'
@@ -21,11 +22,12 @@ function skipHosts(inv: Inventory, names: string[]): Inventory {
 
 export default class RecoverMaster extends BaseCommand {
   static summary = 'The lost-mupdate-master runbook: restore or rebuild the master, push from every backend, verify.'
-  static description = `Picks the playbook for the murder's mode and source (playbooks/recover-master-<mode>-<source>.yaml):
-  unified:  slaves off first, then the master rebuilt from the backends' LOCAL mailboxes (or a backup),
-            each backend's push shown as a diff and confirmed, slaves back on, verified.
-  standard: from a frontend's mailboxes.db (the "easy" path), a murderctl backup, or rebuilt from the
-            backends (the "hard" path: frontends stopped and their lists moved aside).
+  static description = prose`Picks the playbook for the murder's mode and source (playbooks/recover-master-<mode>-<source>.yaml):
+- unified: slaves off first, then the master rebuilt from the backends' LOCAL mailboxes (or a backup),
+  each backend's push shown as a diff and confirmed, slaves back on, verified.
+- standard: from a frontend's mailboxes.db (the "easy" path), a murderctl backup, or rebuilt from the
+  backends (the "hard" path: frontends stopped and their lists moved aside).
+
 Every file a step changes is copied or moved aside on its host first, with its checksum; the journal
 says where. A run that stops says where, and --resume RUN finishes it without redoing done steps.`
 
@@ -38,13 +40,13 @@ says where. A run that stops says where, and --resume RUN finishes it without re
 
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     ...mutatingFlags,
     source: Flags.string({summary: 'auto, backends, frontend[=NAME] or backup[=DIR].', default: 'auto'}),
     playbook: Flags.string({summary: 'Run this playbook file instead of the shipped one.'}),
     resume: Flags.string({summary: 'Continue a run that stopped part-way (its id, shown when it stopped).', exclusive: ['source', 'playbook']}),
     force: Flags.boolean({summary: 'Run even though the master does not look lost.', default: false}),
     'skip-host': Flags.string({summary: 'Leave this (dead) frontend, backend or replica out of the run (repeatable).', multiple: true}),
-    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
     'break-lock': Flags.boolean({
       summary: "Show who holds the murder's lock and remove it once confirmed (never a live run's).",
       default: false,

@@ -1,6 +1,7 @@
 import {readFileSync} from 'node:fs'
 import {Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag, mutatingFlags} from '../src/cli/base-command.js'
+import {BaseCommand, inventoryFlag, mutatingFlags, sshFlags} from '../src/cli/base-command.js'
+import {prose} from '../src/cli/prose.js'
 import {AbortError, exitCodeOf, type ExitCodeName, RefusedError, UsageError} from '../src/errors.js'
 import {Journal, newRunId} from '../src/engine/journal.js'
 import {withMurder} from '../src/host/context.js'
@@ -10,7 +11,7 @@ import {writePrivateFile} from '../src/util/files.js'
 
 export default class SyncBackends extends BaseCommand {
   static summary = 'After a master outage: diff every backend against the mupdate master, confirm, push, verify.'
-  static description = `Runs ctl_mboxlist -m -w on each backend (in parallel) and murderctl's own conflict check
+  static description = prose`Runs ctl_mboxlist -m -w on each backend (in parallel) and murderctl's own conflict check
 (a local mailbox the master places elsewhere, which -w does not print in a unified murder).
 --dry-run stops after the diff. A real run copies every mailboxes.db it will change aside,
 asks, runs ctl_mboxlist -m, and is done when -m -w prints nothing and the master and its
@@ -25,6 +26,7 @@ slaves agree. Local deletions are never applied without --local-authoritative or
 
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     ...mutatingFlags,
     backend: Flags.string({summary: 'Only this backend (repeatable).', multiple: true}),
     out: Flags.string({summary: 'Write the full plan (JSON) here.'}),
@@ -36,7 +38,6 @@ slaves agree. Local deletions are never applied without --local-authoritative or
       exclusive: ['local-authoritative'],
     }),
     'skip-failed': Flags.boolean({summary: 'Apply on the backends that planned fine even if others failed.', default: false}),
-    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
   }
 
   async run() {

@@ -1,11 +1,12 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../src/cli/base-command.js'
+import {prose} from '../../src/cli/prose.js'
 import {labUp} from '../../src/lab/lab.js'
 import {LabTopology} from '../../src/lab/topology.js'
 
 export default class LabUp extends BaseCommand {
   static summary = 'Boot a real Cyrus murder on this machine to rehearse recoveries on (root).'
-  static description = `One mount namespace and loopback address per host, each with its own /etc/imapd.conf,
+  static description = prose`One mount namespace and loopback address per host, each with its own /etc/imapd.conf,
 /etc/cyrus.conf, cyrus-master and sshd. Writes DIR/inventory.yaml, usable as is by every command.
 Installs Cyrus, OpenSSH and rsyslog from Debian's packages when they are missing.`
 
