@@ -15,7 +15,7 @@ import {AbortError, UsageError} from '../errors.js'
 export const JournalEvent = z.object({
   at: z.string(),
   run: z.string(),
-  event: z.enum(['run-start', 'step-start', 'step-done', 'step-failed', 'step-skipped', 'command', 'saved-copy', 'note', 'interrupted', 'run-end']),
+  event: z.enum(['run-start', 'step-start', 'step-done', 'step-failed', 'step-skipped', 'command', 'saved-copy', 'note', 'interrupted', 'run-end', 'rollback-start', 'rollback-step', 'rollback-end']),
   step: z.string().optional(),
   host: z.string().optional(),
   command: z.string().optional(),
