@@ -112,15 +112,15 @@ export function planRollback(
   // Per (host, file): the first copy is the file before the run; later ones are kept, not restored.
   const restores = new Map<string, {step: string; host: string; file: RestoreFile}>()
   const notRestored: NotRestored[] = []
-  for (const e of events) {
-    if (e.event !== 'saved-copy') continue
+  // A rollback's own copies of what it replaced (after its start) are never put back by a rollback.
+  const rollbackFrom = events.findIndex((e) => e.event === 'rollback-start')
+  for (const [i, e] of events.entries()) {
+    if (e.event !== 'saved-copy' || (rollbackFrom >= 0 && i > rollbackFrom)) continue
     const d = e.data ?? {}
     const host = typeof d.host === 'string' ? d.host : e.host
     const path = typeof d.path === 'string' ? d.path : undefined
     const copy = typeof d.copy === 'string' ? d.copy : undefined
     if (!host || !path || !copy || typeof d.sha256 !== 'string') continue
-    // A rollback's own copies of what it replaced are never put back by a rollback.
-    if (e.step?.startsWith('rollback-')) continue
     const h = hostOf(host)
     const kind = restoredKind(h, path, opts.dbPaths?.[host])
     const key = `${host}:${path}`
@@ -223,7 +223,7 @@ async function serviceCommand(rc: RunContext, h: Host, id: string, which: 'start
 /** One file back: checked copy, the file in place copied aside, cp -p back, sha256 checked. */
 async function restoreFile(rc: RunContext, u: RollbackUnit, h: Host, runningBefore: boolean | undefined): Promise<Record<string, unknown>> {
   const f = u.restore!
-  const id = `rollback-${u.step}`
+  const id = u.id
   const now = await remoteSum(rc, h, f.path)
   if (now === f.sha256) return {path: f.path, sha256: f.sha256, already: true}
   const copySum = await remoteSum(rc, h, f.copy)
@@ -258,7 +258,7 @@ async function restoreFile(rc: RunContext, u: RollbackUnit, h: Host, runningBefo
 /** An undo action on its host; skipped when what it proves already holds. */
 async function runUndo(rc: RunContext, u: RollbackUnit, h: Host, actions: ActionRegistry): Promise<Record<string, unknown> & {skipped?: string}> {
   const action = actions[u.action!]!
-  const step: Step = {id: `rollback-${u.step}`, title: `undo ${u.step}`, hosts: 'none', action: u.action!, confirm: false, params: {}}
+  const step: Step = {id: u.id, title: `undo ${u.step}`, hosts: 'none', action: u.action!, confirm: false, params: {}}
   if (action.proves) {
     const already = await checkCondition(rc, action.proves, h)
     if (already.ok) return {skipped: `${already.detail} already`}
