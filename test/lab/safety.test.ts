@@ -159,7 +159,7 @@ describe('safety net on the standard lab', () => {
     const checkState = join(tmpdir(), `murderctl-rollback-check-${process.pid}.json`)
     const checks = async () => {
       const r = await murderctl(['check', '-i', lab().inventory, '--state-file', checkState, '--format', 'json'])
-      return (r.json.checks as {name: string; host?: string; state: string}[]).map((c) => `${c.name}@${c.host ?? ''}:${c.state}`).sort()
+      return (JSON.parse(r.stdout).checks as {name: string; host?: string; state: string}[]).map((c) => `${c.name}@${c.host ?? ''}:${c.state}`).sort()
     }
     const checkBefore = await checks()
     const sumsBefore = await labChecksums()
