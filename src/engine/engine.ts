@@ -199,7 +199,7 @@ export function stopHint(rc: RunContext, playbook: Playbook, hooks: EngineHooks,
   if (!rollbackHint || rc.dryRun) return resumeHint
   const mutating = new Set(playbook.steps.filter((s) => actionOf(hooks, s).mutating).map((s) => s.id))
   const changed = rc.journal.events().some((e) => (e.event === 'step-start' || e.event === 'saved-copy') && mutating.has(e.step ?? ''))
-  return changed ? `${resumeHint}; or undo what it did: ${rollbackHint}` : resumeHint
+  return changed ? `${resumeHint} or undo what it did: ${rollbackHint}` : resumeHint
 }
 
 export async function runPlaybook(rc: RunContext, playbook: Playbook, hooks: EngineHooks, resumeHint: string, rollbackHint?: string): Promise<RunOutcome> {

@@ -276,9 +276,21 @@ async function runUndo(rc: RunContext, u: RollbackUnit, h: Host, actions: Action
 async function verifyRollback(rc: RunContext, plan: RollbackPlan, all: RollbackUnit[]): Promise<RollbackOutcome['verified']> {
   const out: RollbackOutcome['verified'] = []
   const hostOf = (n: string) => rc.murder.inv.hosts.find((h) => h.name === n)!
+  const slaves = new Set(slaveHosts(rc.murder.inv).map((h) => h.name))
   for (const u of all.filter((x) => x.kind === 'restore')) {
     const h = hostOf(u.host)
     const f = u.restore!
+    // A running mupdate slave rewrites its list from the master's at once (an empty master
+    // empties it, as before the run): its db was checked when it went back; the copy stays.
+    if (f.kind === 'mailboxes.db' && slaves.has(h.name) && (await masterPid(rc.murder, h)) !== null) {
+      out.push({
+        check: `${f.kind} restored`,
+        host: h.name,
+        ok: true,
+        detail: `${f.path} went back with sha256 ${f.sha256}; its mupdate slave now keeps it as the master's list (the copy ${f.copy} stays)`,
+      })
+      continue
+    }
     const sum = await remoteSum(rc, h, f.path)
     out.push({check: `${f.kind} restored`, host: h.name, ok: sum === f.sha256, detail: `${f.path} sha256 ${sum ?? 'missing'} (journaled ${f.sha256})`})
     if (f.kind === 'mailboxes.db' && (await masterPid(rc.murder, h)) !== null) {
@@ -316,7 +328,14 @@ export async function rollbackRun(rc: RunContext, playbook: Playbook, hooks: Eng
   const dbPaths: Record<string, string> = {}
   for (const name of copyHosts) {
     const h = inv.hosts.find((x) => x.name === name)
-    if (h && name) dbPaths[name] = (await dbInfo(rc.murder, h)).path
+    if (!h || !name) continue
+    try {
+      dbPaths[name] = (await dbInfo(rc.murder, h)).path
+    } catch (error) {
+      // Every host the rollback puts a file back on must answer before it changes anything.
+      const e = asMurderctlError(error).at({host: name, step: 'rollback'})
+      throw new RollbackStoppedError(`the rollback cannot start: ${e.message}`, {host: e.host, step: 'rollback', hint: `${e.hint ? `${e.hint}; ` : ''}nothing was changed: bring ${name} back, then --rollback ${rc.runId} again`}, e.code)
+    }
   }
   const plan = planRollback(events, playbook, inv, {actions, dbPaths})
   const all = planRollback(

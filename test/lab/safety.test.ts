@@ -176,7 +176,7 @@ describe('safety net on the standard lab', () => {
       ],
     )
     expect(stopped.exitCode, stopped.output).toBe(1)
-    expect(stopped.output).toMatch(/--resume \S+; or undo what it did: murderctl recover-master -i \S+ --rollback \S+/)
+    expect(stopped.output).toMatch(/--resume \S+ or undo what it did: murderctl recover-master -i \S+ --rollback \S+/)
     const run = /--rollback (\S+)/.exec(stopped.output)![1]
     const journal = join(stateDir(), 'runs', run, 'journal.jsonl')
     expect(await entries('mupdate')).toBe(0)

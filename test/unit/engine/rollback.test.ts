@@ -218,6 +218,6 @@ describe('stop messages', () => {
     expect(refused.hint, String(refused)).toBe('RESUME')
     const stopped = await runPlaybook(rc, pb, hooks(true), 'RESUME', 'ROLLBACK').catch((e) => e)
     expect(stopped.message).toMatch(/after step diff/)
-    expect(stopped.hint).toBe('RESUME; or undo what it did: ROLLBACK')
+    expect(stopped.hint).toBe('RESUME or undo what it did: ROLLBACK')
   })
 })
