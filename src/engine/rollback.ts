@@ -124,7 +124,8 @@ export function planRollback(
     const h = hostOf(host)
     const kind = restoredKind(h, path, opts.dbPaths?.[host])
     const key = `${host}:${path}`
-    if (!h || !kind) notRestored.push({host, path, copy, step: e.step, reason: h ? 'not a mailboxes.db or Cyrus config: kept for the operator' : 'not a host of this murder'})
+    if (!h || !kind)
+      notRestored.push({host, path, copy, step: e.step, reason: h ? 'not a mailboxes.db or Cyrus config: kept for the operator' : 'not a host of this murder'})
     else if (restores.has(key)) notRestored.push({host, path, copy, step: e.step, reason: `superseded by the earlier copy ${restores.get(key)!.file.copy}`})
     else restores.set(key, {step: e.step ?? '', host, file: {kind, path, copy, sha256: d.sha256, moved: d.moved === true}})
   }
@@ -197,7 +198,6 @@ export interface RollbackOutcome {
 /** Raised when a rollback stops part-way: a second --rollback goes on from there. */
 export class RollbackStoppedError extends AbortError {}
 
-
 const sumOf = (out: string, line: number) => out.trim().split('\n')[line]?.split(/\s+/)[0]
 
 /** The sha256 of a remote file, or null when it is not there. */
@@ -230,7 +230,11 @@ async function restoreFile(rc: RunContext, u: RollbackUnit, h: Host, runningBefo
   if (copySum !== f.sha256)
     throw new AbortError(
       `the saved copy ${f.copy} is ${copySum === null ? 'missing' : `changed (sha256 ${copySum.slice(0, 12)}…, journaled ${f.sha256.slice(0, 12)}…)`}: not restoring from it`,
-      {host: h.name, step: id, hint: 'nothing was changed on this host by this step; find the file as it was (murderctl report lists every copy) and put it back by hand'},
+      {
+        host: h.name,
+        step: id,
+        hint: 'nothing was changed on this host by this step; find the file as it was (murderctl report lists every copy) and put it back by hand',
+      },
     )
   const isDb = f.kind === 'mailboxes.db'
   const wasRunning = isDb ? (await masterPid(rc.murder, h)) !== null : false
@@ -246,7 +250,11 @@ async function restoreFile(rc: RunContext, u: RollbackUnit, h: Host, runningBefo
     throw new RemoteCommandError(
       `could not put ${f.path} back with the journaled sha256`,
       {command: r.command, exitCode: r.exitCode, stderr: r.stderr},
-      {host: h.name, step: id, hint: `the file that was there is kept as ${aside?.copy ?? '(there was none)'}; free space if the disk is full, then run --rollback again`},
+      {
+        host: h.name,
+        step: id,
+        hint: `the file that was there is kept as ${aside?.copy ?? '(there was none)'}; free space if the disk is full, then run --rollback again`,
+      },
     )
   // Started again when it ran before the run (the journal knows), else as it was found.
   const start = isDb && (runningBefore ?? wasRunning) && (await masterPid(rc.murder, h)) === null
@@ -334,7 +342,11 @@ export async function rollbackRun(rc: RunContext, playbook: Playbook, hooks: Eng
     } catch (error) {
       // Every host the rollback puts a file back on must answer before it changes anything.
       const e = asMurderctlError(error).at({host: name, step: 'rollback'})
-      throw new RollbackStoppedError(`the rollback cannot start: ${e.message}`, {host: e.host, step: 'rollback', hint: `${e.hint ? `${e.hint}; ` : ''}nothing was changed: bring ${name} back, then --rollback ${rc.runId} again`}, e.code)
+      throw new RollbackStoppedError(
+        `the rollback cannot start: ${e.message}`,
+        {host: e.host, step: 'rollback', hint: `${e.hint ? `${e.hint}; ` : ''}nothing was changed: bring ${name} back, then --rollback ${rc.runId} again`},
+        e.code,
+      )
     }
   }
   const plan = planRollback(events, playbook, inv, {actions, dbPaths})
@@ -345,7 +357,13 @@ export async function rollbackRun(rc: RunContext, playbook: Playbook, hooks: Eng
     {actions, dbPaths},
   ).units
   const steps = rollbackPlanSteps(plan)
-  if (rc.dryRun) return {plan: steps, results: plan.units.map((u) => ({id: u.id, step: u.step, host: u.host, status: 'planned', detail: u.does})), notRestored: plan.notRestored, verified: []}
+  if (rc.dryRun)
+    return {
+      plan: steps,
+      results: plan.units.map((u) => ({id: u.id, step: u.step, host: u.host, status: 'planned', detail: u.does})),
+      notRestored: plan.notRestored,
+      verified: [],
+    }
 
   // Another run holding the murder's lock (not this one) refuses the rollback before any change.
   for (const s of playbook.steps) {
@@ -359,7 +377,8 @@ export async function rollbackRun(rc: RunContext, playbook: Playbook, hooks: Eng
     try {
       ok = await hooks.consent(steps)
     } catch (error) {
-      if (error instanceof NeedsConfirmationError) rc.journal.write({event: 'note', step: 'rollback', data: {gate: 'rollback', confirmed: false, reason: 'no terminal'}})
+      if (error instanceof NeedsConfirmationError)
+        rc.journal.write({event: 'note', step: 'rollback', data: {gate: 'rollback', confirmed: false, reason: 'no terminal'}})
       throw error
     }
     rc.journal.write({event: 'note', step: 'rollback', data: {gate: 'rollback', confirmed: ok, by: hooks.consentBy}})

@@ -154,7 +154,12 @@ function rollbackMarkdown(b: NonNullable<RunReport['rollback']>): string[] {
       )}`,
     )
   if (b.notRestored.length)
-    out.push(`Kept, not put back:\n\n${tableMd(['host', 'copy', 'why'], b.notRestored.map((n) => [md(n.host), mdCode(n.copy), md(n.reason)]))}`)
+    out.push(
+      `Kept, not put back:\n\n${tableMd(
+        ['host', 'copy', 'why'],
+        b.notRestored.map((n) => [md(n.host), mdCode(n.copy), md(n.reason)]),
+      )}`,
+    )
   if (b.verified.length)
     out.push(
       `Verified after:\n\n${tableMd(

@@ -305,7 +305,9 @@ function outcomeOf(events: LooseEvent[], start: LooseEvent | undefined, diffs: D
       outcome: 'rollback stopped',
       stop: {
         where: failed ? `rollback unit ${failed.step}${failed.host ? ` on ${failed.host}` : ''}` : 'during its rollback',
-        reason: str(failed?.data?.error) ?? (rollbackEnd.event === 'rollback-start' ? 'the rollback did not end (stopped, or still running)' : 'the rollback ended unverified'),
+        reason:
+          str(failed?.data?.error) ??
+          (rollbackEnd.event === 'rollback-start' ? 'the rollback did not end (stopped, or still running)' : 'the rollback ended unverified'),
       },
     }
   }
@@ -405,7 +407,13 @@ export function rollbackView(events: LooseEvent[]): RollbackView | undefined {
     })),
     restored: steps
       .filter((e) => str(e.data?.path) && e.data?.status !== 'failed')
-      .map((e) => ({host: e.host, path: str(e.data?.path)!, from: str(e.data?.from), replacedKeptAs: str(e.data?.replacedKeptAs), sha256: str(e.data?.sha256)})),
+      .map((e) => ({
+        host: e.host,
+        path: str(e.data?.path)!,
+        from: str(e.data?.from),
+        replacedKeptAs: str(e.data?.replacedKeptAs),
+        sha256: str(e.data?.sha256),
+      })),
     notRestored: Array.isArray(last.notRestored) ? (last.notRestored as RollbackView['notRestored']) : [],
     verified,
   }

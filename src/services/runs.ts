@@ -61,14 +61,20 @@ export function openRun(
     })
   const rollback = events.findLast((e) => e.event === 'rollback-end' || e.event === 'rollback-start')
   if (purpose === 'resume' && rollback)
-    throw new RefusedError(`run ${run} was rolled back${rollback.event === 'rollback-start' || !rollback.data?.completed ? ' (its rollback stopped part-way)' : ''}`, {
-      hint: rollback.data?.completed ? 'start a new run' : `finish the rollback: murderctl ${command} --rollback ${run}`,
-    })
+    throw new RefusedError(
+      `run ${run} was rolled back${rollback.event === 'rollback-start' || !rollback.data?.completed ? ' (its rollback stopped part-way)' : ''}`,
+      {
+        hint: rollback.data?.completed ? 'start a new run' : `finish the rollback: murderctl ${command} --rollback ${run}`,
+      },
+    )
   if (purpose === 'rollback' && rollback?.event === 'rollback-end' && rollback.data?.completed)
     throw new RefusedError(`run ${run} is already rolled back`, {hint: 'nothing to undo; murderctl check shows the murder'})
   if (events.findLast((e) => e.event === 'run-end')?.data?.completed)
     throw new RefusedError(`run ${run} is complete`, {
-      hint: purpose === 'resume' ? 'nothing to resume; murderctl check shows the murder' : 'a finished run is not rolled back; its copies stay on the hosts (murderctl report lists them)',
+      hint:
+        purpose === 'resume'
+          ? 'nothing to resume; murderctl check shows the murder'
+          : 'a finished run is not rolled back; its copies stay on the hosts (murderctl report lists them)',
     })
   const owner = events.findLast((e) => e.event === 'note' && e.data?.owner)?.data?.owner as LockOwner | undefined
   if (owner && owner.pid !== process.pid && ownerAlive(owner) === true)

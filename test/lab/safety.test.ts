@@ -198,7 +198,11 @@ describe('safety net on the standard lab', () => {
     const noTty = await murderctl(['recover-master', '-i', lab().inventory, '--rollback', run, '--json'])
     expect(noTty.exitCode, noTty.stdout).toBe(6)
     expect(await labChecksums()).toEqual(afterStop)
-    expect(readFileSync(journal, 'utf8').split('\n').filter((l) => /rollback-/.test(l))).toEqual([])
+    expect(
+      readFileSync(journal, 'utf8')
+        .split('\n')
+        .filter((l) => /rollback-/.test(l)),
+    ).toEqual([])
     expect(readFileSync(journal, 'utf8').startsWith(linesAfterStop)).toBe(true)
 
     const rolled = await murderctl(['recover-master', '-i', lab().inventory, '--rollback', run, '--yes', '--json'])

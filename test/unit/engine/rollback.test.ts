@@ -132,7 +132,9 @@ describe('rollback planner', () => {
 
 describe('rollback run', () => {
   const setup = (dryRun: boolean) => {
-    const shell = new FakeShell((_h, c) => (c.includes('imapd.conf') ? {stdout: 'configdirectory: /var/lib/cyrus\n'} : c.startsWith('test -d') ? {exitCode: 3} : {}))
+    const shell = new FakeShell((_h, c) =>
+      c.includes('imapd.conf') ? {stdout: 'configdirectory: /var/lib/cyrus\n'} : c.startsWith('test -d') ? {exitCode: 3} : {},
+    )
     const m = fakeMurder(shell, mkdtempSync(join(tmpdir(), 'rollback-')))
     for (const h of m.inv.hosts) (h as {cyrus: Record<string, string>}).cyrus = {imapdConf: '/etc/imapd.conf', cyrusConf: '/etc/cyrus.conf'}
     const journal = new Journal(m.inv.stateDir, 'run-1')
@@ -195,7 +197,18 @@ describe('stop messages', () => {
     const m = fakeMurder(shell, mkdtempSync(join(tmpdir(), 'rollback-')))
     const journal = new Journal(m.inv.stateDir, 'run-2')
     journal.write({event: 'run-start', data: {command: 'recover-master'}})
-    const rc: RunContext = {murder: m, journal, runId: 'run-2', dryRun: false, resumed: false, options: {}, selectors: {}, facts: new Map(), diffs: new Map(), pending: new Map()}
+    const rc: RunContext = {
+      murder: m,
+      journal,
+      runId: 'run-2',
+      dryRun: false,
+      resumed: false,
+      options: {},
+      selectors: {},
+      facts: new Map(),
+      diffs: new Map(),
+      pending: new Map(),
+    }
     const pb = Playbook.parse({
       name: 't',
       summary: 't',
