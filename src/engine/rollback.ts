@@ -135,7 +135,9 @@ export function planRollback(
   for (const step of [...playbook.steps].reverse()) {
     const stepRestores = [...restores.values()].filter((r) => r.step === step.id).sort((a, b) => hostOrder(a.host) - hostOrder(b.host))
     for (const r of stepRestores) {
-      const id = `restore-${step.id}`
+      // Two files of one host in one step (cyrus.conf and imapd.conf) are two units.
+      const several = stepRestores.filter((x) => x.host === r.host).length > 1
+      const id = `restore-${step.id}${several ? `-${r.file.kind.replace('.', '-')}` : ''}`
       if (rolledBack.has(unitKey(id, r.host))) continue
       units.push({
         id,

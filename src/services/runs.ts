@@ -50,7 +50,10 @@ export function openRun(
   if (!start) throw new AbortError(`run ${run} has no start record`, {hint: 'start a new run'})
   if ((start.command ?? 'recover-master') !== command)
     throw new RefusedError(`run ${run} is a ${start.command} run, not ${command}`, {hint: `resume it with murderctl ${start.command} --resume ${run}`})
-  if (start.dryRun) throw new RefusedError(`run ${run} was a dry run: there is nothing to resume`, {hint: 'start a real run (without --dry-run)'})
+  if (start.dryRun)
+    throw new RefusedError(`run ${run} was a dry run: there is nothing to ${purpose === 'resume' ? 'resume' : 'roll back'}`, {
+      hint: 'start a real run (without --dry-run)',
+    })
   if (start.murder !== ctx.inv.name)
     throw new RefusedError(`run ${run} was made on murder "${start.murder ?? 'unknown'}", not "${ctx.inv.name}"`, {
       hint: "resume it with that murder's inventory",

@@ -107,7 +107,12 @@ describe('rollback planner', () => {
       saved('stop-frontends', 'fe1', '/etc/imapd.conf', '2'),
     ]
     const plan = planRollback(events, playbook, m.inv)
-    expect(order(plan.units)).toEqual(['restore-stop-frontends@fe1', 'restore-stop-frontends@fe1', 'undo-stop-frontends@fe1', 'undo-lock@mupdate'])
+    expect(order(plan.units)).toEqual([
+      'restore-stop-frontends-cyrus-conf@fe1',
+      'restore-stop-frontends-imapd-conf@fe1',
+      'undo-stop-frontends@fe1',
+      'undo-lock@mupdate',
+    ])
     expect(plan.units.slice(0, 2).map((u) => u.restore!.kind)).toEqual(['cyrus.conf', 'imapd.conf'])
     // stop-master found it stopped: the master did not run before the run.
     expect(runningBeforeRun(events, playbook)).toEqual({mupdate: false})
