@@ -5,7 +5,7 @@
 // the run's own journal (rollback-start/-step/-end): a rollback that stops goes on where it
 // stopped. Generic: it reads only the journal, the playbook's undo names and the actions' `proves`.
 import {basename} from 'node:path'
-import {AbortError, asMurderctlError, NeedsConfirmationError, RefusedError, RemoteCommandError} from '../errors.js'
+import {AbortError, asMurderctlError, ExitCode, NeedsConfirmationError, RefusedError, RemoteCommandError} from '../errors.js'
 import {countDbFile, dbInfo} from '../host/db.js'
 import {scanDump} from '../host/mboxlist.js'
 import {copyAside, hupMaster, masterPid} from '../host/remote.js'
@@ -16,6 +16,7 @@ import {ACTIONS, type ActionRegistry} from './actions/index.js'
 import {checkCondition} from './conditions.js'
 import type {RunContext} from './context.js'
 import type {EngineHooks, PlannedStep} from './engine.js'
+import {watchInterrupts} from './interrupt.js'
 import type {JournalEvent} from './journal.js'
 import type {Playbook, Step} from './schema.js'
 
@@ -388,28 +389,54 @@ export async function rollbackRun(rc: RunContext, playbook: Playbook, hooks: Eng
   }
   rc.journal.write({event: 'rollback-start', data: {units: plan.units.map((u) => ({id: u.id, host: u.host, does: u.does})), notRestored: plan.notRestored}})
   const results: RollbackUnitResult[] = []
-  for (const [i, u] of plan.units.entries()) {
-    const h = inv.hosts.find((x) => x.name === u.host)!
-    hooks.progress(`[${i + 1}/${plan.units.length}] ${steps[i].title} on ${u.host}`)
-    try {
-      const data = u.kind === 'restore' ? await restoreFile(rc, u, h, plan.runningBefore[u.host]) : await runUndo(rc, u, h, actions)
-      const status = data.skipped || data.already ? 'skipped' : 'done'
-      rc.journal.write({event: 'rollback-step', step: u.id, host: u.host, data: {status, ...data}})
-      results.push({id: u.id, step: u.step, host: u.host, status, detail: typeof data.skipped === 'string' ? data.skipped : undefined, data})
-      hooks.progress(`    ${status} ${u.host}${data.skipped ? `: ${String(data.skipped)}` : ''}`)
-    } catch (error) {
-      const e = asMurderctlError(error).at({host: u.host, step: u.id})
-      rc.journal.write({event: 'rollback-step', step: u.id, host: u.host, data: {status: 'failed', error: e.oneLine(), code: e.code}})
-      rc.journal.write({event: 'rollback-end', data: {completed: false, stoppedAt: u.id}})
-      throw new RollbackStoppedError(
-        `rollback stopped at ${u.id} on ${u.host}: ${e.message}`,
-        {
-          host: u.host,
-          step: u.id,
-          hint: `${e.hint ? `${e.hint}; then ` : ''}run --rollback ${rc.runId} again: it goes on from there (what it replaced is kept, journaled)`,
+  // Ctrl-C lets the unit in flight finish (a db half put back helps nobody), then stops resumably.
+  const watch = hooks.interruptible
+    ? watchInterrupts(
+        () => process.stderr.write('\nmurderctl: interrupted: finishing this rollback unit, then stopping (interrupt again to stop at once)\n'),
+        () => {
+          rc.journal.write({event: 'interrupted', step: 'rollback', data: {atOnce: true}})
+          process.stderr.write(`murderctl: stopped at once; run --rollback ${rc.runId} again to go on\n`)
+          process.exit(ExitCode.interrupted)
         },
-        e.code,
       )
+    : undefined
+  try {
+    await runUnits()
+  } finally {
+    watch?.dispose()
+  }
+  async function runUnits() {
+    for (const [i, u] of plan.units.entries()) {
+      if (watch?.requested) {
+        rc.journal.write({event: 'rollback-end', data: {completed: false, stoppedAt: u.id, interrupted: true}})
+        throw new RollbackStoppedError(
+          `interrupted: the rollback stopped before ${u.id} on ${u.host}`,
+          {step: u.id, hint: `run --rollback ${rc.runId} again to go on`},
+          'interrupted',
+        )
+      }
+      const h = inv.hosts.find((x) => x.name === u.host)!
+      hooks.progress(`[${i + 1}/${plan.units.length}] ${steps[i].title} on ${u.host}`)
+      try {
+        const data = u.kind === 'restore' ? await restoreFile(rc, u, h, plan.runningBefore[u.host]) : await runUndo(rc, u, h, actions)
+        const status = data.skipped || data.already ? 'skipped' : 'done'
+        rc.journal.write({event: 'rollback-step', step: u.id, host: u.host, data: {status, ...data}})
+        results.push({id: u.id, step: u.step, host: u.host, status, detail: typeof data.skipped === 'string' ? data.skipped : undefined, data})
+        hooks.progress(`    ${status} ${u.host}${data.skipped ? `: ${String(data.skipped)}` : ''}`)
+      } catch (error) {
+        const e = asMurderctlError(error).at({host: u.host, step: u.id})
+        rc.journal.write({event: 'rollback-step', step: u.id, host: u.host, data: {status: 'failed', error: e.oneLine(), code: e.code}})
+        rc.journal.write({event: 'rollback-end', data: {completed: false, stoppedAt: u.id}})
+        throw new RollbackStoppedError(
+          `rollback stopped at ${u.id} on ${u.host}: ${e.message}`,
+          {
+            host: u.host,
+            step: u.id,
+            hint: `${e.hint ? `${e.hint}; then ` : ''}run --rollback ${rc.runId} again: it goes on from there (what it replaced is kept, journaled)`,
+          },
+          e.code,
+        )
+      }
     }
   }
   const verified = await verifyRollback(rc, plan, all)
