@@ -4,6 +4,7 @@
 import {AbortError, RefusedError} from '../errors.js'
 import type {RunContext} from '../engine/context.js'
 import {type EngineHooks, type RunOutcome, RunStoppedError, runPlaybook} from '../engine/engine.js'
+import {type RollbackOutcome, rollbackRun} from '../engine/rollback.js'
 import {Journal, newRunId} from '../engine/journal.js'
 import type {Playbook} from '../engine/schema.js'
 import type {MurderContext} from '../host/context.js'
@@ -34,7 +35,13 @@ export function newRun(ctx: MurderContext, start: RunStart): Journal {
  * missing run id (nothing is created), a dry run, a complete run, another command's or
  * murder's run, a run made with other hosts, a run whose process still runs.
  */
-export function openRun(ctx: MurderContext, run: string, command: string, progress: (line: string) => void = () => {}): {journal: Journal; start: RunStart} {
+export function openRun(
+  ctx: MurderContext,
+  run: string,
+  command: string,
+  progress: (line: string) => void = () => {},
+  purpose: 'resume' | 'rollback' = 'resume',
+): {journal: Journal; start: RunStart} {
   const journal = Journal.open(ctx.inv.stateDir, run)
   const events = journal.events()
   if (journal.tornLine)
@@ -43,7 +50,10 @@ export function openRun(ctx: MurderContext, run: string, command: string, progre
   if (!start) throw new AbortError(`run ${run} has no start record`, {hint: 'start a new run'})
   if ((start.command ?? 'recover-master') !== command)
     throw new RefusedError(`run ${run} is a ${start.command} run, not ${command}`, {hint: `resume it with murderctl ${start.command} --resume ${run}`})
-  if (start.dryRun) throw new RefusedError(`run ${run} was a dry run: there is nothing to resume`, {hint: 'start a real run (without --dry-run)'})
+  if (start.dryRun)
+    throw new RefusedError(`run ${run} was a dry run: there is nothing to ${purpose === 'resume' ? 'resume' : 'roll back'}`, {
+      hint: 'start a real run (without --dry-run)',
+    })
   if (start.murder !== ctx.inv.name)
     throw new RefusedError(`run ${run} was made on murder "${start.murder ?? 'unknown'}", not "${ctx.inv.name}"`, {
       hint: "resume it with that murder's inventory",
@@ -52,8 +62,23 @@ export function openRun(ctx: MurderContext, run: string, command: string, progre
     throw new RefusedError(`the murder's hosts are not those run ${run} started with (inventory fingerprint differs)`, {
       hint: 'resume with the inventory and the --skip-host flags the run started with, or start a new run',
     })
+  const rollback = events.findLast((e) => e.event === 'rollback-end' || e.event === 'rollback-start')
+  if (purpose === 'resume' && rollback)
+    throw new RefusedError(
+      `run ${run} was rolled back${rollback.event === 'rollback-start' || !rollback.data?.completed ? ' (its rollback stopped part-way)' : ''}`,
+      {
+        hint: rollback.data?.completed ? 'start a new run' : `finish the rollback: murderctl ${command} --rollback ${run}`,
+      },
+    )
+  if (purpose === 'rollback' && rollback?.event === 'rollback-end' && rollback.data?.completed)
+    throw new RefusedError(`run ${run} is already rolled back`, {hint: 'nothing to undo; murderctl check shows the murder'})
   if (events.findLast((e) => e.event === 'run-end')?.data?.completed)
-    throw new RefusedError(`run ${run} is complete`, {hint: 'nothing to resume; murderctl check shows the murder'})
+    throw new RefusedError(`run ${run} is complete`, {
+      hint:
+        purpose === 'resume'
+          ? 'nothing to resume; murderctl check shows the murder'
+          : 'a finished run is not rolled back; its copies stay on the hosts (murderctl report lists them)',
+    })
   const owner = events.findLast((e) => e.event === 'note' && e.data?.owner)?.data?.owner as LockOwner | undefined
   if (owner && owner.pid !== process.pid && ownerAlive(owner) === true)
     throw new RefusedError(`run ${run} is still running: pid ${owner.pid} on ${owner.host} since ${owner.startedAt}`, {
@@ -74,7 +99,7 @@ export async function executeRun(
   ctx: MurderContext,
   journal: Journal,
   playbook: Playbook,
-  run: {options: Record<string, unknown>; dryRun: boolean; resumed: boolean; selectors?: Record<string, Host[]>; resumeHint: string},
+  run: {options: Record<string, unknown>; dryRun: boolean; resumed: boolean; selectors?: Record<string, Host[]>; resumeHint: string; rollbackHint?: string},
   hooks: EngineHooks,
 ): Promise<PlaybookRunResult> {
   const rc: RunContext = {
@@ -93,7 +118,7 @@ export async function executeRun(
   if (!run.dryRun) journal.write({event: 'note', data: {owner: ownerHere(journal.run, journal.run.split('-').slice(1, -1).join('-'))}})
   let outcome: RunOutcome
   try {
-    outcome = await runPlaybook(rc, playbook, hooks, run.resumeHint)
+    outcome = await runPlaybook(rc, playbook, hooks, run.resumeHint, run.rollbackHint)
   } catch (error) {
     // A refusal before anything changed is the answer, not a stop to resume from.
     if (error instanceof RunStoppedError && error.code === 'refused' && !journal.events().some((e) => e.event === 'step-done' && e.step !== 'preflight')) {
@@ -104,4 +129,43 @@ export async function executeRun(
   }
   journal.write({event: 'run-end', data: {completed: outcome.completed, dryRun: run.dryRun}})
   return {...outcome, run: journal.run, playbook: playbook.name, dryRun: run.dryRun, journal: journal.path}
+}
+
+export interface RollbackResult extends RollbackOutcome {
+  run: string
+  playbook: string
+  dryRun: boolean
+  journal: string
+}
+
+/**
+ * --rollback RUN: the stopped run undone, journaled in its own journal (a dry run shows the
+ * plan and writes nothing). `playbookOf` gives the playbook the run ran, from its start record.
+ */
+export async function rollbackStoppedRun(
+  ctx: MurderContext,
+  run: string,
+  command: string,
+  playbookOf: (start: RunStart) => Playbook,
+  req: {dryRun: boolean; selectors?: Record<string, Host[]>},
+  hooks: EngineHooks,
+): Promise<RollbackResult> {
+  const {journal, start} = openRun(ctx, run, command, hooks.progress, 'rollback')
+  const playbook = playbookOf(start)
+  const rc: RunContext = {
+    murder: ctx,
+    journal,
+    runId: journal.run,
+    dryRun: req.dryRun,
+    resumed: true,
+    options: start.options,
+    selectors: req.selectors ?? {},
+    facts: new Map(),
+    diffs: new Map(),
+    pending: new Map(),
+  }
+  if (!req.dryRun) journal.write({event: 'note', data: {owner: ownerHere(journal.run, command)}})
+  hooks.progress(`${req.dryRun ? 'dry run of the rollback of' : 'rolling back'} run ${run} (${playbook.name}); journal ${journal.path}`)
+  const outcome = await rollbackRun(rc, playbook, hooks)
+  return {...outcome, run, playbook: playbook.name, dryRun: req.dryRun, journal: journal.path}
 }

@@ -12,7 +12,7 @@ import {isLiveLocal} from '../../src/cyrus/mboxlist-dump.js'
 import {assertAllJournalCopiesIntact, CTL, dumpEntry, lab, labHost, loseMasterDb, murderctl, onHost, waitLabHealthy} from './helpers.js'
 
 const BACKENDS = ['b1', 'b2']
-const figures = {runs: 0, faults: 0, resumed: 0, mailboxesLost: 0, copiesChecked: 0}
+const figures = {runs: 0, faults: 0, resumed: 0, rolledBack: 0, mailboxesLost: 0, copiesChecked: 0}
 const rows: {fault: string; command: string; stoppedWith: string; then: string}[] = []
 
 const svc = () => join(lab().dir, 'bin', 'cyrus-service')
@@ -139,6 +139,56 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
       command: 'recover-master',
       stoppedWith: 'exit 4, host b2, step push',
       then: 'sshd back, --resume: exit 0',
+    })
+  })
+
+  it("a backend's sshd killed in the middle of the push, then rolled back (refused while b2 is still down, then run again)", async () => {
+    await loseMasterDb()
+    // A master restarted without its db may not write one until it is used: then there is none to put back.
+    const masterDb = async () => (await onHost('mupdate', 'sha256sum /var/lib/cyrus/mailboxes.db 2>/dev/null || echo missing')).stdout.split(/\s+/)[0]
+    const masterEntries = async () => Object.keys(JSON.parse((await onHost('mupdate', `${CTL} -d`)).stdout)).length
+    const before = await masterDb()
+    const entriesBefore = await masterEntries()
+    const r = await recoverWithFault(/\[11\/14\] /, () => killSshd('b2'))
+    const run = runIdOf(r)
+    let rollback
+    try {
+      expect(r.exitCode, r.stderr).toBe(4)
+      expect(r.stderr).toMatch(new RegExp(`or undo what it did: murderctl recover-master -i \\S+ --rollback ${run}`))
+      // b2 is still down: the rollback refuses to start (nothing changed), and says how to go on.
+      rollback = await murderctl(['recover-master', '-i', lab().inventory, '--rollback', run, '--yes', '--json'])
+      figures.runs++
+      expect(rollback.exitCode, JSON.stringify(rollback.json)).toBe(4)
+      expect(rollback.json.error.host).toBe('b2')
+      expect(rollback.json.error.hint).toMatch(new RegExp(`nothing was changed: bring b2 back, then --rollback ${run} again`))
+    } finally {
+      await startSshd('b2')
+    }
+    rollback = await murderctl(['recover-master', '-i', lab().inventory, '--rollback', run, '--yes', '--json'])
+    figures.runs++
+    figures.rolledBack++
+    expect(rollback.exitCode, JSON.stringify(rollback.json?.error ?? rollback.json?.verified)).toBe(0)
+    // As before the run: the master's (lost) list, by sha256 when it had a file, the frontends started, the lock released.
+    if (before !== 'missing') expect(await masterDb()).toBe(before)
+    expect(await masterEntries()).toBe(entriesBefore)
+    expect(rollback.json.results.filter((u: {status: string}) => u.status !== 'done' && u.status !== 'skipped')).toEqual([])
+    expect(rollback.json.results.map((u: {id: string; host: string}) => `${u.id}@${u.host}`)).toEqual(
+      expect.arrayContaining(['restore-save-backend-dbs@b2', 'restore-set-aside-frontend-dbs@fe1', 'undo-stop-frontends@fe2', 'undo-lock@mupdate']),
+    )
+    expect(rollback.json.verified.filter((v: {check: string}) => v.check === 'running as before the run').map((v: {host: string}) => v.host)).toEqual(
+      expect.arrayContaining(['mupdate', 'fe1', 'fe2']),
+    )
+    expect((await onHost('mupdate', 'test -e /var/lib/cyrus/murderctl-recovery.lock; echo $?')).stdout.trim()).toBe('1')
+    figures.copiesChecked += await assertAllJournalCopiesIntact()
+    // The master is still lost: a new run recovers it.
+    const again = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes', '--json'])
+    figures.runs++
+    expect(again.exitCode, JSON.stringify(again.json?.error)).toBe(0)
+    rows.push({
+      fault: "a backend's sshd killed mid-step, then rolled back",
+      command: 'recover-master --rollback',
+      stoppedWith: 'exit 4, host b2, step push; the rollback with b2 still down: exit 4, host b2',
+      then: 'sshd back, --rollback again: exit 0, the master db back by sha256, frontends started, lock released',
     })
   })
 

@@ -23,6 +23,7 @@ export const stopCyrus = defineAction({
   mutating: true,
   params: z.object({}).strict(),
   describe: (_rc, _p, h) => `${h?.cyrus.stop}`,
+  proves: 'cyrus-stopped',
   run: (rc, s, _p, h) => runServiceCommand(rc, s, h, 'stop'),
 })
 
@@ -30,5 +31,6 @@ export const startCyrus = defineAction({
   mutating: true,
   params: z.object({}).strict(),
   describe: (_rc, _p, h) => `${h?.cyrus.start}`,
+  proves: 'cyrus-running',
   run: (rc, s, _p, h) => runServiceCommand(rc, s, h, 'start'),
 })
