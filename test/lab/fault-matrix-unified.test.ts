@@ -29,7 +29,7 @@ const figures = newFigures()
 const rows: {fault: string; stoppedWith: string; then: string}[] = []
 const at = (k: number) => new RegExp(`\\[${k}/${STEPS}\\] `)
 /** "host H, step S" of a stopped run's message, for the table. */
-const where = (r: {stderr: string}) => r.stderr.match(/host \S+, step \S+/)?.[0] ?? r.stderr.split('\n').pop()
+const where = (r: {stderr: string}) => r.stderr.match(/host \S+, step [\w-]+/)?.[0] ?? r.stderr.split('\n').pop()
 
 const resume = (run: string, what: string) => resumeRun(figures, run, what)
 
@@ -77,7 +77,7 @@ describe('fault matrix: recover-master (unified, from the backends)', () => {
     await resume(runIdOf(r), `Ctrl-C during step ${k}`)
     rows.push({
       fault: `Ctrl-C during step ${k}/${STEPS}`,
-      stoppedWith: `exit 130, "${r.stderr.match(/stopped before step \S+/)![0]}"`,
+      stoppedWith: `exit 130, "${r.stderr.match(/stopped before step [\w-]+/)![0]}"`,
       then: '--resume: exit 0',
     })
   })
