@@ -7,7 +7,7 @@
 import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
-import {CTL, dumpEntry, lab, loseMasterDb, murderctl, onHost, waitLabHealthy} from './helpers.js'
+import {CTL, dumpEntry, lab, loseMasterDb, murderctl, murderctlTty, onHost, runJournals, waitLabHealthy} from './helpers.js'
 import {
   assertNothingLost as nothingLost,
   BACKENDS,
@@ -113,32 +113,40 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
 
   it('a second operator starting a run is refused while the first goes on', async () => {
     await loseMasterDb()
+    // The first run waits at its diff prompt, holding the lock, while the second operator tries:
+    // a run that raced through first (6 s on the lab) would leave the second nothing to meet.
     let second: Awaited<ReturnType<typeof murderctl>> | undefined
-    const first = await recoverWithFault(/\[3\/14\] /, async () => {
-      second = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes', '--json'])
-      figures.runs++
-    })
-    expect(first.exitCode, first.stderr).toBe(0)
+    let resumeBeside: Awaited<ReturnType<typeof murderctl>> | undefined
+    const first = await murderctlTty(
+      ['recover-master', '-i', lab().inventory, '--source', 'backends'],
+      [
+        {when: /Go ahead with this plan\? \[y\/N\]/, send: 'y\n'},
+        {
+          when: /with these changes\? \[y\/N\]/,
+          send: 'y\n',
+          before: async () => {
+            const run = runJournals().at(-1)!.split('/').at(-2)!
+            second = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes', '--json'])
+            // Resuming the first run while it lives is refused too: never two processes on one journal.
+            resumeBeside = await murderctl(['recover-master', '-i', lab().inventory, '--resume', run, '--yes', '--json'])
+            figures.runs += 2
+          },
+        },
+      ],
+    )
+    figures.runs++
+    figures.faults++
+    expect(first.exitCode, first.output).toBe(0)
     expect(second!.exitCode, JSON.stringify(second!.json)).toBe(7)
     expect(second!.json.error).toMatchObject({host: 'mupdate', step: 'lock'})
     expect(second!.json.error.message).toMatch(/another run holds the murder's lock: run \S+ \(recover-master, pid \d+ on /)
     expect(second!.json.error.hint).not.toMatch(/--resume/)
-    // Resuming the first run while it lives is refused too (it finished here: refused as complete).
-    const resumeBeside = await murderctl([
-      'recover-master',
-      '-i',
-      lab().inventory,
-      '--resume',
-      runIdOf({stderr: `--resume ${first.stderr.match(/runs\/(\S+?)\/journal/)![1]}`}),
-      '--yes',
-      '--json',
-    ])
-    figures.runs++
-    expect(resumeBeside.exitCode).toBe(7)
+    expect(resumeBeside!.exitCode, JSON.stringify(resumeBeside!.json)).toBe(7)
+    expect(resumeBeside!.json.error.message).toMatch(/is still running: pid \d+ on /)
     rows.push({
       fault: 'a second operator starting a run',
       command: 'recover-master',
-      stoppedWith: 'the second: exit 7, host mupdate, step lock, owner pid/host/start shown',
+      stoppedWith: 'the second: exit 7, host mupdate, step lock, owner pid/host/start shown; resuming the first while it waits: exit 7, "still running"',
       then: 'the first: exit 0',
     })
   })

@@ -80,9 +80,14 @@ export async function murderctl(
 
 /**
  * murderctl at a real terminal (a pty from util-linux's `script`), as an operator answers it:
- * each answer is typed once the output since the previous answer matches its prompt.
+ * each answer is typed once the output since the previous answer matches its prompt (and its
+ * `before` is done: the run waits at the prompt meanwhile, as for an operator who hesitates).
  */
-export async function murderctlTty(args: string[], answers: {when: RegExp; send: string}[], timeoutMs = 300_000): Promise<{exitCode: number; output: string}> {
+export async function murderctlTty(
+  args: string[],
+  answers: {when: RegExp; send: string; before?: () => Promise<unknown>}[],
+  timeoutMs = 300_000,
+): Promise<{exitCode: number; output: string}> {
   const line = ['node', BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
   const child = execa('script', ['-qfec', line, '/dev/null'], {
     reject: false,
@@ -92,15 +97,21 @@ export async function murderctlTty(args: string[], answers: {when: RegExp; send:
   let seen = ''
   let from = 0
   let next = 0
+  let typing: Promise<unknown> = Promise.resolve()
   child.stdout!.on('data', (b: Buffer) => {
     seen += b.toString()
     const m = next < answers.length ? answers[next].when.exec(seen.slice(from)) : null
     if (m) {
       from += m.index + m[0].length
-      child.stdin!.write(answers[next++].send)
+      const a = answers[next++]
+      typing = typing.then(async () => {
+        await a.before?.()
+        child.stdin!.write(a.send)
+      })
     }
   })
   const r = await child
+  await typing
   if (next < answers.length) throw new Error(`murderctl ended before prompt ${answers[next].when}: ${seen}`)
   return {exitCode: r.exitCode ?? -1, output: seen.replace(/\r/g, '')}
 }
