@@ -7,84 +7,31 @@
 import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
-import {parse, stringify} from 'yaml'
-import {isLiveLocal} from '../../src/cyrus/mboxlist-dump.js'
-import {assertAllJournalCopiesIntact, CTL, dumpEntry, lab, labHost, loseMasterDb, murderctl, onHost, waitLabHealthy} from './helpers.js'
+import {CTL, dumpEntry, lab, loseMasterDb, murderctl, murderctlTty, onHost, runJournals, waitLabHealthy} from './helpers.js'
+import {
+  assertNothingLost as nothingLost,
+  BACKENDS,
+  fakeToolInventory,
+  installFakeTools,
+  killCyrusMaster,
+  killSshd,
+  newFigures,
+  recoverWithFault as recover,
+  resumeRun,
+  runIdOf,
+  snapshot,
+  startMaster,
+  startSshd,
+  svc,
+} from './faults.js'
 
-const BACKENDS = ['b1', 'b2']
-const figures = {runs: 0, faults: 0, resumed: 0, rolledBack: 0, mailboxesLost: 0, copiesChecked: 0}
+const figures = newFigures()
 const rows: {fault: string; command: string; stoppedWith: string; then: string}[] = []
-
-const svc = () => join(lab().dir, 'bin', 'cyrus-service')
 const sshdConfig = (h: string) => join(lab().dir, 'hosts', h, 'sshd_config')
+const assertNothingLost = (before: Record<string, string[]>) => nothingLost(before, figures)
 
-/** Live local mailboxes of a host, sorted. */
-async function liveLocal(host: string): Promise<string[]> {
-  const dump = JSON.parse((await onHost(host, `${CTL} -d`)).stdout) as Record<string, {mbtype: string; server?: string}>
-  return Object.entries(dump)
-    .filter(([, e]) => isLiveLocal(e))
-    .map(([n]) => n)
-    .sort()
-}
-
-async function snapshot(): Promise<Record<string, string[]>> {
-  return Object.fromEntries(await Promise.all(BACKENDS.map(async (b) => [b, await liveLocal(b)] as const)))
-}
-
-/** Nothing lost: every backend's local set as before, the master holds their union exactly. */
-async function assertNothingLost(before: Record<string, string[]>): Promise<void> {
-  const union = new Set<string>()
-  for (const b of BACKENDS) {
-    const now = await liveLocal(b)
-    const lost = before[b].filter((n) => !now.includes(n))
-    figures.mailboxesLost += lost.length
-    expect(now, `${b}'s local mailboxes`).toEqual(before[b])
-    for (const n of now) union.add(n)
-  }
-  const master = Object.keys(JSON.parse((await onHost('mupdate', `${CTL} -d`)).stdout)).sort()
-  expect(master).toEqual([...union].sort())
-  figures.copiesChecked += await assertAllJournalCopiesIntact()
-}
-
-const runIdOf = (r: {stderr: string; json?: any}) => (r.json?.error?.hint ?? r.stderr).match(/--resume (\S+)/)?.[1] as string
-
-/** Kill a host's sshd and every session it holds: murderctl's pooled connection dies too. */
-// Stopped first: a cyrus-master (or sshd) that sees a child die forks another, which would
-// outlive it holding the port.
-const killTree = 'k() { kill -STOP "$1" 2>/dev/null; for c in $(pgrep -P "$1"); do k "$c"; done; kill -KILL "$1" 2>/dev/null; }'
-const killSshd = (h: string) => onHost(h, `${killTree}; k "$(cat /run/sshd.pid)"; rm -f /run/sshd.pid`)
-// Until init has reaped it, a killed cyrus-master is a zombie that kill -0 still finds.
-const killCyrusMaster = () =>
-  onHost('mupdate', `${killTree}; p=$(cat /run/cyrus-master.pid); k "$p"; i=0; while [ -e /proc/$p ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.1; done`)
-const startSshd = (h: string, config = sshdConfig(h)) => onHost(h, `/usr/sbin/sshd -f ${config}`)
-
-/** Start the master as an operator would, and wait until it listens (what the stop message asks). */
-async function startMaster() {
-  await onHost('mupdate', `${svc()} start`)
-  const deadline = Date.now() + 30_000
-  const at = `${labHost('mupdate').address}:3905 `
-  while ((await onHost('mupdate', `ss -Htln | grep -qF '${at}' && echo up || true`)).stdout.trim() !== 'up') {
-    if (Date.now() > deadline) throw new Error('the master does not listen on 3905')
-    await new Promise((r) => setTimeout(r, 250))
-  }
-}
-
-async function resume(run: string, what: string) {
-  expect(run, `no run id to resume after ${what}`).toBeTruthy()
-  const r = await murderctl(['recover-master', '-i', lab().inventory, '--resume', run, '--yes', '--json'])
-  figures.runs++
-  figures.resumed++
-  expect(r.exitCode, `resume after ${what}: ${JSON.stringify(r.json?.error)}`).toBe(0)
-  return r
-}
-
-/** One recover-master with a fault injected once its output matches `when`. */
-async function recoverWithFault(when: RegExp, inject: () => Promise<unknown>, args: string[] = []) {
-  const r = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes', ...args], {injectWhen: when, inject})
-  figures.runs++
-  figures.faults++
-  return r
-}
+const resume = (run: string, what: string) => resumeRun(figures, run, what)
+const recoverWithFault = (when: RegExp, inject: () => Promise<unknown>) => recover(figures, when, inject)
 
 describe('fault matrix: recover-master (standard, from the backends)', () => {
   let before: Record<string, string[]>
@@ -216,32 +163,40 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
 
   it('a second operator starting a run is refused while the first goes on', async () => {
     await loseMasterDb()
+    // The first run waits at its diff prompt, holding the lock, while the second operator tries:
+    // a run that raced through first (6 s on the lab) would leave the second nothing to meet.
     let second: Awaited<ReturnType<typeof murderctl>> | undefined
-    const first = await recoverWithFault(/\[3\/14\] /, async () => {
-      second = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes', '--json'])
-      figures.runs++
-    })
-    expect(first.exitCode, first.stderr).toBe(0)
+    let resumeBeside: Awaited<ReturnType<typeof murderctl>> | undefined
+    const first = await murderctlTty(
+      ['recover-master', '-i', lab().inventory, '--source', 'backends'],
+      [
+        {when: /Go ahead with this plan\? \[y\/N\]/, send: 'y\n'},
+        {
+          when: /with these changes\? \[y\/N\]/,
+          send: 'y\n',
+          before: async () => {
+            const run = runJournals().at(-1)!.split('/').at(-2)!
+            second = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes', '--json'])
+            // Resuming the first run while it lives is refused too: never two processes on one journal.
+            resumeBeside = await murderctl(['recover-master', '-i', lab().inventory, '--resume', run, '--yes', '--json'])
+            figures.runs += 2
+          },
+        },
+      ],
+    )
+    figures.runs++
+    figures.faults++
+    expect(first.exitCode, first.output).toBe(0)
     expect(second!.exitCode, JSON.stringify(second!.json)).toBe(7)
     expect(second!.json.error).toMatchObject({host: 'mupdate', step: 'lock'})
     expect(second!.json.error.message).toMatch(/another run holds the murder's lock: run \S+ \(recover-master, pid \d+ on /)
     expect(second!.json.error.hint).not.toMatch(/--resume/)
-    // Resuming the first run while it lives is refused too (it finished here: refused as complete).
-    const resumeBeside = await murderctl([
-      'recover-master',
-      '-i',
-      lab().inventory,
-      '--resume',
-      runIdOf({stderr: `--resume ${first.stderr.match(/runs\/(\S+?)\/journal/)![1]}`}),
-      '--yes',
-      '--json',
-    ])
-    figures.runs++
-    expect(resumeBeside.exitCode).toBe(7)
+    expect(resumeBeside!.exitCode, JSON.stringify(resumeBeside!.json)).toBe(7)
+    expect(resumeBeside!.json.error.message).toMatch(/is still running: pid \d+ on /)
     rows.push({
       fault: 'a second operator starting a run',
       command: 'recover-master',
-      stoppedWith: 'the second: exit 7, host mupdate, step lock, owner pid/host/start shown',
+      stoppedWith: 'the second: exit 7, host mupdate, step lock, owner pid/host/start shown; resuming the first while it waits: exit 7, "still running"',
       then: 'the first: exit 0',
     })
   })
@@ -335,37 +290,7 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
   })
 })
 
-/**
- * The lab inventory with `host`'s binDir on a copy of Cyrus's tools where ctl_mboxlist's push
- * prints an error and exits 0 (what Cyrus tools do); -d, -u and -m -w still work.
- */
-function fakeToolInventory(host: string): string {
-  const bin = join(lab().dir, `fault-bin-${host}`)
-  const script = `#!/bin/sh
-case " $* " in *" -w "*|*" -d "*|*" -u "*) exec /usr/lib/cyrus/bin/ctl_mboxlist "$@";; esac
-echo "fatal error: mupdate: could not push: IOERROR: simulated by the fault matrix" >&2
-exit 0
-`
-  const inv = parse(readFileSync(lab().inventory, 'utf8'))
-  const h = inv.hosts.find((x: any) => x.name === host)
-  h.cyrus = {...h.cyrus, binDir: bin}
-  const path = join(lab().dir, `inventory-fault-${host}.yaml`)
-  writeFileSync(path, stringify(inv))
-  writeFileSync(join(lab().dir, `fault-bin-${host}.sh`), script, {mode: 0o755})
-  return path
-}
-
-beforeAll(async () => {
-  // The fake tool folders: every real tool linked, ctl_mboxlist replaced.
-  for (const h of ['b1', 'b2']) {
-    const bin = join(lab().dir, `fault-bin-${h}`)
-    fakeToolInventory(h)
-    await onHost(
-      h,
-      `mkdir -p ${bin} && for f in /usr/lib/cyrus/bin/*; do ln -sf "$f" ${bin}/; done && rm -f ${bin}/ctl_mboxlist && cp ${join(lab().dir, `fault-bin-${h}.sh`)} ${bin}/ctl_mboxlist && chmod 755 ${bin}/ctl_mboxlist`,
-    )
-  }
-})
+beforeAll(installFakeTools)
 
 describe('fault matrix: sync-backends --yes (apply)', () => {
   let before: Record<string, string[]>

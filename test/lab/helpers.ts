@@ -7,6 +7,7 @@ import {expect} from 'vitest'
 import {parse} from 'yaml'
 import {localEntry, undumpDocument, undumpLine} from '../../src/cyrus/mboxlist-dump.js'
 import {labExec, readLabState} from '../../src/lab/lab.js'
+import type {LabTopology} from '../../src/lab/topology.js'
 
 const BIN = resolve(import.meta.dirname, '../../bin/run.js')
 
@@ -79,9 +80,14 @@ export async function murderctl(
 
 /**
  * murderctl at a real terminal (a pty from util-linux's `script`), as an operator answers it:
- * each answer is typed once the output since the previous answer matches its prompt.
+ * each answer is typed once the output since the previous answer matches its prompt (and its
+ * `before` is done: the run waits at the prompt meanwhile, as for an operator who hesitates).
  */
-export async function murderctlTty(args: string[], answers: {when: RegExp; send: string}[], timeoutMs = 300_000): Promise<{exitCode: number; output: string}> {
+export async function murderctlTty(
+  args: string[],
+  answers: {when: RegExp; send: string; before?: () => Promise<unknown>}[],
+  timeoutMs = 300_000,
+): Promise<{exitCode: number; output: string}> {
   const line = ['node', BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
   const child = execa('script', ['-qfec', line, '/dev/null'], {
     reject: false,
@@ -91,15 +97,21 @@ export async function murderctlTty(args: string[], answers: {when: RegExp; send:
   let seen = ''
   let from = 0
   let next = 0
+  let typing: Promise<unknown> = Promise.resolve()
   child.stdout!.on('data', (b: Buffer) => {
     seen += b.toString()
     const m = next < answers.length ? answers[next].when.exec(seen.slice(from)) : null
     if (m) {
       from += m.index + m[0].length
-      child.stdin!.write(answers[next++].send)
+      const a = answers[next++]
+      typing = typing.then(async () => {
+        await a.before?.()
+        child.stdin!.write(a.send)
+      })
     }
   })
   const r = await child
+  await typing
   if (next < answers.length) throw new Error(`murderctl ended before prompt ${answers[next].when}: ${seen}`)
   return {exitCode: r.exitCode ?? -1, output: seen.replace(/\r/g, '')}
 }
@@ -108,6 +120,19 @@ export async function murderctlTty(args: string[], answers: {when: RegExp; send:
 export const murderctlInterrupted = (args: string[], when: RegExp, signal: NodeJS.Signals = 'SIGINT') => murderctl(args, {interruptWhen: when, signal})
 
 let current: {dir: string; inventory: string} | undefined
+
+/** The murder test/lab/file-lab.ts boots for a file (default: standard, MUPDATE on 3905). */
+export interface FileLabOptions {
+  topology?: LabTopology
+  mupdatePort?: number
+}
+let wanted: FileLabOptions = {}
+
+/** Called at a test file's top level (it runs before file-lab.ts boots the lab): the murder this file needs. */
+export function useFileLab(options: FileLabOptions): void {
+  wanted = options
+}
+export const fileLabOptions = (): FileLabOptions => wanted
 
 /** Set by test/lab/file-lab.ts: the lab this test file runs on. */
 export function setLab(l: {dir: string; inventory: string}): void {
