@@ -7,7 +7,7 @@
 import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
-import {CTL, dumpEntry, lab, loseMasterDb, murderctl, murderctlTty, onHost, runJournals, waitLabHealthy} from './helpers.js'
+import {assertAllJournalCopiesIntact, CTL, dumpEntry, lab, loseMasterDb, murderctl, murderctlTty, onHost, runJournals, waitLabHealthy} from './helpers.js'
 import {
   assertNothingLost as nothingLost,
   BACKENDS,
