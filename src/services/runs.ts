@@ -52,8 +52,10 @@ export function openRun(ctx: MurderContext, run: string, command: string, progre
     throw new RefusedError(`the murder's hosts are not those run ${run} started with (inventory fingerprint differs)`, {
       hint: 'resume with the inventory and the --skip-host flags the run started with, or start a new run',
     })
-  if (events.findLast((e) => e.event === 'run-end')?.data?.completed)
-    throw new RefusedError(`run ${run} is complete`, {hint: 'nothing to resume; murderctl check shows the murder'})
+  const end = events.findLast((e) => e.event === 'run-end')?.data
+  if (end?.completed) throw new RefusedError(`run ${run} is complete`, {hint: 'nothing to resume; murderctl check shows the murder'})
+  // A run that stopped before its first change, and gave its lock back, is over.
+  if (end?.closed) throw new RefusedError(`run ${run} stopped before changing anything and was closed`, {hint: `nothing to resume: run murderctl ${command} again`})
   const owner = events.findLast((e) => e.event === 'note' && e.data?.owner)?.data?.owner as LockOwner | undefined
   if (owner && owner.pid !== process.pid && ownerAlive(owner) === true)
     throw new RefusedError(`run ${run} is still running: pid ${owner.pid} on ${owner.host} since ${owner.startedAt}`, {
@@ -74,7 +76,7 @@ export async function executeRun(
   ctx: MurderContext,
   journal: Journal,
   playbook: Playbook,
-  run: {options: Record<string, unknown>; dryRun: boolean; resumed: boolean; selectors?: Record<string, Host[]>; resumeHint: string},
+  run: {options: Record<string, unknown>; dryRun: boolean; resumed: boolean; selectors?: RunContext['selectors']; resumeHint: string},
   hooks: EngineHooks,
 ): Promise<PlaybookRunResult> {
   const rc: RunContext = {
