@@ -62,7 +62,13 @@ A run that stops after its first change says where; --resume RUN finishes it.`
         },
         this.playbookHooks(flags, {
           show: (diffs, fullPath) => renderSyncDiffs(diffs, fullPath),
-          question: (_step, diffs) => `Run ctl_mboxlist -m on ${diffs.filter((d) => d.activate.length + d.removeFromMupdate.length + d.removeRemoteFlag.length + d.removeLocal.length + (d.conflicts?.length ?? 0)).map((d) => d.backend).join(', ') || 'no backend (nothing differs)'}?`,
+          question: (_step, diffs) =>
+            `Run ctl_mboxlist -m on ${
+              diffs
+                .filter((d) => d.activate.length + d.removeFromMupdate.length + d.removeRemoteFlag.length + d.removeLocal.length + (d.conflicts?.length ?? 0))
+                .map((d) => d.backend)
+                .join(', ') || 'no backend (nothing differs)'
+            }?`,
         }),
       ),
     )

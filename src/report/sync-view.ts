@@ -60,7 +60,9 @@ export function renderPlan(plan: SyncPlan, fullPath?: string): string {
 
 /** The diff gate: what the push will do on each backend that diffed, with the full diff's path. */
 export function renderSyncDiffs(diffs: PushDiff[], fullPath: string): string {
-  const rows = diffs.map((d): Row => ({backend: d.backend, ok: true, warn: d, conflicts: d.conflicts ?? []}))
+  const rows = [...diffs]
+    .sort((a, b) => a.backend.localeCompare(b.backend))
+    .map((d): Row => ({backend: d.backend, ok: true, warn: d, conflicts: d.conflicts ?? []}))
   return [...renderBackends(rows), `\nfull diff: ${fullPath}`].join('\n')
 }
 

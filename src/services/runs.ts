@@ -7,7 +7,6 @@ import {type EngineHooks, type RunOutcome, RunStoppedError, runPlaybook} from '.
 import {Journal, newRunId} from '../engine/journal.js'
 import type {Playbook} from '../engine/schema.js'
 import type {MurderContext} from '../host/context.js'
-import type {Host} from '../inventory/schema.js'
 import {inventoryFingerprint} from '../inventory/load.js'
 import {type LockOwner, ownerAlive, ownerHere} from '../host/lock.js'
 
@@ -55,7 +54,8 @@ export function openRun(ctx: MurderContext, run: string, command: string, progre
   const end = events.findLast((e) => e.event === 'run-end')?.data
   if (end?.completed) throw new RefusedError(`run ${run} is complete`, {hint: 'nothing to resume; murderctl check shows the murder'})
   // A run that stopped before its first change, and gave its lock back, is over.
-  if (end?.closed) throw new RefusedError(`run ${run} stopped before changing anything and was closed`, {hint: `nothing to resume: run murderctl ${command} again`})
+  if (end?.closed)
+    throw new RefusedError(`run ${run} stopped before changing anything and was closed`, {hint: `nothing to resume: run murderctl ${command} again`})
   const owner = events.findLast((e) => e.event === 'note' && e.data?.owner)?.data?.owner as LockOwner | undefined
   if (owner && owner.pid !== process.pid && ownerAlive(owner) === true)
     throw new RefusedError(`run ${run} is still running: pid ${owner.pid} on ${owner.host} since ${owner.startedAt}`, {

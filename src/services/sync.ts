@@ -8,7 +8,7 @@ import {join} from 'node:path'
 import {AbortError, MurderctlError, RefusedError, UsageError} from '../errors.js'
 import type {EngineHooks, PlannedStep, UnitResult} from '../engine/engine.js'
 import {ACTIONS} from '../engine/actions/index.js'
-import {pushTargets, REVIEWED_PLAN_FILE, SYNC_PLAN_FILE, SyncOptions, SyncPlan} from '../engine/actions/sync.js'
+import {needsPush, pushTargets, REVIEWED_PLAN_FILE, SYNC_PLAN_FILE, SyncOptions, SyncPlan} from '../engine/actions/sync.js'
 import type {Journal} from '../engine/journal.js'
 import {builtinPlaybook, type Playbook} from '../engine/playbook.js'
 import type {MurderContext} from '../host/context.js'
@@ -123,8 +123,7 @@ function outcomeOf(journal: Journal, plan: SyncPlan, results: UnitResult[]): App
   const copies = events.filter((e) => e.event === 'saved-copy').map((e) => e.data as unknown as SavedCopy)
   const pushed = new Set(events.filter((e) => e.event === 'step-done' && e.step === 'push').map((e) => e.host))
   const verify = results.findLast((r) => r.step === 'verify' && r.status === 'done')?.data as
-    | {backends: {backend: string; remaining: number}[]; agreement: ApplyResult['agreement']; agreed: boolean}
-    | undefined
+    {backends: {backend: string; remaining: number}[]; agreement: ApplyResult['agreement']; agreed: boolean} | undefined
   const backends = plan.backends.map((b): BackendOutcome => {
     const v = verify?.backends.find((x) => x.backend === b.backend)
     const applied = pushed.has(b.backend)
@@ -133,7 +132,8 @@ function outcomeOf(journal: Journal, plan: SyncPlan, results: UnitResult[]): App
       applied,
       skipped: applied ? undefined : b.ok ? 'nothing to change' : 'failed to plan (--skip-failed)',
       savedCopies: copies.filter((c) => c.host === b.backend),
-      verified: b.ok && (v ? v.remaining === 0 : !applied),
+      // Not pushed by this invocation: its diff under this run's lock found it in sync.
+      verified: b.ok && (v ? v.remaining === 0 : !needsPush(b)),
       remaining: v?.remaining,
     }
   })
@@ -155,7 +155,12 @@ export async function syncBackends(ctx: MurderContext, req: SyncRequest, hooks: 
     options = SyncOptions.parse(opened.start.options)
     hooks.progress(`resuming run ${req.resume} (${options.backends.join(', ')})`)
   } else {
-    const backends = req.reviewed ? selectBackends(ctx, req.reviewed.backends.map((b) => b.backend)) : selectBackends(ctx, req.backends)
+    const backends = req.reviewed
+      ? selectBackends(
+          ctx,
+          req.reviewed.backends.map((b) => b.backend),
+        )
+      : selectBackends(ctx, req.backends)
     options = SyncOptions.parse({
       backends: backends.map((b) => b.name),
       localAuthoritative: req.localAuthoritative,

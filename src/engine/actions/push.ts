@@ -74,7 +74,10 @@ async function diffForReview(rc: RunContext, step: Step, h: Host) {
     recordDiff(rc, d)
     const n = changeCount(d)
     return {
-      summary: n || d.conflicts.length ? `${n} changes, ${d.conflicts.length} conflicts (${d.localMailboxes} local mailboxes)` : `in sync (${d.localMailboxes} local mailboxes)`,
+      summary:
+        n || d.conflicts.length
+          ? `${n} changes, ${d.conflicts.length} conflicts (${d.localMailboxes} local mailboxes)`
+          : `in sync (${d.localMailboxes} local mailboxes)`,
       changes: n,
       conflicts: d.conflicts.length,
       localMailboxes: d.localMailboxes,

@@ -130,10 +130,13 @@ export function refusalOf(plan: SyncPlan, o: Pick<SyncOptions, 'localAuthoritati
   const deleting = plan.backends.filter((b) => (b.warn?.removeLocal.length ?? 0) > 0)
   if (deleting.length && !o.localAuthoritative && !o.allowLocalDeletes) {
     const names = deleting.flatMap((b) => b.warn!.removeLocal.map((n) => `${b.backend}:${n}`))
-    return new RefusedError(`ctl_mboxlist -m would delete ${names.length} local mailboxes (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''})`, {
-      host: deleting[0].backend,
-      hint: 'choose: --local-authoritative (ctl_mboxlist -m -a: keep the local copies and make the master point at them) or --allow-local-deletes (delayed delete: moved aside, not destroyed)',
-    })
+    return new RefusedError(
+      `ctl_mboxlist -m would delete ${names.length} local mailboxes (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''})`,
+      {
+        host: deleting[0].backend,
+        hint: 'choose: --local-authoritative (ctl_mboxlist -m -a: keep the local copies and make the master point at them) or --allow-local-deletes (delayed delete: moved aside, not destroyed)',
+      },
+    )
   }
   const silent = plan.backends.filter((b) => b.conflicts.length && !b.warn?.removeLocal.length)
   if (silent.length && !o.localAuthoritative)
@@ -282,13 +285,16 @@ async function review(rc: RunContext, stepId: string) {
   }
   // A dry run shows what a real run would refuse; the command reports it.
   if (rc.dryRun) return {summary, ...figures, stale, wouldRefuse: refusalOf(plan, o)?.message}
-  if (stale)
-    throw new RefusedError(stale, {host: m.name, step: stepId, hint: 'make a new plan with --dry-run --out FILE, review it, and apply that'})
+  if (stale) throw new RefusedError(stale, {host: m.name, step: stepId, hint: 'make a new plan with --dry-run --out FILE, review it, and apply that'})
   const refusal = refusalOf(plan, o)
   if (refusal) throw refusal.at({step: stepId})
   if (o.allowLocalDeletes)
     for (const b of backends.filter((x) => x.warn?.removeLocal.length))
-      await assertDelayedDelete(rc.murder, hostsByRole(inv, 'backend').find((h) => h.name === b.backend)!, stepId)
+      await assertDelayedDelete(
+        rc.murder,
+        hostsByRole(inv, 'backend').find((h) => h.name === b.backend)!,
+        stepId,
+      )
   return {summary, ...figures}
 }
 

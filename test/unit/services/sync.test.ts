@@ -28,7 +28,12 @@ const planOf = (mode: 'standard' | 'unified', backends: SyncPlan['backends']): S
 
 describe('sync-backends: a backend classified against the master', () => {
   it('first push to an empty master: every live local mailbox to activate, no conflict, nothing refused', () => {
-    const d = classifyBackend(b1, parseMupdateWarn(fx('mw-b1-first-push.stdout')), parseDump(fx('dump-backend-b1.json.txt')), locations(fx('dump-empty.json.txt')))
+    const d = classifyBackend(
+      b1,
+      parseMupdateWarn(fx('mw-b1-first-push.stdout')),
+      parseDump(fx('dump-backend-b1.json.txt')),
+      locations(fx('dump-empty.json.txt')),
+    )
     // The dump's remote user.dave and its delayed-deleted entry are not local mailboxes.
     expect(d).toMatchObject({ok: true, localMailboxes: 8, conflicts: []})
     expect(d.warn!.activate).toHaveLength(9)
@@ -38,14 +43,23 @@ describe('sync-backends: a backend classified against the master', () => {
   })
 
   it('in sync: -m -w empty and the master places every local mailbox on this backend', () => {
-    const d = classifyBackend(b1, parseMupdateWarn(fx('mw-b1-in-sync.stdout')), parseDump(fx('dump-backend-b1.json.txt')), locations(fx('dump-master.json.txt')))
+    const d = classifyBackend(
+      b1,
+      parseMupdateWarn(fx('mw-b1-in-sync.stdout')),
+      parseDump(fx('dump-backend-b1.json.txt')),
+      locations(fx('dump-master.json.txt')),
+    )
     expect(d.conflicts).toEqual([])
     expect(needsPush(d)).toBe(false)
   })
 
   it('a stale master: removals from MUPDATE, a remote flag to clear, a new mailbox; all pushable', () => {
     const d = classifyBackend(b1, parseMupdateWarn(fx('mw-b1-stale-master.stdout')), [], locations(fx('dump-master.json.txt')))
-    expect(d.warn).toMatchObject({removeFromMupdate: expect.arrayContaining(['user.dave', 'shared.news']), removeRemoteFlag: ['user.alice'], activate: ['user.newbox']})
+    expect(d.warn).toMatchObject({
+      removeFromMupdate: expect.arrayContaining(['user.dave', 'shared.news']),
+      removeRemoteFlag: ['user.alice'],
+      activate: ['user.newbox'],
+    })
     expect(d.warn!.removeFromMupdate).toHaveLength(8)
     expect(needsPush(d)).toBe(true)
     expect(refusalOf(planOf('standard', [d]), NONE)).toBeUndefined()
@@ -67,7 +81,9 @@ describe('sync-backends: a backend classified against the master', () => {
     const d = classifyBackend(b2, parseMupdateWarn(''), b2Entries, locations(fx('dump-master.json.txt')))
     expect(d.conflicts).toHaveLength(1)
     expect(needsPush(d)).toBe(true)
-    expect(refusalOf(planOf('unified', [d]), NONE)?.message).toMatch(/b2 has 1 local mailboxes the master places elsewhere: ctl_mboxlist -m would skip them silently/)
+    expect(refusalOf(planOf('unified', [d]), NONE)?.message).toMatch(
+      /b2 has 1 local mailboxes the master places elsewhere: ctl_mboxlist -m would skip them silently/,
+    )
     // --allow-local-deletes does not cover it: -m would not delete, it would skip.
     expect(refusalOf(planOf('unified', [d]), {...NONE, allowLocalDeletes: true})).toBeDefined()
     expect(refusalOf(planOf('unified', [d]), {...NONE, localAuthoritative: true})).toBeUndefined()
@@ -76,7 +92,11 @@ describe('sync-backends: a backend classified against the master', () => {
   it('a backend that failed to diff stops the run with its own exit code, unless --skip-failed', () => {
     const ok = classifyBackend(b1, parseMupdateWarn(fx('mw-b1-first-push.stdout')), [], new Map())
     const failed = {backend: 'b2', servername: 'b2', ok: false, conflicts: [], localMailboxes: 0, error: {message: 'cannot connect', code: 'unreachable'}}
-    expect(refusalOf(planOf('standard', [ok, failed]), NONE)).toMatchObject({code: 'unreachable', host: 'b2', message: expect.stringMatching(/nothing was applied anywhere/)})
+    expect(refusalOf(planOf('standard', [ok, failed]), NONE)).toMatchObject({
+      code: 'unreachable',
+      host: 'b2',
+      message: expect.stringMatching(/nothing was applied anywhere/),
+    })
     expect(refusalOf(planOf('standard', [ok, {...failed, error: {message: 'key', code: 'hostKey'}}]), NONE)?.code).toBe('hostKey')
     expect(refusalOf(planOf('standard', [ok, failed]), {...NONE, skipFailed: true})).toBeUndefined()
   })
