@@ -3,7 +3,7 @@
 import {RemoteCommandError} from '../../../src/errors.js'
 import type {MurderContext} from '../../../src/host/context.js'
 import type {Inventory} from '../../../src/inventory/schema.js'
-import type {ExecResult, RemoteCommand, RemoteShell} from '../../../src/ssh/types.js'
+import type {ExecOptions, ExecResult, RemoteCommand, RemoteShell} from '../../../src/ssh/types.js'
 
 export type Answer = Partial<Pick<ExecResult, 'exitCode' | 'stdout' | 'stderr'>>
 
@@ -13,11 +13,13 @@ export class FakeShell implements RemoteShell {
 
   constructor(private readonly answer: (host: string, command: string) => Answer = () => ({})) {}
 
-  async exec(host: {name: string}, cmd: RemoteCommand): Promise<ExecResult> {
+  async exec(host: {name: string}, cmd: RemoteCommand, opts: ExecOptions = {}): Promise<ExecResult> {
     const command = Array.isArray(cmd) ? cmd.join(' ') : (cmd as {shell: string}).shell
     if (this.down.has(host.name)) throw new RemoteCommandError(`${host.name} is down`, {command, exitCode: null, stderr: ''}, {host: host.name})
     this.sent.push({host: host.name, command})
     const a = this.answer(host.name, command)
+    // Streamed as the pool does (a dump is read line by line, never kept whole).
+    if (opts.onStdoutLine) for (const l of (a.stdout ?? '').split('\n').slice(0, (a.stdout ?? '').endsWith('\n') ? -1 : undefined)) opts.onStdoutLine(l)
     return {host: host.name, command, exitCode: a.exitCode ?? 0, stdout: a.stdout ?? '', stderr: a.stderr ?? '', durationMs: 1}
   }
 

@@ -1,12 +1,16 @@
 // sync-backends' decisions on outputs captured from a real Cyrus 3.6.1 (test/fixtures/cyrus):
 // how each backend's `-m -w` and dump classify against the master's list, what a real run
 // refuses, and when a reviewed plan counts as stale. No SSH.
-import {readFileSync} from 'node:fs'
+import {mkdtempSync, readFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
-import {isRemote, localEntry, parseDump} from '../../../src/cyrus/mboxlist-dump.js'
+import {isRemote, localEntry, parseDump, undumpDocument, undumpLine} from '../../../src/cyrus/mboxlist-dump.js'
 import {parseMupdateWarn} from '../../../src/cyrus/mboxlist-warn.js'
 import {classifyBackend, needsPush, planDifferences, refusalOf, type SyncPlan} from '../../../src/engine/actions/sync.js'
+import type {EngineHooks} from '../../../src/engine/engine.js'
+import {syncBackends} from '../../../src/services/sync.js'
+import {fakeMurder, FakeShell} from '../fakes/shell.js'
 
 const fx = (name: string) => readFileSync(join(import.meta.dirname, '../../fixtures/cyrus', name), 'utf8')
 const locations = (dump: string) => new Map(parseDump(dump).map((e) => [e.name, isRemote(e) && e.server ? `${e.server}!${e.partition}` : e.partition]))
@@ -121,5 +125,51 @@ describe('sync-backends: a reviewed plan against a fresh one', () => {
     const after = {...reviewed, master: {...reviewed.master, entries: 10}, backends: [{...d1, warn: parseMupdateWarn('')}, d2]}
     expect(planDifferences(reviewed, after)).toEqual(['the master mm', 'b1'])
     expect(planDifferences(reviewed, after, new Set(['b1']))).toEqual([])
+  })
+})
+
+describe('sync-backends through the engine, on a fake pool answering with the captured outputs', () => {
+  const shell = new FakeShell((host, command) => {
+    if (command.includes('murderctl-recovery.lock')) return {exitCode: 3} // no lock held
+    if (command.endsWith('ctl_mboxlist -m -w')) return {stdout: fx(host === 'b1' ? 'mw-b1-first-push.stdout' : 'mw-b2-conflict.stdout')}
+    if (command.endsWith('ctl_mboxlist -d'))
+      return {
+        stdout:
+          host === 'mupdate'
+            ? fx('dump-master.json.txt')
+            : host === 'b1'
+              ? fx('dump-backend-b1.json.txt')
+              : undumpDocument(b2Entries.map((e) => undumpLine(e))),
+      }
+    return {}
+  })
+  const ctx = fakeMurder(shell, mkdtempSync(join(tmpdir(), 'murderctl-sync-')))
+  const lines: string[] = []
+  const hooks: EngineHooks = {
+    progress: (l) => lines.push(l),
+    consent: async () => true,
+    confirm: async () => true,
+    consentBy: '--yes',
+  }
+
+  it('a dry run diffs every backend, keeps the plan, says what a real run would refuse, and sends nothing that changes a host', async () => {
+    const r = await syncBackends(ctx, {localAuthoritative: false, allowLocalDeletes: false, skipFailed: false, dryRun: true}, hooks)
+    expect(r.plan!.backends.map((b) => [b.backend, b.ok, b.warn?.activate.length, b.conflicts.length])).toEqual([
+      ['b1', true, 9, 0],
+      ['b2', true, 1, 1],
+    ])
+    expect(r.wouldRefuse).toMatch(/would delete 1 local mailboxes \(b2:user\.alice\.Sent\)/)
+    expect(JSON.parse(readFileSync(r.planPath!, 'utf8'))).toEqual(r.plan)
+    // The steps a real run would take: lock, the copies, the push on both, unlock.
+    expect(r.steps.map((s) => `${s.step}:${s.hosts.map((h) => h.host).join(',')}`)).toEqual([
+      'lock:mupdate',
+      'save-master-db:mupdate',
+      'save-backend-dbs:b1,b2',
+      'push:b1,b2',
+      'unlock:mupdate',
+    ])
+    expect(lines.join('\n')).toMatch(/done b1: 9 changes, 0 conflicts \(8 local mailboxes\)/)
+    // Read-only: dumps, diffs, the lock looked at; no mkdir, no cp, no push.
+    expect(shell.sent.filter((c) => /mkdir|cp -n|mv -n|ctl_mboxlist -m$|ctl_mboxlist -m -a/.test(c.command))).toEqual([])
   })
 })
