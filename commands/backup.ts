@@ -7,7 +7,10 @@ import {snapshotDb} from '../src/host/db.js'
 import {listBackups, pruneBackups, storeBackup} from '../src/store/backups.js'
 import {withMurder} from '../src/host/context.js'
 import {table} from '../src/report/table.js'
-import {mapLimitSettled} from '../src/util/limit.js'
+import {hostsProgress} from '../src/report/listr-progress.js'
+import {mapLimitSettled, type Settled} from '../src/util/limit.js'
+
+type BackupDone = Awaited<ReturnType<typeof snapshotDb>>['meta'] & {dir: string; pruned: string[]}
 
 export default class Backup extends BaseCommand {
   static summary = "Take consistent copies of the master's mailboxes.db (or every host's) to this machine; for cron."
@@ -42,12 +45,25 @@ file beside the database, removed at once.`
         return {backups: rows}
       }
       const hosts = flags['all-hosts'] ? inv.hosts : [master(inv)]
-      const results = await mapLimitSettled(hosts, ctx.concurrency, async (h) => {
-        const snap = await snapshotDb(ctx, h, `backup-${Date.now()}`)
-        const dir = storeBackup(ctx, snap)
-        const pruned = flags.keep ? pruneBackups(ctx, h.name, flags.keep) : []
-        return {...snap.meta, dir, pruned}
-      })
+      let results: Settled<BackupDone>[] = []
+      // Progress per host (listr2 on a terminal, plain lines otherwise), as a playbook step shows.
+      await hostsProgress(
+        `Back up the mailboxes.db of ${hosts.map((h) => h.name).join(', ')} (cvt_cyrusdb, fetched, sha256 checked on both ends)`,
+        async () => {
+          results = await mapLimitSettled(hosts, ctx.concurrency, async (h) => {
+            const snap = await snapshotDb(ctx, h, `backup-${Date.now()}`)
+            const dir = storeBackup(ctx, snap)
+            const pruned = flags.keep ? pruneBackups(ctx, h.name, flags.keep) : []
+            return {...snap.meta, dir, pruned}
+          })
+          return results.map((r, i) =>
+            r.status === 'fulfilled'
+              ? {step: 'backup', host: hosts[i].name, status: 'done', detail: `${r.value.entries} entries, ${r.value.bytes} bytes`}
+              : {step: 'backup', host: hosts[i].name, status: 'failed', detail: asMurderctlError(r.reason).message},
+          )
+        },
+        {terminal: process.stderr.isTTY && !this.jsonEnabled(), progress: (l) => this.progress(l)},
+      )
       const backups = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
       const failures = results.flatMap((r, i) =>
         r.status === 'rejected' ? [{host: hosts[i].name, error: asMurderctlError(r.reason).oneLine(), code: asMurderctlError(r.reason).code}] : [],

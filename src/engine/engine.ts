@@ -69,7 +69,7 @@ export class RunStoppedError extends MurderctlError {
 export function stepHosts(rc: RunContext, step: Step): (Host | undefined)[] {
   const inv = rc.murder.inv
   const provided = rc.selectors[step.hosts]
-  if (provided) return provided
+  if (provided) return typeof provided === 'function' ? provided(rc) : provided
   switch (step.hosts) {
     case 'master':
       return [master(inv)]
@@ -132,6 +132,8 @@ async function runUnit(rc: RunContext, hooks: EngineHooks, step: Step, host: Hos
       if (!post.ok) throw new AbortError(`the step ran but ${step.post} does not hold: ${post.detail}`, {host: host.name, step: step.id})
       detail = post.detail
     }
+    // Without a post-condition, the action's own one-line summary (a diff's counts) is the detail.
+    if (detail === undefined && typeof data.summary === 'string') detail = data.summary
     if (!rc.dryRun) rc.journal.write({event: 'step-done', step: step.id, host: host?.name, data})
     return {...base, status: 'done', detail, data}
   } catch (error) {

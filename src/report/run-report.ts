@@ -374,7 +374,8 @@ function continuation(command: string, run: string, inventory: string | undefine
   const i = inventory ? ` -i ${inventory}` : ''
   const resume =
     str(startData.resumeCommand) ??
-    (command === 'sync-backends'
+    // sync-backends runs from before it ran a playbook cannot be resumed: plan again.
+    (command === 'sync-backends' && !str(startData.playbook)
       ? `murderctl sync-backends${i} --dry-run (then sync-backends${i} for what is left)`
       : `murderctl ${command}${i} --resume ${run}${outcome === 'awaiting consent' ? ' --yes' : ''}`)
   // Only a run that changed something has anything to roll back.

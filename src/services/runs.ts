@@ -8,7 +8,6 @@ import {type RollbackOutcome, rollbackRun} from '../engine/rollback.js'
 import {Journal, newRunId} from '../engine/journal.js'
 import type {Playbook} from '../engine/schema.js'
 import type {MurderContext} from '../host/context.js'
-import type {Host} from '../inventory/schema.js'
 import {inventoryFingerprint} from '../inventory/load.js'
 import {type LockOwner, ownerAlive, ownerHere} from '../host/lock.js'
 
@@ -72,12 +71,18 @@ export function openRun(
     )
   if (purpose === 'rollback' && rollback?.event === 'rollback-end' && rollback.data?.completed)
     throw new RefusedError(`run ${run} is already rolled back`, {hint: 'nothing to undo; murderctl check shows the murder'})
-  if (events.findLast((e) => e.event === 'run-end')?.data?.completed)
+  const end = events.findLast((e) => e.event === 'run-end')?.data
+  if (end?.completed)
     throw new RefusedError(`run ${run} is complete`, {
       hint:
         purpose === 'resume'
           ? 'nothing to resume; murderctl check shows the murder'
           : 'a finished run is not rolled back; its copies stay on the hosts (murderctl report lists them)',
+    })
+  // A run that stopped before its first change, and gave its lock back, is over.
+  if (end?.closed)
+    throw new RefusedError(`run ${run} stopped before changing anything and was closed`, {
+      hint: `nothing to ${purpose === 'resume' ? 'resume' : 'undo'}: run murderctl ${command} again`,
     })
   const owner = events.findLast((e) => e.event === 'note' && e.data?.owner)?.data?.owner as LockOwner | undefined
   if (owner && owner.pid !== process.pid && ownerAlive(owner) === true)
@@ -99,7 +104,7 @@ export async function executeRun(
   ctx: MurderContext,
   journal: Journal,
   playbook: Playbook,
-  run: {options: Record<string, unknown>; dryRun: boolean; resumed: boolean; selectors?: Record<string, Host[]>; resumeHint: string; rollbackHint?: string},
+  run: {options: Record<string, unknown>; dryRun: boolean; resumed: boolean; selectors?: RunContext['selectors']; resumeHint: string; rollbackHint?: string},
   hooks: EngineHooks,
 ): Promise<PlaybookRunResult> {
   const rc: RunContext = {
@@ -147,7 +152,7 @@ export async function rollbackStoppedRun(
   run: string,
   command: string,
   playbookOf: (start: RunStart) => Playbook,
-  req: {dryRun: boolean; selectors?: Record<string, Host[]>},
+  req: {dryRun: boolean; selectors?: RunContext['selectors']},
   hooks: EngineHooks,
 ): Promise<RollbackResult> {
   const {journal, start} = openRun(ctx, run, command, hooks.progress, 'rollback')

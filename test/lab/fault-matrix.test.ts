@@ -295,21 +295,35 @@ beforeAll(installFakeTools)
 describe('fault matrix: sync-backends --yes (apply)', () => {
   let before: Record<string, string[]>
   let n = 0
-  /** A divergence for sync-backends to repair: a new local mailbox on b1, behind the master's back. */
+  /** A divergence for sync-backends to repair: a new local mailbox on b1 (and one on b2), behind the master's back. */
   async function diverge() {
     n++
     await onHost('b1', `${CTL} -u`, dumpEntry(`user.fault${n}`, `fault${n}`))
+    await onHost('b2', `${CTL} -u`, dumpEntry(`user.faultb${n}`, `faultb${n}`))
     before = await snapshot()
   }
   const sync = (inv = lab().inventory) => murderctl(['sync-backends', '-i', inv, '--yes', '--json'])
-  // Progress lines (to inject on) are only printed without --json.
-  const syncInjected = (inject: () => Promise<unknown>) => murderctl(['sync-backends', '-i', lab().inventory, '--yes'], {injectWhen: /diffing/, inject})
+  // Progress lines (to inject on) are only printed without --json: "[k/8] <step title>".
+  const syncInjected = (when: RegExp, inject: () => Promise<unknown>, inv = lab().inventory) =>
+    murderctl(['sync-backends', '-i', inv, '--yes'], {injectWhen: when, inject})
+  const DIFF = /\[2\/8\] /
+  const PUSH = /\[6\/8\] /
   async function syncAgain(what: string) {
     const r = await sync()
     figures.runs++
     figures.resumed++
     expect(r.exitCode, `sync-backends after ${what}: ${r.stdout.slice(0, 2000)}`).toBe(0)
   }
+  async function syncResume(run: string, what: string) {
+    expect(run, `no run id to resume after ${what}`).toBeTruthy()
+    const r = await murderctl(['sync-backends', '-i', lab().inventory, '--resume', run, '--yes', '--json'])
+    figures.runs++
+    figures.resumed++
+    expect(r.exitCode, `sync-backends --resume after ${what}: ${JSON.stringify(r.json?.error)}`).toBe(0)
+    for (const b of BACKENDS) expect((await onHost(b, `${CTL} -m -w`)).stdout, `${b} -m -w after the resume`).toBe('')
+    return r
+  }
+  const noLock = async () => expect((await onHost('mupdate', 'test -e /var/lib/cyrus/murderctl-recovery.lock; echo $?')).stdout.trim()).toBe('1')
   beforeAll(async () => {
     await waitLabHealthy(60_000)
   })
@@ -325,29 +339,109 @@ describe('fault matrix: sync-backends --yes (apply)', () => {
     )
   })
 
-  it("a backend's sshd killed while the plan is made", async () => {
+  it("a backend's sshd killed while the diff is made", async () => {
     await diverge()
-    const r = await syncInjected(() => killSshd('b1'))
+    const r = await syncInjected(DIFF, () => killSshd('b1'))
     figures.runs++
     figures.faults++
     try {
       expect(r.exitCode, r.stderr).toBe(4)
       expect(r.stderr).toMatch(/host b1/)
+      expect(r.stderr).toMatch(/step (lock|diff)/)
+      // Stopped before its first change: the lock is given back and the run closed.
+      expect(r.stderr).toMatch(/run it again.*nothing was changed/)
+      await noLock()
     } finally {
       await startSshd('b1')
     }
     await syncAgain('sshd killed')
     rows.push({
-      fault: "a backend's sshd killed mid-step",
+      fault: "a backend's sshd killed mid-step (the diff)",
       command: 'sync-backends',
-      stoppedWith: 'exit 4, host b1, step plan; nothing applied',
+      stoppedWith: 'exit 4, host b1, step diff; nothing changed, lock released',
       then: 'run again: exit 0',
+    })
+  })
+
+  it("a backend's sshd killed in the middle of the push: stops with host and step, --resume finishes", async () => {
+    await diverge()
+    // b1's push takes 3 s (a ctl_mboxlist that sleeps first): the kill lands while it runs.
+    const r = await syncInjected(PUSH, () => new Promise((res) => setTimeout(res, 1000)).then(() => killSshd('b1')), slowPushInventory('b1'))
+    figures.runs++
+    figures.faults++
+    try {
+      expect(r.exitCode, r.stderr).toBe(4)
+      expect(r.stderr).toMatch(/host b1/)
+      expect(r.stderr).toMatch(/step push/)
+      expect(r.stderr).toMatch(/--resume \S+/)
+    } finally {
+      await startSshd('b1')
+    }
+    const resumed = await syncResume(runIdOf(r), 'b1 sshd killed mid-push')
+    expect(resumed.json.result.backends.map((b: any) => [b.backend, b.applied, b.verified])).toEqual([
+      ['b1', true, true],
+      ['b2', true, true],
+    ])
+    rows.push({
+      fault: "a backend's sshd killed mid-push",
+      command: 'sync-backends',
+      stoppedWith: 'exit 4, host b1, step push, with the --resume command',
+      then: 'sshd back, --resume: exit 0, b2 not pushed twice',
+    })
+  })
+
+  it("the master's cyrus-master killed in the middle of the push", async () => {
+    await diverge()
+    const r = await syncInjected(PUSH, () => new Promise((res) => setTimeout(res, 1000)).then(killCyrusMaster), slowPushInventory('b1'))
+    figures.runs++
+    figures.faults++
+    try {
+      expect(r.exitCode, r.stderr).not.toBe(0)
+      expect(r.stderr).toMatch(/host b1/)
+      expect(r.stderr).toMatch(/step push/)
+      expect(r.stderr).toMatch(/MUPDATE|mupdate/)
+    } finally {
+      await startMaster()
+      await waitLabHealthy(60_000)
+    }
+    await syncResume(runIdOf(r), 'master killed mid-push')
+    rows.push({
+      fault: "the master's cyrus-master killed mid-push",
+      command: 'sync-backends',
+      stoppedWith: `exit ${r.exitCode}, host b1, step push (cannot reach MUPDATE)`,
+      then: 'master started, --resume: exit 0',
+    })
+  })
+
+  it('Ctrl-C at the step boundaries around the first change stops resumably (or, before it, closed), and finishes', async () => {
+    // During the review (stop before the first copy: closed, lock released), during the first
+    // copy (stop after it: resumable), during the push (stop before the verification).
+    for (const k of [3, 4, 6]) {
+      await diverge()
+      const r = await murderctl(['sync-backends', '-i', lab().inventory, '--yes'], {interruptWhen: new RegExp(`\\[${k}/8\\] `)})
+      figures.runs++
+      figures.faults++
+      expect(r.exitCode, `Ctrl-C during step ${k}: ${r.stderr}`).toBe(130)
+      expect(r.stderr).toMatch(/interrupted: stopped before step \S+/)
+      // The signal lands a moment after the step's line: the stop may come a step later.
+      if (/run it again/.test(r.stderr)) {
+        expect(r.stderr).toMatch(/nothing was changed/)
+        await noLock()
+        await syncAgain(`Ctrl-C during step ${k}`)
+      } else await syncResume(runIdOf(r), `Ctrl-C during step ${k}`)
+      await assertNothingLost(before)
+    }
+    rows.push({
+      fault: 'Ctrl-C during the review, the first copy aside, the push',
+      command: 'sync-backends',
+      stoppedWith: 'exit 130, "stopped before step X" (before the first change: lock released, run closed)',
+      then: 'run again, or --resume: exit 0',
     })
   })
 
   it("the master's cyrus-master killed as the run starts", async () => {
     await diverge()
-    const r = await syncInjected(killCyrusMaster)
+    const r = await syncInjected(DIFF, killCyrusMaster)
     figures.runs++
     figures.faults++
     expect(r.exitCode, r.stderr).not.toBe(0)
@@ -357,9 +451,9 @@ describe('fault matrix: sync-backends --yes (apply)', () => {
     await waitLabHealthy(60_000)
     await syncAgain('master killed')
     rows.push({
-      fault: "the master's cyrus-master killed (as the run plans)",
+      fault: "the master's cyrus-master killed (as the diff is made)",
       command: 'sync-backends',
-      stoppedWith: `exit ${r.exitCode}, hosts b1/b2, step plan: cannot reach the MUPDATE master; nothing applied`,
+      stoppedWith: `exit ${r.exitCode}, hosts b1/b2, step diff: cannot reach the MUPDATE master; nothing changed, lock released`,
       then: 'master started, run again: exit 0',
     })
   })
@@ -404,13 +498,18 @@ describe('fault matrix: sync-backends --yes (apply)', () => {
     figures.runs++
     figures.faults++
     expect(r.exitCode, r.stdout).not.toBe(0)
-    expect(JSON.stringify(r.json)).toMatch(/b1/)
-    await syncAgain('tool error with exit 0')
+    expect(r.json.error).toMatchObject({host: 'b1', step: 'push'})
+    expect(r.json.error.hint).toMatch(/--resume/)
+    // The real tool back (the lab's inventory): the same run finishes.
+    await syncResume(runIdOf(r), 'tool error with exit 0')
     rows.push({
       fault: 'a Cyrus tool printing an error and exiting 0',
       command: 'sync-backends',
-      stoppedWith: `exit ${r.exitCode}, host b1, push not verified`,
-      then: 'run again: exit 0',
+      stoppedWith: `exit ${r.exitCode}, host b1, step push`,
+      then: '--resume: exit 0',
     })
   })
 })
+
+/** The lab inventory with `host`'s ctl_mboxlist -m (not -w) starting 3 s late: a push long enough to hit. */
+const slowPushInventory = (host: string) => fakeToolInventory(host, 'slow')

@@ -98,32 +98,40 @@ export async function startMaster(): Promise<void> {
 
 /**
  * The lab inventory with `host`'s binDir on a copy of Cyrus's tools where ctl_mboxlist's push
- * prints an error and exits 0 (what Cyrus tools do); -d, -u and -m -w still work.
+ * prints an error and exits 0 (what Cyrus tools do), or (slow) takes 3 s longer so a fault lands
+ * mid-push; -d, -u and -m -w still work.
  */
-export function fakeToolInventory(host: string): string {
-  const bin = join(lab().dir, `fault-bin-${host}`)
-  const script = `#!/bin/sh
+export function fakeToolInventory(host: string, kind: 'error' | 'slow' = 'error'): string {
+  const bin = join(lab().dir, `${kind === 'error' ? 'fault' : 'slow'}-bin-${host}`)
+  const script =
+    kind === 'error'
+      ? `#!/bin/sh
 case " $* " in *" -w "*|*" -d "*|*" -u "*) exec /usr/lib/cyrus/bin/ctl_mboxlist "$@";; esac
 echo "fatal error: mupdate: could not push: IOERROR: simulated by the fault matrix" >&2
 exit 0
 `
+      : `#!/bin/sh
+case " $* " in *" -w "*|*" -d "*|*" -u "*) ;; *) sleep 3;; esac
+exec /usr/lib/cyrus/bin/ctl_mboxlist "$@"
+`
   const inv = parse(readFileSync(lab().inventory, 'utf8'))
   const h = inv.hosts.find((x: any) => x.name === host)
   h.cyrus = {...h.cyrus, binDir: bin}
-  const path = join(lab().dir, `inventory-fault-${host}.yaml`)
+  const path = join(lab().dir, `inventory-${kind === 'error' ? 'fault' : 'slow'}-${host}.yaml`)
   writeFileSync(path, stringify(inv))
-  writeFileSync(join(lab().dir, `fault-bin-${host}.sh`), script, {mode: 0o755})
+  writeFileSync(`${bin}.sh`, script, {mode: 0o755})
   return path
 }
 
 /** The fake tool folders on the backends: every real tool linked, ctl_mboxlist replaced. */
 export async function installFakeTools(): Promise<void> {
-  for (const h of BACKENDS) {
-    const bin = join(lab().dir, `fault-bin-${h}`)
-    fakeToolInventory(h)
-    await onHost(
-      h,
-      `mkdir -p ${bin} && for f in /usr/lib/cyrus/bin/*; do ln -sf "$f" ${bin}/; done && rm -f ${bin}/ctl_mboxlist && cp ${join(lab().dir, `fault-bin-${h}.sh`)} ${bin}/ctl_mboxlist && chmod 755 ${bin}/ctl_mboxlist`,
-    )
-  }
+  for (const h of BACKENDS)
+    for (const kind of ['error', 'slow'] as const) {
+      const bin = join(lab().dir, `${kind === 'error' ? 'fault' : 'slow'}-bin-${h}`)
+      fakeToolInventory(h, kind)
+      await onHost(
+        h,
+        `mkdir -p ${bin} && for f in /usr/lib/cyrus/bin/*; do ln -sf "$f" ${bin}/; done && rm -f ${bin}/ctl_mboxlist && cp ${bin}.sh ${bin}/ctl_mboxlist && chmod 755 ${bin}/ctl_mboxlist`,
+      )
+    }
 }
