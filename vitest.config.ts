@@ -17,8 +17,10 @@ export default defineConfig({
         test: {
           name: 'lab',
           include: ['test/lab/**/*.test.ts'],
-          // Files run one after another, each on a lab of its own (test/lab/file-lab.ts).
-          fileParallelism: false,
+          // Two files at a time, each on a lab of its own at its worker's addresses
+          // (test/lab/file-lab.ts): most of a lab test's time is Cyrus waiting on its disk.
+          fileParallelism: true,
+          maxWorkers: 2,
           setupFiles: ['test/lab/file-lab.ts'],
           testTimeout: 240_000,
           hookTimeout: 600_000,

@@ -140,6 +140,18 @@ describe('recover-master on a unified lab', () => {
     expect(kept).toHaveLength(1)
     expect(JSON.parse((await onHost('b2', `${CTL} -d`, undefined, state.dir)).stdout)[kept[0]].uniqueid).toBeUndefined()
 
+    // Both slaves hold the other backend's change before the master goes (b1 b2's DELETED entry,
+    // b2 b1's user.erin): what each -m -w would claim is then fixed, not a race with the slaves.
+    for (const [host, name] of [
+      ['b1', kept[0]],
+      ['b2', 'user.erin'],
+    ] as const) {
+      const deadline = Date.now() + 30_000
+      while (!(await listOf(host, state.dir)).has(name)) {
+        if (Date.now() > deadline) throw new Error(`${host}'s slave never received ${name}`)
+        await new Promise((r) => setTimeout(r, 250))
+      }
+    }
     // The master stays down: the slaves keep the remote entries they had, which the backup's
     // list no longer matches (b2 holds b1's user.erin as remote).
     await loseMasterDb(state.dir, {restart: false})
@@ -150,7 +162,7 @@ describe('recover-master on a unified lab', () => {
     // The diff carried exactly the changes since the backup.
     const diff = (host: string) => r.json.results.find((u: any) => u.step === 'diff' && u.host === host).data
     // Each backend's own changes; the lagging remote entries were left to the slaves.
-    expect(diff('b1')).toMatchObject({activate: 1, removeFromMupdate: 0, claimsAvoided: 0})
+    expect(diff('b1')).toMatchObject({activate: 1, removeFromMupdate: 0, claimsAvoided: 1})
     expect(diff('b2')).toMatchObject({activate: 1, removeFromMupdate: 1, claimsAvoided: 1})
     expect(r.json.results.find((u: any) => u.step === 'push' && u.host === 'b2').data.withoutUniqueid).toBe(1)
     const master = await listOf('mupdate', state.dir)

@@ -103,7 +103,11 @@ describe('murderctl report on the standard lab', () => {
       expect(r.json.diffs[0]).toMatchObject({pushed: true})
       const b1 = r.json.diffs[0].targets.find((t: any) => t.target === 'b1')
       expect(b1.kinds.find((k: any) => k.label === 'Force Activate').items).toEqual(expect.arrayContaining(['user.rpt1', 'user.rpt1.Sent']))
-      expect(r.json.consents).toMatchObject([{step: 'confirm', by: '--yes'}])
+      // Through the engine: the plan's consent before the first change, then the diff's.
+      expect(r.json.consents).toMatchObject([
+        {gate: 'plan', by: '--yes'},
+        {gate: 'diff', step: 'review', by: '--yes'},
+      ])
       expect(r.json.copies.map((c: any) => c.now)).toEqual(r.json.copies.map(() => 'present'))
       // A copy removed on its host afterwards is reported missing, the others still present.
       const gone = r.json.copies.find((c: any) => c.host === 'b1')
