@@ -43,6 +43,11 @@ says where. A run that stops says where, and --resume RUN finishes it without re
     playbook: Flags.string({summary: 'Run this playbook file instead of the shipped one.'}),
     resume: Flags.string({summary: 'Continue a run that stopped part-way (its id, shown when it stopped).', exclusive: ['source', 'playbook']}),
     force: Flags.boolean({summary: 'Run even though the master does not look lost.', default: false}),
+    tmpfs: Flags.boolean({
+      summary: "Rebuild the master's list on a tmpfs, then install it on disk (--no-tmpfs: write it on disk all along).",
+      default: true,
+      allowNo: true,
+    }),
     'skip-host': Flags.string({summary: 'Leave this (dead) frontend, backend or replica out of the run (repeatable).', multiple: true}),
     'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
     'break-lock': Flags.boolean({
@@ -67,7 +72,7 @@ says where. A run that stops says where, and --resume RUN finishes it without re
       (ctx) =>
         recoverMaster(
           ctx,
-          {source: flags.source, playbookFile: flags.playbook, resume: flags.resume, force: flags.force, dryRun: flags['dry-run']},
+          {source: flags.source, playbookFile: flags.playbook, resume: flags.resume, force: flags.force, tmpfs: flags.tmpfs, dryRun: flags['dry-run']},
           this.playbookHooks(flags, {
             show: (diffs, fullPath) => `${renderPushDiffs(diffs)}\nfull diff: ${fullPath}`,
             question: (_step, diffs) => `Run ctl_mboxlist -m on ${diffs.map((d) => d.backend).join(', ')} with these changes?`,

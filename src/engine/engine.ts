@@ -109,8 +109,15 @@ async function runUnit(rc: RunContext, hooks: EngineHooks, step: Step, host: Hos
   const base = {step: step.id, host: host?.name}
   if (rc.dryRun && (action.mutating || action.planOnly)) return {...base, status: 'planned', detail: action.describe(rc, params, host)}
   // Read-only steps run again on resume (a preflight or a diff must be fresh); others do not.
-  if (!rc.dryRun && action.mutating && done.has(unitKey(step.id, host?.name))) return {...base, status: 'already-done', detail: 'done earlier in this run'}
+  const doneEarlier = !rc.dryRun && action.mutating && done.has(unitKey(step.id, host?.name))
+  if (doneEarlier && !(step.recheck && host && step.post)) return {...base, status: 'already-done', detail: 'done earlier in this run'}
   try {
+    if (doneEarlier && host && step.post) {
+      // recheck: done earlier; run again only if what it established was lost since.
+      const still = await checkCondition(rc, step.post, host)
+      if (still.ok) return {...base, status: 'already-done', detail: 'done earlier in this run'}
+      rc.journal.write({event: 'note', step: step.id, host: host.name, data: {again: `done earlier, but ${step.post} no longer holds: ${still.detail}`}})
+    }
     if (host && step.pre) {
       const pre = await checkCondition(rc, step.pre, host)
       if (!pre.ok) throw new AbortError(`precondition ${step.pre} does not hold: ${pre.detail}`, {host: host.name, step: step.id})
