@@ -51,6 +51,7 @@ describe('murderctl check on the standard lab', () => {
         'uniqueid',
         'replication-consistency',
         'lock',
+        'tmpfs-key',
       ]),
     )
     const promFile = join(mkdtempSync(join(tmpdir(), 'murderctl-prom-')), 'murder.prom')
