@@ -81,6 +81,8 @@ says where. A run that stops says where, and --resume RUN finishes it without re
     )
     if (result.dryRun) this.log(`\n${renderPlan(result.plan)}`)
     this.log(`\n${result.dryRun ? 'dry run: nothing was changed' : 'recovery complete and verified'}; journal: ${result.journal}`)
+    const onDisk = result.results.find((u) => u.step === 'master-db-to-memory' && u.data?.where === 'disk')?.data?.reason
+    if (onDisk && !result.dryRun) this.log(`the master's list was rebuilt on its disk, not in memory: ${onDisk}`)
     const skipped = flags['skip-host'] ?? []
     if (skipped.length && !result.dryRun)
       this.log(`left out: ${skipped.join(', ')}; once back, run murderctl sync-backends (backends) or check their slaves (frontends)`)

@@ -79,9 +79,14 @@ export async function murderctl(
 
 /**
  * murderctl at a real terminal (a pty from util-linux's `script`), as an operator answers it:
- * each answer is typed once the output since the previous answer matches its prompt.
+ * each answer is typed once the output since the previous answer matches its prompt, after its
+ * `before` (a fault made while the run waits at that prompt) is done. `\x03` types a Ctrl-C.
  */
-export async function murderctlTty(args: string[], answers: {when: RegExp; send: string}[], timeoutMs = 300_000): Promise<{exitCode: number; output: string}> {
+export async function murderctlTty(
+  args: string[],
+  answers: {when: RegExp; send: string; before?: () => Promise<unknown>}[],
+  timeoutMs = 300_000,
+): Promise<{exitCode: number; output: string}> {
   const line = ['node', BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')
   const child = execa('script', ['-qfec', line, '/dev/null'], {
     reject: false,
@@ -91,15 +96,21 @@ export async function murderctlTty(args: string[], answers: {when: RegExp; send:
   let seen = ''
   let from = 0
   let next = 0
+  let typing: Promise<unknown> = Promise.resolve()
   child.stdout!.on('data', (b: Buffer) => {
     seen += b.toString()
     const m = next < answers.length ? answers[next].when.exec(seen.slice(from)) : null
     if (m) {
       from += m.index + m[0].length
-      child.stdin!.write(answers[next++].send)
+      const a = answers[next++]
+      typing = typing.then(async () => {
+        await a.before?.()
+        child.stdin!.write(a.send)
+      })
     }
   })
   const r = await child
+  await typing
   if (next < answers.length) throw new Error(`murderctl ended before prompt ${answers[next].when}: ${seen}`)
   return {exitCode: r.exitCode ?? -1, output: seen.replace(/\r/g, '')}
 }
@@ -190,6 +201,33 @@ export async function listOf(host: string, dir = lab().dir): Promise<Map<string,
 export async function loseMasterDb(dir = lab().dir, opts: {restart?: boolean} = {}): Promise<void> {
   const svc = `${dir}/bin/cyrus-service`
   await labExec(dir, 'mupdate', ['sh', '-c', `${svc} stop && rm -f /var/lib/cyrus/mailboxes.db${opts.restart === false ? '' : ` && ${svc} start`}`])
+}
+
+/** Stop a process and its children, then kill them (a cyrus-master seeing a child die would fork another). */
+const KILL_TREE = 'k() { kill -STOP "$1" 2>/dev/null; for c in $(pgrep -P "$1"); do k "$c"; done; kill -KILL "$1" 2>/dev/null; }'
+
+/** The master's cyrus-master killed with its children (a crash), waited until gone. */
+export const crashCyrusMaster = (dir = lab().dir, host = 'mupdate') =>
+  labExec(dir, host, ['sh', '-c', `${KILL_TREE}; p=$(cat /run/cyrus-master.pid); k "$p"; i=0; while [ -e /proc/$p ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.1; done`])
+
+/** Freeze (or thaw) the MUPDATE server under a host's cyrus-master: a push into it then hangs, mid-push. */
+export const freezeMupdate = (dir = lab().dir, host = 'mupdate', signal: 'STOP' | 'CONT' = 'STOP') =>
+  labExec(dir, host, ['sh', '-c', `for c in $(pgrep -P "$(cat /run/cyrus-master.pid)" -x mupdate); do kill -${signal} "$c"; done`])
+
+/** Wait until a process of this name runs on a lab host (in its mount namespace: the hosts share one pid space). */
+export async function waitForProcess(host: string, name: string, dir = lab().dir, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  const script = `me=$(readlink /proc/self/ns/mnt); for p in $(pgrep -x ${name}); do [ "$(readlink /proc/$p/ns/mnt)" = "$me" ] && echo $p; done; true`
+  while (!(await labExec(dir, host, ['sh', '-c', script])).stdout.trim()) {
+    if (Date.now() > deadline) throw new Error(`no ${name} ran on ${host} within ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+/** What a run may have left of a list in memory on a host: mounts and folders (empty when nothing). */
+export async function memoryLeft(dir = lab().dir, host = 'mupdate'): Promise<string> {
+  const r = await labExec(dir, host, ['sh', '-c', 'grep murderctl-tmpfs /proc/mounts; ls -d /run/murderctl-tmpfs-* /dev/shm/murderctl-tmpfs-* 2>/dev/null; true'])
+  return r.stdout.trim()
 }
 
 /** labChecksums for a lab other than the suite's shared one. */
