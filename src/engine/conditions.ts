@@ -86,7 +86,13 @@ export const CONDITIONS = {
 export type ConditionName = keyof typeof CONDITIONS
 
 /** How long a condition may take to settle once its action is done. */
-const SETTLE_MS: Partial<Record<ConditionName, number>> = {'master-db-on-disk': 20_000, 'slave-stopped': 20_000, 'slave-connected': 90_000, 'cyrus-running': 20_000, 'cyrus-stopped': 40_000}
+const SETTLE_MS: Partial<Record<ConditionName, number>> = {
+  'master-db-on-disk': 20_000,
+  'slave-stopped': 20_000,
+  'slave-connected': 90_000,
+  'cyrus-running': 20_000,
+  'cyrus-stopped': 40_000,
+}
 
 export async function checkCondition(rc: RunContext, name: string, host: Host, opts: {settle?: boolean} = {}): Promise<ConditionResult> {
   const check = (CONDITIONS as Record<string, Check>)[name]

@@ -1,6 +1,7 @@
 // Runs a playbook: step after step, each on its hosts in parallel (bounded), journaled, each
 // done when its post-condition holds. A run that stops says where and how to resume; a resumed
 // run skips what the journal says is done.
+import {writeSync} from 'node:fs'
 import {AbortError, asMurderctlError, ExitCode, MurderctlError, NeedsConfirmationError} from '../errors.js'
 import {hostsByRole, master, slaveHosts} from '../inventory/load.js'
 import type {Host} from '../inventory/schema.js'
@@ -198,14 +199,24 @@ export function planOf(rc: RunContext, hooks: EngineHooks, steps: Step[], done: 
   })
 }
 
+/**
+ * Straight to fd 2: a terminal's progress display (listr2) holds back process.stderr while it
+ * renders, and an exit at once would lose the message with the resume command in it.
+ */
+const say = (msg: string) => {
+  try {
+    writeSync(2, msg)
+  } catch {}
+}
+
 export async function runPlaybook(rc: RunContext, playbook: Playbook, hooks: EngineHooks, resumeHint: string): Promise<RunOutcome> {
   let current = playbook.steps[0]?.id ?? ''
   const watch = hooks.interruptible
     ? watchInterrupts(
-        () => process.stderr.write(`\nmurderctl: interrupted: finishing step ${current} on its hosts, then stopping (interrupt again to stop at once)\n`),
+        () => say(`\nmurderctl: interrupted: finishing step ${current} on its hosts, then stopping (interrupt again to stop at once)\n`),
         () => {
           rc.journal.write({event: 'interrupted', step: current, data: {atOnce: true}})
-          process.stderr.write(
+          say(
             `murderctl: stopped at once during step ${current}; its commands may still be running on the hosts (the journal lists them): check with murderctl status, then ${resumeHint}\n`,
           )
           process.exit(ExitCode.interrupted)

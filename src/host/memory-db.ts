@@ -60,13 +60,18 @@ export async function prepareMemoryDir(ctx: MurderContext, host: Host, runId: st
   const [word, ...rest] = r.stdout.trim().split(' ')
   const mb = (k: string) => `${Math.round(Number(k) / 1024)} MB`
   if (r.exitCode !== 0)
-    throw new RemoteCommandError(`cannot prepare a folder in memory for the mailbox list`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name})
+    throw new RemoteCommandError(
+      `cannot prepare a folder in memory for the mailbox list`,
+      {command: r.command, exitCode: r.exitCode, stderr: r.stderr},
+      {host: host.name},
+    )
   if (word === 'tmpfs' || word === 'shm') return {kind: word, dir: rest.join(' '), bytes}
   const need = `${Math.round((2 * bytes + MEMORY_HEADROOM_BYTES) / MiB)} MB`
   if (word === 'nomem')
     return {
       kind: 'disk',
-      reason: rest[0] === 'unknown' ? 'cannot read MemAvailable in /proc/meminfo' : `${mb(rest[0])} of memory available, ${need} wanted for a list of this size`,
+      reason:
+        rest[0] === 'unknown' ? 'cannot read MemAvailable in /proc/meminfo' : `${mb(rest[0])} of memory available, ${need} wanted for a list of this size`,
     }
   if (word === 'nouser') return {kind: 'disk', reason: `no user ${host.cyrus.user} or group ${host.cyrus.group} to own a tmpfs`}
   return {kind: 'disk', reason: `no tmpfs could be mounted (${rest.slice(1).join(' ') || 'mount failed'}) and /dev/shm has ${mb(rest[0] ?? '0')} free`}

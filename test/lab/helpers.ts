@@ -208,16 +208,23 @@ const KILL_TREE = 'k() { kill -STOP "$1" 2>/dev/null; for c in $(pgrep -P "$1");
 
 /** The master's cyrus-master killed with its children (a crash), waited until gone. */
 export const crashCyrusMaster = (dir = lab().dir, host = 'mupdate') =>
-  labExec(dir, host, ['sh', '-c', `${KILL_TREE}; p=$(cat /run/cyrus-master.pid); k "$p"; i=0; while [ -e /proc/$p ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.1; done`])
+  labExec(dir, host, [
+    'sh',
+    '-c',
+    `${KILL_TREE}; p=$(cat /run/cyrus-master.pid); k "$p"; i=0; while [ -e /proc/$p ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.1; done`,
+  ])
 
 /** Freeze (or thaw) the MUPDATE server under a host's cyrus-master: a push into it then hangs, mid-push. */
 export const freezeMupdate = (dir = lab().dir, host = 'mupdate', signal: 'STOP' | 'CONT' = 'STOP') =>
   labExec(dir, host, ['sh', '-c', `for c in $(pgrep -P "$(cat /run/cyrus-master.pid)" -x mupdate); do kill -${signal} "$c"; done`])
 
 /** Wait until a process of this name runs on a lab host (in its mount namespace: the hosts share one pid space). */
-export async function waitForProcess(host: string, name: string, dir = lab().dir, timeoutMs = 60_000): Promise<void> {
+export async function waitForProcess(host: string, name: string, opts: {args?: string; dir?: string; timeoutMs?: number} = {}): Promise<void> {
+  const {dir = lab().dir, timeoutMs = 60_000} = opts
   const deadline = Date.now() + timeoutMs
-  const script = `me=$(readlink /proc/self/ns/mnt); for p in $(pgrep -x ${name}); do [ "$(readlink /proc/$p/ns/mnt)" = "$me" ] && echo $p; done; true`
+  // With args: only a process whose command line contains them (e.g. " -m").
+  const args = opts.args ? ` && tr '\\0' ' ' < /proc/$p/cmdline | grep -qF -- '${opts.args}'` : ''
+  const script = `me=$(readlink /proc/self/ns/mnt); for p in $(pgrep -x ${name}); do [ "$(readlink /proc/$p/ns/mnt)" = "$me" ]${args} && echo $p; done; true`
   while (!(await labExec(dir, host, ['sh', '-c', script])).stdout.trim()) {
     if (Date.now() > deadline) throw new Error(`no ${name} ran on ${host} within ${timeoutMs} ms`)
     await new Promise((r) => setTimeout(r, 100))
@@ -226,7 +233,11 @@ export async function waitForProcess(host: string, name: string, dir = lab().dir
 
 /** What a run may have left of a list in memory on a host: mounts and folders (empty when nothing). */
 export async function memoryLeft(dir = lab().dir, host = 'mupdate'): Promise<string> {
-  const r = await labExec(dir, host, ['sh', '-c', 'grep murderctl-tmpfs /proc/mounts; ls -d /run/murderctl-tmpfs-* /dev/shm/murderctl-tmpfs-* 2>/dev/null; true'])
+  const r = await labExec(dir, host, [
+    'sh',
+    '-c',
+    'grep murderctl-tmpfs /proc/mounts; ls -d /run/murderctl-tmpfs-* /dev/shm/murderctl-tmpfs-* 2>/dev/null; true',
+  ])
   return r.stdout.trim()
 }
 

@@ -171,7 +171,12 @@ describe('recover-master on the standard lab', () => {
     expect((await onHost('mupdate', 'grep "^mboxlist_db_path:" /etc/imapd.conf')).stdout).toContain(`/run/murderctl-tmpfs-${run}/mailboxes.db`)
     const c = await murderctl(['check', '-i', lab().inventory, '--only', 'tmpfs-key', '--format', 'json'])
     expect(c.exitCode).toBe(2)
-    expect(JSON.parse(c.stdout).checks[0]).toMatchObject({name: 'tmpfs-key', host: 'mupdate', state: 'CRITICAL', fix: `murderctl recover-master --resume ${run}`})
+    expect(JSON.parse(c.stdout).checks[0]).toMatchObject({
+      name: 'tmpfs-key',
+      host: 'mupdate',
+      state: 'CRITICAL',
+      fix: `murderctl recover-master --resume ${run}`,
+    })
 
     const done = await murderctl(['recover-master', '-i', lab().inventory, '--resume', run, '--yes', '--json'])
     expect(done.exitCode, JSON.stringify(done.json?.error)).toBe(0)

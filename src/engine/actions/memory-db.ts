@@ -143,7 +143,8 @@ async function backToDisk(rc: RunContext, step: Step, h: Host, opts: {listExpect
     if (!placed.installed && placed.reason === 'occupied') {
       // Something is in the real place (the master started without the key meanwhile?): kept aside, never overwritten.
       const moved = await moveAside(rc.murder, h, dest, rc.runId, step.id)
-      if (moved && !rc.journal.events().some((e) => e.event === 'saved-copy' && e.host === h.name && e.data?.copy === moved.copy)) rc.journal.saved(step.id, moved)
+      if (moved && !rc.journal.events().some((e) => e.event === 'saved-copy' && e.host === h.name && e.data?.copy === moved.copy))
+        rc.journal.saved(step.id, moved)
       placed = await installFromMemory(rc.murder, h, conf.value!, dest, rc.runId, step.id)
     }
     if (placed.installed) Object.assign(figures, {installed: dest, sha256: placed.sha256, bytes: placed.bytes})
@@ -186,7 +187,7 @@ export const masterDbToMemory = defineAction({
   describe: (rc) =>
     wantsMemory(rc)
       ? `if memory allows: mount a tmpfs at ${memoryDirs(rc.runId).tmpfs} (else a folder in /dev/shm; else stay on disk and say so), copy imapd.conf aside, set ${DB_PATH_KEY} to the mailboxes.db there`
-      : 'nothing: --no-tmpfs (the push writes the list on the master\'s disk)',
+      : "nothing: --no-tmpfs (the push writes the list on the master's disk)",
   run: (rc, s, _p, h) => toMemory(rc, s, need(h, s)),
 })
 

@@ -153,7 +153,7 @@ describe('setImapdOption', () => {
   })
 })
 
-describe('a temporary key (the master\'s list on tmpfs): removeImapdOption, undoImapdOption', () => {
+describe("a temporary key (the master's list on tmpfs): removeImapdOption, undoImapdOption", () => {
   const KEY = 'mboxlist_db_path'
   const TMP = '/run/murderctl-tmpfs-20261128T193000Z-recover-master-ab12/mailboxes.db'
   const conf = 'configdirectory: /var/lib/cyrus\r\n#mboxlist_db_path: /srv/old.db\r\nservername: m\r\n'
