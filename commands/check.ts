@@ -1,6 +1,7 @@
 import {join} from 'node:path'
 import {Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag} from '../src/cli/base-command.js'
+import {BaseCommand, inventoryFlag, sshFlags} from '../src/cli/base-command.js'
+import {prose} from '../src/cli/prose.js'
 import {exitCodeFor, type CheckReport} from '../src/check/model.js'
 import {fitNagios, formatNagios, formatNagiosUnknown} from '../src/check/nagios.js'
 import {formatPrometheus, formatPrometheusFailure, writeTextfileAtomic} from '../src/check/prometheus.js'
@@ -13,7 +14,8 @@ import {CHECK_NAMES, type CheckName, runChecks} from '../src/services/health.js'
 
 export default class Check extends BaseCommand {
   static summary = 'Health checks for cron and monitoring: Nagios/Icinga exit codes, JSON, Prometheus text.'
-  static description = `Read-only, never prompts. Checks: ${CHECK_NAMES.join(', ')}.
+  static description = prose`Read-only, never prompts. Checks: ${CHECK_NAMES.join(', ')}.
+
 Exit codes follow the Nagios plugin rules whatever the format: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
 (bad arguments and internal errors are UNKNOWN). The whole run returns within --timeout.
 JSON reports follow schemas/check-report.schema.json. With --prometheus-file the exposition is
@@ -29,6 +31,7 @@ written atomically for node_exporter's textfile collector.`
 
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     format: Flags.string({summary: 'Output format.', options: ['nagios', 'json', 'prometheus'], default: 'nagios'}),
     only: Flags.string({summary: 'Run only this check (repeatable).', multiple: true, options: [...CHECK_NAMES]}),
     timeout: Flags.integer({char: 't', summary: 'Seconds the whole check may take; past them: UNKNOWN.', default: 30, min: 2, max: 3600}),
@@ -71,7 +74,7 @@ written atomically for node_exporter's textfile collector.`
       ...(flags.critical === undefined ? {} : {masterDropCritPercent: flags.critical}),
     }
     const inv = clampTimeouts({...loaded, thresholds}, flags.timeout)
-    const report = await withMurder(inv, {concurrency: flags.concurrency}, (ctx) =>
+    const report = await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, (ctx) =>
       runChecks(ctx, {
         only: flags.only as CheckName[] | undefined,
         deadlineMs: flags.timeout * 1000 - 500,

@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag, mutatingFlags} from '../src/cli/base-command.js'
+import {BaseCommand, inventoryFlag, mutatingFlags, sshFlags} from '../src/cli/base-command.js'
+import {prose} from '../src/cli/prose.js'
 import {withMurder} from '../src/host/context.js'
 import {failover} from '../src/services/failover.js'
 import {renderPushDiffs} from '../src/report/diff-view.js'
@@ -7,11 +8,12 @@ import {renderPlan} from '../src/report/plan-view.js'
 
 export default class Failover extends BaseCommand {
   static summary = "Move a replication pair's master role to the other member (controlled), or promote the replica of a dead master (--hard)."
-  static description = `PAIR is the pair's backend as named in the inventory, or its servername. Which member is master is
+  static description = prose`PAIR is the pair's backend as named in the inventory, or its servername. Which member is master is
 read from the hosts. Controlled: preflight (lag limit, same mailbox lists, anti-flapping), stop the
 master, drain its sync log (sync_client -r -f), prove both members agree mailbox by mailbox, switch
 both configs, move the service address, start the new master (ctl_mboxlist -m -w must be empty),
 start the old one as replica with rolling replication towards it, verify through a frontend.
+
 --hard: no drain, the cutoff recorded, the old master marked FENCED. Every config is copied aside
 first; --resume RUN finishes a run that stopped.`
 
@@ -26,6 +28,7 @@ first; --resume RUN finishes a run that stopped.`
 
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     ...mutatingFlags,
     to: Flags.string({summary: 'The member expected to become master; refused if it already is.'}),
     hard: Flags.boolean({summary: 'The master is dead: promote the replica without drain, mark the old one FENCED.', default: false}),
@@ -33,7 +36,6 @@ first; --resume RUN finishes a run that stopped.`
     full: Flags.boolean({summary: 'Also run a full sync_client -A before the drain.', default: false}),
     resume: Flags.string({summary: 'Continue a run that stopped part-way (its id).', exclusive: ['to', 'hard', 'playbook']}),
     playbook: Flags.string({summary: 'Run this playbook file instead of the shipped one (failover-controlled.yaml / failover-hard.yaml).'}),
-    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
   }
 
   async run() {

@@ -1,7 +1,8 @@
 import {readFileSync, writeFileSync} from 'node:fs'
 import {join, dirname} from 'node:path'
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag, mutatingFlags} from '../src/cli/base-command.js'
+import {BaseCommand, inventoryFlag, mutatingFlags, sshFlags} from '../src/cli/base-command.js'
+import {prose} from '../src/cli/prose.js'
 import {RefusedError} from '../src/errors.js'
 import {withMurder} from '../src/host/context.js'
 import {reconcileMarkdown, reconcileReport} from '../src/report/reconcile-report.js'
@@ -9,7 +10,7 @@ import {planText, reconcile, ReconcilePlan} from '../src/services/reconcile.js'
 
 export default class Reconcile extends BaseCommand {
   static summary = 'After a hard failover: put every message only the old (FENCED) member holds onto the new master, then replicate over the old one.'
-  static description = `PAIR is the pair's backend or servername. Reads the old member isolated (replica config, Cyrus
+  static description = prose`PAIR is the pair's backend or servername. Reads the old member isolated (replica config, Cyrus
 stopped or not in the murder): the mailboxes its unreplayed sync log names, and every mailbox whose
 state differs from the hard failover's cutoff (--all: every mailbox). A message whose GUID the new
 master lacks in the same mailbox is re-appended there over IMAP as its owner, with flags and
@@ -30,6 +31,7 @@ user and rolling replication started. Writes a Markdown and JSON report beside t
 
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     ...mutatingFlags,
     all: Flags.boolean({summary: 'Compare every mailbox of the old member, not only those its sync log names or that differ from the cutoff.', default: false}),
     'recovery-folder': Flags.string({summary: 'Folder under each user for messages of mailboxes deleted on the new master (default Recovered-<date>).'}),
@@ -38,7 +40,6 @@ user and rolling replication started. Writes a Markdown and JSON report beside t
     resume: Flags.string({summary: 'Continue a run that stopped part-way (its id).'}),
     'no-replicate': Flags.boolean({summary: 'Stop once the recovery is verified: the old member untouched and still FENCED.', default: false}),
     report: Flags.string({summary: 'Also write the Markdown report here (it is always kept in the run folder).'}),
-    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
   }
 
   async run() {

@@ -1,9 +1,10 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag, mutatingFlags} from '../src/cli/base-command.js'
+import {BaseCommand, inventoryFlag, mutatingFlags, sshFlags} from '../src/cli/base-command.js'
+import {prose} from '../src/cli/prose.js'
 import {RefusedError, UsageError} from '../src/errors.js'
 import type {Inventory} from '../src/inventory/schema.js'
 import {withMurder} from '../src/host/context.js'
-import {breakRecoveryLock, recoverMaster} from '../src/services/recover.js'
+import {breakRecoveryLock, recoverMaster, rollbackRecovery} from '../src/services/recover.js'
 import {renderPushDiffs} from '../src/report/diff-view.js'
 import {renderPlan} from '../src/report/plan-view.js'
 
@@ -21,27 +22,37 @@ function skipHosts(inv: Inventory, names: string[]): Inventory {
 
 export default class RecoverMaster extends BaseCommand {
   static summary = 'The lost-mupdate-master runbook: restore or rebuild the master, push from every backend, verify.'
-  static description = `Picks the playbook for the murder's mode and source (playbooks/recover-master-<mode>-<source>.yaml):
-  unified:  slaves off first, then the master rebuilt from the backends' LOCAL mailboxes (or a backup),
-            each backend's push shown as a diff and confirmed, slaves back on, verified.
-  standard: from a frontend's mailboxes.db (the "easy" path), a murderctl backup, or rebuilt from the
-            backends (the "hard" path: frontends stopped and their lists moved aside).
+  static description = prose`Picks the playbook for the murder's mode and source (playbooks/recover-master-<mode>-<source>.yaml):
+- unified: slaves off first, then the master rebuilt from the backends' LOCAL mailboxes (or a backup),
+  each backend's push shown as a diff and confirmed, slaves back on, verified.
+- standard: from a frontend's mailboxes.db (the "easy" path), a murderctl backup, or rebuilt from the
+  backends (the "hard" path: frontends stopped and their lists moved aside).
+
 Every file a step changes is copied or moved aside on its host first, with its checksum; the journal
-says where. A run that stops says where, and --resume RUN finishes it without redoing done steps.`
+says where. A run that stops says where, and --resume RUN finishes it without redoing done steps;
+--rollback RUN undoes it instead: in reverse order, each done step's undo (start what it stopped,
+unlock) and every mailboxes.db and Cyrus config it changed copied back from its journaled copy
+(the file in place kept aside too), then verified.`
 
   static examples = [
     '<%= config.bin %> recover-master --dry-run',
     '<%= config.bin %> recover-master --source frontend=fe1',
     '<%= config.bin %> recover-master --source backup --yes --json',
     '<%= config.bin %> recover-master --resume 20261122T103000Z-recover-master-ab12',
+    '<%= config.bin %> recover-master --rollback 20261122T103000Z-recover-master-ab12 --dry-run',
   ]
 
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     ...mutatingFlags,
     source: Flags.string({summary: 'auto, backends, frontend[=NAME] or backup[=DIR].', default: 'auto'}),
     playbook: Flags.string({summary: 'Run this playbook file instead of the shipped one.'}),
     resume: Flags.string({summary: 'Continue a run that stopped part-way (its id, shown when it stopped).', exclusive: ['source', 'playbook']}),
+    rollback: Flags.string({
+      summary: 'Undo a run that stopped part-way (its id): its steps reversed, its copies put back, verified.',
+      exclusive: ['resume', 'source', 'playbook', 'force'],
+    }),
     force: Flags.boolean({summary: 'Run even though the master does not look lost.', default: false}),
     tmpfs: Flags.boolean({
       summary: "Rebuild the master's list on a tmpfs, then install it on disk (--no-tmpfs: write it on disk all along).",
@@ -49,11 +60,10 @@ says where. A run that stops says where, and --resume RUN finishes it without re
       allowNo: true,
     }),
     'skip-host': Flags.string({summary: 'Leave this (dead) frontend, backend or replica out of the run (repeatable).', multiple: true}),
-    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
     'break-lock': Flags.boolean({
       summary: "Show who holds the murder's lock and remove it once confirmed (never a live run's).",
       default: false,
-      exclusive: ['resume', 'source', 'playbook', 'dry-run'],
+      exclusive: ['resume', 'rollback', 'source', 'playbook', 'dry-run'],
     }),
   }
 
@@ -66,6 +76,17 @@ says where. A run that stops says where, and --resume RUN finishes it without re
         this.log(r.broken ? 'the lock was removed' : 'no lock is held')
         return r
       })
+    if (flags.rollback) {
+      const run = flags.rollback
+      const r = await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys'], log: (m) => this.progress(m)}, (ctx) =>
+        rollbackRecovery(ctx, run, flags['dry-run'], this.playbookHooks(flags, {question: () => 'Go on?'})),
+      )
+      if (r.dryRun) this.log(`\n${renderPlan(r.plan)}`)
+      for (const n of r.notRestored) this.log(`kept, not restored: ${n.host}:${n.copy} (${n.reason})`)
+      for (const v of r.verified) this.log(`${v.ok ? 'ok' : 'NOT OK'}  ${v.host}: ${v.check}: ${v.detail}`)
+      this.log(`\n${r.dryRun ? 'dry run: nothing was changed' : `run ${r.run} rolled back and verified`}; journal: ${r.journal}`)
+      return r
+    }
     const result = await withMurder(
       inv,
       {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys'], log: (m) => this.progress(m)},

@@ -1,6 +1,7 @@
 import {writeFileSync} from 'node:fs'
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag} from '../src/cli/base-command.js'
+import {BaseCommand, inventoryFlag, sshFlags} from '../src/cli/base-command.js'
+import {prose} from '../src/cli/prose.js'
 import {InventoryError} from '../src/errors.js'
 import {withMurder} from '../src/host/context.js'
 import {gatherRun, recentRuns, runIds} from '../src/services/report.js'
@@ -11,7 +12,7 @@ import {table} from '../src/report/table.js'
 
 export default class Report extends BaseCommand {
   static summary = 'The post-mortem of a run: what it did where, who consented, what it pushed, what it kept, how it ended.'
-  static description = `Reads the run's journal (any mutating command's) and the diffs kept beside it, and checks over
+  static description = prose`Reads the run's journal (any mutating command's) and the diffs kept beside it, and checks over
 SSH that every copy the run saved is still on its host with its checksum (--offline skips that).
 Markdown (default), a self-contained HTML page (a timeline chart, no external assets), or JSON.
 --list shows the recent runs, one per line, with their outcome.`
@@ -27,13 +28,13 @@ Markdown (default), a self-contained HTML page (a timeline chart, no external as
 
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     list: Flags.boolean({summary: 'List the recent runs, one per line, with their outcome.', default: false, exclusive: ['last', 'format', 'out', 'offline']}),
     limit: Flags.integer({summary: 'How many runs --list shows.', default: 20, min: 1}),
     last: Flags.boolean({summary: 'Report on the newest run.', default: false}),
     format: Flags.string({summary: 'md, html or json.', options: ['md', 'html', 'json'], default: 'md'}),
     out: Flags.string({summary: 'Write the report to this file instead of standard output.'}),
     offline: Flags.boolean({summary: 'Do not check over SSH that the saved copies still exist.', default: false}),
-    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
   }
 
   async run() {

@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag} from '../src/cli/base-command.js'
+import {BaseCommand, inventoryFlag, sshFlags} from '../src/cli/base-command.js'
+import {prose} from '../src/cli/prose.js'
 import {withMurder} from '../src/host/context.js'
 import {exitCodeOf, type ExitCodeName} from '../src/errors.js'
 import {type HostStatus, murderStatus} from '../src/services/status.js'
@@ -8,7 +9,7 @@ import {renderDot, renderMermaid, topology} from '../src/report/topology.js'
 
 export default class Status extends BaseCommand {
   static summary = 'Show every host of the murder: reachable, role, MUPDATE state, counts, replication.'
-  static description = `Read-only. Hosts are read in parallel over SSH; the MUPDATE banner is read over TCP.
+  static description = prose`Read-only. Hosts are read in parallel over SSH; the MUPDATE banner is read over TCP.
 An unreachable host is reported with the reason, not fatal.`
 
   static examples = [
@@ -21,9 +22,9 @@ An unreachable host is reported with the reason, not fatal.`
 
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     format: Flags.string({summary: 'table, or the murder as a diagram: mermaid or dot (Graphviz).', options: ['table', 'mermaid', 'dot'], default: 'table'}),
     counts: Flags.boolean({summary: 'Count mailboxes (ctl_mboxlist -d on every host).', default: true, allowNo: true}),
-    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
   }
 
   async run() {

@@ -163,5 +163,8 @@ export function exitCodeOf(errors: readonly {code: ExitCodeName}[]): number {
 export function asMurderctlError(err: unknown): MurderctlError {
   if (err instanceof MurderctlError) return err
   const message = err instanceof Error ? err.message : String(err)
+  // oclif's own flag and argument errors (exit 2) are the user's to fix, not a murderctl bug.
+  if ((err as {oclif?: {exit?: number}} | null)?.oclif?.exit === 2)
+    return new UsageError(message.replace(/\s*\n\s*/g, ' ').replace(/\s*See more help with --help$/, ''), {cause: err})
   return new BugError(message, {cause: err})
 }

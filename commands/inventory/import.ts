@@ -1,6 +1,7 @@
 import {readFileSync} from 'node:fs'
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../src/cli/base-command.js'
+import {prose} from '../../src/cli/prose.js'
 import {InventoryError} from '../../src/errors.js'
 import {AnsibleList, DEFAULT_GROUP_ROLES, inventoryFromAnsible, renderInventoryYaml} from '../../src/inventory/ansible.js'
 import type {Role} from '../../src/inventory/schema.js'
@@ -8,7 +9,7 @@ import {writeFileAtomic} from '../../src/util/files.js'
 
 export default class InventoryImport extends BaseCommand {
   static summary = "Build an inventory from Ansible's: the JSON of ansible-inventory --list, groups mapped to roles."
-  static description = `Reads ansible_host, ansible_user, ansible_port, ansible_ssh_private_key_file and ansible_become, plus
+  static description = prose`Reads ansible_host, ansible_user, ansible_port, ansible_ssh_private_key_file and ansible_become, plus
 murderctl_servername and murderctl_replica_of for replication pairs. Default groups: ${Object.entries(DEFAULT_GROUP_ROLES)
     .map(([g, r]) => `${g}=${r}`)
     .join(', ')}.`

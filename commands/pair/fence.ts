@@ -1,19 +1,20 @@
-import {Args, Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag, mutatingFlags} from '../../src/cli/base-command.js'
+import {Args} from '@oclif/core'
+import {BaseCommand, inventoryFlag, mutatingFlags, sshFlags} from '../../src/cli/base-command.js'
+import {prose} from '../../src/cli/prose.js'
 import {withMurder} from '../../src/host/context.js'
 import {fenceMember} from '../../src/services/failover.js'
 
 export default class PairFence extends BaseCommand {
   static summary = 'Rewrite a returning old master to the replica config without starting Cyrus (after failover --hard).'
-  static description = `Stops its cyrus-master if it runs, copies imapd.conf and cyrus.conf aside, and writes the replica
+  static description = prose`Stops its cyrus-master if it runs, copies imapd.conf and cyrus.conf aside, and writes the replica
 config: out of the murder, no sync_log, no rolling client, no ctl_mboxlist -m at start. Cyrus is not
 started, and nothing replicates towards it while it is marked FENCED (reconcile lifts the mark).`
   static examples = ['<%= config.bin %> pair fence b1 --dry-run', '<%= config.bin %> pair fence b1 --yes']
   static args = {member: Args.string({required: true, description: 'the member to fence (inventory name)'})}
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     ...mutatingFlags,
-    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
   }
 
   async run() {

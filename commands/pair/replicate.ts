@@ -1,5 +1,5 @@
-import {Args, Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag, mutatingFlags} from '../../src/cli/base-command.js'
+import {Args} from '@oclif/core'
+import {BaseCommand, inventoryFlag, mutatingFlags, sshFlags} from '../../src/cli/base-command.js'
 import {withMurder} from '../../src/host/context.js'
 import {startReplication} from '../../src/services/failover.js'
 
@@ -11,8 +11,8 @@ export default class PairReplicate extends BaseCommand {
   static args = {pair: Args.string({required: true, description: "the pair's backend or servername"})}
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     ...mutatingFlags,
-    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
   }
 
   async run() {

@@ -1,5 +1,5 @@
-import {Args, Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag} from '../../src/cli/base-command.js'
+import {Args} from '@oclif/core'
+import {BaseCommand, inventoryFlag, sshFlags} from '../../src/cli/base-command.js'
 import {withMurder} from '../../src/host/context.js'
 import {table} from '../../src/report/table.js'
 import {pairStatus} from '../../src/services/pair.js'
@@ -11,7 +11,7 @@ export default class PairStatus extends BaseCommand {
   static args = {pair: Args.string({required: false, description: "a pair's backend or servername (default: every pair)"})}
   static flags = {
     inventory: inventoryFlag,
-    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record host keys not yet in known_hosts (never a changed one).', default: false}),
+    ...sshFlags,
   }
 
   async run() {

@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag} from '../../src/cli/base-command.js'
+import {BaseCommand, inventoryFlag, sshFlags} from '../../src/cli/base-command.js'
+import {prose} from '../../src/cli/prose.js'
 import {AbortError, asMurderctlError} from '../../src/errors.js'
 import {withMurder} from '../../src/host/context.js'
 import {renderAudit} from '../../src/report/audit-view.js'
@@ -7,9 +8,10 @@ import {type AuditReport, auditExitCode, auditPairs, findPair, replicationPairs}
 
 export default class ReplicationAudit extends BaseCommand {
   static summary = 'Prove a backend and its replica hold the same mail: per-mailbox state, then per-message GUIDs and flags where it differs.'
-  static description = `Read-only, never prompts. PAIR is either member's inventory name or the servername they share;
+  static description = prose`Read-only, never prompts. PAIR is either member's inventory name or the servername they share;
 --all audits every pair. Which member is the master is read from the hosts (rolling sync_client,
 sync_log, mupdate_server), not from the inventory, so it stays right after a failover.
+
 The cheap pass compares UIDVALIDITY, last UID, HIGHESTMODSEQ, message count and Cyrus's own
 SYNC_CRC of every mailbox, computed on the hosts; per-message GUID, flags and internaldate are
 compared only where those differ (or everywhere with --deep). The members' syslog is read for
@@ -26,6 +28,7 @@ stalled). Exit codes as \`check\`: 0 in sync, 1 drift, 2 conflict or a member un
 
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     all: Flags.boolean({summary: 'Audit every replication pair.', default: false}),
     user: Flags.string({summary: "Only this user's mailboxes (repeatable).", multiple: true}),
     mailbox: Flags.string({summary: 'Only mailboxes matching this IMAP pattern, internal form (repeatable), e.g. "user.alice.*".', multiple: true}),
@@ -45,7 +48,7 @@ stalled). Exit codes as \`check\`: 0 in sync, 1 drift, 2 conflict or a member un
     if (!args.pair === !flags.all) throw new AbortError('name one pair, or --all', {hint: 'murderctl replication audit b1'}, 'usage')
     const inv = this.inventory(flags.inventory)
     const pairs = flags.all ? replicationPairs(inv) : [findPair(inv, args.pair!)]
-    const report = await withMurder(inv, {concurrency: flags.concurrency}, (ctx) =>
+    const report = await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, (ctx) =>
       auditPairs(ctx, pairs, {
         selection: {users: flags.user ?? [], mailboxes: flags.mailbox ?? []},
         deep: flags.deep,

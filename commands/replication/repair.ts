@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, inventoryFlag, mutatingFlags} from '../../src/cli/base-command.js'
+import {BaseCommand, inventoryFlag, mutatingFlags, sshFlags} from '../../src/cli/base-command.js'
+import {prose} from '../../src/cli/prose.js'
 import {withMurder} from '../../src/host/context.js'
 import {renderConflicts} from '../../src/report/audit-view.js'
 import {renderPlan} from '../../src/report/plan-view.js'
@@ -8,7 +9,7 @@ import {repairPair} from '../../src/services/repair.js'
 
 export default class ReplicationRepair extends BaseCommand {
   static summary = 'Repair UID conflicts of a replication pair: re-append both versions to the master, expunge the conflicting UID on both, sync, verify.'
-  static description = `The Fastmail procedure (info-cyrus 2009), for conflicts Cyrus did not resolve (an older server, a
+  static description = prose`The Fastmail procedure (info-cyrus 2009), for conflicts Cyrus did not resolve (an older server, a
 stalled replication) or on request. Runs playbooks/replication-repair.yaml; for each UID that holds
 different messages on the two members:
   1. inspect both messages (headers, size, SHA1 = GUID) from their spool files;
@@ -16,7 +17,9 @@ different messages on the two members:
   3. re-append both versions to the master over IMAP as the mailbox's owner (proxy authorization),
      with their flags (\\Seen kept) and internaldate, so each gets a new UID;
   4. once both GUIDs are verified on the master, expunge the conflicting UID on both members;
-  5. sync_client -u for the owner; 6. verify both GUIDs are on both members exactly once, same UID.
+  5. sync_client -u for the owner;
+  6. verify both GUIDs are on both members exactly once, same UID.
+
 Refuses while the master's rolling sync_client runs (Cyrus 3.6 renumbers by itself then) unless --force.
 Needs the inventory's imap settings (an admin in the backends' proxyservers, password in a file) and
 IMAP on both members.`
@@ -31,6 +34,7 @@ IMAP on both members.`
 
   static flags = {
     inventory: inventoryFlag,
+    ...sshFlags,
     ...mutatingFlags,
     user: Flags.string({summary: "Only this user's mailboxes (repeatable).", multiple: true}),
     mailbox: Flags.string({summary: 'Only mailboxes matching this IMAP pattern, internal form (repeatable).', multiple: true}),
@@ -42,13 +46,16 @@ IMAP on both members.`
     const {args, flags} = await this.parse(ReplicationRepair)
     const inv = this.inventory(flags.inventory)
     const pair = findPair(inv, args.pair)
-    const result = await withMurder(inv, {concurrency: flags.concurrency, log: (m) => this.progress(m)}, (ctx) =>
-      repairPair(
-        ctx,
-        pair,
-        {users: flags.user, mailboxes: flags.mailbox, dryRun: flags['dry-run'], resume: flags.resume, force: flags.force},
-        this.playbookHooks(flags, {question: (step) => `Go on after step ${step.id}?`}),
-      ),
+    const result = await withMurder(
+      inv,
+      {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys'], log: (m) => this.progress(m)},
+      (ctx) =>
+        repairPair(
+          ctx,
+          pair,
+          {users: flags.user, mailboxes: flags.mailbox, dryRun: flags['dry-run'], resume: flags.resume, force: flags.force},
+          this.playbookHooks(flags, {question: (step) => `Go on after step ${step.id}?`}),
+        ),
     )
     this.log(renderConflicts(result))
     if (!result.conflicts.length) this.log('nothing to repair')

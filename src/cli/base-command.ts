@@ -5,7 +5,7 @@ import {Command, Flags, type Interfaces} from '@oclif/core'
 import type {EngineHooks} from '../engine/engine.js'
 import type {Step} from '../engine/schema.js'
 import {asMurderctlError, BugError, MurderctlError, NeedsConfirmationError} from '../errors.js'
-import {loadInventory} from '../inventory/load.js'
+import {loadInventory, withSshConfigFile} from '../inventory/load.js'
 import type {Inventory} from '../inventory/schema.js'
 import {listrStep} from '../report/listr-progress.js'
 import {renderPlan} from '../report/plan-view.js'
@@ -18,6 +18,24 @@ export const inventoryFlag = Flags.string({
   helpGroup: 'GLOBAL',
 })
 
+/**
+ * Flags of every command that works on hosts over SSH, defined once: how many at once, host
+ * keys, the OpenSSH client config. Commands that connect to nothing show none of them.
+ */
+export const sshFlags = {
+  concurrency: Flags.integer({summary: 'How many hosts to work on at once.', default: 8, min: 1, max: 64, helpGroup: 'SSH'}),
+  'accept-new-host-keys': Flags.boolean({
+    summary: 'Trust and record host keys not yet in known_hosts (never a changed one), hashed when HashKnownHosts says so.',
+    default: false,
+    helpGroup: 'SSH',
+  }),
+  'ssh-config': Flags.string({
+    char: 'F',
+    summary: 'OpenSSH client config to read, as ssh -F ("none": none). Default: ~/.ssh/config, then /etc/ssh/ssh_config; overrides ssh.configFile.',
+    helpGroup: 'SSH',
+  }),
+}
+
 /** Flags for commands that change hosts. */
 export const mutatingFlags = {
   'dry-run': Flags.boolean({summary: 'Show the plan and the diff; send no mutating command to any host.', default: false}),
@@ -27,8 +45,17 @@ export const mutatingFlags = {
 export abstract class BaseCommand extends Command {
   static enableJsonFlag = true
 
-  static baseFlags = {
-    concurrency: Flags.integer({summary: 'How many hosts to work on at once.', default: 8, min: 1, max: 64, helpGroup: 'GLOBAL'}),
+  static baseFlags = {}
+
+  /** --ssh-config, for commands that have it: applied to the inventory they load. */
+  private sshConfigFlag?: string
+
+  async init(): Promise<void> {
+    await super.init()
+    if (this.ctor.flags?.['ssh-config']) {
+      const {flags} = await this.parse(this.ctor)
+      this.sshConfigFlag = flags['ssh-config'] as string | undefined
+    }
   }
 
   /** Progress for people: stderr, silent under --json. */
@@ -37,7 +64,8 @@ export abstract class BaseCommand extends Command {
   }
 
   protected inventory(path?: string): Inventory {
-    return loadInventory(path)
+    const inv = loadInventory(path)
+    return this.sshConfigFlag ? withSshConfigFile(inv, this.sshConfigFlag) : inv
   }
 
   /** Ask before acting. Never prompts without a terminal or under --json: that needs --yes. */

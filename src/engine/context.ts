@@ -13,6 +13,8 @@ export interface PushDiff {
   removeLocal: string[]
   /** Remote entries a plain -m would have pushed as this backend's own (left out). */
   claimsAvoided: string[]
+  /** Local mailboxes the master places on another server (murderctl's own check; -w hides them in a unified murder). */
+  conflicts?: {mailbox: string; masterSays: string}[]
 }
 
 export interface RunContext {
@@ -24,8 +26,12 @@ export interface RunContext {
   resumed: boolean
   /** The command's own options for this run, as journaled at its start. */
   options: Readonly<Record<string, unknown>>
-  /** Host selectors the command provides, by name (e.g. a pair's old and new master). */
-  selectors: Readonly<Record<string, Host[]>>
+  /**
+   * Host selectors the command provides, by name (e.g. a pair's old and new master). A function
+   * is asked when its step starts: hosts an earlier read-only step chose (the backends whose
+   * diff found changes).
+   */
+  selectors: Readonly<Record<string, Host[] | ((rc: RunContext) => Host[])>>
   /** Figures a read-only step recorded for a later one (the preflight's "before", read by verify). */
   facts: Map<string, unknown>
   diffs: Map<string, PushDiff>

@@ -70,7 +70,7 @@ export class RunStoppedError extends MurderctlError {
 export function stepHosts(rc: RunContext, step: Step): (Host | undefined)[] {
   const inv = rc.murder.inv
   const provided = rc.selectors[step.hosts]
-  if (provided) return provided
+  if (provided) return typeof provided === 'function' ? provided(rc) : provided
   switch (step.hosts) {
     case 'master':
       return [master(inv)]
@@ -140,6 +140,8 @@ async function runUnit(rc: RunContext, hooks: EngineHooks, step: Step, host: Hos
       if (!post.ok) throw new AbortError(`the step ran but ${step.post} does not hold: ${post.detail}`, {host: host.name, step: step.id})
       detail = post.detail
     }
+    // Without a post-condition, the action's own one-line summary (a diff's counts) is the detail.
+    if (detail === undefined && typeof data.summary === 'string') detail = data.summary
     if (!rc.dryRun) rc.journal.write({event: 'step-done', step: step.id, host: host?.name, data})
     return {...base, status: 'done', detail, data}
   } catch (error) {
@@ -209,7 +211,18 @@ const say = (msg: string) => {
   } catch {}
 }
 
-export async function runPlaybook(rc: RunContext, playbook: Playbook, hooks: EngineHooks, resumeHint: string): Promise<RunOutcome> {
+/**
+ * How to go on after a stop: resume, and, once a mutating step has started (there is something
+ * to undo), roll back.
+ */
+export function stopHint(rc: RunContext, playbook: Playbook, hooks: EngineHooks, resumeHint: string, rollbackHint?: string): string {
+  if (!rollbackHint || rc.dryRun) return resumeHint
+  const mutating = new Set(playbook.steps.filter((s) => actionOf(hooks, s).mutating).map((s) => s.id))
+  const changed = rc.journal.events().some((e) => (e.event === 'step-start' || e.event === 'saved-copy') && mutating.has(e.step ?? ''))
+  return changed ? `${resumeHint} or undo what it did: ${rollbackHint}` : resumeHint
+}
+
+export async function runPlaybook(rc: RunContext, playbook: Playbook, hooks: EngineHooks, resumeHint: string, rollbackHint?: string): Promise<RunOutcome> {
   let current = playbook.steps[0]?.id ?? ''
   const watch = hooks.interruptible
     ? watchInterrupts(
@@ -217,14 +230,14 @@ export async function runPlaybook(rc: RunContext, playbook: Playbook, hooks: Eng
         () => {
           rc.journal.write({event: 'interrupted', step: current, data: {atOnce: true}})
           say(
-            `murderctl: stopped at once during step ${current}; its commands may still be running on the hosts (the journal lists them): check with murderctl status, then ${resumeHint}\n`,
+            `murderctl: stopped at once during step ${current}; its commands may still be running on the hosts (the journal lists them): check with murderctl status, then ${stopHint(rc, playbook, hooks, resumeHint, rollbackHint)}\n`,
           )
           process.exit(ExitCode.interrupted)
         },
       )
     : undefined
   try {
-    return await runSteps(rc, playbook, hooks, resumeHint, (step) => {
+    return await runSteps(rc, playbook, hooks, {resume: resumeHint, rollback: rollbackHint}, (step) => {
       if (watch?.requested) {
         rc.journal.write({event: 'interrupted', step: step.id})
         return true
@@ -238,7 +251,15 @@ export async function runPlaybook(rc: RunContext, playbook: Playbook, hooks: Eng
 }
 
 /** The steps in order; `stopBefore` is asked before each (an interrupt came). */
-async function runSteps(rc: RunContext, playbook: Playbook, hooks: EngineHooks, resumeHint: string, stopBefore: (step: Step) => boolean): Promise<RunOutcome> {
+async function runSteps(
+  rc: RunContext,
+  playbook: Playbook,
+  hooks: EngineHooks,
+  hints: {resume: string; rollback?: string},
+  stopBefore: (step: Step) => boolean,
+): Promise<RunOutcome> {
+  // Read when a stop is raised: rollback is offered once something was changed.
+  const next = (resume = hints.resume) => stopHint(rc, playbook, hooks, resume, hints.rollback)
   const done = rc.dryRun ? new Set<string>() : doneUnits(rc)
   const results: UnitResult[] = []
   let plan: PlannedStep[] = []
@@ -248,7 +269,7 @@ async function runSteps(rc: RunContext, playbook: Playbook, hooks: EngineHooks, 
     if (stopBefore(step))
       throw new RunStoppedError(`interrupted: stopped before step ${step.id}; every step before it is done`, step.id, results, {
         code: 'interrupted',
-        hint: resumeHint,
+        hint: next(),
       })
     const mutating = actionOf(hooks, step).mutating
     if (mutating && !consented) {
@@ -256,12 +277,12 @@ async function runSteps(rc: RunContext, playbook: Playbook, hooks: EngineHooks, 
       plan = planOf(rc, hooks, playbook.steps.slice(i), done)
       if (plan.length) {
         rc.journal.keep('plan.json', `${JSON.stringify(plan, null, 2)}\n`)
-        await gate(rc, step, results, resumeHint, 'plan', () => hooks.consent(plan), hooks.consentBy, 'nothing was changed')
+        await gate(rc, step, results, hints.resume, next, 'plan', () => hooks.consent(plan), hooks.consentBy, 'nothing was changed')
       }
       consented = true
     }
     const run = async () => {
-      if (!rc.dryRun && mutating) await assertReachable(rc, step, results, resumeHint)
+      if (!rc.dryRun && mutating) await assertReachable(rc, step, results, next())
       return mapLimit(stepHosts(rc, step), rc.murder.concurrency, (h) => runUnit(rc, hooks, step, h, done))
     }
     let units: UnitResult[]
@@ -281,14 +302,14 @@ async function runSteps(rc: RunContext, playbook: Playbook, hooks: EngineHooks, 
       throw new RunStoppedError(`stopped at step ${step.id}: ${failed.map((f) => f.detail).join('; ')}`, step.id, results, {
         host: failed[0].host,
         code,
-        hint: rc.dryRun ? (first?.hint ?? 'fix it and run again') : `${first?.hint ? `${first.hint}; then ` : ''}${resumeHint}`,
+        hint: rc.dryRun ? (first?.hint ?? 'fix it and run again') : `${first?.hint ? `${first.hint}; then ` : ''}${next()}`,
       })
     }
     if (step.confirm && !rc.dryRun) {
       const diffs = [...rc.diffs.values()]
       // The screen shows a summary; every line goes to a file in the run folder.
       const full = rc.journal.keep(`diff-${step.id}.json`, `${JSON.stringify(diffs, null, 2)}\n`)
-      await gate(rc, step, results, resumeHint, 'diff', () => hooks.confirm(step, diffs, full), hooks.consentBy, `steps up to ${step.id} are done`)
+      await gate(rc, step, results, hints.resume, next, 'diff', () => hooks.confirm(step, diffs, full), hooks.consentBy, `steps up to ${step.id} are done`)
     }
   }
   if (rc.dryRun) plan = planOf(rc, hooks, playbook.steps, new Set())
@@ -323,6 +344,7 @@ async function gate(
   step: Step,
   results: UnitResult[],
   resumeHint: string,
+  next: (resume?: string) => string,
   kind: 'plan' | 'diff',
   ask: () => Promise<boolean>,
   by: string,
@@ -337,11 +359,11 @@ async function gate(
       rc.journal.write({event: 'note', step: step.id, data: {gate: kind, confirmed: false, reason: 'no terminal'}})
       throw new RunStoppedError(`stopped ${where} (${state}): ${error.message}`, step.id, results, {
         code: 'needsConfirmation',
-        hint: `read the ${kind === 'plan' ? 'plan (--dry-run shows it)' : 'diff'}, then ${resumeHint} --yes`,
+        hint: `read the ${kind === 'plan' ? 'plan (--dry-run shows it)' : 'diff'}, then ${next(`${resumeHint} --yes`)}`,
       })
     }
     throw error
   }
   rc.journal.write({event: 'note', step: step.id, data: {gate: kind, confirmed: ok, by}})
-  if (!ok) throw new RunStoppedError(`stopped ${where} (${state}): not confirmed`, step.id, results, {hint: resumeHint})
+  if (!ok) throw new RunStoppedError(`stopped ${where} (${state}): not confirmed`, step.id, results, {hint: next()})
 }

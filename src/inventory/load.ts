@@ -3,9 +3,10 @@ import {homedir} from 'node:os'
 import {dirname, isAbsolute, resolve} from 'node:path'
 import {type Document, isNode, LineCounter, parseDocument} from 'yaml'
 import type {z} from 'zod'
-import {InventoryError} from '../errors.js'
+import {InventoryError, UsageError} from '../errors.js'
 import {sha256} from '../util/hash.js'
 import {stateDirProblem} from '../util/files.js'
+import {PRESETS} from './presets.js'
 import {CyrusSettings, type Host, type Inventory, InventoryFile, SshSettings} from './schema.js'
 
 export const DEFAULT_INVENTORY = 'murder.yaml'
@@ -44,6 +45,11 @@ function describeIssue(issue: z.core.$ZodIssue, line?: number): string {
   return `${line ? `line ${line}: ` : ''}${where}: ${issue.message}`
 }
 
+/** A host's cyrus settings: its own and the defaults' first, then its preset's, then Debian's. */
+function cyrusSettings(given: Partial<CyrusSettings>): CyrusSettings {
+  return CyrusSettings.parse({...(given.preset ? PRESETS[given.preset] : {}), ...given})
+}
+
 export function parseInventory(text: string, path: string): Inventory {
   const lc = new LineCounter()
   const doc = parseDocument(text, {lineCounter: lc, prettyErrors: false})
@@ -57,8 +63,10 @@ export function parseInventory(text: string, path: string): Inventory {
   }
   const inv = parsed.data
   const hosts: Host[] = inv.hosts.map((h) => {
-    const ssh = SshSettings.parse({...inv.defaults?.ssh, ...h.ssh})
+    const given = {...inv.defaults?.ssh, ...h.ssh}
+    const ssh = SshSettings.parse(given)
     if (ssh.identity) ssh.identity = resolvePath(path, ssh.identity)
+    if (ssh.configFile && ssh.configFile !== 'none') ssh.configFile = resolvePath(path, ssh.configFile)
     return {
       name: h.name,
       role: h.role,
@@ -66,7 +74,8 @@ export function parseInventory(text: string, path: string): Inventory {
       replicaOf: h.replicaOf,
       servername: h.servername ?? h.name,
       ssh,
-      cyrus: CyrusSettings.parse({...inv.defaults?.cyrus, ...h.cyrus}),
+      cyrus: cyrusSettings({...inv.defaults?.cyrus, ...h.cyrus}),
+      sshDefaulted: (['user', 'port'] as const).filter((k) => given[k] === undefined),
     }
   })
   return {
@@ -94,6 +103,16 @@ export function loadInventory(flag?: string): Inventory {
     })
   }
   return parseInventory(text, path)
+}
+
+/**
+ * The inventory with every host reading the SSH client config `file` (the --ssh-config/-F flag:
+ * it overrides ssh.configFile, as ssh -F does). A file that is not there is a usage error.
+ */
+export function withSshConfigFile(inv: Inventory, file: string): Inventory {
+  const path = file === 'none' ? file : resolve(file)
+  if (path !== 'none' && !existsSync(path)) throw new UsageError(`--ssh-config ${file}: no such file`, {hint: 'name an OpenSSH client config file, or "none"'})
+  return {...inv, hosts: inv.hosts.map((h) => ({...h, ssh: {...h.ssh, configFile: path}}))}
 }
 
 // Lookups commands need over and over.
@@ -150,6 +169,10 @@ export function inventoryFileProblems(inv: Inventory): string[] {
           .map((h) => h.name)
           .join(', ')})`,
       )
+  }
+  for (const cf of new Set(inv.hosts.map((h) => h.ssh.configFile).filter((x): x is string => Boolean(x) && x !== 'none'))) {
+    const p = readableFile(cf, 'ssh.configFile')
+    if (p) problems.push(p)
   }
   const kh = readableFile(inv.knownHosts, 'knownHosts')
   if (kh) problems.push(`${kh}${kh.endsWith('does not exist') ? ' (create it with ssh-keyscan, or run once with --accept-new-host-keys)' : ''}`)

@@ -2,6 +2,7 @@
 // Types are inferred from these schemas; nothing here is written twice.
 import {z} from 'zod'
 import {refineUnique} from '../util/zod.js'
+import {Preset, PRESETS} from './presets.js'
 
 export const roles = ['mupdate-master', 'frontend', 'backend', 'replica'] as const
 export const Role = z.enum(roles)
@@ -24,6 +25,8 @@ const sshFields = {
   commandTimeout: z.number().positive().describe('seconds one remote command may run'),
   /** A bastion to go through, as OpenSSH's ProxyJump: [user@]host[:port]; its key is checked like any host's. */
   proxyJump: z.string().regex(/^(?:[A-Za-z0-9._-]+@)?(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/, '[user@]host[:port], as ssh -J takes it'),
+  /** OpenSSH client config read for this host, as ssh -F (relative to the inventory; "none": none). Unset: ~/.ssh/config, then /etc/ssh/ssh_config. */
+  configFile: z.string().min(1).describe('OpenSSH client config file, as ssh -F; "none" reads none; unset: ~/.ssh/config then /etc/ssh/ssh_config'),
 }
 
 export const SshSettings = z
@@ -35,6 +38,7 @@ export const SshSettings = z
     connectTimeout: sshFields.connectTimeout.default(10),
     commandTimeout: sshFields.commandTimeout.default(300),
     proxyJump: sshFields.proxyJump.optional(),
+    configFile: sshFields.configFile.optional(),
   })
   .strict()
 export type SshSettings = z.infer<typeof SshSettings>
@@ -53,23 +57,27 @@ const cyrusFields = {
   group: z.string().regex(/^[a-z_][a-z0-9_.-]*$/i, 'a group name'),
   /** The syslog file Cyrus logs to on this host (pair status and replication audit read SYNCERROR events there). */
   syslogFile: z.string(),
+  /** Whose cyrus-imapd package the host runs: its paths, service and syslog file are the defaults (presets.ts). */
+  preset: Preset.describe("the distribution's cyrus-imapd package layout: debian (default), rhel or fedora; the other cyrus settings override it"),
 }
 
 /** Where Debian's rsyslog puts Cyrus's default facility (local6). */
-export const DEFAULT_SYSLOG_FILE = '/var/log/syslog'
+export const DEFAULT_SYSLOG_FILE = PRESETS.debian.syslogFile
 
 export const CyrusSettings = z
   .object({
-    binDir: cyrusFields.binDir.default('/usr/lib/cyrus/bin'),
-    imapdConf: cyrusFields.imapdConf.default('/etc/imapd.conf'),
-    cyrusConf: cyrusFields.cyrusConf.default('/etc/cyrus.conf'),
-    pidFile: cyrusFields.pidFile.default('/run/cyrus-master.pid'),
-    stop: cyrusFields.stop.default('systemctl stop cyrus-imapd'),
-    start: cyrusFields.start.default('systemctl start cyrus-imapd'),
-    user: cyrusFields.user.default('cyrus'),
-    group: cyrusFields.group.default('mail'),
+    // Debian's unless a preset says otherwise (load.ts merges the preset's values first).
+    binDir: cyrusFields.binDir.default(PRESETS.debian.binDir),
+    imapdConf: cyrusFields.imapdConf.default(PRESETS.debian.imapdConf),
+    cyrusConf: cyrusFields.cyrusConf.default(PRESETS.debian.cyrusConf),
+    pidFile: cyrusFields.pidFile.default(PRESETS.debian.pidFile),
+    stop: cyrusFields.stop.default(PRESETS.debian.stop),
+    start: cyrusFields.start.default(PRESETS.debian.start),
+    user: cyrusFields.user.default(PRESETS.debian.user),
+    group: cyrusFields.group.default(PRESETS.debian.group),
     /** Unset: DEFAULT_SYSLOG_FILE (optional, so hosts built in code need not name it). */
     syslogFile: cyrusFields.syslogFile.optional(),
+    preset: cyrusFields.preset.optional(),
   })
   .strict()
 export type CyrusSettings = z.infer<typeof CyrusSettings>
@@ -239,6 +247,11 @@ export type Host = Omit<HostEntry, 'ssh' | 'cyrus' | 'servername'> & {
   servername: string
   ssh: SshSettings
   cyrus: CyrusSettings
+  /**
+   * The ssh settings the inventory left to murderctl's built-in defaults: the SSH client config
+   * may set those (as ssh_config sits below ssh's command line). Unset: the inventory gave all.
+   */
+  sshDefaulted?: readonly ('user' | 'port')[]
 }
 
 /** The inventory as commands use it: hosts resolved, paths absolute. */

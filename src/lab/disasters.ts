@@ -6,7 +6,6 @@ import {join} from 'node:path'
 import {localEntry, undumpDocument, undumpLine} from '../cyrus/mboxlist-dump.js'
 import {AbortError} from '../errors.js'
 import {alive, hostDir, labExec, processesInNamespace, readLabState} from './state.js'
-import {execa} from 'execa'
 import {splitBrain} from './split-brain.js'
 
 const CTL = '/usr/lib/cyrus/bin/ctl_mboxlist'
@@ -61,15 +60,7 @@ export async function breakLab(dir: string, what: Disaster): Promise<string> {
       const name = readFileSync(file, 'utf8').trim()
       const h = state.hosts.find((x) => x.name === name)!
       if (!alive(h.pid)) throw new AbortError(`lab host ${name} is gone entirely`)
-      await execa('nsenter', [
-        '-t',
-        String(h.pid),
-        '-m',
-        '--',
-        'sh',
-        '-c',
-        `rm -f /run/sshd.pid /run/cyrus-master.pid; /usr/sbin/sshd -f ${hostDir(state.dir, name)}/sshd_config`,
-      ])
+      await labExec(state.dir, name, ['sh', '-c', `rm -f /run/sshd.pid /run/cyrus-master.pid; /usr/sbin/sshd -f ${hostDir(state.dir, name)}/sshd_config`])
       rmSync(file)
       return `${DISASTERS[what]} (back: ${name})`
     }

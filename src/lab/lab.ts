@@ -10,7 +10,7 @@ import {ensureSystemPackages, isRoot} from './system.js'
 import {
   CSYNC_PORT,
   LAB_ADMIN,
-  MUPDATE_PORT,
+  mupdatePortOf,
   type RenderContext,
   renderBootScript,
   renderCyrusConf,
@@ -22,7 +22,7 @@ import {
   renderSshdConfig,
 } from './render.js'
 import {seedLab, waitConverged} from './seed.js'
-import {alive, hostDir, LAB_PASSWORD_FILE, type LabState, processesInNamespace, readLabState, statePath, waitPort} from './state.js'
+import {alive, hostDir, LAB_PASSWORD_FILE, labExec, type LabState, processesInNamespace, readLabState, statePath, waitPort} from './state.js'
 import {type LabHost, type LabTopology, labHosts, validBase} from './topology.js'
 
 export {labExec, labPassword, LAB_PASSWORD_FILE, type LabState, readLabState, waitPort} from './state.js'
@@ -34,6 +34,8 @@ export interface LabUpOptions {
   topology: LabTopology
   base: string
   mailboxes: number
+  /** The master's MUPDATE port (default 3905): to rehearse on a murder that uses another one. */
+  mupdatePort?: number
   log?: (msg: string) => void
 }
 
@@ -104,35 +106,22 @@ async function bootHost(ctx: RenderContext, h: LabHost): Promise<number> {
   return pid
 }
 
-async function startCyrus(ctx: RenderContext, h: LabHost, pid: number): Promise<void> {
-  const r = await execa('nsenter', ['-t', String(pid), '-m', '--', join(ctx.dir, 'bin', 'cyrus-service'), 'start'], {reject: false})
+async function startCyrus(ctx: RenderContext, h: LabHost): Promise<void> {
+  const r = await labExec(ctx.dir, h.name, [join(ctx.dir, 'bin', 'cyrus-service'), 'start'], {reject: false})
   if (r.exitCode !== 0) throw new AbortError(`cyrus-master did not start on lab host ${h.name}: ${r.stderr}`, {host: h.name})
   const ports = [22]
-  if (h.role === 'mupdate-master') ports.push(MUPDATE_PORT)
+  if (h.role === 'mupdate-master') ports.push(mupdatePortOf(ctx))
   else ports.push(143)
-  if (h.role === 'frontend') ports.push(MUPDATE_PORT)
+  if (h.role === 'frontend') ports.push(mupdatePortOf(ctx))
   if (h.role === 'replica') ports.push(CSYNC_PORT)
   await Promise.all(ports.map((p) => waitPort(h.address, p, 30_000)))
 }
 
-async function enableUnifiedSlave(ctx: RenderContext, h: LabHost & {pid: number}): Promise<void> {
+async function enableUnifiedSlave(ctx: RenderContext, h: LabHost): Promise<void> {
   // Written from inside the host: /etc there is an overlay, not to be changed from outside.
-  await execa(
-    'nsenter',
-    [
-      '-t',
-      String(h.pid),
-      '-m',
-      '--',
-      'sh',
-      '-c',
-      'cat > /etc/cyrus.conf.new && mv /etc/cyrus.conf.new /etc/cyrus.conf && kill -HUP "$(cat /run/cyrus-master.pid)"',
-    ],
-    {
-      input: renderCyrusConf(h, ctx),
-    },
-  )
-  await waitPort(h.address, MUPDATE_PORT, 30_000)
+  const script = 'cat > /etc/cyrus.conf.new && mv /etc/cyrus.conf.new /etc/cyrus.conf && kill -HUP "$(cat /run/cyrus-master.pid)"'
+  await labExec(ctx.dir, h.name, ['sh', '-c', script], {input: renderCyrusConf(h, ctx)})
+  await waitPort(h.address, mupdatePortOf(ctx), 30_000)
 }
 
 function writeInventory(ctx: RenderContext): string {
@@ -184,10 +173,18 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
   // Cyrus runs as the cyrus user and reads the lab's sasldb here: the folder must be traversable.
   chmodSync(dir, 0o755)
   const hosts = labHosts(opts.topology, opts.base)
-  const ctx: RenderContext = {dir, topology: opts.topology, hosts, password: `lab-${Math.random().toString(36).slice(2, 10)}`}
+  const ctx: RenderContext = {dir, topology: opts.topology, hosts, password: `lab-${Math.random().toString(36).slice(2, 10)}`, mupdatePort: opts.mupdatePort}
   log(`writing ${hosts.length} hosts' files in ${dir}`)
   await prepareFiles(ctx)
-  const state: LabState = {dir, topology: opts.topology, base: opts.base, hosts: [], inventory: writeInventory(ctx), sshKey: join(dir, 'id_ed25519')}
+  const state: LabState = {
+    dir,
+    topology: opts.topology,
+    base: opts.base,
+    hosts: [],
+    inventory: writeInventory(ctx),
+    sshKey: join(dir, 'id_ed25519'),
+    ...(opts.mupdatePort ? {mupdatePort: opts.mupdatePort} : {}),
+  }
   state.rsyslogPid = await startRsyslog()
   const save = () => writeFileSync(statePath(dir), JSON.stringify(state, null, 2))
   try {
@@ -199,8 +196,8 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
       save()
     }
     log('starting cyrus-master on every host')
-    await startCyrus(ctx, order[0], state.hosts[0].pid)
-    await Promise.all(order.slice(1).map((h, i) => startCyrus(ctx, h, state.hosts[i + 1].pid)))
+    await startCyrus(ctx, order[0])
+    await Promise.all(order.slice(1).map((h) => startCyrus(ctx, h)))
     save()
     const total = await seedLab(state, ctx.password, opts.mailboxes, log)
     if (ctx.topology === 'unified') {
@@ -227,7 +224,7 @@ export async function labDown(opts: {dir: string; purge?: boolean}): Promise<{st
       state.hosts.map(async (h) => {
         if (!alive(h.pid)) return
         // Stop cyrus-master cleanly first so its databases are closed, then everything else.
-        await execa('nsenter', ['-t', String(h.pid), '-m', '--', join(dir, 'bin', 'cyrus-service'), 'stop'], {reject: false, timeout: 40_000})
+        await labExec(dir, h.name, [join(dir, 'bin', 'cyrus-service'), 'stop'], {reject: false, timeout: 40_000})
         const pids = processesInNamespace(h.pid).filter((p) => p !== process.pid && readlinkSync(`/proc/${p}/ns/mnt`) !== ourNs)
         for (const p of pids) {
           try {

@@ -13,7 +13,13 @@ export interface RenderContext {
   topology: LabTopology
   hosts: LabHost[]
   password: string
+  /** The master's MUPDATE port (default MUPDATE_PORT): every listener uses it, and mupdate_server names it when not the default. */
+  mupdatePort?: number
 }
+
+export const mupdatePortOf = (ctx: Pick<RenderContext, 'mupdatePort'>) => ctx.mupdatePort ?? MUPDATE_PORT
+/** mupdate_server's value: Cyrus takes `host:port` there (not from mupdate_port, unused in 3.6). */
+const mupdateServer = (ctx: RenderContext) => `mupdate${mupdatePortOf(ctx) === MUPDATE_PORT ? '' : `:${mupdatePortOf(ctx)}`}`
 
 const lines = (...xs: (string | false | undefined)[]) => xs.filter((x): x is string => typeof x === 'string').join('\n') + '\n'
 
@@ -51,8 +57,8 @@ export function renderImapdConf(h: LabHost, ctx: RenderContext): string {
     'lmtpsocket: /run/cyrus/socket/lmtp',
     'idlesocket: /run/cyrus/socket/idle',
     'notifysocket: /run/cyrus/socket/notify',
-    inMurder && 'mupdate_server: mupdate',
-    standby && '#mupdate_server: mupdate  # murderctl',
+    inMurder && `mupdate_server: ${mupdateServer(ctx)}`,
+    standby && `#mupdate_server: ${mupdateServer(ctx)}  # murderctl`,
     member && `mupdate_config: ${unified ? 'unified' : 'standard'}`,
     member && `mupdate_authname: ${LAB_ADMIN}`,
     member && `mupdate_password: ${ctx.password}`,
@@ -84,7 +90,8 @@ export function renderCyrusConf(h: LabHost, ctx: RenderContext, opts: {seeding?:
   // Each member of a pair also carries the other config's entries, disabled the way murderctl's
   // editor disables them, so a failover can switch either way.
   const off = (line: string) => `#${line}  # disabled by murderctl`
-  const slaveLine = `\tmupdate\t\tcmd="mupdate" listen="${a}:${MUPDATE_PORT}" prefork=1`
+  const port = mupdatePortOf(ctx)
+  const slaveLine = `\tmupdate\t\tcmd="mupdate" listen="${a}:${port}" prefork=1`
   const syncServerLine = `\tsyncserver\tcmd="sync_server" listen="${a}:${CSYNC_PORT}" prefork=0`
   return lines(
     `# lab host ${h.name} (${h.role}), written by murderctl lab up`,
@@ -94,7 +101,7 @@ export function renderCyrusConf(h: LabHost, ctx: RenderContext, opts: {seeding?:
     standby && off('\tmupdatepush\tcmd="ctl_mboxlist -m"'),
     '}',
     'SERVICES {',
-    h.role === 'mupdate-master' && `\tmupdate\t\tcmd="mupdate -m" listen="${a}:${MUPDATE_PORT}" prefork=1`,
+    h.role === 'mupdate-master' && `\tmupdate\t\tcmd="mupdate -m" listen="${a}:${port}" prefork=1`,
     slave && slaveLine,
     standby && unified && off(slaveLine),
     h.role !== 'mupdate-master' && `\timap\t\tcmd="imapd" listen="${a}:143" prefork=0 maxchild=50`,

@@ -16,6 +16,8 @@ export interface LabState {
   rsyslogPid?: number
   inventory: string
   sshKey: string
+  /** The master's MUPDATE port, when not 3905. */
+  mupdatePort?: number
 }
 
 export const statePath = (dir: string) => join(dir, 'lab-state.json')
@@ -40,11 +42,11 @@ export function labPassword(dir: string): string {
 }
 
 /** Run a command inside a lab host without SSH: for setting the lab up and for tests' disasters. */
-export async function labExec(dir: string, host: string, argv: string[], opts: {input?: string; reject?: boolean} = {}) {
+export async function labExec(dir: string, host: string, argv: string[], opts: {input?: string; reject?: boolean; timeout?: number} = {}) {
   const state = readLabState(dir)
   const h = state?.hosts.find((x) => x.name === host)
   if (!h || !alive(h.pid)) throw new AbortError(`lab host ${host} is not running in ${dir}`, {host, hint: 'murderctl lab up'})
-  return execa('nsenter', ['-t', String(h.pid), '-m', '--', ...argv], {input: opts.input, reject: opts.reject ?? true})
+  return execa('nsenter', ['-t', String(h.pid), '-m', '--', ...argv], {input: opts.input, reject: opts.reject ?? true, timeout: opts.timeout})
 }
 
 export function waitPort(address: string, port: number, timeoutMs: number): Promise<void> {

@@ -39,3 +39,19 @@ export const listrStep: NonNullable<EngineHooks['runStep']> = async (step, index
   if (thrown) throw thrown
   return units
 }
+
+/**
+ * Progress of one piece of work over several hosts that is not a playbook step (a backup): the
+ * same display as a step, listr2 on a terminal, else a line before and one per host after.
+ */
+export async function hostsProgress(
+  title: string,
+  run: () => Promise<UnitResult[]>,
+  out: {terminal: boolean; progress: (line: string) => void},
+): Promise<UnitResult[]> {
+  if (out.terminal) return listrStep({id: 'work', title, hosts: 'none', action: 'none', confirm: false, params: {}}, 0, 1, run)
+  out.progress(title)
+  const units = await run()
+  for (const u of units) out.progress(`    ${line(u)}`)
+  return units
+}

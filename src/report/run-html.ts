@@ -28,6 +28,43 @@ pre{background:#f7f7f7;padding:8px;max-height:480px;overflow:auto;white-space:pr
 details{margin:6px 0}summary{cursor:pointer}
 `
 
+function rollbackHtml(b: NonNullable<RunReport['rollback']>): string {
+  const out = [
+    `<h2 id="rollback">Rollback</h2><p>Started ${html(b.start)}${b.end ? `, ended ${html(b.end)}` : ''}: <b>${b.completed ? 'rolled back and verified' : 'not finished'}</b>${
+      b.consent ? ` (consent: ${html(b.consent.by)})` : ''
+    }.</p>`,
+  ]
+  if (b.units.length)
+    out.push(
+      table(
+        ['at', 'unit', 'host', 'status', 'detail'],
+        b.units.map((u) => [html(u.at), html(u.id), html(u.host ?? ''), html(u.status), html(u.detail ?? '')]),
+      ),
+    )
+  if (b.restored.length)
+    out.push(
+      `<p>Files put back:</p>${table(
+        ['host', 'file', 'from copy', 'sha256', 'what was there, kept as'],
+        b.restored.map((f) => [html(f.host ?? ''), code(f.path), code(f.from ?? ''), code((f.sha256 ?? '').slice(0, 16)), code(f.replacedKeptAs ?? '')]),
+      )}`,
+    )
+  if (b.notRestored.length)
+    out.push(
+      `<p>Kept, not put back:</p>${table(
+        ['host', 'copy', 'why'],
+        b.notRestored.map((n) => [html(n.host), code(n.copy), html(n.reason)]),
+      )}`,
+    )
+  if (b.verified.length)
+    out.push(
+      `<p>Verified after:</p>${table(
+        ['host', 'check', 'ok', 'detail'],
+        b.verified.map((v) => [html(v.host), html(v.check), v.ok ? 'yes' : '<b>NO</b>', html(v.detail)]),
+      )}`,
+    )
+  return out.join('\n')
+}
+
 export function renderRunHtml(r: RunReport): string {
   const s: string[] = []
   s.push(`<h1>Run report: ${html(r.command)}</h1><p>${code(r.run)}</p>`)
@@ -55,6 +92,7 @@ export function renderRunHtml(r: RunReport): string {
         r.stop.rollback ? `<p>To roll back what it did: ${code(r.stop.rollback)}</p>` : ''
       }</div>`,
     )
+  if (r.rollback) s.push(rollbackHtml(r.rollback))
   s.push('<h2 id="timeline">Timeline</h2>')
   if (r.timeline.length) {
     s.push(

@@ -41,6 +41,7 @@ export function renderRunMarkdown(r: RunReport): string {
     out.push(`To continue: ${mdCode(r.stop.resume)}`)
     if (r.stop.rollback) out.push(`To roll back what it did: ${mdCode(r.stop.rollback)}`)
   }
+  if (r.rollback) out.push(...rollbackMarkdown(r.rollback))
   out.push('## Timeline')
   out.push(
     r.timeline.length
@@ -131,4 +132,40 @@ export function renderRunMarkdown(r: RunReport): string {
     )
   }
   return `${out.join('\n\n')}\n`
+}
+
+function rollbackMarkdown(b: NonNullable<RunReport['rollback']>): string[] {
+  const out = ['## Rollback']
+  out.push(
+    `Started ${md(b.start)}${b.end ? `, ended ${md(b.end)}` : ''}: **${b.completed ? 'rolled back and verified' : 'not finished'}**${b.consent ? ` (consent: ${md(b.consent.by)})` : ''}.`,
+  )
+  if (b.units.length)
+    out.push(
+      tableMd(
+        ['at', 'unit', 'host', 'status', 'detail'],
+        b.units.map((u) => [md(u.at), md(u.id), md(u.host ?? ''), md(u.status), md(u.detail ?? '')]),
+      ),
+    )
+  if (b.restored.length)
+    out.push(
+      `Files put back:\n\n${tableMd(
+        ['host', 'file', 'from copy', 'sha256', 'what was there, kept as'],
+        b.restored.map((f) => [md(f.host ?? ''), mdCode(f.path), mdCode(f.from ?? ''), mdCode((f.sha256 ?? '').slice(0, 16)), mdCode(f.replacedKeptAs ?? '')]),
+      )}`,
+    )
+  if (b.notRestored.length)
+    out.push(
+      `Kept, not put back:\n\n${tableMd(
+        ['host', 'copy', 'why'],
+        b.notRestored.map((n) => [md(n.host), mdCode(n.copy), md(n.reason)]),
+      )}`,
+    )
+  if (b.verified.length)
+    out.push(
+      `Verified after:\n\n${tableMd(
+        ['host', 'check', 'ok', 'detail'],
+        b.verified.map((v) => [md(v.host), md(v.check), v.ok ? 'yes' : '**NO**', md(v.detail)]),
+      )}`,
+    )
+  return out
 }

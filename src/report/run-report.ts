@@ -73,7 +73,21 @@ export interface CommandRow {
   stdoutSha256?: string
 }
 
-export type Outcome = 'completed' | 'failed' | 'awaiting consent' | 'interrupted' | 'stopped' | 'dry run' | 'rolled back'
+export type Outcome = 'completed' | 'failed' | 'awaiting consent' | 'interrupted' | 'stopped' | 'dry run' | 'rolled back' | 'rollback stopped'
+
+/** A run's rollback (--rollback RUN), from its rollback-start/-step/-end events: every attempt of it. */
+export interface RollbackView {
+  start: string
+  end?: string
+  completed: boolean
+  /** Who consented to it, when journaled. */
+  consent?: Consent
+  units: {at: string; id: string; host?: string; status: string; detail?: string}[]
+  /** Files put back: path, from which copy, and what was there instead (kept as). */
+  restored: {host?: string; path: string; from?: string; replacedKeptAs?: string; sha256?: string}[]
+  notRestored: {host: string; copy: string; reason: string}[]
+  verified: {check: string; host: string; ok: boolean; detail: string}[]
+}
 
 export interface RunReport {
   run: string
@@ -95,6 +109,7 @@ export interface RunReport {
   figures: Figures[]
   commands: CommandRow[]
   stop?: {where: string; reason: string; resume?: string; rollback?: string}
+  rollback?: RollbackView
   unreadableLines: number
 }
 
@@ -163,6 +178,14 @@ export function timeline(events: LooseEvent[]): TimelineUnit[] {
       case 'saved-copy': {
         const u = openUnit(e, at)
         u.end = Math.max(u.end, at)
+        break
+      }
+      case 'rollback-step': {
+        const u = openUnit(e, at)
+        u.end = at
+        u.status = e.data?.status === 'failed' ? 'failed' : e.data?.status === 'skipped' ? 'skipped' : 'done'
+        u.detail = str(e.data?.error) ?? str(e.data?.skipped)
+        open.delete(unitKey(e))
         break
       }
       case 'step-done':
@@ -274,7 +297,20 @@ export function flatten(v: unknown, prefix = '', rows: [string, string][] = []):
 function outcomeOf(events: LooseEvent[], start: LooseEvent | undefined, diffs: DiffView[]): {outcome: Outcome; stop?: {where: string; reason: string}} {
   const end = [...events].reverse().find((e) => e.event === 'run-end')
   const failures = unresolvedFailures(events)
-  const rolledBack = events.some((e) => /rollback|rolled-back/.test(e.event))
+  const rollbackEnd = [...events].reverse().find((e) => e.event === 'rollback-end' || e.event === 'rollback-start')
+  const rolledBack = rollbackEnd?.event === 'rollback-end' && rollbackEnd.data?.completed === true
+  if (rollbackEnd && !rolledBack) {
+    const failed = [...events].reverse().find((e) => e.event === 'rollback-step' && e.data?.status === 'failed')
+    return {
+      outcome: 'rollback stopped',
+      stop: {
+        where: failed ? `rollback unit ${failed.step}${failed.host ? ` on ${failed.host}` : ''}` : 'during its rollback',
+        reason:
+          str(failed?.data?.error) ??
+          (rollbackEnd.event === 'rollback-start' ? 'the rollback did not end (stopped, or still running)' : 'the rollback ended unverified'),
+      },
+    }
+  }
   const lastActivity = [...events].reverse().find((e) => e.event.startsWith('step-') || e.event === 'interrupted')
   if (end) {
     const d = end.data ?? {}
@@ -338,12 +374,50 @@ function continuation(command: string, run: string, inventory: string | undefine
   const i = inventory ? ` -i ${inventory}` : ''
   const resume =
     str(startData.resumeCommand) ??
-    (command === 'sync-backends'
+    // sync-backends runs from before it ran a playbook cannot be resumed: plan again.
+    (command === 'sync-backends' && !str(startData.playbook)
       ? `murderctl sync-backends${i} --dry-run (then sync-backends${i} for what is left)`
       : `murderctl ${command}${i} --resume ${run}${outcome === 'awaiting consent' ? ' --yes' : ''}`)
   // Only a run that changed something has anything to roll back.
   const rollback = str(startData.rollbackCommand) ?? (command === 'recover-master' && changed ? `murderctl recover-master${i} --rollback ${run}` : undefined)
+  // A stopped rollback goes on with the same command, never with a resume of the run.
+  if (outcome === 'rollback stopped') return {resume: rollback ?? `murderctl ${command}${i} --rollback ${run}`, rollback: undefined}
   return {resume, rollback}
+}
+
+/** The rollback of a run, if it had one. */
+export function rollbackView(events: LooseEvent[]): RollbackView | undefined {
+  const starts = events.filter((e) => e.event === 'rollback-start')
+  if (!starts.length) return undefined
+  const end = [...events].reverse().find((e) => e.event === 'rollback-end')
+  const steps = events.filter((e) => e.event === 'rollback-step')
+  const consent = consents(events).find((c) => c.gate === 'rollback')
+  const last = starts.at(-1)!.data ?? {}
+  const verified = Array.isArray(end?.data?.verified) ? (end.data.verified as RollbackView['verified']) : []
+  return {
+    start: starts[0].at,
+    end: end?.at,
+    completed: end?.data?.completed === true && Date.parse(end.at) >= Date.parse(starts.at(-1)!.at),
+    consent,
+    units: steps.map((e) => ({
+      at: e.at,
+      id: e.step ?? '',
+      host: e.host,
+      status: str(e.data?.status) ?? 'done',
+      detail: str(e.data?.error) ?? str(e.data?.skipped) ?? str(e.data?.proved) ?? (e.data?.already ? 'already in place' : undefined),
+    })),
+    restored: steps
+      .filter((e) => str(e.data?.path) && e.data?.status !== 'failed')
+      .map((e) => ({
+        host: e.host,
+        path: str(e.data?.path)!,
+        from: str(e.data?.from),
+        replacedKeptAs: str(e.data?.replacedKeptAs),
+        sha256: str(e.data?.sha256),
+      })),
+    notRestored: Array.isArray(last.notRestored) ? (last.notRestored as RollbackView['notRestored']) : [],
+    verified,
+  }
 }
 
 export function buildRunReport(g: GatheredRun): RunReport {
@@ -435,6 +509,7 @@ export function buildRunReport(g: GatheredRun): RunReport {
             ),
           }
         : undefined,
+    rollback: rollbackView(ev),
     unreadableLines: g.unreadableLines,
   }
 }

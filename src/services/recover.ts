@@ -8,7 +8,7 @@ import {scanDump} from '../host/mboxlist.js'
 import {masterPid} from '../host/remote.js'
 import {hostsByRole, master} from '../inventory/load.js'
 import {breakLock, describeLock, type HeldLock, ownerAlive, readLock} from '../host/lock.js'
-import {executeRun, newRun, openRun, type PlaybookRunResult} from './runs.js'
+import {executeRun, newRun, openRun, type PlaybookRunResult, rollbackStoppedRun, type RollbackResult} from './runs.js'
 
 export interface RecoverRequest {
   /** auto, backends, frontend[=NAME], backup[=DIR] */
@@ -81,10 +81,11 @@ export async function recoverMaster(ctx: MurderContext, req: RecoverRequest, hoo
     journal = newRun(ctx, {command: 'recover-master', playbook: playbook.name, playbookFile: req.playbookFile, options, dryRun: req.dryRun})
   }
   const resumeHint = `continue with: murderctl recover-master -i ${ctx.inv.path} --resume ${journal.run}`
+  const rollbackHint = `murderctl recover-master -i ${ctx.inv.path} --rollback ${journal.run}`
   hooks.progress(
     `${req.dryRun ? 'dry run of' : 'running'} ${playbook.name} (source: ${options.source}${options.frontend ? ` ${options.frontend}` : ''}${options.backupPath ? ` ${options.backupPath}` : ''}); journal ${journal.path}`,
   )
-  const result = await executeRun(ctx, journal, playbook, {options, dryRun: req.dryRun, resumed: decided, resumeHint}, hooks)
+  const result = await executeRun(ctx, journal, playbook, {options, dryRun: req.dryRun, resumed: decided, resumeHint, rollbackHint}, hooks)
   return {...result, source: options}
 }
 
@@ -113,4 +114,16 @@ export async function breakRecoveryLock(ctx: MurderContext, confirm: (question: 
     throw new AbortError('not confirmed: the lock is still held', {host: m.name, step: 'break-lock'})
   await breakLock(ctx, m, held)
   return {broken: true, lock: held}
+}
+
+/** --rollback RUN: undo what a stopped recover-master run did, with the playbook it ran. */
+export function rollbackRecovery(ctx: MurderContext, run: string, dryRun: boolean, hooks: EngineHooks): Promise<RollbackResult> {
+  return rollbackStoppedRun(
+    ctx,
+    run,
+    'recover-master',
+    (start) => choosePlaybook(ctx, RecoverOptions.parse(start.options), start.playbookFile),
+    {dryRun},
+    hooks,
+  )
 }

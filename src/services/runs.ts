@@ -4,10 +4,10 @@
 import {AbortError, RefusedError} from '../errors.js'
 import type {RunContext} from '../engine/context.js'
 import {type EngineHooks, type RunOutcome, RunStoppedError, runPlaybook} from '../engine/engine.js'
+import {type RollbackOutcome, rollbackRun} from '../engine/rollback.js'
 import {Journal, newRunId} from '../engine/journal.js'
 import type {Playbook} from '../engine/schema.js'
 import type {MurderContext} from '../host/context.js'
-import type {Host} from '../inventory/schema.js'
 import {inventoryFingerprint} from '../inventory/load.js'
 import {type LockOwner, ownerAlive, ownerHere} from '../host/lock.js'
 
@@ -34,7 +34,13 @@ export function newRun(ctx: MurderContext, start: RunStart): Journal {
  * missing run id (nothing is created), a dry run, a complete run, another command's or
  * murder's run, a run made with other hosts, a run whose process still runs.
  */
-export function openRun(ctx: MurderContext, run: string, command: string, progress: (line: string) => void = () => {}): {journal: Journal; start: RunStart} {
+export function openRun(
+  ctx: MurderContext,
+  run: string,
+  command: string,
+  progress: (line: string) => void = () => {},
+  purpose: 'resume' | 'rollback' = 'resume',
+): {journal: Journal; start: RunStart} {
   const journal = Journal.open(ctx.inv.stateDir, run)
   const events = journal.events()
   if (journal.tornLine)
@@ -43,7 +49,10 @@ export function openRun(ctx: MurderContext, run: string, command: string, progre
   if (!start) throw new AbortError(`run ${run} has no start record`, {hint: 'start a new run'})
   if ((start.command ?? 'recover-master') !== command)
     throw new RefusedError(`run ${run} is a ${start.command} run, not ${command}`, {hint: `resume it with murderctl ${start.command} --resume ${run}`})
-  if (start.dryRun) throw new RefusedError(`run ${run} was a dry run: there is nothing to resume`, {hint: 'start a real run (without --dry-run)'})
+  if (start.dryRun)
+    throw new RefusedError(`run ${run} was a dry run: there is nothing to ${purpose === 'resume' ? 'resume' : 'roll back'}`, {
+      hint: 'start a real run (without --dry-run)',
+    })
   if (start.murder !== ctx.inv.name)
     throw new RefusedError(`run ${run} was made on murder "${start.murder ?? 'unknown'}", not "${ctx.inv.name}"`, {
       hint: "resume it with that murder's inventory",
@@ -52,8 +61,29 @@ export function openRun(ctx: MurderContext, run: string, command: string, progre
     throw new RefusedError(`the murder's hosts are not those run ${run} started with (inventory fingerprint differs)`, {
       hint: 'resume with the inventory and the --skip-host flags the run started with, or start a new run',
     })
-  if (events.findLast((e) => e.event === 'run-end')?.data?.completed)
-    throw new RefusedError(`run ${run} is complete`, {hint: 'nothing to resume; murderctl check shows the murder'})
+  const rollback = events.findLast((e) => e.event === 'rollback-end' || e.event === 'rollback-start')
+  if (purpose === 'resume' && rollback)
+    throw new RefusedError(
+      `run ${run} was rolled back${rollback.event === 'rollback-start' || !rollback.data?.completed ? ' (its rollback stopped part-way)' : ''}`,
+      {
+        hint: rollback.data?.completed ? 'start a new run' : `finish the rollback: murderctl ${command} --rollback ${run}`,
+      },
+    )
+  if (purpose === 'rollback' && rollback?.event === 'rollback-end' && rollback.data?.completed)
+    throw new RefusedError(`run ${run} is already rolled back`, {hint: 'nothing to undo; murderctl check shows the murder'})
+  const end = events.findLast((e) => e.event === 'run-end')?.data
+  if (end?.completed)
+    throw new RefusedError(`run ${run} is complete`, {
+      hint:
+        purpose === 'resume'
+          ? 'nothing to resume; murderctl check shows the murder'
+          : 'a finished run is not rolled back; its copies stay on the hosts (murderctl report lists them)',
+    })
+  // A run that stopped before its first change, and gave its lock back, is over.
+  if (end?.closed)
+    throw new RefusedError(`run ${run} stopped before changing anything and was closed`, {
+      hint: `nothing to ${purpose === 'resume' ? 'resume' : 'undo'}: run murderctl ${command} again`,
+    })
   const owner = events.findLast((e) => e.event === 'note' && e.data?.owner)?.data?.owner as LockOwner | undefined
   if (owner && owner.pid !== process.pid && ownerAlive(owner) === true)
     throw new RefusedError(`run ${run} is still running: pid ${owner.pid} on ${owner.host} since ${owner.startedAt}`, {
@@ -74,7 +104,7 @@ export async function executeRun(
   ctx: MurderContext,
   journal: Journal,
   playbook: Playbook,
-  run: {options: Record<string, unknown>; dryRun: boolean; resumed: boolean; selectors?: Record<string, Host[]>; resumeHint: string},
+  run: {options: Record<string, unknown>; dryRun: boolean; resumed: boolean; selectors?: RunContext['selectors']; resumeHint: string; rollbackHint?: string},
   hooks: EngineHooks,
 ): Promise<PlaybookRunResult> {
   const rc: RunContext = {
@@ -93,7 +123,7 @@ export async function executeRun(
   if (!run.dryRun) journal.write({event: 'note', data: {owner: ownerHere(journal.run, journal.run.split('-').slice(1, -1).join('-'))}})
   let outcome: RunOutcome
   try {
-    outcome = await runPlaybook(rc, playbook, hooks, run.resumeHint)
+    outcome = await runPlaybook(rc, playbook, hooks, run.resumeHint, run.rollbackHint)
   } catch (error) {
     // A refusal before anything changed is the answer, not a stop to resume from.
     if (error instanceof RunStoppedError && error.code === 'refused' && !journal.events().some((e) => e.event === 'step-done' && e.step !== 'preflight')) {
@@ -104,4 +134,43 @@ export async function executeRun(
   }
   journal.write({event: 'run-end', data: {completed: outcome.completed, dryRun: run.dryRun}})
   return {...outcome, run: journal.run, playbook: playbook.name, dryRun: run.dryRun, journal: journal.path}
+}
+
+export interface RollbackResult extends RollbackOutcome {
+  run: string
+  playbook: string
+  dryRun: boolean
+  journal: string
+}
+
+/**
+ * --rollback RUN: the stopped run undone, journaled in its own journal (a dry run shows the
+ * plan and writes nothing). `playbookOf` gives the playbook the run ran, from its start record.
+ */
+export async function rollbackStoppedRun(
+  ctx: MurderContext,
+  run: string,
+  command: string,
+  playbookOf: (start: RunStart) => Playbook,
+  req: {dryRun: boolean; selectors?: RunContext['selectors']},
+  hooks: EngineHooks,
+): Promise<RollbackResult> {
+  const {journal, start} = openRun(ctx, run, command, hooks.progress, 'rollback')
+  const playbook = playbookOf(start)
+  const rc: RunContext = {
+    murder: ctx,
+    journal,
+    runId: journal.run,
+    dryRun: req.dryRun,
+    resumed: true,
+    options: start.options,
+    selectors: req.selectors ?? {},
+    facts: new Map(),
+    diffs: new Map(),
+    pending: new Map(),
+  }
+  if (!req.dryRun) journal.write({event: 'note', data: {owner: ownerHere(journal.run, command)}})
+  hooks.progress(`${req.dryRun ? 'dry run of the rollback of' : 'rolling back'} run ${run} (${playbook.name}); journal ${journal.path}`)
+  const outcome = await rollbackRun(rc, playbook, hooks)
+  return {...outcome, run, playbook: playbook.name, dryRun: req.dryRun, journal: journal.path}
 }

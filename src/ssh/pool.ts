@@ -1,7 +1,8 @@
 // The SSH transport: one pooled ssh2 connection per host, opened on first use and reused by
 // every step; at most a few channels at once per connection (OpenSSH's MaxSessions is 10);
 // keepalives and a per-command timeout so a dead or hung host fails fast; host keys checked
-// against our own known_hosts file (ssh2 would accept any key). Transport problems throw typed
+// against our own known_hosts file (ssh2 would accept any key); the operator's OpenSSH client
+// config applied below the inventory's settings (ssh-config.ts). Transport problems throw typed
 // errors; a command's non-zero exit is a result.
 import {randomBytes} from 'node:crypto'
 import {readFileSync} from 'node:fs'
@@ -25,6 +26,7 @@ import {
   verifyHostKey,
 } from './known-hosts.js'
 import {commandLine, shellQuote} from './quote.js'
+import {applySshConfig, defaultSshConfigFiles, readSshConfig, type ResolvedHost, sshConfigValues} from './ssh-config.js'
 import type {ExecOptions, ExecResult, RemoteCommand, RemoteShell} from './types.js'
 
 // Named ESM imports of ssh2 fail under plain Node (CJS export detection): use the default.
@@ -46,6 +48,8 @@ export interface SshPoolOptions {
   hashKnownHosts?: boolean
   /** Keys tried when a host has no ssh.identity, as OpenSSH does (default ~/.ssh/id_ed25519, id_ecdsa, id_rsa). */
   defaultIdentities?: string[]
+  /** OpenSSH client configs read for a host without ssh.configFile (default ~/.ssh/config, /etc/ssh/ssh_config; missing ones skipped). */
+  sshConfigFiles?: string[]
   /** Told about every host key recorded because of acceptNewHostKeys. */
   onHostKeyAccepted?: (info: HostId & {keyType: string; fingerprint: string; file: string}) => void
 }
@@ -168,6 +172,8 @@ export class SshPool implements RemoteShell {
   private readonly live = new Set<Conn>()
   private known?: KnownHosts
   private closed = false
+  private readonly sshConfigs = new Map<string, ReturnType<typeof readSshConfig>>()
+  private readonly targets = new WeakMap<Host, ResolvedHost>()
 
   constructor(private readonly opts: SshPoolOptions) {
     if (opts.maxChannelsPerHost !== undefined && (!Number.isInteger(opts.maxChannelsPerHost) || opts.maxChannelsPerHost < 1))
@@ -240,8 +246,9 @@ export class SshPool implements RemoteShell {
     return s
   }
 
-  private async raw(host: Host, cmd: RemoteCommand, opts: ExecOptions = {}): Promise<RawResult> {
+  private async raw(inventoryHost: Host, cmd: RemoteCommand, opts: ExecOptions = {}): Promise<RawResult> {
     if (this.closed) throw new BugError('SshPool used after close()')
+    const host = this.target(inventoryHost)
     const command = remoteCommandLine(host, cmd, opts)
     if (opts.signal?.aborted) throw cancelled(host, command)
     const key = connKey(host)
@@ -433,7 +440,8 @@ export class SshPool implements RemoteShell {
   }
 
   /** A TCP stream to `port` on the host, opened by its own sshd (direct-tcpip), over the pooled connection. */
-  async forward(host: Host, port: number): Promise<ClientChannel> {
+  async forward(inventoryHost: Host, port: number): Promise<ClientChannel> {
+    const host = this.target(inventoryHost)
     const conn = await this.connect(host, connKey(host))
     return new Promise((resolve, reject) => {
       try {
@@ -442,6 +450,23 @@ export class SshPool implements RemoteShell {
         reject(error)
       }
     })
+  }
+
+  /** The client config a host reads: its ssh.configFile (as ssh -F), else the default files. Parsed once per pool. */
+  private sshConfig(host: Host): ReturnType<typeof readSshConfig> {
+    const f = host.ssh.configFile
+    const files = f === 'none' ? [] : f ? [f] : (this.opts.sshConfigFiles ?? defaultSshConfigFiles())
+    const key = files.join('\0')
+    let c = this.sshConfigs.get(key)
+    if (!c) this.sshConfigs.set(key, (c = readSshConfig(files, {required: Boolean(f)})))
+    return c
+  }
+
+  /** The host as SSH reaches it: the inventory's settings over the client config's (HostName, User, Port, IdentityFile, ProxyJump). */
+  private target(host: Host): ResolvedHost {
+    let t = this.targets.get(host)
+    if (!t) this.targets.set(host, (t = applySshConfig(host, this.sshConfig(host))))
+    return t
   }
 
   private knownHosts(): KnownHosts {
@@ -472,7 +497,9 @@ export class SshPool implements RemoteShell {
    * `ssh -J`): the bastion is an SSH host of its own, pooled, its key checked like any other.
    */
   private async throughJump(host: Host): Promise<ClientChannel> {
-    const jump = jumpHost(host)
+    // The bastion reads the client config too (an alias there works), but not for a jump of its own: one hop.
+    const t = this.target(jumpHost(host))
+    const jump: ResolvedHost = {...t, ssh: {...t.ssh, proxyJump: undefined}}
     const conn = await this.connect(jump, connKey(jump))
     return new Promise((resolve, reject) => {
       conn.client.forwardOut('127.0.0.1', 0, host.address, host.ssh.port, (err, stream) =>
@@ -493,7 +520,7 @@ export class SshPool implements RemoteShell {
     return this.openOn(host, key, sock)
   }
 
-  private openOn(host: Host, key: string, sock?: ClientChannel): Promise<Conn> {
+  private openOn(host: ResolvedHost, key: string, sock?: ClientChannel): Promise<Conn> {
     const {address} = host
     const {port, user, identity, connectTimeout} = host.ssh
     const id: HostId = {host: host.name, address, port}
@@ -535,14 +562,18 @@ export class SshPool implements RemoteShell {
     if (prefer.length) cfg.algorithms = {serverHostKey: {remove: prefer, prepend: prefer, append: []}}
 
     try {
-      // As OpenSSH: the named key, else the default ones that are there; the agent's keys too.
-      const keys = identity ? [readIdentity(host, identity)] : defaultKeys(this.opts.defaultIdentities)
+      // As OpenSSH: the named key, else the client config's IdentityFiles that load, else the
+      // default ones that are there; the agent's keys too.
+      const keys = identity ? [readIdentity(host, identity)] : usableKeys(host.identityFiles ?? this.opts.defaultIdentities)
       const agent = this.opts.agentSocket ?? process.env.SSH_AUTH_SOCK
       if (!keys.length && !agent)
-        throw new UnreachableError(`no SSH credentials for ${host.name}: no ssh.identity, no default key in ~/.ssh, and no ssh-agent (SSH_AUTH_SOCK)`, {
-          host: host.name,
-          hint: 'set ssh.identity in the inventory, or start ssh-agent and ssh-add the key',
-        })
+        throw new UnreachableError(
+          `no SSH credentials for ${host.name}: no ssh.identity, ${host.identityFiles ? `no usable key among the SSH client config's IdentityFile (${host.identityFiles.join(', ')})` : 'no default key in ~/.ssh'}, and no ssh-agent (SSH_AUTH_SOCK)`,
+          {
+            host: host.name,
+            hint: 'set ssh.identity in the inventory, or start ssh-agent and ssh-add the key',
+          },
+        )
       const methods: (PublicKeyAuthMethod | AgentAuthMethod)[] = keys.map((key) => ({type: 'publickey', username: user, key}))
       if (agent) methods.push({type: 'agent', username: user, agent})
       cfg.authHandler = methods
@@ -589,7 +620,7 @@ export class SshPool implements RemoteShell {
   }
 
   /** undefined when the key may be used; otherwise the error to report. */
-  private checkHostKey(host: Host, id: HostId, keyBlob: Buffer): HostKeyError | undefined {
+  private checkHostKey(host: ResolvedHost, id: HostId, keyBlob: Buffer): HostKeyError | undefined {
     const file = this.opts.knownHostsPath
     const known = this.knownHosts()
     const v = verifyHostKey(known, id, keyBlob)
@@ -598,7 +629,7 @@ export class SshPool implements RemoteShell {
     const who = `${host.name} (${where(host)})`
     if (v.status === 'match') return undefined
     if (v.status === 'unknown' && this.opts.acceptNewHostKeys) {
-      appendKnownHost(file, id, keyBlob, {hash: this.opts.hashKnownHosts ?? hashKnownHostsConfigured()})
+      appendKnownHost(file, id, keyBlob, {hash: this.opts.hashKnownHosts ?? host.hashKnownHosts ?? false})
       this.known = undefined
       this.opts.onHostKeyAccepted?.({...id, keyType: type, fingerprint: fp, file})
       return undefined
@@ -641,18 +672,23 @@ function connKey(host: Host): string {
 /** The bastion of ssh.proxyJump as a host of its own: its user and port, else the host's user and 22; the host's keys. */
 export function jumpHost(host: Host): Host {
   const m = /^(?:([^@]+)@)?(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(host.ssh.proxyJump ?? '')
-  if (!m) throw new InventoryError(`ssh.proxyJump of ${host.name} is not [user@]host[:port]: ${host.ssh.proxyJump}`, {host: host.name})
+  if (!m)
+    throw new InventoryError(`the ProxyJump of ${host.name} (ssh.proxyJump, or the SSH client config's) is not [user@]host[:port]: ${host.ssh.proxyJump}`, {
+      host: host.name,
+    })
   const address = m[2].replace(/^\[|\]$/g, '')
   return {
     ...host,
     name: `${address} (bastion of ${host.name})`,
     address,
     ssh: {...host.ssh, user: m[1] ?? host.ssh.user, port: m[3] ? Number(m[3]) : 22, proxyJump: undefined, sudo: false},
+    // What the jump spec leaves out, the client config may give (ssh -J runs ssh to the bastion, which reads it).
+    sshDefaulted: [...(m[1] ? [] : (['user'] as const)), ...(m[3] ? [] : (['port'] as const))],
   }
 }
 
-/** OpenSSH's default identities that exist and load without a passphrase. */
-function defaultKeys(paths = ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((f) => join(homedir(), '.ssh', f))): Buffer[] {
+/** Those of the keys (default: OpenSSH's default identities) that exist and load without a passphrase. */
+function usableKeys(paths = ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((f) => join(homedir(), '.ssh', f))): Buffer[] {
   return paths.flatMap((p) => {
     try {
       const buf = readFileSync(p)
@@ -663,27 +699,9 @@ function defaultKeys(paths = ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((f) => joi
   })
 }
 
-/** Whether the user's or the system's SSH config says HashKnownHosts yes (Debian's does). */
-export function hashKnownHostsConfigured(files = [join(homedir(), '.ssh', 'config'), '/etc/ssh/ssh_config']): boolean {
-  for (const f of files) {
-    let text: string
-    try {
-      text = readFileSync(f, 'utf8')
-    } catch {
-      continue
-    }
-    // The first value found wins, as in OpenSSH; only global and `Host *` sections apply to every host.
-    let applies = true
-    for (const line of text.split('\n')) {
-      const m = /^\s*(\w+)\s*[= ]\s*(.*?)\s*$/.exec(line)
-      if (!m || line.trim().startsWith('#')) continue
-      const [key, value] = [m[1].toLowerCase(), m[2]]
-      if (key === 'host') applies = value.split(/\s+/).includes('*')
-      else if (key === 'match') applies = false
-      else if (key === 'hashknownhosts' && applies) return /^yes$/i.test(value)
-    }
-  }
-  return false
+/** Whether the client config says HashKnownHosts yes for `host` (Debian's /etc/ssh/ssh_config does, under Host *). */
+export function hashKnownHostsConfigured(files = defaultSshConfigFiles(), host = '*'): boolean {
+  return sshConfigValues(readSshConfig(files), host).hashKnownHosts ?? false
 }
 
 function readIdentity(host: Host, identity: string): Buffer {

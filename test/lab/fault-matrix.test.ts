@@ -7,84 +7,31 @@
 import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
-import {parse, stringify} from 'yaml'
-import {isLiveLocal} from '../../src/cyrus/mboxlist-dump.js'
-import {assertAllJournalCopiesIntact, CTL, dumpEntry, lab, labHost, loseMasterDb, murderctl, onHost, waitLabHealthy} from './helpers.js'
+import {assertAllJournalCopiesIntact, CTL, dumpEntry, lab, loseMasterDb, murderctl, murderctlTty, onHost, runJournals, waitLabHealthy} from './helpers.js'
+import {
+  assertNothingLost as nothingLost,
+  BACKENDS,
+  fakeToolInventory,
+  installFakeTools,
+  killCyrusMaster,
+  killSshd,
+  newFigures,
+  recoverWithFault as recover,
+  resumeRun,
+  runIdOf,
+  snapshot,
+  startMaster,
+  startSshd,
+  svc,
+} from './faults.js'
 
-const BACKENDS = ['b1', 'b2']
-const figures = {runs: 0, faults: 0, resumed: 0, mailboxesLost: 0, copiesChecked: 0}
+const figures = newFigures()
 const rows: {fault: string; command: string; stoppedWith: string; then: string}[] = []
-
-const svc = () => join(lab().dir, 'bin', 'cyrus-service')
 const sshdConfig = (h: string) => join(lab().dir, 'hosts', h, 'sshd_config')
+const assertNothingLost = (before: Record<string, string[]>) => nothingLost(before, figures)
 
-/** Live local mailboxes of a host, sorted. */
-async function liveLocal(host: string): Promise<string[]> {
-  const dump = JSON.parse((await onHost(host, `${CTL} -d`)).stdout) as Record<string, {mbtype: string; server?: string}>
-  return Object.entries(dump)
-    .filter(([, e]) => isLiveLocal(e))
-    .map(([n]) => n)
-    .sort()
-}
-
-async function snapshot(): Promise<Record<string, string[]>> {
-  return Object.fromEntries(await Promise.all(BACKENDS.map(async (b) => [b, await liveLocal(b)] as const)))
-}
-
-/** Nothing lost: every backend's local set as before, the master holds their union exactly. */
-async function assertNothingLost(before: Record<string, string[]>): Promise<void> {
-  const union = new Set<string>()
-  for (const b of BACKENDS) {
-    const now = await liveLocal(b)
-    const lost = before[b].filter((n) => !now.includes(n))
-    figures.mailboxesLost += lost.length
-    expect(now, `${b}'s local mailboxes`).toEqual(before[b])
-    for (const n of now) union.add(n)
-  }
-  const master = Object.keys(JSON.parse((await onHost('mupdate', `${CTL} -d`)).stdout)).sort()
-  expect(master).toEqual([...union].sort())
-  figures.copiesChecked += await assertAllJournalCopiesIntact()
-}
-
-const runIdOf = (r: {stderr: string; json?: any}) => (r.json?.error?.hint ?? r.stderr).match(/--resume (\S+)/)?.[1] as string
-
-/** Kill a host's sshd and every session it holds: murderctl's pooled connection dies too. */
-// Stopped first: a cyrus-master (or sshd) that sees a child die forks another, which would
-// outlive it holding the port.
-const killTree = 'k() { kill -STOP "$1" 2>/dev/null; for c in $(pgrep -P "$1"); do k "$c"; done; kill -KILL "$1" 2>/dev/null; }'
-const killSshd = (h: string) => onHost(h, `${killTree}; k "$(cat /run/sshd.pid)"; rm -f /run/sshd.pid`)
-// Until init has reaped it, a killed cyrus-master is a zombie that kill -0 still finds.
-const killCyrusMaster = () =>
-  onHost('mupdate', `${killTree}; p=$(cat /run/cyrus-master.pid); k "$p"; i=0; while [ -e /proc/$p ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.1; done`)
-const startSshd = (h: string, config = sshdConfig(h)) => onHost(h, `/usr/sbin/sshd -f ${config}`)
-
-/** Start the master as an operator would, and wait until it listens (what the stop message asks). */
-async function startMaster() {
-  await onHost('mupdate', `${svc()} start`)
-  const deadline = Date.now() + 30_000
-  const at = `${labHost('mupdate').address}:3905 `
-  while ((await onHost('mupdate', `ss -Htln | grep -qF '${at}' && echo up || true`)).stdout.trim() !== 'up') {
-    if (Date.now() > deadline) throw new Error('the master does not listen on 3905')
-    await new Promise((r) => setTimeout(r, 250))
-  }
-}
-
-async function resume(run: string, what: string) {
-  expect(run, `no run id to resume after ${what}`).toBeTruthy()
-  const r = await murderctl(['recover-master', '-i', lab().inventory, '--resume', run, '--yes', '--json'])
-  figures.runs++
-  figures.resumed++
-  expect(r.exitCode, `resume after ${what}: ${JSON.stringify(r.json?.error)}`).toBe(0)
-  return r
-}
-
-/** One recover-master with a fault injected once its output matches `when`. */
-async function recoverWithFault(when: RegExp, inject: () => Promise<unknown>, args: string[] = []) {
-  const r = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes', ...args], {injectWhen: when, inject})
-  figures.runs++
-  figures.faults++
-  return r
-}
+const resume = (run: string, what: string) => resumeRun(figures, run, what)
+const recoverWithFault = (when: RegExp, inject: () => Promise<unknown>) => recover(figures, when, inject)
 
 describe('fault matrix: recover-master (standard, from the backends)', () => {
   let before: Record<string, string[]>
@@ -142,6 +89,56 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
     })
   })
 
+  it("a backend's sshd killed in the middle of the push, then rolled back (refused while b2 is still down, then run again)", async () => {
+    await loseMasterDb()
+    // A master restarted without its db may not write one until it is used: then there is none to put back.
+    const masterDb = async () => (await onHost('mupdate', 'sha256sum /var/lib/cyrus/mailboxes.db 2>/dev/null || echo missing')).stdout.split(/\s+/)[0]
+    const masterEntries = async () => Object.keys(JSON.parse((await onHost('mupdate', `${CTL} -d`)).stdout)).length
+    const before = await masterDb()
+    const entriesBefore = await masterEntries()
+    const r = await recoverWithFault(/\[11\/14\] /, () => killSshd('b2'))
+    const run = runIdOf(r)
+    let rollback
+    try {
+      expect(r.exitCode, r.stderr).toBe(4)
+      expect(r.stderr).toMatch(new RegExp(`or undo what it did: murderctl recover-master -i \\S+ --rollback ${run}`))
+      // b2 is still down: the rollback refuses to start (nothing changed), and says how to go on.
+      rollback = await murderctl(['recover-master', '-i', lab().inventory, '--rollback', run, '--yes', '--json'])
+      figures.runs++
+      expect(rollback.exitCode, JSON.stringify(rollback.json)).toBe(4)
+      expect(rollback.json.error.host).toBe('b2')
+      expect(rollback.json.error.hint).toMatch(new RegExp(`nothing was changed: bring b2 back, then --rollback ${run} again`))
+    } finally {
+      await startSshd('b2')
+    }
+    rollback = await murderctl(['recover-master', '-i', lab().inventory, '--rollback', run, '--yes', '--json'])
+    figures.runs++
+    figures.rolledBack++
+    expect(rollback.exitCode, JSON.stringify(rollback.json?.error ?? rollback.json?.verified)).toBe(0)
+    // As before the run: the master's (lost) list, by sha256 when it had a file, the frontends started, the lock released.
+    if (before !== 'missing') expect(await masterDb()).toBe(before)
+    expect(await masterEntries()).toBe(entriesBefore)
+    expect(rollback.json.results.filter((u: {status: string}) => u.status !== 'done' && u.status !== 'skipped')).toEqual([])
+    expect(rollback.json.results.map((u: {id: string; host: string}) => `${u.id}@${u.host}`)).toEqual(
+      expect.arrayContaining(['restore-save-backend-dbs@b2', 'restore-set-aside-frontend-dbs@fe1', 'undo-stop-frontends@fe2', 'undo-lock@mupdate']),
+    )
+    expect(rollback.json.verified.filter((v: {check: string}) => v.check === 'running as before the run').map((v: {host: string}) => v.host)).toEqual(
+      expect.arrayContaining(['mupdate', 'fe1', 'fe2']),
+    )
+    expect((await onHost('mupdate', 'test -e /var/lib/cyrus/murderctl-recovery.lock; echo $?')).stdout.trim()).toBe('1')
+    figures.copiesChecked += await assertAllJournalCopiesIntact()
+    // The master is still lost: a new run recovers it.
+    const again = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes', '--json'])
+    figures.runs++
+    expect(again.exitCode, JSON.stringify(again.json?.error)).toBe(0)
+    rows.push({
+      fault: "a backend's sshd killed mid-step, then rolled back",
+      command: 'recover-master --rollback',
+      stoppedWith: 'exit 4, host b2, step push; the rollback with b2 still down: exit 4, host b2',
+      then: 'sshd back, --rollback again: exit 0, the master db back by sha256, frontends started, lock released',
+    })
+  })
+
   it("the master's cyrus-master killed in the middle of the push", async () => {
     await loseMasterDb()
     // Killed as the push starts (while the backends' dbs are saved, just before): a push of 40
@@ -166,32 +163,40 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
 
   it('a second operator starting a run is refused while the first goes on', async () => {
     await loseMasterDb()
+    // The first run waits at its diff prompt, holding the lock, while the second operator tries:
+    // a run that raced through first (6 s on the lab) would leave the second nothing to meet.
     let second: Awaited<ReturnType<typeof murderctl>> | undefined
-    const first = await recoverWithFault(/\[3\/16\] /, async () => {
-      second = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes', '--json'])
-      figures.runs++
-    })
-    expect(first.exitCode, first.stderr).toBe(0)
+    let resumeBeside: Awaited<ReturnType<typeof murderctl>> | undefined
+    const first = await murderctlTty(
+      ['recover-master', '-i', lab().inventory, '--source', 'backends'],
+      [
+        {when: /Go ahead with this plan\? \[y\/N\]/, send: 'y\n'},
+        {
+          when: /with these changes\? \[y\/N\]/,
+          send: 'y\n',
+          before: async () => {
+            const run = runJournals().at(-1)!.split('/').at(-2)!
+            second = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes', '--json'])
+            // Resuming the first run while it lives is refused too: never two processes on one journal.
+            resumeBeside = await murderctl(['recover-master', '-i', lab().inventory, '--resume', run, '--yes', '--json'])
+            figures.runs += 2
+          },
+        },
+      ],
+    )
+    figures.runs++
+    figures.faults++
+    expect(first.exitCode, first.output).toBe(0)
     expect(second!.exitCode, JSON.stringify(second!.json)).toBe(7)
     expect(second!.json.error).toMatchObject({host: 'mupdate', step: 'lock'})
     expect(second!.json.error.message).toMatch(/another run holds the murder's lock: run \S+ \(recover-master, pid \d+ on /)
     expect(second!.json.error.hint).not.toMatch(/--resume/)
-    // Resuming the first run while it lives is refused too (it finished here: refused as complete).
-    const resumeBeside = await murderctl([
-      'recover-master',
-      '-i',
-      lab().inventory,
-      '--resume',
-      runIdOf({stderr: `--resume ${first.stderr.match(/runs\/(\S+?)\/journal/)![1]}`}),
-      '--yes',
-      '--json',
-    ])
-    figures.runs++
-    expect(resumeBeside.exitCode).toBe(7)
+    expect(resumeBeside!.exitCode, JSON.stringify(resumeBeside!.json)).toBe(7)
+    expect(resumeBeside!.json.error.message).toMatch(/is still running: pid \d+ on /)
     rows.push({
       fault: 'a second operator starting a run',
       command: 'recover-master',
-      stoppedWith: 'the second: exit 7, host mupdate, step lock, owner pid/host/start shown',
+      stoppedWith: 'the second: exit 7, host mupdate, step lock, owner pid/host/start shown; resuming the first while it waits: exit 7, "still running"',
       then: 'the first: exit 0',
     })
   })
@@ -285,56 +290,40 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
   })
 })
 
-/**
- * The lab inventory with `host`'s binDir on a copy of Cyrus's tools where ctl_mboxlist's push
- * prints an error and exits 0 (what Cyrus tools do); -d, -u and -m -w still work.
- */
-function fakeToolInventory(host: string): string {
-  const bin = join(lab().dir, `fault-bin-${host}`)
-  const script = `#!/bin/sh
-case " $* " in *" -w "*|*" -d "*|*" -u "*) exec /usr/lib/cyrus/bin/ctl_mboxlist "$@";; esac
-echo "fatal error: mupdate: could not push: IOERROR: simulated by the fault matrix" >&2
-exit 0
-`
-  const inv = parse(readFileSync(lab().inventory, 'utf8'))
-  const h = inv.hosts.find((x: any) => x.name === host)
-  h.cyrus = {...h.cyrus, binDir: bin}
-  const path = join(lab().dir, `inventory-fault-${host}.yaml`)
-  writeFileSync(path, stringify(inv))
-  writeFileSync(join(lab().dir, `fault-bin-${host}.sh`), script, {mode: 0o755})
-  return path
-}
-
-beforeAll(async () => {
-  // The fake tool folders: every real tool linked, ctl_mboxlist replaced.
-  for (const h of ['b1', 'b2']) {
-    const bin = join(lab().dir, `fault-bin-${h}`)
-    fakeToolInventory(h)
-    await onHost(
-      h,
-      `mkdir -p ${bin} && for f in /usr/lib/cyrus/bin/*; do ln -sf "$f" ${bin}/; done && rm -f ${bin}/ctl_mboxlist && cp ${join(lab().dir, `fault-bin-${h}.sh`)} ${bin}/ctl_mboxlist && chmod 755 ${bin}/ctl_mboxlist`,
-    )
-  }
-})
+beforeAll(installFakeTools)
 
 describe('fault matrix: sync-backends --yes (apply)', () => {
   let before: Record<string, string[]>
   let n = 0
-  /** A divergence for sync-backends to repair: a new local mailbox on b1, behind the master's back. */
+  /** A divergence for sync-backends to repair: a new local mailbox on b1 (and one on b2), behind the master's back. */
   async function diverge() {
     n++
     await onHost('b1', `${CTL} -u`, dumpEntry(`user.fault${n}`, `fault${n}`))
+    await onHost('b2', `${CTL} -u`, dumpEntry(`user.faultb${n}`, `faultb${n}`))
     before = await snapshot()
   }
   const sync = (inv = lab().inventory) => murderctl(['sync-backends', '-i', inv, '--yes', '--json'])
-  // Progress lines (to inject on) are only printed without --json.
-  const syncInjected = (inject: () => Promise<unknown>) => murderctl(['sync-backends', '-i', lab().inventory, '--yes'], {injectWhen: /diffing/, inject})
+  // Progress lines (to inject on) are only printed without --json: "[k/8] <step title>".
+  const syncInjected = (when: RegExp, inject: () => Promise<unknown>, inv = lab().inventory) =>
+    murderctl(['sync-backends', '-i', inv, '--yes'], {injectWhen: when, inject})
+  const DIFF = /\[2\/8\] /
+  const PUSH = /\[6\/8\] /
   async function syncAgain(what: string) {
     const r = await sync()
     figures.runs++
     figures.resumed++
     expect(r.exitCode, `sync-backends after ${what}: ${r.stdout.slice(0, 2000)}`).toBe(0)
   }
+  async function syncResume(run: string, what: string) {
+    expect(run, `no run id to resume after ${what}`).toBeTruthy()
+    const r = await murderctl(['sync-backends', '-i', lab().inventory, '--resume', run, '--yes', '--json'])
+    figures.runs++
+    figures.resumed++
+    expect(r.exitCode, `sync-backends --resume after ${what}: ${JSON.stringify(r.json?.error)}`).toBe(0)
+    for (const b of BACKENDS) expect((await onHost(b, `${CTL} -m -w`)).stdout, `${b} -m -w after the resume`).toBe('')
+    return r
+  }
+  const noLock = async () => expect((await onHost('mupdate', 'test -e /var/lib/cyrus/murderctl-recovery.lock; echo $?')).stdout.trim()).toBe('1')
   beforeAll(async () => {
     await waitLabHealthy(60_000)
   })
@@ -350,29 +339,109 @@ describe('fault matrix: sync-backends --yes (apply)', () => {
     )
   })
 
-  it("a backend's sshd killed while the plan is made", async () => {
+  it("a backend's sshd killed while the diff is made", async () => {
     await diverge()
-    const r = await syncInjected(() => killSshd('b1'))
+    const r = await syncInjected(DIFF, () => killSshd('b1'))
     figures.runs++
     figures.faults++
     try {
       expect(r.exitCode, r.stderr).toBe(4)
       expect(r.stderr).toMatch(/host b1/)
+      expect(r.stderr).toMatch(/step (lock|diff)/)
+      // Stopped before its first change: the lock is given back and the run closed.
+      expect(r.stderr).toMatch(/run it again.*nothing was changed/)
+      await noLock()
     } finally {
       await startSshd('b1')
     }
     await syncAgain('sshd killed')
     rows.push({
-      fault: "a backend's sshd killed mid-step",
+      fault: "a backend's sshd killed mid-step (the diff)",
       command: 'sync-backends',
-      stoppedWith: 'exit 4, host b1, step plan; nothing applied',
+      stoppedWith: 'exit 4, host b1, step diff; nothing changed, lock released',
       then: 'run again: exit 0',
+    })
+  })
+
+  it("a backend's sshd killed in the middle of the push: stops with host and step, --resume finishes", async () => {
+    await diverge()
+    // b1's push takes 3 s (a ctl_mboxlist that sleeps first): the kill lands while it runs.
+    const r = await syncInjected(PUSH, () => new Promise((res) => setTimeout(res, 1000)).then(() => killSshd('b1')), slowPushInventory('b1'))
+    figures.runs++
+    figures.faults++
+    try {
+      expect(r.exitCode, r.stderr).toBe(4)
+      expect(r.stderr).toMatch(/host b1/)
+      expect(r.stderr).toMatch(/step push/)
+      expect(r.stderr).toMatch(/--resume \S+/)
+    } finally {
+      await startSshd('b1')
+    }
+    const resumed = await syncResume(runIdOf(r), 'b1 sshd killed mid-push')
+    expect(resumed.json.result.backends.map((b: any) => [b.backend, b.applied, b.verified])).toEqual([
+      ['b1', true, true],
+      ['b2', true, true],
+    ])
+    rows.push({
+      fault: "a backend's sshd killed mid-push",
+      command: 'sync-backends',
+      stoppedWith: 'exit 4, host b1, step push, with the --resume command',
+      then: 'sshd back, --resume: exit 0, b2 not pushed twice',
+    })
+  })
+
+  it("the master's cyrus-master killed in the middle of the push", async () => {
+    await diverge()
+    const r = await syncInjected(PUSH, () => new Promise((res) => setTimeout(res, 1000)).then(killCyrusMaster), slowPushInventory('b1'))
+    figures.runs++
+    figures.faults++
+    try {
+      expect(r.exitCode, r.stderr).not.toBe(0)
+      expect(r.stderr).toMatch(/host b1/)
+      expect(r.stderr).toMatch(/step push/)
+      expect(r.stderr).toMatch(/MUPDATE|mupdate/)
+    } finally {
+      await startMaster()
+      await waitLabHealthy(60_000)
+    }
+    await syncResume(runIdOf(r), 'master killed mid-push')
+    rows.push({
+      fault: "the master's cyrus-master killed mid-push",
+      command: 'sync-backends',
+      stoppedWith: `exit ${r.exitCode}, host b1, step push (cannot reach MUPDATE)`,
+      then: 'master started, --resume: exit 0',
+    })
+  })
+
+  it('Ctrl-C at the step boundaries around the first change stops resumably (or, before it, closed), and finishes', async () => {
+    // During the review (stop before the first copy: closed, lock released), during the first
+    // copy (stop after it: resumable), during the push (stop before the verification).
+    for (const k of [3, 4, 6]) {
+      await diverge()
+      const r = await murderctl(['sync-backends', '-i', lab().inventory, '--yes'], {interruptWhen: new RegExp(`\\[${k}/8\\] `)})
+      figures.runs++
+      figures.faults++
+      expect(r.exitCode, `Ctrl-C during step ${k}: ${r.stderr}`).toBe(130)
+      expect(r.stderr).toMatch(/interrupted: stopped before step \S+/)
+      // The signal lands a moment after the step's line: the stop may come a step later.
+      if (/run it again/.test(r.stderr)) {
+        expect(r.stderr).toMatch(/nothing was changed/)
+        await noLock()
+        await syncAgain(`Ctrl-C during step ${k}`)
+      } else await syncResume(runIdOf(r), `Ctrl-C during step ${k}`)
+      await assertNothingLost(before)
+    }
+    rows.push({
+      fault: 'Ctrl-C during the review, the first copy aside, the push',
+      command: 'sync-backends',
+      stoppedWith: 'exit 130, "stopped before step X" (before the first change: lock released, run closed)',
+      then: 'run again, or --resume: exit 0',
     })
   })
 
   it("the master's cyrus-master killed as the run starts", async () => {
     await diverge()
-    const r = await syncInjected(killCyrusMaster)
+    const r = await syncInjected(DIFF, killCyrusMaster)
     figures.runs++
     figures.faults++
     expect(r.exitCode, r.stderr).not.toBe(0)
@@ -382,9 +451,9 @@ describe('fault matrix: sync-backends --yes (apply)', () => {
     await waitLabHealthy(60_000)
     await syncAgain('master killed')
     rows.push({
-      fault: "the master's cyrus-master killed (as the run plans)",
+      fault: "the master's cyrus-master killed (as the diff is made)",
       command: 'sync-backends',
-      stoppedWith: `exit ${r.exitCode}, hosts b1/b2, step plan: cannot reach the MUPDATE master; nothing applied`,
+      stoppedWith: `exit ${r.exitCode}, hosts b1/b2, step diff: cannot reach the MUPDATE master; nothing changed, lock released`,
       then: 'master started, run again: exit 0',
     })
   })
@@ -429,13 +498,18 @@ describe('fault matrix: sync-backends --yes (apply)', () => {
     figures.runs++
     figures.faults++
     expect(r.exitCode, r.stdout).not.toBe(0)
-    expect(JSON.stringify(r.json)).toMatch(/b1/)
-    await syncAgain('tool error with exit 0')
+    expect(r.json.error).toMatchObject({host: 'b1', step: 'push'})
+    expect(r.json.error.hint).toMatch(/--resume/)
+    // The real tool back (the lab's inventory): the same run finishes.
+    await syncResume(runIdOf(r), 'tool error with exit 0')
     rows.push({
       fault: 'a Cyrus tool printing an error and exiting 0',
       command: 'sync-backends',
-      stoppedWith: `exit ${r.exitCode}, host b1, push not verified`,
-      then: 'run again: exit 0',
+      stoppedWith: `exit ${r.exitCode}, host b1, step push`,
+      then: '--resume: exit 0',
     })
   })
 })
+
+/** The lab inventory with `host`'s ctl_mboxlist -m (not -w) starting 3 s late: a push long enough to hit. */
+const slowPushInventory = (host: string) => fakeToolInventory(host, 'slow')

@@ -6,7 +6,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll} from 'vitest'
 import {labDown, labUp} from '../../src/lab/lab.js'
-import {fileLabBase, setLab} from './helpers.js'
+import {fileLabBase, fileLabOptions, setLab} from './helpers.js'
 
 // Several checkouts may run their lab suites on one machine: each gives its own prefix
 // (MURDERCTL_TEST_LAB_BASE), and each test worker takes its own range above it.
@@ -17,8 +17,12 @@ let dir: string | undefined
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'murderctl-lab-'))
   const started = Date.now()
-  const state = await labUp({dir, topology: 'standard', base: LAB_BASE, mailboxes: 40, log: (m) => process.stderr.write(`[lab] ${m}\n`)})
-  process.stderr.write(`[lab] standard lab up in ${((Date.now() - started) / 1000).toFixed(1)}s at ${dir}\n`)
+  // A file may ask for another murder (useFileLab at its top level, which has run by now).
+  const {topology = 'standard', mupdatePort} = fileLabOptions()
+  const state = await labUp({dir, topology, base: LAB_BASE, mailboxes: 40, mupdatePort, log: (m) => process.stderr.write(`[lab] ${m}\n`)})
+  process.stderr.write(
+    `[lab] ${topology} lab${mupdatePort ? ` (MUPDATE on ${mupdatePort})` : ''} up in ${((Date.now() - started) / 1000).toFixed(1)}s at ${dir}\n`,
+  )
   setLab({dir, inventory: state.inventory})
 })
 

@@ -7,6 +7,7 @@ import {expect} from 'vitest'
 import {parse} from 'yaml'
 import {localEntry, undumpDocument, undumpLine} from '../../src/cyrus/mboxlist-dump.js'
 import {labExec, readLabState} from '../../src/lab/lab.js'
+import type {LabTopology} from '../../src/lab/topology.js'
 
 const BIN = resolve(import.meta.dirname, '../../bin/run.js')
 
@@ -119,6 +120,19 @@ export async function murderctlTty(
 export const murderctlInterrupted = (args: string[], when: RegExp, signal: NodeJS.Signals = 'SIGINT') => murderctl(args, {interruptWhen: when, signal})
 
 let current: {dir: string; inventory: string} | undefined
+
+/** The murder test/lab/file-lab.ts boots for a file (default: standard, MUPDATE on 3905). */
+export interface FileLabOptions {
+  topology?: LabTopology
+  mupdatePort?: number
+}
+let wanted: FileLabOptions = {}
+
+/** Called at a test file's top level (it runs before file-lab.ts boots the lab): the murder this file needs. */
+export function useFileLab(options: FileLabOptions): void {
+  wanted = options
+}
+export const fileLabOptions = (): FileLabOptions => wanted
 
 /** Set by test/lab/file-lab.ts: the lab this test file runs on. */
 export function setLab(l: {dir: string; inventory: string}): void {

@@ -6,7 +6,19 @@ import {dirname, join, resolve} from 'node:path'
 import {spawn} from 'node:child_process'
 import {afterAll, afterEach, describe, expect, it} from 'vitest'
 import {parse} from 'yaml'
-import {assertAllJournalCopiesIntact, lab, labChecksums, loseMasterDb, murderctl, onHost, waitLabHealthy} from './helpers.js'
+import {
+  assertAllJournalCopiesIntact,
+  assertJournalCopiesIntact,
+  CTL,
+  journalEvents,
+  lab,
+  labChecksums,
+  loseMasterDb,
+  murderctl,
+  murderctlTty,
+  onHost,
+  waitLabHealthy,
+} from './helpers.js'
 
 const stateDir = () => resolve(dirname(lab().inventory), parse(readFileSync(lab().inventory, 'utf8')).stateDir)
 const LOCK = '/var/lib/cyrus/murderctl-recovery.lock'
@@ -139,6 +151,86 @@ describe('safety net on the standard lab', () => {
     writeFileSync(out, JSON.stringify(p))
     const fresh = await murderctl(['sync-backends', '-i', lab().inventory, '--apply', out, '--yes', '--json'])
     expect(fresh.exitCode, fresh.stdout).toBe(0)
+  })
+
+  it('a recover-master stopped at its diff gate is rolled back: dry run first, consent, the original dbs back, check as before', async () => {
+    await onHost('mupdate', `rm -rf ${LOCK}`)
+    await waitLabHealthy(60_000)
+    const checkState = join(tmpdir(), `murderctl-rollback-check-${process.pid}.json`)
+    const checks = async () => {
+      const r = await murderctl(['check', '-i', lab().inventory, '--state-file', checkState, '--format', 'json'])
+      return (JSON.parse(r.stdout).checks as {name: string; host?: string; state: string}[]).map((c) => `${c.name}@${c.host ?? ''}:${c.state}`).sort()
+    }
+    const checkBefore = await checks()
+    const sumsBefore = await labChecksums()
+    const entries = async (h: string) => Object.keys(JSON.parse((await onHost(h, `${CTL} -d`)).stdout)).length
+    const masterEntries = await entries('mupdate')
+    expect(masterEntries).toBeGreaterThanOrEqual(40)
+
+    // The operator reads the plan, says yes, then no at the push diff: the run stops with the frontends down and an empty master.
+    const stopped = await murderctlTty(
+      ['recover-master', '-i', lab().inventory, '--source', 'backends', '--force'],
+      [
+        {when: /Go ahead with this plan\? \[y\/N\]/, send: 'y\n'},
+        {when: /Run ctl_mboxlist -m on .* \[y\/N\]/, send: 'n\n'},
+      ],
+    )
+    expect(stopped.exitCode, stopped.output).toBe(1)
+    expect(stopped.output).toMatch(/--resume \S+ or undo what it did: murderctl recover-master -i \S+ --rollback \S+/)
+    const run = /--rollback (\S+)/.exec(stopped.output)![1]
+    const journal = join(stateDir(), 'runs', run, 'journal.jsonl')
+    expect(await entries('mupdate')).toBe(0)
+    const afterStop = await labChecksums()
+    const linesAfterStop = readFileSync(journal, 'utf8')
+
+    // A dry run shows the plan and changes nothing; without --yes and no terminal: exit 6, nothing changed.
+    const dry = await murderctl(['recover-master', '-i', lab().inventory, '--rollback', run, '--dry-run', '--json'])
+    expect(dry.exitCode, dry.stdout).toBe(0)
+    expect(dry.json.plan.map((p: {step: string}) => p.step)).toEqual([
+      'restore-set-aside-master-db@mupdate',
+      'undo-stop-master@mupdate',
+      'restore-set-aside-frontend-dbs@fe1',
+      'restore-set-aside-frontend-dbs@fe2',
+      'undo-stop-frontends@fe1',
+      'undo-stop-frontends@fe2',
+      'undo-lock@mupdate',
+    ])
+    const noTty = await murderctl(['recover-master', '-i', lab().inventory, '--rollback', run, '--json'])
+    expect(noTty.exitCode, noTty.stdout).toBe(6)
+    expect(await labChecksums()).toEqual(afterStop)
+    expect(
+      readFileSync(journal, 'utf8')
+        .split('\n')
+        .filter((l) => /rollback-/.test(l)),
+    ).toEqual([])
+    expect(readFileSync(journal, 'utf8').startsWith(linesAfterStop)).toBe(true)
+
+    const rolled = await murderctl(['recover-master', '-i', lab().inventory, '--rollback', run, '--yes', '--json'])
+    expect(rolled.exitCode, JSON.stringify(rolled.json?.error ?? rolled.json?.verified)).toBe(0)
+    expect(rolled.json.verified.every((v: {ok: boolean}) => v.ok)).toBe(true)
+    const events = journalEvents(journal)
+    const original = events.find((e) => e.event === 'saved-copy' && e.step === 'set-aside-master-db').data
+    expect((await onHost('mupdate', 'sha256sum /var/lib/cyrus/mailboxes.db')).stdout.split(/\s+/)[0]).toBe(original.sha256)
+    expect(await entries('mupdate')).toBe(masterEntries)
+    // What the rollback replaced (the master's new empty db) is kept too, journaled.
+    expect(events.some((e) => e.event === 'saved-copy' && e.step === 'restore-set-aside-master-db')).toBe(true)
+    expect(events.map((e) => e.event)).toEqual(expect.arrayContaining(['rollback-start', 'rollback-step', 'rollback-end']))
+    expect(await labChecksums()).toEqual(sumsBefore)
+    await waitLabHealthy(60_000)
+    expect(await checks()).toEqual(checkBefore)
+    expect(await assertJournalCopiesIntact(journal)).toBeGreaterThanOrEqual(4)
+
+    // Done once: a second rollback and a resume are refused; the report shows the rollback.
+    const again = await murderctl(['recover-master', '-i', lab().inventory, '--rollback', run, '--yes', '--json'])
+    expect(again.exitCode).toBe(7)
+    expect(again.json.error.message).toMatch(/already rolled back/)
+    const resume = await murderctl(['recover-master', '-i', lab().inventory, '--resume', run, '--yes', '--json'])
+    expect(resume.exitCode).toBe(7)
+    const report = await murderctl(['report', run, '-i', lab().inventory, '--format', 'md', '--offline'])
+    expect(report.exitCode, report.stderr).toBe(0)
+    expect(report.stdout).toMatch(/\*\*rolled back\*\*/)
+    expect(report.stdout).toMatch(/## Rollback/)
+    expect(report.stdout).toMatch(/restore-set-aside-master-db/)
   })
 
   it('status exits 4 when a host is unreachable, like every other command', async () => {

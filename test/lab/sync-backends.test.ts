@@ -38,11 +38,14 @@ describe('murderctl sync-backends on the standard lab', () => {
     await onHost('b1', `${CTL} -u`, dumpEntry('user.erin', 'erin'))
     await onHost('b1', `${CTL} -u`, dumpEntry('user.erin.Drafts', 'erin'))
 
-    const before = await labChecksums()
+    // b1r's list follows b1's through the rolling sync_client, whenever it replicates the
+    // entries just added: that change is Cyrus's, not the dry run's.
+    const sums = async () => Object.fromEntries(Object.entries(await labChecksums()).filter(([k]) => !k.startsWith('b1r:')))
+    const before = await sums()
     const outFile = join(mkdtempSync(join(tmpdir(), 'murderctl-plan-')), 'plan.json')
     const r = await murderctl(['sync-backends', '-i', lab().inventory, '--dry-run', '--out', outFile, '--json'])
     expect(r.exitCode, r.stderr).toBe(0)
-    expect(await labChecksums()).toEqual(before)
+    expect(await sums()).toEqual(before)
     const plan = JSON.parse(readFileSync(outFile, 'utf8'))
     expect(r.json.plan).toEqual(plan)
     expect(backendOf(plan, 'b1').warn).toEqual({activate: ['user.erin', 'user.erin.Drafts'], removeFromMupdate: [], removeRemoteFlag: [], removeLocal: []})

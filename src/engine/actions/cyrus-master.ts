@@ -24,6 +24,7 @@ export const stopCyrus = defineAction({
   mutating: true,
   params: z.object({}).strict(),
   describe: (_rc, _p, h) => `${h?.cyrus.stop}`,
+  proves: 'cyrus-stopped',
   run: (rc, s, _p, h) => runServiceCommand(rc, s, h, 'stop'),
 })
 
@@ -31,5 +32,6 @@ export const startCyrus = defineAction({
   mutating: true,
   params: z.object({}).strict(),
   describe: (_rc, _p, h) => `${h?.cyrus.start}`,
+  proves: 'cyrus-running',
   run: (rc, s, _p, h) => runServiceCommand(rc, s, h, 'start'),
 })

@@ -7,6 +7,7 @@ import {masterDbToDisk, masterDbToMemory} from './memory-db.js'
 import {installDbFromBackup, installDbFromFrontend, lostMasterPreflight} from './master-rebuild.js'
 import {diffPushAction, pushAction} from './push.js'
 import {expungeConflicts, inspectConflicts, reappendConflicts, saveMessageFiles, syncOwners, verifyConflicts} from './replication.js'
+import {syncReview, verifySyncAction} from './sync.js'
 import {disableMupdateSlave, enableMupdateSlave} from './slave.js'
 import {PAIR_ACTIONS} from './pair.js'
 import type {Action} from './types.js'
@@ -29,6 +30,9 @@ export const ACTIONS = {
   'diff-push': diffPushAction,
   push: pushAction,
   'verify-murder': verifyMurderAction,
+  // sync-backends (its diff and push are diff-push and push)
+  'sync-review': syncReview,
+  'verify-sync': verifySyncAction,
   // failover of a replication pair
   ...PAIR_ACTIONS,
   'inspect-conflicts': inspectConflicts,

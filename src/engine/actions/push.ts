@@ -2,7 +2,7 @@
 // `ctl_mboxlist -m`; on a unified murder only each backend's own mailboxes are pushed.
 import {z} from 'zod'
 import {isLiveLocal, type MailboxEntry, undumpDocument, undumpLine} from '../../cyrus/mboxlist-dump.js'
-import {RefusedError, UnexpectedOutputError} from '../../errors.js'
+import {asMurderctlError, RefusedError, UnexpectedOutputError} from '../../errors.js'
 import {dbInfo} from '../../host/db.js'
 import {localMupdateWarn, mupdatePush, mupdateWarn, scanDump} from '../../host/mboxlist.js'
 import {tool} from '../../host/remote.js'
@@ -12,12 +12,19 @@ import type {ExecResult} from '../../ssh/types.js'
 import {sha256} from '../../util/hash.js'
 import type {PushDiff, RunContext} from '../context.js'
 import type {Step} from '../schema.js'
+import {addLocalEntry, changeCount, emptyDiff, masterList, recordDiff, SyncOptions} from './sync.js'
 import {defineAction, need} from './types.js'
 
 const PushParams = z
   .object({
     /** Leave out what the backend holds as REMOTE entries (unified murders: a plain -m would claim them). */
     localOnly: z.boolean().default(false),
+    /**
+     * sync-backends: also compare the backend's local mailboxes with the master's list
+     * (conflicts), and leave the decisions (local deletions, a backend that failed) to a later
+     * review step of the whole plan instead of refusing here.
+     */
+    review: z.boolean().default(false),
   })
   .strict()
 type PushParams = z.infer<typeof PushParams>
@@ -28,6 +35,7 @@ type PushParams = z.infer<typeof PushParams>
  */
 async function diffPush(rc: RunContext, step: Step, p: PushParams, host?: Host) {
   const h = need(host, step)
+  if (p.review) return diffForReview(rc, step, h)
   const w = p.localOnly ? await localMupdateWarn(rc.murder, h, step.id) : {...(await mupdateWarn(rc.murder, h, step.id)), claimsAvoided: []}
   const d: PushDiff = {backend: h.name, ...w.plan, claimsAvoided: w.claimsAvoided}
   rc.diffs.set(h.name, d)
@@ -47,13 +55,53 @@ async function diffPush(rc: RunContext, step: Step, p: PushParams, host?: Host) 
   }
 }
 
+/**
+ * A backend's diff for sync-backends' review: `-m -w` and its dump against the master's list,
+ * recorded (failures too, in Cyrus's words) for the review step. A failure stops the run here
+ * unless it is a dry run or --skip-failed: then the review reports it.
+ */
+async function diffForReview(rc: RunContext, step: Step, h: Host) {
+  const o = SyncOptions.parse(rc.options)
+  const d = emptyDiff(h)
+  try {
+    const {locations} = await masterList(rc, step.id)
+    const [w, scan] = await Promise.all([mupdateWarn(rc.murder, h, step.id), scanDump(rc.murder, h, (e) => addLocalEntry(d, e, locations), step.id)])
+    Object.assign(d, {ok: true, warn: w.plan, fingerprint: scan.fingerprint})
+    rc.diffs.set(h.name, {backend: h.name, ...w.plan, claimsAvoided: [], conflicts: d.conflicts})
+    // The push acts on what this diff found: -m for its changes, -m -a for its conflicts.
+    if (w.changes || d.conflicts.length)
+      rc.pending.set(`mw-empty@${h.name}`, `ctl_mboxlist -m -w printed ${w.changes} changes, ${d.conflicts.length} conflicts at step ${step.id}`)
+    recordDiff(rc, d)
+    const n = changeCount(d)
+    return {
+      summary:
+        n || d.conflicts.length
+          ? `${n} changes, ${d.conflicts.length} conflicts (${d.localMailboxes} local mailboxes)`
+          : `in sync (${d.localMailboxes} local mailboxes)`,
+      changes: n,
+      conflicts: d.conflicts.length,
+      localMailboxes: d.localMailboxes,
+    }
+  } catch (error) {
+    const e = asMurderctlError(error).at({host: h.name, step: step.id})
+    d.error = {message: e.message, hint: e.hint, code: e.code}
+    recordDiff(rc, d)
+    if (!rc.dryRun && !o.skipFailed) throw e
+    return {summary: `FAILED (${rc.dryRun ? 'a real run stops here' : 'left out: --skip-failed'}): ${e.message}`, failed: true}
+  }
+}
+
+/** The run's options as the push reads them: sync-backends' --local-authoritative pushes with -a. */
+const PushRunOptions = z.object({localAuthoritative: z.boolean().default(false)}).loose()
+
 /** Push; with localOnly from a copy of the db holding only this backend's own mailboxes. */
 async function push(rc: RunContext, step: Step, p: PushParams, host?: Host) {
   const h = need(host, step)
   const record = (r: ExecResult) => rc.journal.command(step.id, h.name, r)
   if (!p.localOnly) {
-    await mupdatePush(rc.murder, h, {step: step.id, record})
-    return {pushed: 'all'}
+    const {localAuthoritative} = PushRunOptions.parse(rc.options)
+    await mupdatePush(rc.murder, h, {step: step.id, record, authoritative: localAuthoritative})
+    return {pushed: 'all', authoritative: localAuthoritative}
   }
   // The entries as undump lines, not objects: a backend may hold hundreds of thousands.
   const local: string[] = []
@@ -118,13 +166,17 @@ async function scratchDir(rc: RunContext, h: Host, prefix: string, bytes: number
 export const diffPushAction = defineAction({
   mutating: false,
   params: PushParams,
-  describe: (_rc, p) => `ctl_mboxlist -m -w${p.localOnly ? ' (lines for remote entries left out)' : ''}`,
+  describe: (_rc, p) =>
+    `ctl_mboxlist -m -w${p.localOnly ? ' (lines for remote entries left out)' : ''}${p.review ? ", and the local mailboxes compared with the master's list" : ''}`,
   run: (rc, s, p, h) => diffPush(rc, s, p, h),
 })
 
 export const pushAction = defineAction({
   mutating: true,
   params: PushParams,
-  describe: (_rc, p) => (p.localOnly ? 'ctl_mboxlist -u -f <tmp> of the local entries only, then ctl_mboxlist -m -f <tmp>' : 'ctl_mboxlist -m'),
+  describe: (rc, p) =>
+    p.localOnly
+      ? 'ctl_mboxlist -u -f <tmp> of the local entries only, then ctl_mboxlist -m -f <tmp>'
+      : `ctl_mboxlist -m${PushRunOptions.parse(rc.options).localAuthoritative ? ' -a (local copies win)' : ''}`,
   run: (rc, s, p, h) => push(rc, s, p, h),
 })

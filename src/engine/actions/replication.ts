@@ -42,7 +42,8 @@ export type RepairOptions = z.infer<typeof RepairOptions>
 const NoParams = z.object({}).strict()
 const options = (rc: RunContext) => RepairOptions.parse(rc.options)
 const one = (rc: RunContext, selector: string): Host => {
-  const h = rc.selectors[selector]?.[0]
+  const s = rc.selectors[selector]
+  const h = (typeof s === 'function' ? s(rc) : s)?.[0]
   if (!h) throw new AbortError(`this run has no ${selector}`, {step: selector})
   return h
 }

@@ -28,6 +28,7 @@ export const disableMupdateSlave = defineAction({
   mutating: true,
   params: z.object({}).strict(),
   describe: (_rc, _p, h) => `copy ${h?.cyrus.cyrusConf} aside, comment out the mupdate slave service, kill -HUP cyrus-master`,
+  proves: 'slave-stopped',
   run: (rc, s, _p, h) => setSlave(rc, s, h, false),
 })
 
@@ -35,5 +36,6 @@ export const enableMupdateSlave = defineAction({
   mutating: true,
   params: z.object({}).strict(),
   describe: (_rc, _p, h) => `copy ${h?.cyrus.cyrusConf} aside, restore the mupdate slave service line, kill -HUP cyrus-master`,
+  proves: 'slave-connected',
   run: (rc, s, _p, h) => setSlave(rc, s, h, true),
 })

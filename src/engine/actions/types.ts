@@ -17,6 +17,8 @@ export interface Action<P extends Params = Params> {
   /** What it will do on this host, in words and commands, for the plan. */
   describe: (rc: RunContext, params: z.infer<P>, host?: Host) => string
   run: (rc: RunContext, step: Step, params: z.infer<P>, host?: Host) => Promise<Record<string, unknown> | void>
+  /** The condition that holds once it is done: a rollback running it as an undo skips it when that already holds, and checks it after. */
+  proves?: string
   /**
    * A read-only check run on its hosts before the first step of a new run (and in a dry run):
    * what would refuse this step later (a lock another run holds) refuses the run up front,

@@ -2,8 +2,8 @@
 // every command and answers from a handler. The lab suite is the proof against real hosts.
 import {RemoteCommandError} from '../../../src/errors.js'
 import type {MurderContext} from '../../../src/host/context.js'
-import type {Inventory} from '../../../src/inventory/schema.js'
-import type {ExecResult, RemoteCommand, RemoteShell} from '../../../src/ssh/types.js'
+import {CyrusSettings, type Inventory} from '../../../src/inventory/schema.js'
+import type {ExecOptions, ExecResult, RemoteCommand, RemoteShell} from '../../../src/ssh/types.js'
 
 export type Answer = Partial<Pick<ExecResult, 'exitCode' | 'stdout' | 'stderr'>>
 
@@ -13,12 +13,18 @@ export class FakeShell implements RemoteShell {
 
   constructor(private readonly answer: (host: string, command: string) => Answer = () => ({})) {}
 
-  async exec(host: {name: string}, cmd: RemoteCommand): Promise<ExecResult> {
+  async exec(host: {name: string}, cmd: RemoteCommand, opts: ExecOptions = {}): Promise<ExecResult> {
     const command = Array.isArray(cmd) ? cmd.join(' ') : (cmd as {shell: string}).shell
     if (this.down.has(host.name)) throw new RemoteCommandError(`${host.name} is down`, {command, exitCode: null, stderr: ''}, {host: host.name})
     this.sent.push({host: host.name, command})
     const a = this.answer(host.name, command)
-    return {host: host.name, command, exitCode: a.exitCode ?? 0, stdout: a.stdout ?? '', stderr: a.stderr ?? '', durationMs: 1}
+    let stdout = a.stdout ?? ''
+    // Streamed as the pool does: line by line, and stdout is then ''.
+    if (opts.onStdoutLine && stdout) {
+      for (const line of stdout.replace(/\n$/, '').split('\n')) opts.onStdoutLine(line)
+      stdout = ''
+    }
+    return {host: host.name, command, exitCode: a.exitCode ?? 0, stdout, stderr: a.stderr ?? '', durationMs: 1}
   }
 
   async execOk(host: {name: string}, cmd: RemoteCommand): Promise<ExecResult> {
@@ -39,18 +45,18 @@ export class FakeShell implements RemoteShell {
 }
 
 const host = (name: string, role: Inventory['hosts'][number]['role']) =>
-  ({name, role, address: `192.0.2.${name.length}`, servername: name, ssh: {}, cyrus: {}}) as unknown as Inventory['hosts'][number]
+  ({name, role, address: `192.0.2.${name.length}`, servername: name, ssh: {}, cyrus: CyrusSettings.parse({})}) as unknown as Inventory['hosts'][number]
 
-/** A small standard murder: a master, one frontend, two backends. */
-export function fakeMurder(shell: FakeShell, stateDir: string): MurderContext {
+/** A small murder: a master, one frontend (standard only), two backends. */
+export function fakeMurder(shell: FakeShell, stateDir: string, mode: Inventory['mode'] = 'standard'): MurderContext {
   const inv = {
     name: 'test',
-    mode: 'standard',
+    mode,
     path: '/dev/null',
     stateDir,
     knownHosts: '/dev/null',
     thresholds: {masterDropCritPercent: 50},
-    hosts: [host('mupdate', 'mupdate-master'), host('fe1', 'frontend'), host('b1', 'backend'), host('b2', 'backend')],
+    hosts: [host('mupdate', 'mupdate-master'), ...(mode === 'standard' ? [host('fe1', 'frontend')] : []), host('b1', 'backend'), host('b2', 'backend')],
   } as unknown as Inventory
   return {inv, pool: shell, concurrency: 4, log: () => {}, imapdConf: new Map()}
 }

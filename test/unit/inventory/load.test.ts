@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
-import {InventoryError} from '../../../src/errors.js'
-import {parseInventory} from '../../../src/inventory/load.js'
+import {InventoryError, UsageError} from '../../../src/errors.js'
+import {parseInventory, withSshConfigFile} from '../../../src/inventory/load.js'
 
 const good = `
 name: prod
@@ -36,6 +36,48 @@ describe('inventory', () => {
     const b1 = inv.hosts[1]
     expect(b1.cyrus).toMatchObject({pidFile: '/var/run/cyrus-master.pid', start: '/opt/start', stop: '/opt/stop'})
     expect(inv.hosts[2].ssh).toMatchObject({port: 2222, user: 'ops', sudo: true})
+  })
+
+  it("a cyrus.preset gives that distribution's package layout; the inventory's own cyrus settings win over it", () => {
+    const text = good
+      .replace('defaults:\n', 'defaults:\n  cyrus: {preset: rhel}\n')
+      .replace('cyrus: {pidFile: /var/run/cyrus-master.pid}', 'cyrus: {preset: debian}')
+      .replace('ssh: {port: 2222}', 'ssh: {port: 2222}, cyrus: {preset: fedora, binDir: /opt/cyrus/sbin}')
+    const [m, b1, r] = parseInventory(text, '/x.yaml').hosts
+    expect(m.cyrus).toEqual({
+      preset: 'rhel',
+      binDir: '/usr/sbin',
+      imapdConf: '/etc/imapd.conf',
+      cyrusConf: '/etc/cyrus.conf',
+      pidFile: '/run/cyrus-master.pid',
+      stop: 'systemctl stop cyrus-imapd',
+      start: 'systemctl start cyrus-imapd',
+      user: 'cyrus',
+      group: 'mail',
+      syslogFile: '/var/log/maillog',
+    })
+    expect(b1.cyrus).toMatchObject({preset: 'debian', binDir: '/usr/lib/cyrus/bin', syslogFile: '/var/log/syslog'})
+    expect(r.cyrus).toMatchObject({preset: 'fedora', binDir: '/opt/cyrus/sbin', syslogFile: '/var/log/maillog'})
+    // Without a preset: Debian's, as before presets existed.
+    expect(parseInventory(good, '/x.yaml').hosts[0].cyrus).toMatchObject({binDir: '/usr/lib/cyrus/bin', pidFile: '/run/cyrus-master.pid'})
+    expect(() => parseInventory(good.replace('defaults:\n', 'defaults:\n  cyrus: {preset: suse}\n'), '/x.yaml')).toThrow(/defaults\.cyrus\.preset/)
+  })
+
+  it('the ssh settings left to built-in defaults are marked, so the SSH client config may set them', () => {
+    const [m, , r] = parseInventory(
+      good.replace('defaults:\n', 'defaults:\n  ssh: {configFile: ssh/config}\n').replace(/\n {2}ssh: \{user: ops.*\n/, '\n'),
+      '/etc/m/x.yaml',
+    ).hosts
+    expect(m.sshDefaulted).toEqual(['user', 'port'])
+    expect(r.sshDefaulted).toEqual(['user'])
+    expect(m.ssh.configFile).toBe('/etc/m/ssh/config')
+  })
+
+  it('--ssh-config points every host at one client config (as ssh -F); a missing file is a usage error', () => {
+    const inv = parseInventory(good, '/x.yaml')
+    expect(withSshConfigFile(inv, '/etc/hostname').hosts.map((h) => h.ssh.configFile)).toEqual(['/etc/hostname', '/etc/hostname', '/etc/hostname'])
+    expect(withSshConfigFile(inv, 'none').hosts[0].ssh.configFile).toBe('none')
+    expect(() => withSshConfigFile(inv, '/no/such/ssh_config')).toThrow(UsageError)
   })
 
   const bad: [string, string, RegExp][] = [

@@ -573,6 +573,21 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
       expect((unreachableBehind as Error).message).toMatch(/the bastion .* could not reach 127\.0\.8\.2/)
     })
 
+    it('reaches a host by an alias of the OpenSSH client config: HostName, Port, User, IdentityFile from the file', async () => {
+      const cfg = file(
+        'ssh_config_alias',
+        `Host other\n  Port 1\nHost myalias\n  HostName ${ADDRESS}\n  Port ${PORT}\n  User root\n  IdentityFile ${join(dir, 'missing_key')}\n  IdentityFile ${join(dir, 'id')}\nHost *\n  Port 1\n`,
+      )
+      const alias = host({identity: undefined, port: 22, configFile: cfg}, {address: 'myalias', sshDefaulted: ['user', 'port']})
+      const r = await pool({defaultIdentities: [], agentSocket: undefined}).exec(alias, ['echo', 'via-alias'])
+      expect(r.stdout).toBe('via-alias\n')
+      // The inventory's own port wins over the file's, as ssh's -p wins over Port.
+      const err = await pool({defaultIdentities: []})
+        .exec({...alias, sshDefaulted: ['user']}, ['true'])
+        .catch((e: unknown) => e)
+      expect((err as Error).message).toMatch(new RegExp(`connection refused on ${ADDRESS.replace(/\./g, '\\.')}:22`))
+    })
+
     it('reads the system-wide known_hosts too, as OpenSSH does', async () => {
       const global = file('ssh_known_hosts', hostLine(`[${ADDRESS}]:${PORT}`, join(dir, 'hostkey.pub')))
       expect((await pool({knownHostsPath: join(dir, 'kh-none'), globalKnownHostsPath: global}).exec(host(), ['echo', 'global'])).stdout).toBe('global\n')
