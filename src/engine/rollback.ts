@@ -269,7 +269,7 @@ async function restoreFile(rc: RunContext, u: RollbackUnit, h: Host, runningBefo
 /** An undo action on its host; skipped when what it proves already holds. */
 async function runUndo(rc: RunContext, u: RollbackUnit, h: Host, actions: ActionRegistry): Promise<Record<string, unknown> & {skipped?: string}> {
   const action = actions[u.action!]!
-  const step: Step = {id: u.id, title: `undo ${u.step}`, hosts: 'none', action: u.action!, confirm: false, params: {}}
+  const step: Step = {id: u.id, title: `undo ${u.step}`, hosts: 'none', action: u.action!, confirm: false, recheck: false, params: {}}
   if (action.proves) {
     const already = await checkCondition(rc, action.proves, h)
     if (already.ok) return {skipped: `${already.detail} already`}
