@@ -96,7 +96,7 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
     const masterEntries = async () => Object.keys(JSON.parse((await onHost('mupdate', `${CTL} -d`)).stdout)).length
     const before = await masterDb()
     const entriesBefore = await masterEntries()
-    const r = await recoverWithFault(/\[11\/14\] /, () => killSshd('b2'))
+    const r = await recoverWithFault(/\[12\/16\] /, () => killSshd('b2'))
     const run = runIdOf(r)
     let rollback
     try {

@@ -169,6 +169,12 @@ async function backToDisk(rc: RunContext, step: Step, h: Host, opts: {listExpect
     await writeConf(rc, step, h, restored, note.original ?? undefined, () =>
       rc.journal.write({event: 'note', step: step.id, host: h.name, data: {edit: {key: DB_PATH_KEY, from: conf.value, to: note.original}}}),
     )
+  } else if (await memoryDirLeft(rc.murder, h, rc.runId)) {
+    // The key is out already (a rollback put imapd.conf back first) but the master may still hold
+    // the list in memory open: stopped before it is let go (toDisk starts it again).
+    await runServiceCommand(rc, step, h, 'stop')
+    const stopped = await checkCondition(rc, 'cyrus-stopped', h, {settle: true})
+    if (!stopped.ok) throw new AbortError(`the master did not stop: ${stopped.detail}`, {host: h.name, step: step.id})
   }
   // Only now, with the list proven on disk, is the copy in memory let go.
   await releaseMemoryDir(rc.murder, h, rc.runId, step.id)
