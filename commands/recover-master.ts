@@ -54,6 +54,11 @@ unlock) and every mailboxes.db and Cyrus config it changed copied back from its 
       exclusive: ['resume', 'source', 'playbook', 'force'],
     }),
     force: Flags.boolean({summary: 'Run even though the master does not look lost.', default: false}),
+    tmpfs: Flags.boolean({
+      summary: "Rebuild the master's list on a tmpfs, then install it on disk (--no-tmpfs: write it on disk all along).",
+      default: true,
+      allowNo: true,
+    }),
     'skip-host': Flags.string({summary: 'Leave this (dead) frontend, backend or replica out of the run (repeatable).', multiple: true}),
     'break-lock': Flags.boolean({
       summary: "Show who holds the murder's lock and remove it once confirmed (never a live run's).",
@@ -88,7 +93,7 @@ unlock) and every mailboxes.db and Cyrus config it changed copied back from its 
       (ctx) =>
         recoverMaster(
           ctx,
-          {source: flags.source, playbookFile: flags.playbook, resume: flags.resume, force: flags.force, dryRun: flags['dry-run']},
+          {source: flags.source, playbookFile: flags.playbook, resume: flags.resume, force: flags.force, tmpfs: flags.tmpfs, dryRun: flags['dry-run']},
           this.playbookHooks(flags, {
             show: (diffs, fullPath) => `${renderPushDiffs(diffs)}\nfull diff: ${fullPath}`,
             question: (_step, diffs) => `Run ctl_mboxlist -m on ${diffs.map((d) => d.backend).join(', ')} with these changes?`,
@@ -97,6 +102,8 @@ unlock) and every mailboxes.db and Cyrus config it changed copied back from its 
     )
     if (result.dryRun) this.log(`\n${renderPlan(result.plan)}`)
     this.log(`\n${result.dryRun ? 'dry run: nothing was changed' : 'recovery complete and verified'}; journal: ${result.journal}`)
+    const onDisk = result.results.find((u) => u.step === 'master-db-to-memory' && u.data?.where === 'disk')?.data?.reason
+    if (onDisk && !result.dryRun) this.log(`the master's list was rebuilt on its disk, not in memory: ${onDisk}`)
     const skipped = flags['skip-host'] ?? []
     if (skipped.length && !result.dryRun)
       this.log(`left out: ${skipped.join(', ')}; once back, run murderctl sync-backends (backends) or check their slaves (frontends)`)

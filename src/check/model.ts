@@ -38,6 +38,7 @@ export const KNOWN_CHECKS = [
   'uniqueid',
   'lock',
   'replication-consistency',
+  'tmpfs-key',
 ] as const
 export type KnownCheck = (typeof KNOWN_CHECKS)[number]
 

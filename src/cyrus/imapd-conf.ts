@@ -212,6 +212,35 @@ export function setImapdOption(text: string, key: string, value: string | null, 
 }
 
 /**
+ * Remove every active line for `key` (continuation lines included); comments and every other
+ * byte stay. For a key murderctl set for a while and must take out again without a trace
+ * (a commented-out line would still name the temporary value).
+ */
+export function removeImapdOption(text: string, key: string): string {
+  if (!EDIT_KEY_RE.test(key)) {
+    throw new AbortError(`not an imapd.conf key: ${JSON.stringify(key)}`, {hint: 'keys are letters, digits, "-" and "_"'})
+  }
+  const k = key.toLowerCase()
+  const physical = splitLines(text)
+  const drop = new Set<number>()
+  for (const l of logicalLines(physical)) if (l.kind === 'option' && l.key === k) for (let i = l.first; i <= l.last; i++) drop.add(i)
+  if (drop.size === 0) return text
+  return joinLines(physical.filter((_, i) => !drop.has(i)))
+}
+
+/**
+ * `current` without a temporary `key: value` that `setImapdOption(original, key, value)` put in:
+ * the original bytes when nothing else changed since, else (an operator edited the file in
+ * between) only the key taken back where it stands: set to its original value, or removed when
+ * the original had none. Never a key twice.
+ */
+export function undoImapdOption(current: string, original: string, key: string, value: string): string {
+  if (current === setImapdOption(original, key, value)) return original
+  const before = parseImapdConf(original, {lenient: true}).get(key.toLowerCase())
+  return before === undefined ? removeImapdOption(current, key) : setImapdOption(current, key, before)
+}
+
+/**
  * Cyrus' switch parser (config_parse_switch): it looks at the first characters only.
  * true for 1, y…, on…, t…; false for 0, n…, of…, f…; anything else (or unset) gives `fallback`.
  */

@@ -5,7 +5,8 @@ import {dbInfo} from '../host/db.js'
 import {hostname} from 'node:os'
 import {describeLock, readLock} from '../host/lock.js'
 import {localMupdateWarn, mupdateWarn} from '../host/mboxlist.js'
-import {childRunning, masterListening, masterPid, slaveConnected} from '../host/remote.js'
+import {memoryDbRun, memoryDirLeft} from '../host/memory-db.js'
+import {childRunning, masterListening, masterPid, readImapdConf, slaveConnected} from '../host/remote.js'
 import type {Host} from '../inventory/schema.js'
 import {poll} from '../util/poll.js'
 import type {RunContext} from './context.js'
@@ -17,14 +18,16 @@ export interface ConditionResult {
 
 type Check = (rc: RunContext, host: Host) => Promise<ConditionResult>
 
+const cyrusRunning: Check = async (rc, h) => {
+  const pid = await masterPid(rc.murder, h)
+  // Running means serving: the next step may need its MUPDATE port.
+  const listening = pid !== null && (await masterListening(rc.murder, h))
+  return {ok: listening, detail: pid ? `cyrus-master pid ${pid}${listening ? '' : ' (not listening yet)'}` : 'cyrus-master is not running'}
+}
+
 /** Every condition a playbook may name. A new one goes here, with its settle time below if it settles. */
 export const CONDITIONS = {
-  'cyrus-running': async (rc, h) => {
-    const pid = await masterPid(rc.murder, h)
-    // Running means serving: the next step may need its MUPDATE port.
-    const listening = pid !== null && (await masterListening(rc.murder, h))
-    return {ok: listening, detail: pid ? `cyrus-master pid ${pid}${listening ? '' : ' (not listening yet)'}` : 'cyrus-master is not running'}
-  },
+  'cyrus-running': cyrusRunning,
   'cyrus-stopped': async (rc, h) => {
     const pid = await masterPid(rc.murder, h)
     return {ok: pid === null, detail: pid ? `cyrus-master still runs (pid ${pid})` : 'cyrus-master is stopped'}
@@ -62,6 +65,17 @@ export const CONDITIONS = {
     const r = await rc.murder.pool.exec(h, ['test', '-s', path])
     return {ok: r.exitCode === 0, detail: r.exitCode === 0 ? `${path} is in place` : `${path} is missing or empty`}
   },
+  // After a push into a list in memory: the key that put it there is out of imapd.conf, this
+  // run's folder in memory is gone, and the master serves from its disk.
+  'master-db-on-disk': async (rc, h) => {
+    rc.murder.imapdConf.delete(h.name)
+    const path = (await readImapdConf(rc.murder, h)).get('mboxlist_db_path')
+    if (memoryDbRun(path)) return {ok: false, detail: `${h.cyrus.imapdConf} points mailboxes.db at ${path} (in memory)`}
+    const left = await memoryDirLeft(rc.murder, h, rc.runId)
+    if (left) return {ok: false, detail: `${left} is still there`}
+    const running = await cyrusRunning(rc, h)
+    return {ok: running.ok, detail: running.ok ? `mailboxes.db is on disk; ${running.detail}` : running.detail}
+  },
   // Held by this run AND this process: a live earlier process of the same run is not us.
   locked: async (rc, h) => {
     const held = await readLock(rc.murder, h)
@@ -72,7 +86,13 @@ export const CONDITIONS = {
 export type ConditionName = keyof typeof CONDITIONS
 
 /** How long a condition may take to settle once its action is done. */
-const SETTLE_MS: Partial<Record<ConditionName, number>> = {'slave-stopped': 20_000, 'slave-connected': 90_000, 'cyrus-running': 20_000, 'cyrus-stopped': 40_000}
+const SETTLE_MS: Partial<Record<ConditionName, number>> = {
+  'master-db-on-disk': 20_000,
+  'slave-stopped': 20_000,
+  'slave-connected': 90_000,
+  'cyrus-running': 20_000,
+  'cyrus-stopped': 40_000,
+}
 
 export async function checkCondition(rc: RunContext, name: string, host: Host, opts: {settle?: boolean} = {}): Promise<ConditionResult> {
   const check = (CONDITIONS as Record<string, Check>)[name]

@@ -1,6 +1,7 @@
 // Runs a playbook: step after step, each on its hosts in parallel (bounded), journaled, each
 // done when its post-condition holds. A run that stops says where and how to resume; a resumed
 // run skips what the journal says is done.
+import {writeSync} from 'node:fs'
 import {AbortError, asMurderctlError, ExitCode, MurderctlError, NeedsConfirmationError} from '../errors.js'
 import {hostsByRole, master, slaveHosts} from '../inventory/load.js'
 import type {Host} from '../inventory/schema.js'
@@ -109,8 +110,15 @@ async function runUnit(rc: RunContext, hooks: EngineHooks, step: Step, host: Hos
   const base = {step: step.id, host: host?.name}
   if (rc.dryRun && (action.mutating || action.planOnly)) return {...base, status: 'planned', detail: action.describe(rc, params, host)}
   // Read-only steps run again on resume (a preflight or a diff must be fresh); others do not.
-  if (!rc.dryRun && action.mutating && done.has(unitKey(step.id, host?.name))) return {...base, status: 'already-done', detail: 'done earlier in this run'}
+  const doneEarlier = !rc.dryRun && action.mutating && done.has(unitKey(step.id, host?.name))
+  if (doneEarlier && !(step.recheck && host && step.post)) return {...base, status: 'already-done', detail: 'done earlier in this run'}
   try {
+    if (doneEarlier && host && step.post) {
+      // recheck: done earlier; run again only if what it established was lost since.
+      const still = await checkCondition(rc, step.post, host)
+      if (still.ok) return {...base, status: 'already-done', detail: 'done earlier in this run'}
+      rc.journal.write({event: 'note', step: step.id, host: host.name, data: {again: `done earlier, but ${step.post} no longer holds: ${still.detail}`}})
+    }
     if (host && step.pre) {
       const pre = await checkCondition(rc, step.pre, host)
       if (!pre.ok) throw new AbortError(`precondition ${step.pre} does not hold: ${pre.detail}`, {host: host.name, step: step.id})
@@ -194,6 +202,16 @@ export function planOf(rc: RunContext, hooks: EngineHooks, steps: Step[], done: 
 }
 
 /**
+ * Straight to fd 2: a terminal's progress display (listr2) holds back process.stderr while it
+ * renders, and an exit at once would lose the message with the resume command in it.
+ */
+const say = (msg: string) => {
+  try {
+    writeSync(2, msg)
+  } catch {}
+}
+
+/**
  * How to go on after a stop: resume, and, once a mutating step has started (there is something
  * to undo), roll back.
  */
@@ -208,10 +226,10 @@ export async function runPlaybook(rc: RunContext, playbook: Playbook, hooks: Eng
   let current = playbook.steps[0]?.id ?? ''
   const watch = hooks.interruptible
     ? watchInterrupts(
-        () => process.stderr.write(`\nmurderctl: interrupted: finishing step ${current} on its hosts, then stopping (interrupt again to stop at once)\n`),
+        () => say(`\nmurderctl: interrupted: finishing step ${current} on its hosts, then stopping (interrupt again to stop at once)\n`),
         () => {
           rc.journal.write({event: 'interrupted', step: current, data: {atOnce: true}})
-          process.stderr.write(
+          say(
             `murderctl: stopped at once during step ${current}; its commands may still be running on the hosts (the journal lists them): check with murderctl status, then ${stopHint(rc, playbook, hooks, resumeHint, rollbackHint)}\n`,
           )
           process.exit(ExitCode.interrupted)

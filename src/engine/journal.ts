@@ -6,6 +6,7 @@ import {join} from 'node:path'
 import {z} from 'zod'
 import type {MurderContext} from '../host/context.js'
 import {dbInfo} from '../host/db.js'
+import {memoryDbRun} from '../host/memory-db.js'
 import {copyAside, type SavedCopy} from '../host/remote.js'
 import type {Host} from '../inventory/schema.js'
 import {sha256} from '../util/hash.js'
@@ -155,6 +156,8 @@ export class Journal {
 
 /** Nothing lost: a checksummed copy of the host's mailboxes.db beside it, recorded in the journal. */
 export async function saveDbAside(ctx: MurderContext, host: Host, journal: Journal, step: string): Promise<SavedCopy> {
-  const {path} = await dbInfo(ctx, host)
-  return journal.saved(step, await copyAside(ctx, host, path, journal.run, step))
+  const {path, configDirectory} = await dbInfo(ctx, host)
+  // A list in memory (a recovery's tmpfs) is copied to disk: the tmpfs goes away at the end of the run.
+  const besides = memoryDbRun(path) ? `${configDirectory}/mailboxes.db` : path
+  return journal.saved(step, await copyAside(ctx, host, path, journal.run, step, besides))
 }

@@ -4,6 +4,7 @@
 // the file in place first copied aside itself, so a rollback loses nothing either. Journaled in
 // the run's own journal (rollback-start/-step/-end): a rollback that stops goes on where it
 // stopped. Generic: it reads only the journal, the playbook's undo names and the actions' `proves`.
+import {MEMORY_DIR_MARKER} from '../host/memory-db.js'
 import {basename} from 'node:path'
 import {AbortError, asMurderctlError, ExitCode, NeedsConfirmationError, RefusedError, RemoteCommandError} from '../errors.js'
 import {countDbFile, dbInfo} from '../host/db.js'
@@ -101,7 +102,7 @@ export function planRollback(
   events: JournalEvent[],
   playbook: Playbook,
   inv: Inventory,
-  opts: {actions?: ActionRegistry; dbPaths?: Record<string, string>} = {},
+  opts: {actions?: ActionRegistry; dbPaths?: Record<string, string>; rc?: RunContext} = {},
 ): RollbackPlan {
   const actions = opts.actions ?? (ACTIONS as ActionRegistry)
   const hostOf = (name: string) => inv.hosts.find((h) => h.name === name)
@@ -125,7 +126,11 @@ export function planRollback(
     const h = hostOf(host)
     const kind = restoredKind(h, path, opts.dbPaths?.[host])
     const key = `${host}:${path}`
-    if (!h || !kind)
+    // The run's temporary in-memory list (the push's work, installed on disk later) is not a
+    // file from before the run: the undo of the step that made it takes it down.
+    if (path.includes(`/${MEMORY_DIR_MARKER}`))
+      notRestored.push({host, path, copy, step: e.step, reason: "the run's temporary in-memory list: kept for the operator, not put back"})
+    else if (!h || !kind)
       notRestored.push({host, path, copy, step: e.step, reason: h ? 'not a mailboxes.db or Cyrus config: kept for the operator' : 'not a host of this murder'})
     else if (restores.has(key)) notRestored.push({host, path, copy, step: e.step, reason: `superseded by the earlier copy ${restores.get(key)!.file.copy}`})
     else restores.set(key, {step: e.step ?? '', host, file: {kind, path, copy, sha256: d.sha256, moved: d.moved === true}})
@@ -160,7 +165,14 @@ export function planRollback(
       if (rolledBack.has(unitKey(id, host))) continue
       const h = hostOf(host)
       if (!h) continue
-      units.push({id, step: step.id, host, kind: 'undo', action: step.undo, does: `${step.undo}: ${undo.describe({} as RunContext, undo.params.parse({}), h)}`})
+      units.push({
+        id,
+        step: step.id,
+        host,
+        kind: 'undo',
+        action: step.undo,
+        does: `${step.undo}: ${undo.describe(opts.rc ?? ({options: {}, runId: '', selectors: {}} as unknown as RunContext), undo.params.parse({}), h)}`,
+      })
     }
   }
   // Copies of steps this playbook does not name (an edited playbook): restored last.
@@ -269,7 +281,7 @@ async function restoreFile(rc: RunContext, u: RollbackUnit, h: Host, runningBefo
 /** An undo action on its host; skipped when what it proves already holds. */
 async function runUndo(rc: RunContext, u: RollbackUnit, h: Host, actions: ActionRegistry): Promise<Record<string, unknown> & {skipped?: string}> {
   const action = actions[u.action!]!
-  const step: Step = {id: u.id, title: `undo ${u.step}`, hosts: 'none', action: u.action!, confirm: false, params: {}}
+  const step: Step = {id: u.id, title: `undo ${u.step}`, hosts: 'none', action: u.action!, confirm: false, recheck: false, params: {}}
   if (action.proves) {
     const already = await checkCondition(rc, action.proves, h)
     if (already.ok) return {skipped: `${already.detail} already`}
@@ -352,12 +364,12 @@ export async function rollbackRun(rc: RunContext, playbook: Playbook, hooks: Eng
       )
     }
   }
-  const plan = planRollback(events, playbook, inv, {actions, dbPaths})
+  const plan = planRollback(events, playbook, inv, {actions, dbPaths, rc})
   const all = planRollback(
     events.filter((e) => e.event !== 'rollback-step'),
     playbook,
     inv,
-    {actions, dbPaths},
+    {actions, dbPaths, rc},
   ).units
   const steps = rollbackPlanSteps(plan)
   if (rc.dryRun)

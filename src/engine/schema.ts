@@ -22,6 +22,11 @@ export const Step = z
     post: Name.optional(),
     /** The action that reverses this one (read by rollback and shown in the plan). */
     undo: Name.optional(),
+    /**
+     * On resume, run it again if its post-condition no longer holds although the journal says
+     * it was done (the master it started has crashed since): what later steps need is restored.
+     */
+    recheck: z.boolean().default(false),
     /** Show the collected diff and ask before going on (a second gate after the plan's). */
     confirm: z.boolean().default(false),
     /** The action's parameters; each action declares and checks its own. */

@@ -10,8 +10,9 @@ export interface MurderContext {
   concurrency: number
   log: (msg: string) => void
   /**
-   * Each host's imapd.conf as read once in this invocation, by host name. murderctl never edits
-   * imapd.conf, so a run need not re-read it for every condition it checks.
+   * Each host's imapd.conf as read once in this invocation, by host name, so a run need not
+   * re-read it for every condition it checks. The one step that edits it (a recovery's list in
+   * memory) drops its host's entry.
    */
   imapdConf: Map<string, Promise<Map<string, string>>>
 }

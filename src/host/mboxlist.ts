@@ -8,6 +8,7 @@ import type {Host} from '../inventory/schema.js'
 import type {ExecResult} from '../ssh/types.js'
 import type {MurderContext} from './context.js'
 import {tool} from './remote.js'
+import {shellQuote} from '../ssh/quote.js'
 
 /** Where a host's mailboxes.db is, from its imapd.conf (mboxlist_db_path wins). */
 export function mailboxesDbPath(imapd: ReadonlyMap<string, string>): string {
@@ -41,6 +42,30 @@ export async function scanDump(ctx: MurderContext, host: Host, onEntry: (e: Mail
     )
   parser.end()
   return {entries: parser.entries, fingerprint: hash.digest('hex')}
+}
+
+/**
+ * How many entries a mailboxes.db holds, counted on the host (`ctl_mboxlist -d` prints one
+ * entry a line): only the figure crosses SSH, not the dump.
+ */
+export async function countEntries(ctx: MurderContext, host: Host, step = 'count', file?: string): Promise<number> {
+  const ctl = [tool(host, 'ctl_mboxlist'), '-d', ...(file ? ['-f', file] : [])].map(shellQuote).join(' ')
+  // sh has no pipefail: ctl_mboxlist's exit code and stderr come back through a file of their own.
+  const script = [
+    'e=$(mktemp) || exit 1',
+    `n=$( { ${ctl} 2>"$e"; echo $? >"$e.rc"; } | grep -c '^"')`,
+    'rc=$(cat "$e.rc"); cat "$e" >&2; rm -f -- "$e" "$e.rc"',
+    'echo "$n"; exit "$rc"',
+  ].join('\n')
+  const r = await ctx.pool.exec(host, {shell: script})
+  const n = Number(r.stdout.trim())
+  if (r.exitCode !== 0 || r.stderr.trim() || !Number.isInteger(n))
+    throw new RemoteCommandError(
+      `ctl_mboxlist -d failed: ${r.stderr.trim().split('\n')[0] || `exit ${r.exitCode}`}`,
+      {command: r.command, exitCode: r.exitCode, stderr: r.stderr},
+      {host: host.name, step},
+    )
+  return n
 }
 
 /** Every entry's location (`server!partition`, or `partition` for a local one), by name. */

@@ -105,11 +105,12 @@ export const asideName = (path: string, runId: string, step: string) => `${path}
  * checksum of the copy must equal the original's. Never replaces a file: when the name is
  * taken by an identical copy (a resumed step that copied before it could journal), that copy
  * is the one; a different file there makes a new name (.2, .3, ...). `cp -n` then checked.
+ * The copy is named after `besides` (default: the file itself): a file in memory is copied to disk.
  */
-export async function copyAside(ctx: MurderContext, host: Host, path: string, runId: string, step: string): Promise<SavedCopy> {
+export async function copyAside(ctx: MurderContext, host: Host, path: string, runId: string, step: string, besides = path): Promise<SavedCopy> {
   const q = shellQuote(path)
   const script = [
-    `b=${shellQuote(asideName(path, runId, step))}; c="$b"; n=1`,
+    `b=${shellQuote(asideName(besides, runId, step))}; c="$b"; n=1`,
     `test -f ${q} || { echo "no file ${path.replace(/[^\w./-]/g, '?')}" >&2; exit 3; }`,
     'while test -e "$c" || test -L "$c"; do',
     `  cmp -s -- ${q} "$c" && break`,
@@ -123,7 +124,7 @@ export async function copyAside(ctx: MurderContext, host: Host, path: string, ru
   const lines = r.stdout.trim().split('\n')
   const sums = lines.slice(0, 2).map((l) => l.split(/\s+/)[0])
   const copy = lines[3] ?? ''
-  if (r.exitCode !== 0 || sums.length !== 2 || sums[0] !== sums[1] || !/^[0-9a-f]{64}$/.test(sums[0]) || !copy.startsWith(asideName(path, runId, step)))
+  if (r.exitCode !== 0 || sums.length !== 2 || sums[0] !== sums[1] || !/^[0-9a-f]{64}$/.test(sums[0]) || !copy.startsWith(asideName(besides, runId, step)))
     throw new RemoteCommandError(
       `could not copy ${path} aside with a matching checksum${r.stderr.trim() ? `: ${r.stderr.trim().split('\n')[0]}` : ''}`,
       {command: r.command, exitCode: r.exitCode, stderr: r.stderr},

@@ -49,7 +49,7 @@ export async function hostsProgress(
   run: () => Promise<UnitResult[]>,
   out: {terminal: boolean; progress: (line: string) => void},
 ): Promise<UnitResult[]> {
-  if (out.terminal) return listrStep({id: 'work', title, hosts: 'none', action: 'none', confirm: false, params: {}}, 0, 1, run)
+  if (out.terminal) return listrStep({id: 'work', title, hosts: 'none', action: 'none', confirm: false, recheck: false, params: {}}, 0, 1, run)
   out.progress(title)
   const units = await run()
   for (const u of units) out.progress(`    ${line(u)}`)

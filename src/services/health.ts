@@ -12,6 +12,7 @@ import {masterLooksLost} from '../host/facts.js'
 import {mupdateWarn} from '../host/mboxlist.js'
 import {pairsOf, syncBacklog} from '../host/pair.js'
 import {readImapdConf} from '../host/remote.js'
+import {type DbPathFact, tmpfsKeyCheck} from '../check/tmpfs-key.js'
 import {listFences} from '../store/fence.js'
 import {type HostStatus, hostStatus, murderLock} from './status.js'
 import {replicationConsistencyCheck} from './replication-consistency.js'
@@ -360,6 +361,7 @@ export async function runChecks(ctx: MurderContext, opts: CheckOptions): Promise
   sync('slaves', () => slavesCheck(ctx, facts))
   sync('cyrus-master', () => cyrusMasterCheck(ctx, facts))
   sync('uniqueid', () => uniqueidCheck(ctx, facts))
+  if (wanted.has('tmpfs-key')) checks.push(within(tmpfsKey(ctx, facts), () => [timedOut('tmpfs-key', seconds)]))
   if (wanted.has('lock')) checks.push(within(lockCheck(ctx), () => [timedOut('lock', seconds)]))
   if (wanted.has('backend-consistency')) checks.push(within(consistencyCheck(ctx, facts), () => [timedOut('backend-consistency', seconds)]))
   if (wanted.has('replication')) checks.push(within(replicationCheck(ctx, facts), () => [timedOut('replication', seconds)]))
@@ -371,6 +373,19 @@ export async function runChecks(ctx: MurderContext, opts: CheckOptions): Promise
     )
   const results = (await Promise.all(checks)).flat()
   return buildReport(ctx.inv.name, results, started, Date.now() - started.getTime())
+}
+
+/** Every readable host's mboxlist_db_path (imapd.conf was read with the facts: no extra command). */
+async function tmpfsKey(ctx: MurderContext, facts: Facts): Promise<CheckResult[]> {
+  const paths = await mapLimit(ctx.inv.hosts, ctx.concurrency, async (h): Promise<DbPathFact> => {
+    const base = {host: h.name, imapdConf: h.cyrus.imapdConf}
+    if (!facts.get(h.name)?.reachable) return {...base, read: false}
+    return readImapdConf(ctx, h).then(
+      (c) => ({...base, read: true, dbPath: c.get('mboxlist_db_path')}),
+      () => ({...base, read: false}),
+    )
+  })
+  return tmpfsKeyCheck(paths, master(ctx.inv).name)
 }
 
 /** A held run lock: WARNING (a recovery or sync is under way), CRITICAL once older than the threshold (likely left by a dead run). */

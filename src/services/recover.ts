@@ -16,6 +16,8 @@ export interface RecoverRequest {
   playbookFile?: string
   resume?: string
   force: boolean
+  /** Rebuild the master's list on a tmpfs (false: --no-tmpfs). */
+  tmpfs?: boolean
   dryRun: boolean
 }
 
@@ -74,7 +76,7 @@ export async function recoverMaster(ctx: MurderContext, req: RecoverRequest, hoo
     playbook = choosePlaybook(ctx, options, opened.start.playbookFile)
     hooks.progress(`resuming run ${req.resume} (${playbook.name})`)
   } else {
-    options = RecoverOptions.parse({...(await resolveSource(ctx, req.source)), force: req.force})
+    options = RecoverOptions.parse({...(await resolveSource(ctx, req.source)), force: req.force, tmpfs: req.tmpfs ?? true})
     playbook = choosePlaybook(ctx, options, req.playbookFile)
     journal = newRun(ctx, {command: 'recover-master', playbook: playbook.name, playbookFile: req.playbookFile, options, dryRun: req.dryRun})
   }

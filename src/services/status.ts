@@ -15,6 +15,7 @@ import type {Host} from '../inventory/schema.js'
 import {mapLimit} from '../util/limit.js'
 import type {MurderContext} from '../host/context.js'
 import {scanDump} from '../host/mboxlist.js'
+import {memoryDbRun} from '../host/memory-db.js'
 import {childRunning, cyrusVersion, masterPid, readImapdConf, slaveConnected} from '../host/remote.js'
 
 export const HostStatus = z.object({
@@ -190,6 +191,9 @@ export async function hostStatus(ctx: MurderContext, host: Host, opts: {counts?:
   if (s.mailboxes && s.mailboxes.withoutUniqueid > 0)
     s.notes.push(`${s.mailboxes.withoutUniqueid} local mailboxes have no uniqueid (Cyrus 3.6 cannot open them)`)
   if (s.mupdate.slaveConnected === false) s.notes.push('the mupdate slave is not connected to the master')
+  const inMemory = imapd.get('mboxlist_db_path')
+  if (memoryDbRun(inMemory))
+    s.notes.push(`its mailboxes.db is in memory (${inMemory}), left by run ${memoryDbRun(inMemory)}: resume that run to put it on disk`)
   return s
 }
 

@@ -80,8 +80,8 @@ export async function murderctl(
 
 /**
  * murderctl at a real terminal (a pty from util-linux's `script`), as an operator answers it:
- * each answer is typed once the output since the previous answer matches its prompt (and its
- * `before` is done: the run waits at the prompt meanwhile, as for an operator who hesitates).
+ * each answer is typed once the output since the previous answer matches its prompt, after its
+ * `before` (a fault made while the run waits at that prompt) is done. `\x03` types a Ctrl-C.
  */
 export async function murderctlTty(
   args: string[],
@@ -215,6 +215,44 @@ export async function listOf(host: string, dir = lab().dir): Promise<Map<string,
 export async function loseMasterDb(dir = lab().dir, opts: {restart?: boolean} = {}): Promise<void> {
   const svc = `${dir}/bin/cyrus-service`
   await labExec(dir, 'mupdate', ['sh', '-c', `${svc} stop && rm -f /var/lib/cyrus/mailboxes.db${opts.restart === false ? '' : ` && ${svc} start`}`])
+}
+
+/** Stop a process and its children, then kill them (a cyrus-master seeing a child die would fork another). */
+const KILL_TREE = 'k() { kill -STOP "$1" 2>/dev/null; for c in $(pgrep -P "$1"); do k "$c"; done; kill -KILL "$1" 2>/dev/null; }'
+
+/** The master's cyrus-master killed with its children (a crash), waited until gone. */
+export const crashCyrusMaster = (dir = lab().dir, host = 'mupdate') =>
+  labExec(dir, host, [
+    'sh',
+    '-c',
+    `${KILL_TREE}; p=$(cat /run/cyrus-master.pid); k "$p"; i=0; while [ -e /proc/$p ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.1; done`,
+  ])
+
+/** Freeze (or thaw) the MUPDATE server under a host's cyrus-master: a push into it then hangs, mid-push. */
+export const freezeMupdate = (dir = lab().dir, host = 'mupdate', signal: 'STOP' | 'CONT' = 'STOP') =>
+  labExec(dir, host, ['sh', '-c', `for c in $(pgrep -P "$(cat /run/cyrus-master.pid)" -x mupdate); do kill -${signal} "$c"; done`])
+
+/** Wait until a process of this name runs on a lab host (in its mount namespace: the hosts share one pid space). */
+export async function waitForProcess(host: string, name: string, opts: {args?: string; dir?: string; timeoutMs?: number} = {}): Promise<void> {
+  const {dir = lab().dir, timeoutMs = 60_000} = opts
+  const deadline = Date.now() + timeoutMs
+  // With args: only a process whose command line contains them (e.g. " -m").
+  const args = opts.args ? ` && tr '\\0' ' ' < /proc/$p/cmdline | grep -qF -- '${opts.args}'` : ''
+  const script = `me=$(readlink /proc/self/ns/mnt); for p in $(pgrep -x ${name}); do [ "$(readlink /proc/$p/ns/mnt)" = "$me" ]${args} && echo $p; done; true`
+  while (!(await labExec(dir, host, ['sh', '-c', script])).stdout.trim()) {
+    if (Date.now() > deadline) throw new Error(`no ${name} ran on ${host} within ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+/** What a run may have left of a list in memory on a host: mounts and folders (empty when nothing). */
+export async function memoryLeft(dir = lab().dir, host = 'mupdate'): Promise<string> {
+  const r = await labExec(dir, host, [
+    'sh',
+    '-c',
+    'grep murderctl-tmpfs /proc/mounts; ls -d /run/murderctl-tmpfs-* /dev/shm/murderctl-tmpfs-* 2>/dev/null; true',
+  ])
+  return r.stdout.trim()
 }
 
 /** labChecksums for a lab other than the suite's shared one. */

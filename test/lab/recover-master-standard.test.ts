@@ -7,17 +7,25 @@ import {parse} from 'yaml'
 import {
   assertAllJournalCopiesIntact,
   assertJournalCopiesIntact,
+  crashCyrusMaster,
+  freezeMupdate,
   journalEvents,
   lab,
   labChecksums,
   listOf,
   loseMasterDb,
+  memoryLeft,
   murderctl,
   murderctlInterrupted,
+  murderctlTty,
   onHost,
+  waitForProcess,
 } from './helpers.js'
 
 let before: Map<string, string>
+
+const confSum = async () => (await onHost('mupdate', 'sha256sum /etc/imapd.conf')).stdout.split(' ')[0]
+const unit = (r: any, step: string) => r.json.results.find((u: any) => u.step === step)
 
 async function expectWhole() {
   const master = await listOf('mupdate')
@@ -39,8 +47,11 @@ describe('recover-master on the standard lab', () => {
     // Finding 1 of issue 10: save-master-db used to cp -p the new, empty db over the copy that
     // set-aside-master-db had moved aside, destroying the 40-entry original.
     const original = (await onHost('mupdate', 'sha256sum /var/lib/cyrus/mailboxes.db')).stdout.split(' ')[0]
-    const r = await murderctl(['recover-master', '-i', lab().inventory, '--force', '--source', 'backends', '--yes', '--json'])
+    // --no-tmpfs: the list is rebuilt on disk all along, as before the tmpfs path existed.
+    const r = await murderctl(['recover-master', '-i', lab().inventory, '--force', '--source', 'backends', '--no-tmpfs', '--yes', '--json'])
     expect(r.exitCode, JSON.stringify(r.json?.error)).toBe(0)
+    expect(unit(r, 'master-db-to-memory').data).toMatchObject({where: 'disk', reason: '--no-tmpfs'})
+    expect(unit(r, 'master-db-to-disk').status).toBe('skipped')
     const copies = journalEvents(r.json.journal).filter((e) => e.event === 'saved-copy')
     const masterOriginal = copies.find((e) => e.step === 'set-aside-master-db')
     expect(masterOriginal.data.sha256).toBe(original)
@@ -112,13 +123,89 @@ describe('recover-master on the standard lab', () => {
     await expectWhole()
   })
 
-  it('rebuilds from the backends (the hard path), moving every lost list aside', async () => {
+  it('rebuilds from the backends (the hard path) on a tmpfs, moving every lost list aside', async () => {
+    const conf = await confSum()
     await loseMasterDb()
     const r = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes', '--json'])
     expect(r.exitCode, JSON.stringify(r.json?.error)).toBe(0)
     const moved = r.json.results.filter((u: any) => u.step === 'set-aside-frontend-dbs' && u.status === 'done')
     expect(moved.map((u: any) => u.host).sort()).toEqual(['fe1', 'fe2'])
     for (const u of moved) expect(u.data.movedTo).toMatch(/mailboxes\.db\.murderctl-/)
+    // The push went into a tmpfs of murderctl's own; the list was then installed on disk.
+    expect(unit(r, 'master-db-to-memory').data).toMatchObject({where: 'tmpfs', dbPath: expect.stringMatching(/^\/run\/murderctl-tmpfs-.*\/mailboxes\.db$/)})
+    expect(unit(r, 'master-db-to-disk').data).toMatchObject({installed: '/var/lib/cyrus/mailboxes.db'})
+    expect((await onHost('mupdate', 'stat -c "%U %a" /var/lib/cyrus/mailboxes.db')).stdout.trim()).toBe('cyrus 600')
+    // imapd.conf is back byte for byte, nothing is left in memory, and the copy made on the
+    // tmpfs before the push was kept on disk.
+    expect(await confSum()).toBe(conf)
+    expect(await memoryLeft()).toBe('')
+    expect(unit(r, 'save-master-db').data.copy).toMatch(/^\/var\/lib\/cyrus\/mailboxes\.db\.murderctl-/)
+    await expectWhole()
+  })
+
+  it('a master killed in the middle of the push into its tmpfs: check flags the temporary key, --resume starts it again and pushes again', async () => {
+    const conf = await confSum()
+    await loseMasterDb()
+    let crash: Promise<unknown> = Promise.resolve()
+    const first = await murderctlTty(
+      ['recover-master', '-i', lab().inventory, '--source', 'backends'],
+      [
+        {when: /Go ahead with this plan\? \[y\/N\]/, send: 'y\n'},
+        {
+          when: /with these changes\? \[y\/N\]/,
+          // Frozen while the run waits at the diff: the push then hangs inside the master; once
+          // b1's ctl_mboxlist -m is in it, the master dies.
+          before: async () => {
+            await freezeMupdate()
+            crash = waitForProcess('b1', 'ctl_mboxlist').then(() => crashCyrusMaster())
+          },
+          send: 'y\n',
+        },
+      ],
+    )
+    await crash
+    expect(first.exitCode, first.output).toBe(1)
+    expect(first.output).toMatch(/stopped at step push/)
+    const run = first.output.match(/--resume (\S+)/)![1]
+    // The master is down, its imapd.conf still points at the tmpfs: check says so, with the fix.
+    expect((await onHost('mupdate', 'grep "^mboxlist_db_path:" /etc/imapd.conf')).stdout).toContain(`/run/murderctl-tmpfs-${run}/mailboxes.db`)
+    const c = await murderctl(['check', '-i', lab().inventory, '--only', 'tmpfs-key', '--format', 'json'])
+    expect(c.exitCode).toBe(2)
+    expect(JSON.parse(c.stdout).checks[0]).toMatchObject({
+      name: 'tmpfs-key',
+      host: 'mupdate',
+      state: 'CRITICAL',
+      fix: `murderctl recover-master --resume ${run}`,
+    })
+
+    const done = await murderctl(['recover-master', '-i', lab().inventory, '--resume', run, '--yes', '--json'])
+    expect(done.exitCode, JSON.stringify(done.json?.error)).toBe(0)
+    // start-master was done, but the master had died since: started again; the push ran again.
+    expect(unit(done, 'start-master').status).toBe('done')
+    expect(unit(done, 'push').status).toBe('done')
+    expect(journalEvents(done.json.journal).some((e) => e.event === 'note' && e.step === 'start-master' && /no longer holds/.test(e.data?.again))).toBe(true)
+    await expectWhole()
+    expect(await confSum()).toBe(conf)
+    expect(await memoryLeft()).toBe('')
+    expect((await murderctl(['check', '-i', lab().inventory, '--only', 'tmpfs-key'])).exitCode).toBe(0)
+  })
+
+  it('not enough free memory on the master: the list is rebuilt on disk, and the run says so', async () => {
+    // The master's kernel reports 60 MB available (its own /proc/meminfo, in its namespace only).
+    await onHost(
+      'mupdate',
+      "printf 'MemTotal: 1000000 kB\\nMemFree: 50000 kB\\nMemAvailable: 60000 kB\\n' > /run/lab-meminfo && mount --bind /run/lab-meminfo /proc/meminfo",
+    )
+    try {
+      await loseMasterDb()
+      const r = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes'])
+      expect(r.exitCode, r.stderr).toBe(0)
+      expect(r.stderr).toMatch(/mupdate: 59 MB of memory available, \d+ MB wanted for a list of this size: the master's list is rebuilt on its disk/)
+      expect(r.stdout).toMatch(/the master's list was rebuilt on its disk, not in memory: 59 MB of memory available/)
+      expect(await memoryLeft()).toBe('')
+    } finally {
+      await onHost('mupdate', 'umount /proc/meminfo; rm -f /run/lab-meminfo')
+    }
     await expectWhole()
   })
 

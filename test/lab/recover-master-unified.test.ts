@@ -6,10 +6,26 @@ import {join} from 'node:path'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 import {ImapClient} from '../../src/imap/client.js'
 import {labDown, labPassword, labUp, type LabState} from '../../src/lab/lab.js'
-import {assertAllJournalCopiesIntact, CTL, labChecksumsOf, listOf, loseMasterDb, murderctl, murderctlTty, onHost, spareLabBase} from './helpers.js'
+import {execa} from 'execa'
+import {
+  assertAllJournalCopiesIntact,
+  CTL,
+  freezeMupdate,
+  journalEvents,
+  labChecksumsOf,
+  listOf,
+  loseMasterDb,
+  memoryLeft,
+  murderctl,
+  murderctlTty,
+  onHost,
+  spareLabBase,
+  waitForProcess,
+} from './helpers.js'
 
 let state: LabState
 let before: Map<string, string>
+const confSum = async () => (await onHost('mupdate', 'sha256sum /etc/imapd.conf', undefined, state.dir)).stdout.split(' ')[0]
 const remoteCount = async (h: string) => [...(await listOf(h, state.dir)).values()].filter(Boolean).length
 
 describe('recover-master on a unified lab', () => {
@@ -104,8 +120,14 @@ describe('recover-master on a unified lab', () => {
     // What Cyrus itself would push from b1: all 40, b2's 20 included.
     const plain = (await onHost('b1', `${CTL} -m -w`, undefined, state.dir)).stdout.trim().split('\n')
     expect(plain).toHaveLength(40)
+    const conf = await confSum()
     const r = await murderctl(['recover-master', '-i', state.inventory, '--yes', '--json'])
     expect(r.exitCode, r.stdout).toBe(0)
+    // The push went into a tmpfs; the list was installed on disk before the slaves came back.
+    expect(r.json.results.find((u: any) => u.step === 'master-db-to-memory').data).toMatchObject({where: 'tmpfs'})
+    expect(r.json.results.find((u: any) => u.step === 'master-db-to-disk').data).toMatchObject({installed: '/var/lib/cyrus/mailboxes.db'})
+    expect(await confSum()).toBe(conf)
+    expect(await memoryLeft(state.dir)).toBe('')
     const diffs = r.json.results.filter((u: any) => u.step === 'diff')
     for (const d of diffs) expect(d.data).toMatchObject({activate: 20, claimsAvoided: 20})
     const master = await listOf('mupdate', state.dir)
@@ -167,6 +189,52 @@ describe('recover-master on a unified lab', () => {
     expect(r.json.results.find((u: any) => u.step === 'push' && u.host === 'b2').data.withoutUniqueid).toBe(1)
     const master = await listOf('mupdate', state.dir)
     expect(new Map([...master].sort())).toEqual(new Map([...now].sort()))
+    for (const h of ['b1', 'b2']) expect((await onHost(h, `${CTL} -m -w`, undefined, state.dir)).stdout).toBe('')
+  })
+  it('murderctl stopped at once (Ctrl-C twice) in the middle of the push into the tmpfs: check flags the key, --resume pushes again', async () => {
+    const now = await listOf('mupdate', state.dir)
+    const conf = await confSum()
+    await loseMasterDb(state.dir)
+    let interrupt: Promise<unknown> = Promise.resolve()
+    const first = await murderctlTty(
+      ['recover-master', '-i', state.inventory],
+      [
+        {when: /Go ahead with this plan\? \[y\/N\]/, send: 'y\n'},
+        {
+          when: /with these changes\? \[y\/N\]/,
+          // The master frozen at the diff: b1's push hangs in it; then the operator presses Ctrl-C twice.
+          before: async () => {
+            await freezeMupdate(state.dir)
+            interrupt = waitForProcess('b1', 'ctl_mboxlist', {args: ' -m -f ', dir: state.dir}).then(async () => {
+              const pid = (await execa('pgrep', ['-f', `^node .*bin/run.js recover-master -i ${state.inventory}`])).stdout.trim().split('\n')
+              for (const sig of ['SIGINT', 'SIGINT'] as const) {
+                for (const p of pid) process.kill(Number(p), sig)
+                await new Promise((r) => setTimeout(r, 500))
+              }
+            })
+          },
+          send: 'y\n',
+        },
+      ],
+    )
+    await interrupt
+    await freezeMupdate(state.dir, 'mupdate', 'CONT')
+    expect(first.exitCode, first.output).toBe(130)
+    expect(first.output).toMatch(/stopped at once during step push;[\s\S]*--resume \S+/)
+    const run = first.output.match(/--resume (\S+)/)![1]
+    const c = await murderctl(['check', '-i', state.inventory, '--only', 'tmpfs-key', '--format', 'json'])
+    expect(c.exitCode).toBe(2)
+    expect(JSON.parse(c.stdout).checks[0]).toMatchObject({host: 'mupdate', state: 'CRITICAL', fix: `murderctl recover-master --resume ${run}`})
+
+    const done = await murderctl(['recover-master', '-i', state.inventory, '--resume', run, '--yes', '--json'])
+    expect(done.exitCode, JSON.stringify(done.json?.error)).toBe(0)
+    // Pushed again, or found done: the push left running on a backend may have finished once the master thawed.
+    for (const u of done.json.results.filter((x: any) => x.step === 'push')) expect(['done', 'skipped']).toContain(u.status)
+    expect(journalEvents(done.json.journal).some((e) => e.event === 'interrupted' && e.data?.atOnce)).toBe(true)
+    const master = await listOf('mupdate', state.dir)
+    expect(new Map([...master].sort())).toEqual(new Map([...now].sort()))
+    expect(await confSum()).toBe(conf)
+    expect(await memoryLeft(state.dir)).toBe('')
     for (const h of ['b1', 'b2']) expect((await onHost(h, `${CTL} -m -w`, undefined, state.dir)).stdout).toBe('')
   })
 })

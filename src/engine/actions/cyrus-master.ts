@@ -6,7 +6,8 @@ import type {RunContext} from '../context.js'
 import type {Step} from '../schema.js'
 import {defineAction, need} from './types.js'
 
-async function runServiceCommand(rc: RunContext, step: Step, host: Host | undefined, which: 'stop' | 'start') {
+/** The inventory's stop or start command on a host, journaled; a non-zero exit stops the step. */
+export async function runServiceCommand(rc: RunContext, step: Step, host: Host | undefined, which: 'stop' | 'start') {
   const h = need(host, step)
   const r = await rc.murder.pool.exec(h, {shell: h.cyrus[which]})
   rc.journal.command(step.id, h.name, r)

@@ -3,6 +3,7 @@
 import {startCyrus, stopCyrus} from './cyrus-master.js'
 import {copyAsideDb, setAsideDb} from './db.js'
 import {lock, unlock} from './lock.js'
+import {masterDbToDisk, masterDbToMemory} from './memory-db.js'
 import {installDbFromBackup, installDbFromFrontend, lostMasterPreflight} from './master-rebuild.js'
 import {diffPushAction, pushAction} from './push.js'
 import {expungeConflicts, inspectConflicts, reappendConflicts, saveMessageFiles, syncOwners, verifyConflicts} from './replication.js'
@@ -24,6 +25,8 @@ export const ACTIONS = {
   'copy-aside-db': copyAsideDb,
   'install-db-from-frontend': installDbFromFrontend,
   'install-db-from-backup': installDbFromBackup,
+  'master-db-to-memory': masterDbToMemory,
+  'master-db-to-disk': masterDbToDisk,
   'diff-push': diffPushAction,
   push: pushAction,
   'verify-murder': verifyMurderAction,

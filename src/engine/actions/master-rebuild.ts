@@ -23,6 +23,8 @@ export const RecoverOptions = z.object({
   frontend: z.string().optional(),
   /** Go on although the master does not look lost. */
   force: z.boolean().default(false),
+  /** Rebuild the master's list on a tmpfs, then install it on disk (--no-tmpfs: on disk all along). */
+  tmpfs: z.boolean().default(true),
 })
 export type RecoverOptions = z.infer<typeof RecoverOptions>
 

@@ -1,7 +1,16 @@
 import {readFileSync} from 'node:fs'
 import {describe, expect, it} from 'vitest'
 import {UnexpectedOutputError} from '../../../src/errors.js'
-import {imapdBool, lintImapdConf, murderRole, parseImapdConf, parseMupdateServer, setImapdOption} from '../../../src/cyrus/imapd-conf.js'
+import {
+  imapdBool,
+  lintImapdConf,
+  murderRole,
+  parseImapdConf,
+  parseMupdateServer,
+  removeImapdOption,
+  setImapdOption,
+  undoImapdOption,
+} from '../../../src/cyrus/imapd-conf.js'
 
 const debian = readFileSync(new URL('../../fixtures/debian/imapd.conf', import.meta.url), 'utf8')
 
@@ -141,6 +150,36 @@ describe('setImapdOption', () => {
     expect(() => setImapdOption(base, 'bad key', 'x')).toThrow(/not an imapd.conf key/)
     expect(() => setImapdOption(base, 'a', '   ')).toThrow(/bad value/)
     expect(() => setImapdOption(base, 'a', 'x\ny: z')).toThrow(/bad value/)
+  })
+})
+
+describe("a temporary key (the master's list on tmpfs): removeImapdOption, undoImapdOption", () => {
+  const KEY = 'mboxlist_db_path'
+  const TMP = '/run/murderctl-tmpfs-20261128T193000Z-recover-master-ab12/mailboxes.db'
+  const conf = 'configdirectory: /var/lib/cyrus\r\n#mboxlist_db_path: /srv/old.db\r\nservername: m\r\n'
+
+  it('removes every active line of a key, continuations included, and nothing else', () => {
+    const text = 'a: 1\nmboxlist_db_path: /x\\\n/y\n# mboxlist_db_path: kept\nb: 2'
+    expect(removeImapdOption(text, KEY)).toBe('a: 1\n# mboxlist_db_path: kept\nb: 2')
+    expect(removeImapdOption('a: 1\n', KEY)).toBe('a: 1\n')
+  })
+
+  it('gives back the original bytes when nothing else changed', () => {
+    for (const original of [conf, 'a: 1', 'mboxlist_db_path: /srv/cyrus/mailboxes.db\nb: 2\n', '']) {
+      const edited = setImapdOption(original, KEY, TMP)
+      expect(parseImapdConf(edited).get(KEY)).toBe(TMP)
+      expect(undoImapdOption(edited, original, KEY, TMP)).toBe(original)
+    }
+  })
+
+  it('takes only the key back when the file was edited in between', () => {
+    const edited = `${setImapdOption('a: 1\n', KEY, TMP)}added: yes\n`
+    expect(undoImapdOption(edited, 'a: 1\n', KEY, TMP)).toBe('a: 1\nadded: yes\n')
+    const custom = 'mboxlist_db_path: /srv/m.db\nb: 2\n'
+    const editedCustom = setImapdOption(custom, KEY, TMP).replace('b: 2', 'b: 3')
+    const back = undoImapdOption(editedCustom, custom, KEY, TMP)
+    expect(back).toBe('mboxlist_db_path: /srv/m.db\nb: 3\n')
+    expect(lintImapdConf(back).filter((p) => p.fatal)).toEqual([])
   })
 })
 

@@ -146,3 +146,56 @@ describe('engine', () => {
     expect(String(err.message)).toMatch(/host selector "pair"/)
   })
 })
+
+describe('engine: recheck on resume', () => {
+  it('runs a done step again only when its post-condition no longer holds, and journals why', async () => {
+    let present = true
+    const ran: string[] = []
+    const shell = new FakeShell((_h, command) => (command.startsWith('test -s') ? {exitCode: present ? 0 : 1} : {}))
+    const murder = fakeMurder(shell, mkdtempSync(join(tmpdir(), 'engine-')))
+    const actions: ActionRegistry = {
+      start: defineAction({
+        mutating: true,
+        params: z.object({}).strict(),
+        describe: () => 'start',
+        async run(_rc, step, _p, h) {
+          ran.push(`${step.id}@${h?.name}`)
+          present = true
+        },
+      }),
+    }
+    const playbook = Playbook.parse({
+      name: 't',
+      summary: 't',
+      command: 'test',
+      steps: [{id: 'start', title: 'start', hosts: 'master', action: 'start', post: 'db-present', recheck: true}],
+    })
+    const journal = new Journal(murder.inv.stateDir, 'run-1')
+    journal.write({event: 'run-start', data: {command: 'test'}})
+    // Done in the journal (it ran once; the condition was false before it).
+    journal.write({event: 'step-done', step: 'start', host: 'mupdate'})
+    const hooks: EngineHooks = {progress: () => {}, actions, consentBy: '--yes', consent: async () => true, confirm: async () => true}
+    const rc = (): RunContext => ({
+      murder,
+      journal,
+      runId: 'run-1',
+      dryRun: false,
+      resumed: true,
+      options: {},
+      selectors: {},
+      facts: new Map(),
+      diffs: new Map(),
+      pending: new Map(),
+    })
+    // Still holds: not run again.
+    const still = await runPlaybook(rc(), playbook, hooks, 'resume')
+    expect(still.results[0]).toMatchObject({status: 'already-done'})
+    expect(ran).toEqual([])
+    // Lost since (a crash): run again, journaled.
+    present = false
+    const again = await runPlaybook(rc(), playbook, hooks, 'resume')
+    expect(again.results[0]).toMatchObject({status: 'done'})
+    expect(ran).toEqual(['start@mupdate'])
+    expect(journal.events().some((e) => e.event === 'note' && e.step === 'start' && /db-present no longer holds/.test(String(e.data?.again)))).toBe(true)
+  })
+})
