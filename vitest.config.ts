@@ -11,6 +11,8 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           testTimeout: 30_000,
+          // The same as the lab's: projects with one maxWorkers run as one group, side by side.
+          maxWorkers: 2,
         },
       },
       {

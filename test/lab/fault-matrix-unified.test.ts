@@ -4,8 +4,10 @@
 // (every backend's live local set unchanged, the master holds their union), every journaled
 // copy is intact, and the backends' mupdate slaves run again, connected, holding the others'
 // mailboxes as remote entries. test/lab/fault-matrix.test.ts has the standard murder's.
+import {readFileSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
-import {lab, listOf, loseMasterDb, murderctl, onHost, useFileLab} from './helpers.js'
+import {lab, listOf, loseMasterDb, murderctl, murderctlTty, onHost, useFileLab} from './helpers.js'
 import {
   assertNothingLost,
   BACKENDS,
@@ -24,7 +26,7 @@ import {
 
 useFileLab({topology: 'unified'})
 
-const STEPS = 13
+const STEPS = 15
 const figures = newFigures()
 const rows: {fault: string; stoppedWith: string; then: string}[] = []
 const at = (k: number) => new RegExp(`\\[${k}/${STEPS}\\] `)
@@ -65,9 +67,10 @@ describe('fault matrix: recover-master (unified, from the backends)', () => {
     )
   })
 
-  // A sample of the boundaries: with the slaves just turned off, with the master empty and
-  // running, after the diff (the step that asks), and after the push with the slaves still off.
-  it.each([3, 6, 7, 10])('Ctrl-C during step %i of 13 stops before the next, and --resume finishes', async (k) => {
+  // A sample of the boundaries: with the slaves just turned off, with the list put in memory,
+  // with the master empty and running, after the diff (the step that asks), after the push with
+  // the slaves still off, and with the list going back to disk.
+  it.each([3, 6, 7, 8, 11, 12])(`Ctrl-C during step %i of ${STEPS} stops before the next, and --resume finishes`, async (k) => {
     await loseMasterDb()
     const r = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes'], {interruptWhen: at(k)})
     figures.runs++
@@ -83,11 +86,11 @@ describe('fault matrix: recover-master (unified, from the backends)', () => {
   })
 
   it("a backend's sshd killed during the local push", async () => {
-    const r = await recoverWithFault(at(10), () => killSshd('b2'))
+    const r = await recoverWithFault(at(11), () => killSshd('b2'))
     try {
       expect(r.exitCode, r.stderr).toBe(4)
       expect(r.stderr).toMatch(/host b2/)
-      expect(r.stderr).toMatch(/step (push|enable-slaves)/)
+      expect(r.stderr).toMatch(/step (push|master-db-to-disk|enable-slaves)/)
     } finally {
       await startSshd('b2')
     }
@@ -97,11 +100,11 @@ describe('fault matrix: recover-master (unified, from the backends)', () => {
 
   it("the master's cyrus-master killed in the middle of the push", async () => {
     // Killed as the push starts (the backends' dbs being saved): a push of 40 is over before a kill from outside lands.
-    const r = await recoverWithFault(at(9), killCyrusMaster)
+    const r = await recoverWithFault(at(10), killCyrusMaster)
     try {
       expect(r.exitCode, r.stderr).not.toBe(0)
       expect(r.stderr).toMatch(/host (b1|b2|mupdate)/)
-      expect(r.stderr).toMatch(/step (save-backend-dbs|push|enable-slaves|verify)/)
+      expect(r.stderr).toMatch(/step (save-backend-dbs|push|master-db-to-disk|enable-slaves|verify)/)
     } finally {
       await startMaster()
     }
@@ -119,5 +122,54 @@ describe('fault matrix: recover-master (unified, from the backends)', () => {
     expect(r.json.error.message).toMatch(/simulated by the fault matrix/)
     await resume(runIdOf(r), 'tool error with exit 0')
     rows.push({fault: 'a Cyrus tool printing an error and exiting 0', stoppedWith: `exit ${r.exitCode}, host b2, step push`, then: '--resume: exit 0'})
+  })
+
+  it('a host key changed in the middle of the run', async () => {
+    const key = join(lab().dir, 'fault-host-key')
+    const config = join(lab().dir, 'fault-sshd_config')
+    writeFileSync(config, readFileSync(join(lab().dir, 'hosts', 'b2', 'sshd_config'), 'utf8').replace(/^HostKey .*$/m, `HostKey ${key}`))
+    await onHost('b2', `rm -f ${key} ${key}.pub && ssh-keygen -q -t ed25519 -N '' -f ${key}`)
+    // While the master's db is set aside (a step on the master only), b2 comes back with another
+    // key: the next step on b2 must refuse it, not trust it.
+    const r = await recoverWithFault(at(5), async () => {
+      await killSshd('b2')
+      await startSshd('b2', config)
+    })
+    try {
+      expect(r.exitCode, r.stderr).toBe(5)
+      expect(r.stderr).toMatch(/host b2/)
+      expect(r.stderr).toMatch(/host key/i)
+    } finally {
+      await killSshd('b2')
+      await startSshd('b2')
+    }
+    await resume(runIdOf(r), 'host key changed')
+    rows.push({fault: 'a host key changed mid-run', stoppedWith: `exit 5, ${where(r)}, "host key"`, then: 'the right key back, --resume: exit 0'})
+  })
+
+  it('a second operator starting a run is refused while the first waits at its diff', async () => {
+    await loseMasterDb()
+    let second: Awaited<ReturnType<typeof murderctl>> | undefined
+    const first = await murderctlTty(
+      ['recover-master', '-i', lab().inventory, '--source', 'backends'],
+      [
+        {when: /Go ahead with this plan\? \[y\/N\]/, send: 'y\n'},
+        {
+          when: /with these changes\? \[y\/N\]/,
+          send: 'y\n',
+          before: async () => {
+            second = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes', '--json'])
+            figures.runs++
+          },
+        },
+      ],
+    )
+    figures.runs++
+    figures.faults++
+    expect(first.exitCode, first.output).toBe(0)
+    expect(second!.exitCode, JSON.stringify(second!.json)).toBe(7)
+    expect(second!.json.error).toMatchObject({host: 'mupdate', step: 'lock'})
+    expect(second!.json.error.message).toMatch(/another run holds the murder's lock/)
+    rows.push({fault: 'a second operator starting a run', stoppedWith: 'the second: exit 7, host mupdate, step lock', then: 'the first: exit 0'})
   })
 })

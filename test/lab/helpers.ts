@@ -184,7 +184,21 @@ export async function onHost(name: string, script: string, input?: string, dir =
 export const CTL = '/usr/lib/cyrus/bin/ctl_mboxlist'
 
 /** sha256 of every lab host's mailboxes.db, imapd.conf and cyrus.conf: "nothing changed" checks. */
-export const labChecksums = () => labChecksumsOf(lab().dir)
+/**
+ * The lab's checksums once they hold still: a slave may still be writing what the master sent
+ * it a moment ago (on a loaded machine, seconds after the lab looked whole), which is Cyrus's
+ * change, not murderctl's. Two equal reads a second apart, or the last read after 30 s.
+ */
+export async function labChecksums(): Promise<Record<string, string>> {
+  let last = await labChecksumsOf(lab().dir)
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
+    await new Promise((r) => setTimeout(r, 1000))
+    const now = await labChecksumsOf(lab().dir)
+    if (JSON.stringify(now) === JSON.stringify(last)) return now
+    last = now
+  }
+  return last
+}
 
 /** A mailboxes.db entry written behind the murder's back (ctl_mboxlist -u), as an operator's mistake would. */
 export function dumpEntry(name: string, owner: string, uniqueid = `lab${Math.random().toString(36).slice(2, 14)}`): string {
