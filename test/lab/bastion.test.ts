@@ -43,6 +43,39 @@ describe('through a bastion', () => {
     expect(b1.error).toMatch(new RegExp(`unknown host key for ${bastion.replace(/\./g, '\\.')} \\(bastion of b1\\)`))
   })
 
+  it('a murder the operator cannot reach directly: by names only the bastion resolves, reached through it alone', async () => {
+    // The lab's hosts share one network, but not one /etc/hosts: each host's names its own, the
+    // operator's knows none of them. Named that way, every host but the bastion is out of the
+    // operator's reach, as behind a firewall, and only a path through the bastion reaches it.
+    const dir = mkdtempSync(join(tmpdir(), 'murderctl-behind-'))
+    const doc = parse(readFileSync(lab().inventory, 'utf8'))
+    doc.knownHosts = join(lab().dir, 'known_hosts')
+    doc.defaults.ssh.identity = join(lab().dir, 'id_ed25519')
+    doc.stateDir = join(dir, 'state')
+    const bastion = labHost('mupdate').address
+    for (const h of doc.hosts) if (h.name !== 'mupdate') h.address = h.name
+    const inv = join(dir, 'murder.yaml')
+    writeFileSync(inv, stringify(doc))
+    const direct = await murderctl(['status', '-i', inv, '--json', '--no-counts'])
+    expect(direct.exitCode).toBe(4)
+    const unreachable = direct.json.hosts.filter((h: any) => !h.reachable).map((h: any) => h.name)
+    expect(unreachable.sort()).toEqual(
+      doc.hosts
+        .filter((h: any) => h.name !== 'mupdate')
+        .map((h: any) => h.name)
+        .sort(),
+    )
+    for (const h of doc.hosts) if (h.name !== 'mupdate') h.ssh = {...h.ssh, proxyJump: `root@${bastion}:22`}
+    writeFileSync(inv, stringify(doc))
+    const through = await murderctl(['status', '-i', inv, '--json', '--no-counts'])
+    expect(through.exitCode, through.stdout).toBe(0)
+    expect(through.json.hosts.every((h: any) => h.reachable)).toBe(true)
+    const banner = (n: string) => through.json.hosts.find((h: any) => h.name === n).mupdate.banner
+    expect([banner('mupdate'), banner('fe1'), banner('fe2')]).toEqual(['master', 'slave', 'slave'])
+    const check = await murderctl(['check', '-i', inv, '--only', 'cyrus-master', '--only', 'slaves'])
+    expect(check.exitCode, check.stdout).toBe(0)
+  })
+
   it('reaches a host known only by an alias of the OpenSSH client config (HostName, Port, User, IdentityFile from the file)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'murderctl-sshconfig-'))
     const doc = parse(readFileSync(lab().inventory, 'utf8'))
