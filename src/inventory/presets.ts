@@ -33,8 +33,9 @@ export interface PresetSettings {
   syslogFile: string
 }
 
-const redHat: PresetSettings = {
-  binDir: '/usr/sbin',
+// Debian and Red Hat agree but for where the tools are and where mail logs go.
+const debian: PresetSettings = {
+  binDir: '/usr/lib/cyrus/bin',
   imapdConf: '/etc/imapd.conf',
   cyrusConf: '/etc/cyrus.conf',
   pidFile: '/run/cyrus-master.pid',
@@ -42,21 +43,12 @@ const redHat: PresetSettings = {
   start: 'systemctl start cyrus-imapd',
   user: 'cyrus',
   group: 'mail',
-  syslogFile: '/var/log/maillog',
+  syslogFile: '/var/log/syslog',
 }
+const redHat: PresetSettings = {...debian, binDir: '/usr/sbin', syslogFile: '/var/log/maillog'}
 
 export const PRESETS: Record<Preset, PresetSettings> = {
-  debian: {
-    binDir: '/usr/lib/cyrus/bin',
-    imapdConf: '/etc/imapd.conf',
-    cyrusConf: '/etc/cyrus.conf',
-    pidFile: '/run/cyrus-master.pid',
-    stop: 'systemctl stop cyrus-imapd',
-    start: 'systemctl start cyrus-imapd',
-    user: 'cyrus',
-    group: 'mail',
-    syslogFile: '/var/log/syslog',
-  },
+  debian,
   rhel: redHat,
   fedora: redHat,
 }

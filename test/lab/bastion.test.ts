@@ -8,14 +8,19 @@ import {describe, expect, it} from 'vitest'
 import {parse, stringify} from 'yaml'
 import {lab, labHost, murderctl} from './helpers.js'
 
+/** The lab's inventory, to edit, with its state in a folder of its own; the master serves as the bastion. */
+function labInventory(prefix: string) {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  const doc = parse(readFileSync(lab().inventory, 'utf8'))
+  doc.knownHosts = join(lab().dir, 'known_hosts')
+  doc.defaults.ssh.identity = join(lab().dir, 'id_ed25519')
+  doc.stateDir = join(dir, 'state')
+  return {dir, doc, bastion: labHost('mupdate').address}
+}
+
 describe('through a bastion', () => {
   it('status and check reach every host through ssh.proxyJump', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'murderctl-bastion-'))
-    const doc = parse(readFileSync(lab().inventory, 'utf8'))
-    doc.knownHosts = join(lab().dir, 'known_hosts')
-    doc.defaults.ssh.identity = join(lab().dir, 'id_ed25519')
-    doc.stateDir = join(dir, 'state')
-    const bastion = labHost('mupdate').address
+    const {dir, doc, bastion} = labInventory('murderctl-bastion-')
     for (const h of doc.hosts) if (h.name !== 'mupdate') h.ssh = {...h.ssh, proxyJump: `root@${bastion}:22`}
     const inv = join(dir, 'murder.yaml')
     writeFileSync(inv, stringify(doc))
@@ -47,12 +52,7 @@ describe('through a bastion', () => {
     // The lab's hosts share one network, but not one /etc/hosts: each host's names its own, the
     // operator's knows none of them. Named that way, every host but the bastion is out of the
     // operator's reach, as behind a firewall, and only a path through the bastion reaches it.
-    const dir = mkdtempSync(join(tmpdir(), 'murderctl-behind-'))
-    const doc = parse(readFileSync(lab().inventory, 'utf8'))
-    doc.knownHosts = join(lab().dir, 'known_hosts')
-    doc.defaults.ssh.identity = join(lab().dir, 'id_ed25519')
-    doc.stateDir = join(dir, 'state')
-    const bastion = labHost('mupdate').address
+    const {dir, doc, bastion} = labInventory('murderctl-behind-')
     for (const h of doc.hosts) if (h.name !== 'mupdate') h.address = h.name
     const inv = join(dir, 'murder.yaml')
     writeFileSync(inv, stringify(doc))
