@@ -1,7 +1,17 @@
 import {defineConfig} from 'vitest/config'
 
-// Two projects: fast unit tests (parsers, planners, SSH against a throwaway sshd),
-// and the lab suite, which boots one real Cyrus murder and runs commands through SSH.
+// Three projects: unit tests (parsers, planners, the engine and services on a fake shell: Node
+// only, the fast loop, `npm run test:unit`); integration tests beside them that drive real
+// processes (a throwaway OpenSSH sshd, headless Chromium, the built CLI); and the lab suite,
+// which boots real Cyrus murders and runs commands through SSH. `npm test` runs all three.
+const PROCESS_TESTS = [
+  'test/unit/ssh/pool.test.ts',
+  'test/unit/report/browser.test.ts',
+  'test/unit/report/cli.test.ts',
+  'test/unit/cli.test.ts',
+  'test/unit/cli-help.test.ts',
+]
+
 export default defineConfig({
   test: {
     disableConsoleIntercept: true,
@@ -10,8 +20,17 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
+          exclude: PROCESS_TESTS,
           testTimeout: 30_000,
           // The same as the lab's: projects with one maxWorkers run as one group, side by side.
+          maxWorkers: 2,
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: PROCESS_TESTS,
+          testTimeout: 30_000,
           maxWorkers: 2,
         },
       },
