@@ -3,7 +3,7 @@
 import {z} from 'zod'
 import {asMurderctlError} from '../errors.js'
 import {type CyrusConf, hasMupdatePush, mupdateService, parseCyrusConf, syncClientDaemon} from '../cyrus/cyrus-conf.js'
-import {DEFAULT_MUPDATE_PORT, imapdBool, murderRole} from '../cyrus/imapd-conf.js'
+import {DEFAULT_MUPDATE_PORT, imapdBool, murderRole, parseMupdateServer} from '../cyrus/imapd-conf.js'
 import {pairConfigOf} from '../cyrus/pair-config.js'
 import {pairsOf} from '../host/pair.js'
 import {addToCounts, EntryCounts, newEntryCounts} from '../cyrus/mboxlist-dump.js'
@@ -200,6 +200,22 @@ export async function hostStatus(ctx: MurderContext, host: Host, opts: {counts?:
 export async function murderStatus(ctx: MurderContext, opts: {counts?: boolean} = {}): Promise<MurderStatus> {
   const started = Date.now()
   const [hosts, lock] = await Promise.all([mapLimit(ctx.inv.hosts, ctx.concurrency, (h) => hostStatus(ctx, h, opts)), murderLock(ctx)])
+  // A host SSH could not reach had its banner asked on the default port: the murder's own MUPDATE
+  // port is the one its reachable members' mupdate_server names.
+  const port = hosts.map((h) => (h.mupdateServer ? parseMupdateServer(h.mupdateServer).port : undefined)).find((p) => p !== undefined)
+  if (port !== undefined && port !== DEFAULT_MUPDATE_PORT)
+    await Promise.all(
+      hosts
+        .filter((s) => !s.reachable && s.mupdate.banner !== null)
+        .map((s) =>
+          probe(
+            ctx.inv.hosts.find((h) => h.name === s.name)!,
+            port,
+            s,
+            5000,
+          ),
+        ),
+    )
   // A pair is fine whichever way round; both members in the murder is not.
   for (const p of pairsOf(ctx.inv)) {
     const ms = p.members.map((m) => hosts.find((h) => h.name === m.name)!)

@@ -3,6 +3,7 @@
 // from imapd.conf. Before that, the slave-connected condition looked for 3905 and a recovery
 // waited out its settle time and failed.
 import {afterEach, describe, expect, it} from 'vitest'
+import {killSshd, startSshd} from './faults.js'
 import {assertAllJournalCopiesIntact, lab, labHost, listOf, loseMasterDb, murderctl, onHost, useFileLab, waitLabHealthy} from './helpers.js'
 
 const PORT = 39050
@@ -30,6 +31,19 @@ describe(`a murder whose MUPDATE port is ${PORT}`, () => {
     for (const fe of ['fe1', 'fe2']) expect(host(fe).mupdate).toMatchObject({enabled: true, banner: 'slave', slaveConnected: true})
     expect(host('mupdate').mupdateServer).toBeNull()
     expect(host('fe1').mupdateServer).toBe(`mupdate:${PORT}`)
+  })
+
+  it('status asks a master whose sshd is down for its banner on the port the members name, not on 3905', async () => {
+    await killSshd('mupdate')
+    try {
+      const r = await murderctl(['status', '-i', lab().inventory, '--json', '--no-counts'])
+      expect(r.exitCode).toBe(4)
+      const m = r.json.hosts.find((h: any) => h.name === 'mupdate')
+      expect(m.reachable).toBe(false)
+      expect(m.mupdate.banner, JSON.stringify(m.mupdate)).toBe('master')
+    } finally {
+      await startSshd('mupdate')
+    }
   })
 
   it('check is OK (the master answers and the slaves hold their connection on that port), CRITICAL once the master stops', async () => {
