@@ -4,8 +4,6 @@
 // (every backend's live local set unchanged, the master holds their union), every journaled
 // copy is intact, and the backends' mupdate slaves run again, connected, holding the others'
 // mailboxes as remote entries. test/lab/fault-matrix.test.ts has the standard murder's.
-import {readFileSync, writeFileSync} from 'node:fs'
-import {join} from 'node:path'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 import {lab, listOf, loseMasterDb, murderctl, murderctlTty, onHost, useFileLab} from './helpers.js'
 import {
@@ -22,6 +20,7 @@ import {
   snapshot,
   startMaster,
   startSshd,
+  newHostKeyConfig,
 } from './faults.js'
 
 useFileLab({topology: 'unified'})
@@ -125,10 +124,7 @@ describe('fault matrix: recover-master (unified, from the backends)', () => {
   })
 
   it('a host key changed in the middle of the run', async () => {
-    const key = join(lab().dir, 'fault-host-key')
-    const config = join(lab().dir, 'fault-sshd_config')
-    writeFileSync(config, readFileSync(join(lab().dir, 'hosts', 'b2', 'sshd_config'), 'utf8').replace(/^HostKey .*$/m, `HostKey ${key}`))
-    await onHost('b2', `rm -f ${key} ${key}.pub && ssh-keygen -q -t ed25519 -N '' -f ${key}`)
+    const config = await newHostKeyConfig('b2')
     // While the master's db is set aside (a step on the master only), b2 comes back with another
     // key: the next step on b2 must refuse it, not trust it.
     const r = await recoverWithFault(at(5), async () => {

@@ -4,7 +4,6 @@
 // resuming (or running again) completes, no mailbox is lost (every backend's live local set is
 // unchanged and the master holds exactly their union) and every journaled copy is intact.
 // The figures are printed at the end for the README's table.
-import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 import {assertAllJournalCopiesIntact, CTL, dumpEntry, lab, loseMasterDb, murderctl, murderctlTty, onHost, runJournals, waitLabHealthy} from './helpers.js'
@@ -23,11 +22,11 @@ import {
   startMaster,
   startSshd,
   svc,
+  newHostKeyConfig,
 } from './faults.js'
 
 const figures = newFigures()
 const rows: {fault: string; command: string; stoppedWith: string; then: string}[] = []
-const sshdConfig = (h: string) => join(lab().dir, 'hosts', h, 'sshd_config')
 const assertNothingLost = (before: Record<string, string[]>) => nothingLost(before, figures)
 
 const resume = (run: string, what: string) => resumeRun(figures, run, what)
@@ -243,10 +242,7 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
 
   it('a host key changed in the middle of the run', async () => {
     await loseMasterDb()
-    const key = join(lab().dir, 'fault-host-key')
-    const config = join(lab().dir, 'fault-sshd_config')
-    writeFileSync(config, readFileSync(sshdConfig('b2'), 'utf8').replace(/^HostKey .*$/m, `HostKey ${key}`))
-    await onHost('b2', `rm -f ${key} ${key}.pub && ssh-keygen -q -t ed25519 -N '' -f ${key}`)
+    const config = await newHostKeyConfig('b2')
     // While the master's db is set aside and it restarts (two steps on the master only), b2
     // comes back with another key; the diff then reconnects to it.
     const r = await recoverWithFault(/\[6\/16\] /, async () => {

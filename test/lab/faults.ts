@@ -84,6 +84,18 @@ export const killCyrusMaster = () =>
   onHost('mupdate', `${killTree}; p=$(cat /run/cyrus-master.pid); k "$p"; i=0; while [ -e /proc/$p ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.1; done`)
 export const startSshd = (h: string, config = sshdConfig(h)) => onHost(h, `/usr/sbin/sshd -f ${config}`)
 
+/**
+ * An sshd config for `h` that serves a host key of its own, made now: a fault that restarts
+ * `h`'s sshd with it (killSshd, then startSshd(h, config)) gives `h` a changed key.
+ */
+export async function newHostKeyConfig(h: string): Promise<string> {
+  const key = join(lab().dir, `fault-host-key-${h}`)
+  const config = join(lab().dir, `fault-sshd_config-${h}`)
+  writeFileSync(config, readFileSync(sshdConfig(h), 'utf8').replace(/^HostKey .*$/m, `HostKey ${key}`))
+  await onHost(h, `rm -f ${key} ${key}.pub && ssh-keygen -q -t ed25519 -N '' -f ${key}`)
+  return config
+}
+
 /** Start the master as an operator would, and wait until it listens (what the stop message asks). */
 export async function startMaster(): Promise<void> {
   await onHost('mupdate', `${svc()} start`)
