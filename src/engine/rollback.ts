@@ -139,13 +139,17 @@ export function planRollback(
   const hostOrder = (name: string) => inv.hosts.findIndex((h) => h.name === name)
   const units: RollbackUnit[] = []
   for (const step of [...playbook.steps].reverse()) {
+    const undo = step.undo ? actions[step.undo] : undefined
+    if (step.undo && !undo) throw new AbortError(`step ${step.id} names undo action ${step.undo}, which does not exist`, {step: step.id})
+    const restoreUnits: RollbackUnit[] = []
+    const undoUnits: RollbackUnit[] = []
     const stepRestores = [...restores.values()].filter((r) => r.step === step.id).sort((a, b) => hostOrder(a.host) - hostOrder(b.host))
     for (const r of stepRestores) {
       // Two files of one host in one step (cyrus.conf and imapd.conf) are two units.
       const several = stepRestores.filter((x) => x.host === r.host).length > 1
       const id = `restore-${step.id}${several ? `-${r.file.kind.replace('.', '-')}` : ''}`
       if (rolledBack.has(unitKey(id, r.host))) continue
-      units.push({
+      restoreUnits.push({
         id,
         step: step.id,
         host: r.host,
@@ -154,9 +158,10 @@ export function planRollback(
         does: `copy ${r.file.path} aside, cp -p ${r.file.copy} back over it, sha256 checked${r.file.kind === 'mailboxes.db' ? ' (cyrus-master stopped meanwhile)' : r.file.kind === 'cyrus.conf' ? ', HUP cyrus-master' : ''}`,
       })
     }
-    if (!step.undo) continue
-    const undo = actions[step.undo]
-    if (!undo) throw new AbortError(`step ${step.id} names undo action ${step.undo}, which does not exist`, {step: step.id})
+    if (!step.undo || !undo) {
+      units.push(...restoreUnits)
+      continue
+    }
     const hosts = [...new Set(events.filter((e) => e.step === step.id && e.host && attempted.has(unitKey(e.step, e.host))).map((e) => e.host!))].sort(
       (a, b) => hostOrder(a) - hostOrder(b),
     )
@@ -165,7 +170,7 @@ export function planRollback(
       if (rolledBack.has(unitKey(id, host))) continue
       const h = hostOf(host)
       if (!h) continue
-      units.push({
+      undoUnits.push({
         id,
         step: step.id,
         host,
@@ -174,6 +179,7 @@ export function planRollback(
         does: `${step.undo}: ${undo.describe(opts.rc ?? ({options: {}, runId: '', selectors: {}} as unknown as RunContext), undo.params.parse({}), h)}`,
       })
     }
+    units.push(...(undo.restoresOwnFiles ? [...undoUnits, ...restoreUnits] : [...restoreUnits, ...undoUnits]))
   }
   // Copies of steps this playbook does not name (an edited playbook): restored last.
   const named = new Set(playbook.steps.map((s) => s.id))

@@ -48,6 +48,21 @@ export async function labCounts(dir: string, host: string): Promise<{total: numb
   return {total, remote}
 }
 
+/**
+ * A backend command that Cyrus passes on to the mupdate master. On a loaded machine the
+ * backend's MUPDATE link can be down for a moment ("no connection to server"); Cyrus then
+ * refuses and changes nothing, so the command is sent again. `doneAlready`: the refusal a
+ * repeat gets when the first attempt did land.
+ */
+async function viaMupdate(c: ImapClient, cmd: string, doneAlready?: RegExp): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await c.command(cmd)
+    if (r.status === 'OK' || (attempt > 1 && doneAlready?.test(r.text))) return
+    if (attempt >= 20 || !/no connection to server|unavailable/i.test(r.text)) throw new AbortError(`IMAP ${cmd.split(' ')[0]} failed: ${r.status} ${r.text}`)
+    await new Promise((res) => setTimeout(res, 500))
+  }
+}
+
 async function imapSeed(state: LabState, password: string, plan: Map<string, string[]>, log: (m: string) => void) {
   await Promise.all(
     [...plan].map(async ([backend, names]) => {
@@ -56,8 +71,8 @@ async function imapSeed(state: LabState, password: string, plan: Map<string, str
       try {
         await c.login(LAB_ADMIN, password)
         for (const name of names) {
-          await c.ok(`CREATE ${imapString(name)}`)
-          await c.ok(`SETACL ${imapString(name)} ${LAB_ADMIN} lrswipkxtecda`)
+          await viaMupdate(c, `CREATE ${imapString(name)}`, /already exists/i)
+          await viaMupdate(c, `SETACL ${imapString(name)} ${LAB_ADMIN} lrswipkxtecda`)
         }
         for (const u of NAMED_USERS.filter((x) => x.backend === backend))
           for (let i = 1; i <= u.messages; i++) await c.append(`user.${u.user}`, labMessage(u.user, i))

@@ -187,9 +187,10 @@ describe('safety net on the standard lab', () => {
     const dry = await murderctl(['recover-master', '-i', lab().inventory, '--rollback', run, '--dry-run', '--json'])
     expect(dry.exitCode, dry.stdout).toBe(0)
     expect(dry.json.plan.map((p: {step: string}) => p.step)).toEqual([
-      // imapd.conf back without the temporary key, then the list in memory let go (the master stopped meanwhile).
-      'restore-master-db-to-memory@mupdate',
+      // The master stopped, its list in memory installed on disk and imapd.conf put back by the undo,
+      // which knows the order; the plain restore then finds imapd.conf as journaled.
       'undo-master-db-to-memory@mupdate',
+      'restore-master-db-to-memory@mupdate',
       'restore-set-aside-master-db@mupdate',
       'undo-stop-master@mupdate',
       'restore-set-aside-frontend-dbs@fe1',

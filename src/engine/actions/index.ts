@@ -3,7 +3,7 @@
 import {startCyrus, stopCyrus} from './cyrus-master.js'
 import {copyAsideDb, setAsideDb} from './db.js'
 import {lock, unlock} from './lock.js'
-import {masterDbToDisk, masterDbToMemory} from './memory-db.js'
+import {masterDbOutOfMemory, masterDbToDisk, masterDbToMemory} from './memory-db.js'
 import {installDbFromBackup, installDbFromFrontend, lostMasterPreflight} from './master-rebuild.js'
 import {diffPushAction, pushAction} from './push.js'
 import {expungeConflicts, inspectConflicts, reappendConflicts, saveMessageFiles, syncOwners, verifyConflicts} from './replication.js'
@@ -27,6 +27,7 @@ export const ACTIONS = {
   'install-db-from-backup': installDbFromBackup,
   'master-db-to-memory': masterDbToMemory,
   'master-db-to-disk': masterDbToDisk,
+  'master-db-out-of-memory': masterDbOutOfMemory,
   'diff-push': diffPushAction,
   push: pushAction,
   'verify-murder': verifyMurderAction,

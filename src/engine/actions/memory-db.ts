@@ -206,3 +206,17 @@ export const masterDbToDisk = defineAction({
       : 'nothing: --no-tmpfs',
   run: (rc, s, _p, h) => toDisk(rc, s, need(h, s)),
 })
+
+/**
+ * The undo of master-db-to-memory: the master stopped, whatever list is in memory installed in
+ * its real place (a rollback then keeps it aside as it puts the original back), imapd.conf as
+ * before, the memory let go. Not started: the restores after it start the master on the
+ * original list. A list in memory that is gone (a reboot) does not stop a rollback.
+ */
+export const masterDbOutOfMemory = defineAction({
+  mutating: true,
+  params: z.object({}).strict(),
+  restoresOwnFiles: true,
+  describe: () => `stop cyrus-master; the list in memory (if any) to the real place; ${DB_PATH_KEY} out of imapd.conf; unmount`,
+  run: (rc, s, _p, h) => backToDisk(rc, s, need(h, s), {listExpected: false}),
+})

@@ -20,6 +20,12 @@ export interface Action<P extends Params = Params> {
   /** The condition that holds once it is done: a rollback running it as an undo skips it when that already holds, and checks it after. */
   proves?: string
   /**
+   * As an undo, it puts back the files its step changed itself (from the journal, in an order
+   * only it knows): a rollback runs it before the plain restores of that step's copies, which
+   * then find the files as journaled. Else the restores come first.
+   */
+  restoresOwnFiles?: boolean
+  /**
    * A read-only check run on its hosts before the first step of a new run (and in a dry run):
    * what would refuse this step later (a lock another run holds) refuses the run up front,
    * with nothing done and for the right reason. Throws to refuse.

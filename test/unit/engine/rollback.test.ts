@@ -68,6 +68,23 @@ describe('rollback planner', () => {
     expect(plan.runningBefore).toEqual({mupdate: true, fe1: true})
   })
 
+  it("runs an undo that puts back its own files (the list in memory) before that step's plain restores", () => {
+    const events = [
+      ...stoppedAtDiff().slice(0, -6),
+      ev('step-start', 'master-db-to-memory', 'mupdate'),
+      saved('master-db-to-memory', 'mupdate', '/etc/imapd.conf', 'i'),
+      ev('step-done', 'master-db-to-memory', 'mupdate'),
+      ...stoppedAtDiff().slice(-6),
+    ]
+    const plan = planRollback(events, playbook, murder().inv)
+    expect(order(plan.units).slice(0, 3)).toEqual([
+      'undo-master-db-to-memory@mupdate',
+      'restore-master-db-to-memory@mupdate',
+      'restore-set-aside-master-db@mupdate',
+    ])
+    expect(plan.units[0]).toMatchObject({kind: 'undo', action: 'master-db-out-of-memory'})
+  })
+
   it('puts back the earliest copy of each file; later copies, message files and local copies are kept, not restored', () => {
     const events = [
       ...stoppedAtDiff(),
