@@ -33,7 +33,7 @@ file beside the database, removed at once.`
   async run() {
     const {flags} = await this.parse(Backup)
     const inv = this.inventory(flags.inventory)
-    return withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, async (ctx) => {
+    return withMurder(inv, this.murderOptions(flags), async (ctx) => {
       if (flags.list) {
         const rows = listBackups(ctx)
         this.log(

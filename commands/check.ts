@@ -74,7 +74,7 @@ written atomically for node_exporter's textfile collector.`
       ...(flags.critical === undefined ? {} : {masterDropCritPercent: flags.critical}),
     }
     const inv = clampTimeouts({...loaded, thresholds}, flags.timeout)
-    const report = await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, (ctx) =>
+    const report = await withMurder(inv, this.murderOptions(flags), (ctx) =>
       runChecks(ctx, {
         only: flags.only as CheckName[] | undefined,
         deadlineMs: flags.timeout * 1000 - 500,

@@ -41,30 +41,27 @@ first; --resume RUN finishes a run that stopped.`
   async run() {
     const {args, flags} = await this.parse(Failover)
     const inv = this.inventory(flags.inventory)
-    const result = await withMurder(
-      inv,
-      {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys'], log: (m) => this.progress(m)},
-      (ctx) =>
-        failover(
-          ctx,
-          {
-            pair: args.pair,
-            to: flags.to,
-            hard: flags.hard,
-            dryRun: flags['dry-run'],
-            force: flags.force,
-            full: flags.full,
-            resume: flags.resume,
-            playbookFile: flags.playbook,
-          },
-          this.playbookHooks(flags, {
-            show: (diffs, fullPath) => `${renderPushDiffs(diffs)}\nfull diff: ${fullPath}`,
-            question: (_step, diffs) =>
-              diffs.some((d) => d.activate.length + d.removeFromMupdate.length + d.removeRemoteFlag.length + d.removeLocal.length > 0)
-                ? `Run ctl_mboxlist -m on ${diffs.map((d) => d.backend).join(', ')} with these changes?`
-                : `ctl_mboxlist -m -w on ${diffs.map((d) => d.backend).join(', ')} printed nothing. Go on?`,
-          }),
-        ),
+    const result = await withMurder(inv, this.murderOptions(flags, {progress: true}), (ctx) =>
+      failover(
+        ctx,
+        {
+          pair: args.pair,
+          to: flags.to,
+          hard: flags.hard,
+          dryRun: flags['dry-run'],
+          force: flags.force,
+          full: flags.full,
+          resume: flags.resume,
+          playbookFile: flags.playbook,
+        },
+        this.playbookHooks(flags, {
+          show: (diffs, fullPath) => `${renderPushDiffs(diffs)}\nfull diff: ${fullPath}`,
+          question: (_step, diffs) =>
+            diffs.some((d) => d.activate.length + d.removeFromMupdate.length + d.removeRemoteFlag.length + d.removeLocal.length > 0)
+              ? `Run ctl_mboxlist -m on ${diffs.map((d) => d.backend).join(', ')} with these changes?`
+              : `ctl_mboxlist -m -w on ${diffs.map((d) => d.backend).join(', ')} printed nothing. Go on?`,
+        }),
+      ),
     )
     if (result.dryRun) {
       this.log(`\n${renderPlan(result.plan)}`)

@@ -54,24 +54,21 @@ user and rolling replication started. Writes a Markdown and JSON report beside t
       }
     }
     const dryRun = flags['dry-run'] || !!flags.out
-    const result = await withMurder(
-      inv,
-      {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys'], log: (m) => this.progress(m)},
-      (ctx) =>
-        reconcile(ctx, {
-          pair: args.pair,
-          all: flags.all,
-          recoveryFolder: flags['recovery-folder'],
-          dryRun,
-          apply,
-          resume: flags.resume,
-          noReplicate: flags['no-replicate'],
-          progress: (l) => this.progress(l),
-          confirm: async (question, detail) => {
-            if (detail && !this.jsonEnabled()) process.stderr.write(`\n${detail}\n\n`)
-            return this.confirm(question, {yes: flags.yes, what: 'reconcile'})
-          },
-        }),
+    const result = await withMurder(inv, this.murderOptions(flags, {progress: true}), (ctx) =>
+      reconcile(ctx, {
+        pair: args.pair,
+        all: flags.all,
+        recoveryFolder: flags['recovery-folder'],
+        dryRun,
+        apply,
+        resume: flags.resume,
+        noReplicate: flags['no-replicate'],
+        progress: (l) => this.progress(l),
+        confirm: async (question, detail) => {
+          if (detail && !this.jsonEnabled()) process.stderr.write(`\n${detail}\n\n`)
+          return this.confirm(question, {yes: flags.yes, what: 'reconcile'})
+        },
+      }),
     )
     if (flags.out) writeFileSync(flags.out, `${JSON.stringify(result.plan, null, 1)}\n`)
     if (result.dryRun) {

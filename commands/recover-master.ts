@@ -71,14 +71,14 @@ unlock) and every mailboxes.db and Cyrus config it changed copied back from its 
     const {flags} = await this.parse(RecoverMaster)
     const inv = skipHosts(this.inventory(flags.inventory), flags['skip-host'] ?? [])
     if (flags['break-lock'])
-      return withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, async (ctx) => {
+      return withMurder(inv, this.murderOptions(flags), async (ctx) => {
         const r = await breakRecoveryLock(ctx, (q) => this.confirm(q, {yes: flags.yes, what: 'breaking the lock'}))
         this.log(r.broken ? 'the lock was removed' : 'no lock is held')
         return r
       })
     if (flags.rollback) {
       const run = flags.rollback
-      const r = await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys'], log: (m) => this.progress(m)}, (ctx) =>
+      const r = await withMurder(inv, this.murderOptions(flags, {progress: true}), (ctx) =>
         rollbackRecovery(ctx, run, flags['dry-run'], this.playbookHooks(flags, {question: () => 'Go on?'})),
       )
       if (r.dryRun) this.log(`\n${renderPlan(r.plan)}`)
@@ -87,18 +87,15 @@ unlock) and every mailboxes.db and Cyrus config it changed copied back from its 
       this.log(`\n${r.dryRun ? 'dry run: nothing was changed' : `run ${r.run} rolled back and verified`}; journal: ${r.journal}`)
       return r
     }
-    const result = await withMurder(
-      inv,
-      {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys'], log: (m) => this.progress(m)},
-      (ctx) =>
-        recoverMaster(
-          ctx,
-          {source: flags.source, playbookFile: flags.playbook, resume: flags.resume, force: flags.force, tmpfs: flags.tmpfs, dryRun: flags['dry-run']},
-          this.playbookHooks(flags, {
-            show: (diffs, fullPath) => `${renderPushDiffs(diffs)}\nfull diff: ${fullPath}`,
-            question: (_step, diffs) => `Run ctl_mboxlist -m on ${diffs.map((d) => d.backend).join(', ')} with these changes?`,
-          }),
-        ),
+    const result = await withMurder(inv, this.murderOptions(flags, {progress: true}), (ctx) =>
+      recoverMaster(
+        ctx,
+        {source: flags.source, playbookFile: flags.playbook, resume: flags.resume, force: flags.force, tmpfs: flags.tmpfs, dryRun: flags['dry-run']},
+        this.playbookHooks(flags, {
+          show: (diffs, fullPath) => `${renderPushDiffs(diffs)}\nfull diff: ${fullPath}`,
+          question: (_step, diffs) => `Run ctl_mboxlist -m on ${diffs.map((d) => d.backend).join(', ')} with these changes?`,
+        }),
+      ),
     )
     if (result.dryRun) this.log(`\n${renderPlan(result.plan)}`)
     this.log(`\n${result.dryRun ? 'dry run: nothing was changed' : 'recovery complete and verified'}; journal: ${result.journal}`)

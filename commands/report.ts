@@ -57,9 +57,7 @@ Markdown (default), a self-contained HTML page (a timeline chart, no external as
       throw new InventoryError(flags.last ? `no runs in ${inv.stateDir}/runs` : 'which run? give its id, or --last', {
         hint: 'murderctl report --list shows the runs',
       })
-    const gathered = flags.offline
-      ? await gatherRun(inv, run, undefined)
-      : await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, (ctx) => gatherRun(inv, run, ctx))
+    const gathered = flags.offline ? await gatherRun(inv, run, undefined) : await withMurder(inv, this.murderOptions(flags), (ctx) => gatherRun(inv, run, ctx))
     const report = buildRunReport(gathered)
     if (!this.jsonEnabled()) {
       const text =

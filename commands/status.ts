@@ -30,9 +30,7 @@ An unreachable host is reported with the reason, not fatal.`
   async run() {
     const {flags} = await this.parse(Status)
     const inv = this.inventory(flags.inventory)
-    const status = await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, (ctx) =>
-      murderStatus(ctx, {counts: flags.counts}),
-    )
+    const status = await withMurder(inv, this.murderOptions(flags), (ctx) => murderStatus(ctx, {counts: flags.counts}))
     if (flags.format !== 'table') {
       const t = topology(status, inv)
       if (!this.jsonEnabled()) process.stdout.write(flags.format === 'dot' ? renderDot(t) : renderMermaid(t))

@@ -48,7 +48,7 @@ A run that stops after its first change says where; --resume RUN finishes it.`
     const {flags} = await this.parse(SyncBackends)
     const inv = this.inventory(flags.inventory)
     const reviewed = flags.apply ? loadPlanFile(flags.apply, inv.name) : undefined
-    const r = await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys'], log: (m) => this.progress(m)}, (ctx) =>
+    const r = await withMurder(inv, this.murderOptions(flags, {progress: true}), (ctx) =>
       syncBackends(
         ctx,
         {

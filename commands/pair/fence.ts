@@ -20,7 +20,7 @@ started, and nothing replicates towards it while it is marked FENCED (reconcile 
   async run() {
     const {args, flags} = await this.parse(PairFence)
     const inv = this.inventory(flags.inventory)
-    const result = await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, (ctx) =>
+    const result = await withMurder(inv, this.murderOptions(flags), (ctx) =>
       fenceMember(ctx, {
         member: args.member,
         dryRun: flags['dry-run'],

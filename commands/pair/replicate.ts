@@ -18,7 +18,7 @@ export default class PairReplicate extends BaseCommand {
   async run() {
     const {args, flags} = await this.parse(PairReplicate)
     const inv = this.inventory(flags.inventory)
-    const result = await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, (ctx) =>
+    const result = await withMurder(inv, this.murderOptions(flags), (ctx) =>
       startReplication(ctx, {
         pair: args.pair,
         dryRun: flags['dry-run'],

@@ -17,7 +17,7 @@ export default class PairStatus extends BaseCommand {
   async run() {
     const {args, flags} = await this.parse(PairStatus)
     const inv = this.inventory(flags.inventory)
-    const pairs = await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, (ctx) => pairStatus(ctx, args.pair))
+    const pairs = await withMurder(inv, this.murderOptions(flags), (ctx) => pairStatus(ctx, args.pair))
     for (const p of pairs) {
       this.log(`pair ${p.pair} (servername ${p.servername}): active ${p.active ?? 'NONE'}${p.conflict ? `  !! ${p.conflict}` : ''}`)
       this.log(

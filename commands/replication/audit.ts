@@ -48,7 +48,7 @@ stalled). Exit codes as \`check\`: 0 in sync, 1 drift, 2 conflict or a member un
     if (!args.pair === !flags.all) throw new AbortError('name one pair, or --all', {hint: 'murderctl replication audit b1'}, 'usage')
     const inv = this.inventory(flags.inventory)
     const pairs = flags.all ? replicationPairs(inv) : [findPair(inv, args.pair!)]
-    const report = await withMurder(inv, {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys']}, (ctx) =>
+    const report = await withMurder(inv, this.murderOptions(flags), (ctx) =>
       auditPairs(ctx, pairs, {
         selection: {users: flags.user ?? [], mailboxes: flags.mailbox ?? []},
         deep: flags.deep,

@@ -46,16 +46,13 @@ IMAP on both members.`
     const {args, flags} = await this.parse(ReplicationRepair)
     const inv = this.inventory(flags.inventory)
     const pair = findPair(inv, args.pair)
-    const result = await withMurder(
-      inv,
-      {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys'], log: (m) => this.progress(m)},
-      (ctx) =>
-        repairPair(
-          ctx,
-          pair,
-          {users: flags.user, mailboxes: flags.mailbox, dryRun: flags['dry-run'], resume: flags.resume, force: flags.force},
-          this.playbookHooks(flags, {question: (step) => `Go on after step ${step.id}?`}),
-        ),
+    const result = await withMurder(inv, this.murderOptions(flags, {progress: true}), (ctx) =>
+      repairPair(
+        ctx,
+        pair,
+        {users: flags.user, mailboxes: flags.mailbox, dryRun: flags['dry-run'], resume: flags.resume, force: flags.force},
+        this.playbookHooks(flags, {question: (step) => `Go on after step ${step.id}?`}),
+      ),
     )
     this.log(renderConflicts(result))
     if (!result.conflicts.length) this.log('nothing to repair')

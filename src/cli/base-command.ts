@@ -5,6 +5,7 @@ import {Command, Flags, type Interfaces} from '@oclif/core'
 import type {EngineHooks} from '../engine/engine.js'
 import type {Step} from '../engine/schema.js'
 import {asMurderctlError, BugError, MurderctlError, NeedsConfirmationError} from '../errors.js'
+import type {ContextOptions} from '../host/context.js'
 import {loadInventory, withSshConfigFile} from '../inventory/load.js'
 import type {Inventory} from '../inventory/schema.js'
 import {listrStep} from '../report/listr-progress.js'
@@ -66,6 +67,11 @@ export abstract class BaseCommand extends Command {
   protected inventory(path?: string): Inventory {
     const inv = loadInventory(path)
     return this.sshConfigFlag ? withSshConfigFile(inv, this.sshConfigFlag) : inv
+  }
+
+  /** What sshFlags set, as withMurder takes it; `progress`: the murder's log lines go to stderr too. */
+  protected murderOptions(flags: {concurrency: number; 'accept-new-host-keys': boolean}, opts: {progress?: boolean} = {}): ContextOptions {
+    return {concurrency: flags.concurrency, acceptNewHostKeys: flags['accept-new-host-keys'], ...(opts.progress ? {log: (m: string) => this.progress(m)} : {})}
   }
 
   /** Ask before acting. Never prompts without a terminal or under --json: that needs --yes. */
