@@ -477,6 +477,25 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
       expect((await pool({knownHostsPath: empty}).exec(host(), ['true'])).exitCode).toBe(0)
     })
 
+    /** The real OpenSSH client, trusting only known_hosts file `f`, runs `command` on the test server. */
+    const viaOpenssh = (f: string, command: string) =>
+      execFileSync(
+        'ssh',
+        [
+          '-F',
+          '/dev/null',
+          '-o',
+          'BatchMode=yes',
+          '-o',
+          'StrictHostKeyChecking=yes',
+          '-o',
+          `UserKnownHostsFile=${f}`,
+          '-o',
+          'GlobalKnownHostsFile=/dev/null',
+        ].concat(['-o', 'IdentitiesOnly=yes', '-i', join(dir, 'id'), '-p', String(PORT), `root@${ADDRESS}`, command]),
+        {encoding: 'utf8'},
+      )
+
     it('with acceptNewHostKeys records the key under the name SSH uses, in a form OpenSSH reads', async () => {
       const f = join(dir, 'kh-new', 'known_hosts')
       const accepted: unknown[] = []
@@ -487,30 +506,7 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
       expect(accepted).toEqual([{host: 'testhost', address: ADDRESS, port: PORT, keyType: 'ssh-ed25519', fingerprint: sha256Fingerprint(served()), file: f}])
       // A later pool without accept-new trusts it, and so does the real OpenSSH client.
       expect((await pool({knownHostsPath: f}).exec(host(), ['true'])).exitCode).toBe(0)
-      const out = execFileSync(
-        'ssh',
-        [
-          '-F',
-          '/dev/null',
-          '-o',
-          'BatchMode=yes',
-          '-o',
-          'StrictHostKeyChecking=yes',
-          '-o',
-          `UserKnownHostsFile=${f}`,
-          '-o',
-          'GlobalKnownHostsFile=/dev/null',
-          '-o',
-          'IdentitiesOnly=yes',
-          '-i',
-          join(dir, 'id'),
-          '-p',
-          String(PORT),
-          `root@${ADDRESS}`,
-          'echo via-openssh',
-        ],
-        {encoding: 'utf8'},
-      )
+      const out = viaOpenssh(f, 'echo via-openssh')
       expect(out).toBe('via-openssh\n')
     })
 
@@ -519,30 +515,7 @@ describe.skipIf(why !== undefined)(`SshPool against a real OpenSSH sshd${why ? `
       expect((await pool({knownHostsPath: f, acceptNewHostKeys: true, hashKnownHosts: true}).exec(host(), ['true'])).exitCode).toBe(0)
       expect(readFileSync(f, 'utf8')).toMatch(/^\|1\|\S+ ssh-ed25519 \S+\n$/)
       expect(readFileSync(f, 'utf8')).not.toContain(ADDRESS)
-      const out = execFileSync(
-        'ssh',
-        [
-          '-F',
-          '/dev/null',
-          '-o',
-          'BatchMode=yes',
-          '-o',
-          'StrictHostKeyChecking=yes',
-          '-o',
-          `UserKnownHostsFile=${f}`,
-          '-o',
-          'GlobalKnownHostsFile=/dev/null',
-          '-o',
-          'IdentitiesOnly=yes',
-          '-i',
-          join(dir, 'id'),
-          '-p',
-          String(PORT),
-          `root@${ADDRESS}`,
-          'echo hashed-ok',
-        ],
-        {encoding: 'utf8'},
-      )
+      const out = viaOpenssh(f, 'echo hashed-ok')
       expect(out).toBe('hashed-ok\n')
       const ssh = file('ssh_config', 'Host *.example\n  HashKnownHosts no\nHost *\n  HashKnownHosts yes\n')
       expect(hashKnownHostsConfigured([ssh])).toBe(true)
