@@ -67,7 +67,8 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
       stoppedWith: 'exit 130, "stopped before step X"',
       then: '--resume: exit 0',
     })
-  })
+    // Fifteen recoveries, each stopped then resumed: about 16 s apiece, more on a loaded machine.
+  }, 900_000)
 
   it("a backend's sshd killed in the middle of the push", async () => {
     await loseMasterDb()
