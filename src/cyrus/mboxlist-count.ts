@@ -43,7 +43,7 @@ function add(remote, del, inter, uid) {
 function bad(why) { print "BAD\t" NR "\t" why "\t" $0; failed = 1 }
 function blank(s) { return s ~ /^[ \t\r\f\v]*$/ }
 function json(s,    p, m, a, w, x) {
-  if (s ~ /,$/) s = substr(s, 1, length(s) - 1)
+  if (!need) s = substr(s, 1, length(s) - 1)
   if (index(s, "\\")) gsub(/\\./, "_", s)
   if (s !~ /^"[^"]*": \{"name": "[^"]+", "mtime": "[0-9]*", "uidvalidity": "[0-9]*", "createdmodseq": "[0-9]*", "foldermodseq": "[0-9]*", "mbtype": "[a-z]*"(, "partition": "[^"]*")?(, "server": "[^"]*")?, "acl": \{("[^"]*": "[^"]*"(, "[^"]*": "[^"]*")*)?\}(, "uniqueid": "[^"]*")?(, "legacy_specialuse": "[^"]*")?, "name_history": \[.*\]\}$/) return 0
   p = index(s, ", \"mbtype\": \"")
@@ -72,10 +72,17 @@ function legacy(s,    p, rest, sp, type, where, acl, n, parts, code) {
   else add(index(type, "r") || index(where, "!") > 1, index(type, "d"), index(type, "i"), 0)
   return 1
 }
-/^EXIT [0-9]+$/ { print; next }
-failed { next }
 {
-  sub(/\r$/, "")
+  if (index($0, "\r")) sub(/\r$/, "")
+  # The common line first, with as little work as can be: an entry in the body of a JSON dump.
+  if (state == "body" && substr($0, 1, 1) == "\"" && format == "json" && !failed) {
+    if (need) { bad("entry without \",\" after the previous one"); next }
+    need = substr($0, length($0)) != ","
+    if (!json($0)) print "L\t" NR "\t" $0
+    next
+  }
+  if ($0 ~ /^EXIT [0-9]+$/) { print; next }
+  if (failed) next
   if (state == "") {
     if (blank($0)) next
     if ($0 == "{") { state = "body"; format = "json"; print "FORMAT\tjson\t" NR; next }
@@ -86,10 +93,7 @@ failed { next }
   if (state == "closed") { if (!blank($0)) bad("text after the closing \"}\""); next }
   if ($0 == "") next
   if ($0 == "}") { state = "closed"; next }
-  if ($0 !~ /^"/) { bad("not a JSON mailbox entry"); next }
-  if (need) { bad("entry without \",\" after the previous one"); next }
-  need = $0 !~ /,$/
-  if (!json($0)) print "L\t" NR "\t" $0
+  bad("not a JSON mailbox entry")
 }
 END {
   if (failed) exit
