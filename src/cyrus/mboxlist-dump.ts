@@ -158,6 +158,61 @@ export interface DumpParserOptions {
   host?: string
 }
 
+/** The parser's error for one line of a dump (also raised for the lines a count on the host hands back). */
+export function dumpLineError(why: string, lineNumber: number, line: string, host?: string): UnexpectedOutputError {
+  return new UnexpectedOutputError(`ctl_mboxlist -d: ${why} at line ${lineNumber}: ${excerpt(line)}`, {
+    host,
+    hint: 'the mailbox list dump is not in a format murderctl knows; keep the raw output and report it',
+  })
+}
+
+/** One JSON entry line (a trailing "," allowed): its entry, or the parser's error. */
+function jsonEntryLine(line: string, lineNumber: number, host?: string): MailboxEntry {
+  const fail = (why: string): never => {
+    throw dumpLineError(why, lineNumber, line, host)
+  }
+  const body = line.endsWith(',') ? line.slice(0, -1) : line
+  const split = splitKeyValue(body)
+  let key: unknown
+  let value: unknown
+  try {
+    if (split) {
+      key = JSON.parse(split.key)
+      value = JSON.parse(split.value)
+    } else {
+      const obj = JSON.parse(`{${body}}`) as Record<string, unknown>
+      const keys = Object.keys(obj)
+      if (keys.length !== 1) return fail('expected one mailbox per line')
+      key = keys[0]
+      value = obj[keys[0]!]
+    }
+  } catch {
+    return fail('not a JSON mailbox entry')
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return fail('mailbox entry is not an object')
+  const withName = 'name' in value ? value : {...value, name: key}
+  if (isPlainEntry(withName)) return withName
+  const parsed = MailboxEntry.safeParse(withName)
+  if (!parsed.success) return fail(`bad mailbox entry (${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')})`)
+  return parsed.data
+}
+
+/** One entry line of a dump in the given format, read as the parser reads it (throws its error). */
+export function parseDumpLine(format: DumpFormat, line: string, lineNumber: number, host?: string): MailboxEntry {
+  if (format === 'json') return jsonEntryLine(line, lineNumber, host)
+  const e = parseLegacyLine(line)
+  if (!e) throw dumpLineError('not a mailbox line', lineNumber, line, host)
+  return e
+}
+
+/** A JSON dump that stopped before its closing `}`. */
+export function truncatedDumpError(lines: number, host?: string): UnexpectedOutputError {
+  return new UnexpectedOutputError(`ctl_mboxlist -d: output ended after ${lines} lines without the closing "}" (truncated dump?)`, {
+    host,
+    hint: 'do not use this dump: run it again and check the command completed',
+  })
+}
+
 export function createDumpParser(options: DumpParserOptions = {}): DumpParser {
   let format: DumpFormat | undefined
   let state: 'start' | 'body' | 'closed' = 'start'
@@ -166,10 +221,7 @@ export function createDumpParser(options: DumpParserOptions = {}): DumpParser {
   let needSeparator = false
 
   const fail = (why: string, line: string): never => {
-    throw new UnexpectedOutputError(`ctl_mboxlist -d: ${why} at line ${lineNumber}: ${excerpt(line)}`, {
-      host: options.host,
-      hint: 'the mailbox list dump is not in a format murderctl knows; keep the raw output and report it',
-    })
+    throw dumpLineError(why, lineNumber, line, options.host)
   }
   const emit = (e: MailboxEntry): MailboxEntry => {
     count++
@@ -180,32 +232,7 @@ export function createDumpParser(options: DumpParserOptions = {}): DumpParser {
   const jsonEntry = (line: string): MailboxEntry => {
     if (needSeparator) fail('entry without "," after the previous one', line)
     needSeparator = !line.endsWith(',')
-    const body = needSeparator ? line : line.slice(0, -1)
-    const split = splitKeyValue(body)
-    let key: unknown
-    let value: unknown
-    try {
-      if (split) {
-        key = JSON.parse(split.key)
-        value = JSON.parse(split.value)
-      } else {
-        const obj = JSON.parse(`{${body}}`) as Record<string, unknown>
-        const keys = Object.keys(obj)
-        if (keys.length !== 1) return fail('expected one mailbox per line', line)
-        key = keys[0]
-        value = obj[keys[0]!]
-      }
-    } catch {
-      return fail('not a JSON mailbox entry', line)
-    }
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) return fail('mailbox entry is not an object', line)
-    const withName = 'name' in value ? value : {...value, name: key}
-    if (isPlainEntry(withName)) return withName
-    const parsed = MailboxEntry.safeParse(withName)
-    if (!parsed.success) {
-      return fail(`bad mailbox entry (${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')})`, line)
-    }
-    return parsed.data
+    return jsonEntryLine(line, lineNumber, options.host)
   }
 
   return {
@@ -242,12 +269,7 @@ export function createDumpParser(options: DumpParserOptions = {}): DumpParser {
       return emit(jsonEntry(line))
     },
     end(): void {
-      if (format === 'json' && state !== 'closed') {
-        throw new UnexpectedOutputError(`ctl_mboxlist -d: output ended after ${lineNumber} lines without the closing "}" (truncated dump?)`, {
-          host: options.host,
-          hint: 'do not use this dump: run it again and check the command completed',
-        })
-      }
+      if (format === 'json' && state !== 'closed') throw truncatedDumpError(lineNumber, options.host)
     },
     get format() {
       return format
@@ -302,11 +324,13 @@ export const EntryCounts = z.object({
   intermediate: z.number().int(),
   /** Local entries with no uniqueid: 3.6 cannot open them (`mbentry has no uniqueid`). */
   withoutUniqueid: z.number().int(),
+  /** Mailboxes the host really holds: neither remote nor deleted (isLiveLocal). */
+  liveLocal: z.number().int(),
 })
 export type EntryCounts = z.infer<typeof EntryCounts>
 
 export function newEntryCounts(): EntryCounts {
-  return {total: 0, local: 0, remote: 0, deleted: 0, intermediate: 0, withoutUniqueid: 0}
+  return {total: 0, local: 0, remote: 0, deleted: 0, intermediate: 0, withoutUniqueid: 0, liveLocal: 0}
 }
 
 /** Add one entry to running counts (mutates and returns `counts`). */
@@ -316,6 +340,7 @@ export function addToCounts(counts: EntryCounts, e: MailboxEntry): EntryCounts {
   else {
     counts.local++
     if (!e.uniqueid) counts.withoutUniqueid++
+    if (!isDeleted(e)) counts.liveLocal++
   }
   if (isDeleted(e)) counts.deleted++
   if (isIntermediate(e)) counts.intermediate++

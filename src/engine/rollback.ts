@@ -8,7 +8,7 @@ import {MEMORY_DIR_MARKER} from '../host/memory-db.js'
 import {basename} from 'node:path'
 import {AbortError, asMurderctlError, ExitCode, NeedsConfirmationError, RefusedError, RemoteCommandError} from '../errors.js'
 import {countDbFile, dbInfo} from '../host/db.js'
-import {scanDump} from '../host/mboxlist.js'
+import {countEntriesOnHost} from '../host/mboxlist.js'
 import {copyAside, hupMaster, masterPid} from '../host/remote.js'
 import {master, slaveHosts} from '../inventory/load.js'
 import type {Host, Inventory} from '../inventory/schema.js'
@@ -323,8 +323,8 @@ async function verifyRollback(rc: RunContext, plan: RollbackPlan, all: RollbackU
     const sum = await remoteSum(rc, h, f.path)
     out.push({check: `${f.kind} restored`, host: h.name, ok: sum === f.sha256, detail: `${f.path} sha256 ${sum ?? 'missing'} (journaled ${f.sha256})`})
     if (f.kind === 'mailboxes.db' && (await masterPid(rc.murder, h)) !== null) {
-      const [live, saved] = await Promise.all([scanDump(rc.murder, h, () => {}, 'rollback-verify'), countDbFile(rc.murder, h, f.copy, 'rollback-verify')])
-      out.push({check: 'entries', host: h.name, ok: live.entries === saved, detail: `${live.entries} entries, the restored copy holds ${saved}`})
+      const [live, saved] = await Promise.all([countEntriesOnHost(rc.murder, h, 'rollback-verify'), countDbFile(rc.murder, h, f.copy, 'rollback-verify')])
+      out.push({check: 'entries', host: h.name, ok: live.total === saved, detail: `${live.total} entries, the restored copy holds ${saved}`})
     }
   }
   for (const [name, before] of Object.entries(plan.runningBefore)) {

@@ -7,7 +7,7 @@ import type {Host} from '../inventory/schema.js'
 import {shellQuote} from '../ssh/quote.js'
 import {sha256} from '../util/hash.js'
 import type {MurderContext} from './context.js'
-import {mailboxesDbPath, scanDump} from './mboxlist.js'
+import {countEntriesOnHost, mailboxesDbPath} from './mboxlist.js'
 import {cyrusVersion, readImapdConf, tool} from './remote.js'
 
 export const BackupMeta = z.object({
@@ -52,7 +52,7 @@ async function remoteSha256(ctx: MurderContext, host: Host, path: string, step: 
 
 /** Entries in a mailboxes.db file, as Cyrus reads it (`ctl_mboxlist -d -f FILE`). */
 export async function countDbFile(ctx: MurderContext, host: Host, file: string, step: string): Promise<number> {
-  return (await scanDump(ctx, host, () => {}, step, file)).entries
+  return (await countEntriesOnHost(ctx, host, step, file)).total
 }
 
 export interface Snapshot {

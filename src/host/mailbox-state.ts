@@ -16,7 +16,7 @@ import type {Host} from '../inventory/schema.js'
 import {RemoteCommandError, UnexpectedOutputError} from '../errors.js'
 import {shellQuote} from '../ssh/quote.js'
 import type {MurderContext} from './context.js'
-import {readImapdConf, tool} from './remote.js'
+import {EXIT, producerExit, readImapdConf, tool, withExit} from './remote.js'
 
 export const MailboxState = z.object({
   /** The name as Cyrus tools print and accept it (internal, `user.alice.Sent`). */
@@ -73,7 +73,6 @@ export function selectionPatterns(sel: MailboxSelection, sep = '.'): string[] {
 // A UID no mailbox reaches: mbexamine then prints the headers and no message.
 const NO_UID = '4294967295'
 const END = 'END'
-const EXIT = 'EXIT'
 
 // mawk-compatible (Debian's default awk): no gawk extensions.
 export const STATE_AWK = String.raw`
@@ -116,20 +115,6 @@ export function mailboxStateScript(host: Host, patterns: string[]): string {
     `${mbx} -u ${NO_UID} ${pats}`,
     `awk ${shellQuote(STATE_AWK)} | if command -v perl >/dev/null; then perl -e ${shellQuote(CRC_PERL)}; else cat; fi`,
   )
-}
-
-/**
- * Run `producer | consumer` in any POSIX sh (dash has no pipefail): the producer's exit status
- * travels down the pipe as an `EXIT n` line the awk scripts pass on; its stderr comes after.
- */
-function withExit(producer: string, consumer: string): string {
-  return ['e=$(mktemp) || exit 1', `{ ${producer}; echo "${EXIT} $?"; } 2>"$e" | ${consumer}`, 'rc=$?; cat "$e" >&2; rm -f "$e"; exit $rc'].join('\n')
-}
-
-/** The producer's exit status from an `EXIT n` line; null when the line is missing. */
-function producerExit(out: string): number | null {
-  const m = new RegExp(`^${EXIT} (\\d+)$`, 'm').exec(out)
-  return m ? Number(m[1]) : null
 }
 
 const num = (s: string | undefined) => (s !== undefined && /^\d+$/.test(s) ? Number(s) : null)

@@ -2,12 +2,13 @@
 // parsed, and where each host keeps its mailboxes.db.
 import {createHash} from 'node:crypto'
 import {RemoteCommandError, UnexpectedOutputError} from '../errors.js'
-import {createDumpParser, isRemote, type MailboxEntry} from '../cyrus/mboxlist-dump.js'
+import {createDumpParser, type EntryCounts, isRemote, type MailboxEntry} from '../cyrus/mboxlist-dump.js'
+import {readCountOutput, COUNT_AWK} from '../cyrus/mboxlist-count.js'
 import {classifyMupdateStderr, type MupdateWarnPlan, parseMupdateWarn} from '../cyrus/mboxlist-warn.js'
 import type {Host} from '../inventory/schema.js'
 import type {ExecResult} from '../ssh/types.js'
 import type {MurderContext} from './context.js'
-import {tool} from './remote.js'
+import {producerExit, tool, withExit} from './remote.js'
 import {shellQuote} from '../ssh/quote.js'
 
 /** Where a host's mailboxes.db is, from its imapd.conf (mboxlist_db_path wins). */
@@ -45,27 +46,28 @@ export async function scanDump(ctx: MurderContext, host: Host, onEntry: (e: Mail
 }
 
 /**
- * How many entries a mailboxes.db holds, counted on the host (`ctl_mboxlist -d` prints one
- * entry a line): only the figure crosses SSH, not the dump.
+ * Every figure of a mailboxes.db (the host's, or `file`), counted ON the host: `ctl_mboxlist -d`
+ * piped into an awk program (COUNT_AWK), so a few figures cross SSH, not the dump. The same
+ * figures as scanDump through addToCounts; use scanDump only where the entries themselves matter.
  */
-export async function countEntries(ctx: MurderContext, host: Host, step = 'count', file?: string): Promise<number> {
+export async function countEntriesOnHost(ctx: MurderContext, host: Host, step = 'count', file?: string): Promise<EntryCounts> {
   const ctl = [tool(host, 'ctl_mboxlist'), '-d', ...(file ? ['-f', file] : [])].map(shellQuote).join(' ')
-  // sh has no pipefail: ctl_mboxlist's exit code and stderr come back through a file of their own.
-  const script = [
-    'e=$(mktemp) || exit 1',
-    `n=$( { ${ctl} 2>"$e"; echo $? >"$e.rc"; } | grep -c '^"')`,
-    'rc=$(cat "$e.rc"); cat "$e" >&2; rm -f -- "$e" "$e.rc"',
-    'echo "$n"; exit "$rc"',
-  ].join('\n')
-  const r = await ctx.pool.exec(host, {shell: script})
-  const n = Number(r.stdout.trim())
-  if (r.exitCode !== 0 || r.stderr.trim() || !Number.isInteger(n))
+  // mawk (Debian's default awk) reads a dump in a third of gawk's time: take it where both are.
+  const awk = 'a=$(command -v mawk || echo awk)'
+  const r = await ctx.pool.exec(host, {shell: `${awk}\n${withExit(ctl, `LC_ALL=C "$a" ${shellQuote(COUNT_AWK)}`)}`})
+  // Cyrus tools exit 0 on failure: anything on stderr is a failure too.
+  const rc = producerExit(r.stdout)
+  if (r.exitCode !== 0 || rc !== 0 || r.stderr.trim())
     throw new RemoteCommandError(
-      `ctl_mboxlist -d failed: ${r.stderr.trim().split('\n')[0] || `exit ${r.exitCode}`}`,
-      {command: r.command, exitCode: r.exitCode, stderr: r.stderr},
-      {host: host.name, step},
+      `ctl_mboxlist -d failed: ${r.stderr.trim().split('\n')[0] || (rc === null ? `the count stopped (shell exit ${r.exitCode})` : `exit ${rc}`)}`,
+      {command: r.command, exitCode: rc ?? r.exitCode, stderr: r.stderr},
+      {host: host.name, step, hint: `run ${tool(host, 'ctl_mboxlist')} -d${file ? ` -f ${file}` : ''} on ${host.name} by hand to see why`},
     )
-  return n
+  try {
+    return readCountOutput(r.stdout, host.name)
+  } catch (error) {
+    throw (error as UnexpectedOutputError).at({host: host.name, step})
+  }
 }
 
 /** Every entry's location (`server!partition`, or `partition` for a local one), by name. */

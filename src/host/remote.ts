@@ -8,6 +8,24 @@ import type {MurderContext} from './context.js'
 
 export const tool = (host: Host, name: string) => `${host.cyrus.binDir}/${name}`
 
+/** The line withExit sends a producer's exit status as: `EXIT n`. */
+export const EXIT = 'EXIT'
+
+/**
+ * Run `producer | consumer` in any POSIX sh (dash has no pipefail): the producer's exit status
+ * travels down the pipe as an `EXIT n` line the consumer (an awk script) passes on; its stderr
+ * comes after.
+ */
+export function withExit(producer: string, consumer: string): string {
+  return ['e=$(mktemp) || exit 1', `{ ${producer}; echo "${EXIT} $?"; } 2>"$e" | ${consumer}`, 'rc=$?; cat "$e" >&2; rm -f "$e"; exit $rc'].join('\n')
+}
+
+/** The producer's exit status from an `EXIT n` line; null when the line is missing. */
+export function producerExit(out: string): number | null {
+  const m = new RegExp(`^${EXIT} (\\d+)$`, 'm').exec(out)
+  return m ? Number(m[1]) : null
+}
+
 /** The host's imapd.conf, as Cyrus reads it (a bad line is skipped, not fatal); read once per invocation. */
 export function readImapdConf(ctx: MurderContext, host: Host): Promise<Map<string, string>> {
   let conf = ctx.imapdConf.get(host.name)

@@ -4,7 +4,7 @@ import type {EngineHooks} from '../engine/engine.js'
 import {RecoverOptions} from '../engine/actions/master-rebuild.js'
 import {builtinPlaybook, loadPlaybook, type Playbook, type PlaybookFor} from '../engine/playbook.js'
 import type {MurderContext} from '../host/context.js'
-import {scanDump} from '../host/mboxlist.js'
+import {countEntriesOnHost} from '../host/mboxlist.js'
 import {masterPid} from '../host/remote.js'
 import {hostsByRole, master} from '../inventory/load.js'
 import {breakLock, describeLock, type HeldLock, ownerAlive, readLock} from '../host/lock.js'
@@ -40,8 +40,8 @@ export async function resolveSource(ctx: MurderContext, spec: string): Promise<S
   // lists are only worth copying while it stays down.
   if ((await masterPid(ctx, master(ctx.inv))) !== null) return {source: 'backends'}
   for (const fe of hostsByRole(ctx.inv, 'frontend')) {
-    const n = await scanDump(ctx, fe, () => {}, 'choose source').then(
-      (s) => s.entries,
+    const n = await countEntriesOnHost(ctx, fe, 'choose source').then(
+      (c) => c.total,
       () => 0,
     )
     if (n > 0) return {source: 'frontend'}

@@ -6,7 +6,7 @@ import {type CyrusConf, hasMupdatePush, mupdateService, parseCyrusConf, syncClie
 import {DEFAULT_MUPDATE_PORT, imapdBool, murderRole, parseMupdateServer} from '../cyrus/imapd-conf.js'
 import {pairConfigOf} from '../cyrus/pair-config.js'
 import {pairsOf} from '../host/pair.js'
-import {addToCounts, EntryCounts, newEntryCounts} from '../cyrus/mboxlist-dump.js'
+import {EntryCounts} from '../cyrus/mboxlist-dump.js'
 import {probeMupdate} from '../cyrus/mupdate-banner.js'
 import {Role} from '../inventory/schema.js'
 import {master} from '../inventory/load.js'
@@ -14,7 +14,7 @@ import {describeLock, readLock} from '../host/lock.js'
 import type {Host} from '../inventory/schema.js'
 import {mapLimit} from '../util/limit.js'
 import type {MurderContext} from '../host/context.js'
-import {scanDump} from '../host/mboxlist.js'
+import {countEntriesOnHost} from '../host/mboxlist.js'
 import {memoryDbRun} from '../host/memory-db.js'
 import {childRunning, cyrusVersion, masterPid, readImapdConf, slaveConnected} from '../host/remote.js'
 
@@ -74,11 +74,9 @@ export function listenPort(listen: string | undefined): number {
   return /^\d+$/.test(tail) ? Number(tail) : DEFAULT_MUPDATE_PORT
 }
 
-/** Every mailbox count of a host's mailboxes.db, streamed: the dump never sits in memory. */
-export async function mailboxCounts(ctx: MurderContext, host: Host): Promise<EntryCounts> {
-  const counts = newEntryCounts()
-  await scanDump(ctx, host, (e) => addToCounts(counts, e))
-  return counts
+/** Every mailbox count of a host's mailboxes.db, counted on the host: only the figures cross SSH. */
+export function mailboxCounts(ctx: MurderContext, host: Host): Promise<EntryCounts> {
+  return countEntriesOnHost(ctx, host, 'status')
 }
 
 export async function readConfigs(ctx: MurderContext, host: Host): Promise<{imapd: Map<string, string>; cyrus: CyrusConf; cyrusText: string}> {

@@ -41,6 +41,9 @@ describe('murderctl check on the standard lab', () => {
     const {r, report} = await jsonCheck()
     expect(r.exitCode).toBe(0)
     expect(new Set(report.checks.map((c: any) => c.name))).toEqual(new Set(KNOWN_CHECKS))
+    // Counted on the master, it is the raw count an operator makes there.
+    const raw = Number((await onHost('mupdate', `${CTL} -d | grep -c '^"'`)).stdout.trim())
+    expect(report.checks.find((c: any) => c.name === 'master-count').figures.master_mailboxes).toBe(raw)
     const promFile = join(mkdtempSync(join(tmpdir(), 'murderctl-prom-')), 'murder.prom')
     const p = await check(['--format', 'prometheus', '--prometheus-file', promFile])
     expect(p.exitCode).toBe(0)

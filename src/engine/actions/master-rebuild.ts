@@ -1,11 +1,10 @@
 // Rebuilding a lost mupdate master: the preflight that decides it is lost, and installing a
 // mailbox list from a frontend or a backup on the stopped master.
 import {z} from 'zod'
-import {isLiveLocal} from '../../cyrus/mboxlist-dump.js'
 import {asMurderctlError, HostKeyError, RefusedError, UnreachableError} from '../../errors.js'
 import {dbInfo, installDb, snapshotDb} from '../../host/db.js'
 import {masterLooksLost} from '../../host/facts.js'
-import {scanDump} from '../../host/mboxlist.js'
+import {countEntriesOnHost} from '../../host/mboxlist.js'
 import {hostsByRole, master} from '../../inventory/load.js'
 import type {Host} from '../../inventory/schema.js'
 import {latestVerifiedBackup, readVerifiedBackup} from '../../store/backups.js'
@@ -59,23 +58,12 @@ async function preflight(rc: RunContext, step: Step): Promise<Record<string, unk
       hint: `bring ${down.map((e) => e.host).join(', ')} back, or leave ${down.length > 1 ? 'them' : 'it'} out with ${down.map((e) => `--skip-host ${e.host}`).join(' ')} (never the master)`,
     })
   // Every backend must answer: the recovery rebuilds from them and checks against them.
-  const localP = mapLimit(backends, ctx.concurrency, async (b) => {
-    let n = 0
-    await scanDump(
-      ctx,
-      b,
-      (e) => {
-        if (isLiveLocal(e)) n++
-      },
-      step.id,
-    )
-    return [b.name, n] as const
-  })
+  const localP = mapLimit(backends, ctx.concurrency, async (b) => [b.name, (await countEntriesOnHost(ctx, b, step.id)).liveLocal] as const)
   const masterP = (async () => {
     const {path} = await dbInfo(ctx, m)
     const exists = (await ctx.pool.exec(m, ['test', '-e', path])).exitCode === 0
     // Never let ctl_mboxlist create a missing db: count only what is there.
-    return {path, masterEntries: exists ? (await scanDump(ctx, m, () => {}, step.id)).entries : null}
+    return {path, masterEntries: exists ? (await countEntriesOnHost(ctx, m, step.id)).total : null}
   })()
   const [local, {path, masterEntries}] = await Promise.all([localP, masterP])
   const backendsLocal = Object.fromEntries(local)
@@ -115,7 +103,7 @@ async function pickFrontend(rc: RunContext, step: Step): Promise<Host> {
   // The frontend holding the most entries is the one that heard the most from the master.
   const counts = await mapLimit(fes, rc.murder.concurrency, async (f) => {
     try {
-      return {f, n: (await scanDump(rc.murder, f, () => {}, step.id)).entries}
+      return {f, n: (await countEntriesOnHost(rc.murder, f, step.id)).total}
     } catch {
       return {f, n: -1}
     }

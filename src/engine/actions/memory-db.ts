@@ -17,7 +17,7 @@ import {
   prepareMemoryDir,
   releaseMemoryDir,
 } from '../../host/memory-db.js'
-import {countEntries} from '../../host/mboxlist.js'
+import {countEntriesOnHost} from '../../host/mboxlist.js'
 import {copyAside, moveAside, type SavedCopy} from '../../host/remote.js'
 import {hostsByRole} from '../../inventory/load.js'
 import type {Host} from '../../inventory/schema.js'
@@ -78,7 +78,11 @@ async function writeConf(rc: RunContext, step: Step, h: Host, text: string, expe
 async function expectedEntries(rc: RunContext, step: Step): Promise<number> {
   const before = rc.facts.get('before') as BeforeFigures | undefined
   if (before) return before.unionLocal
-  const counts = await mapLimit(hostsByRole(rc.murder.inv, 'backend'), rc.murder.concurrency, (b) => countEntries(rc.murder, b, step.id))
+  const counts = await mapLimit(
+    hostsByRole(rc.murder.inv, 'backend'),
+    rc.murder.concurrency,
+    async (b) => (await countEntriesOnHost(rc.murder, b, step.id)).total,
+  )
   return counts.reduce((a, b) => a + b, 0)
 }
 

@@ -4,7 +4,7 @@ import {z} from 'zod'
 import {isLiveLocal, type MailboxEntry, undumpDocument, undumpLine} from '../../cyrus/mboxlist-dump.js'
 import {asMurderctlError, RefusedError, UnexpectedOutputError} from '../../errors.js'
 import {dbInfo} from '../../host/db.js'
-import {localMupdateWarn, mupdatePush, mupdateWarn, scanDump} from '../../host/mboxlist.js'
+import {countEntriesOnHost, localMupdateWarn, mupdatePush, mupdateWarn, scanDump} from '../../host/mboxlist.js'
 import {tool} from '../../host/remote.js'
 import type {Host} from '../../inventory/schema.js'
 import {shellQuote} from '../../ssh/quote.js'
@@ -133,7 +133,7 @@ async function push(rc: RunContext, step: Step, p: PushParams, host?: Host) {
     const u = await rc.murder.pool.exec(h, [ctl, '-u', '-f', tmp], {stdin: json})
     record(u)
     // -u skips entries it cannot take and still exits 0: count what it loaded.
-    const loaded = (await scanDump(rc.murder, h, () => {}, step.id, tmp)).entries
+    const loaded = (await countEntriesOnHost(rc.murder, h, step.id, tmp)).total
     if (u.stderr.trim() || loaded !== local.length)
       throw new UnexpectedOutputError(`could not build the local-only list: loaded ${loaded} of ${local.length} (${u.stderr.trim().split('\n')[0] ?? ''})`, {
         host: h.name,

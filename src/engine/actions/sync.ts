@@ -10,7 +10,7 @@ import {imapdBool} from '../../cyrus/imapd-conf.js'
 import {MupdateWarnPlan} from '../../cyrus/mboxlist-warn.js'
 import {AbortError, MurderctlError, RefusedError} from '../../errors.js'
 import type {MurderContext} from '../../host/context.js'
-import {mailboxLocations, mupdateWarn, scanDump} from '../../host/mboxlist.js'
+import {countEntriesOnHost, mailboxLocations, mupdateWarn, scanDump} from '../../host/mboxlist.js'
 import {readImapdConf} from '../../host/remote.js'
 import {hostsByRole, master, slaveHosts} from '../../inventory/load.js'
 import type {Host} from '../../inventory/schema.js'
@@ -303,7 +303,7 @@ async function review(rc: RunContext, stepId: string) {
 /** The master and every slave (frontends; unified backends) hold the same number of entries. */
 export async function waitForAgreement(ctx: MurderContext, step: string, timeoutMs = 30_000) {
   const hosts = [master(ctx.inv), ...slaveHosts(ctx.inv)]
-  const count = () => mapLimit(hosts, ctx.concurrency, async (h) => ({host: h.name, entries: (await scanDump(ctx, h, () => {}, step)).entries}))
+  const count = () => mapLimit(hosts, ctx.concurrency, async (h) => ({host: h.name, entries: (await countEntriesOnHost(ctx, h, step)).total}))
   const same = (a: {entries: number}[]) => a.every((x) => x.entries === a[0].entries)
   // Slaves hear of changes a moment after the master: give them a little time.
   const agreement = await poll(count, same, {timeoutMs, intervalMs: 1000})

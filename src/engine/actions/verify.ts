@@ -3,7 +3,7 @@
 import {z} from 'zod'
 import {isLiveLocal} from '../../cyrus/mboxlist-dump.js'
 import {AbortError} from '../../errors.js'
-import {mailboxLocations, mupdateWarn, scanDump} from '../../host/mboxlist.js'
+import {countEntriesOnHost, mailboxLocations, mupdateWarn, scanDump} from '../../host/mboxlist.js'
 import {hostsByRole, master, slaveHosts} from '../../inventory/load.js'
 import {mapLimit} from '../../util/limit.js'
 import {checkCondition} from '../conditions.js'
@@ -41,8 +41,8 @@ async function verifyMurder(rc: RunContext, step: Step) {
     const deadline = Date.now() + 60_000
     for (;;) {
       const agreement = await mapLimit(slaves, ctx.concurrency, async (s) => {
-        const [dump, connected] = await Promise.all([scanDump(ctx, s, () => {}, step.id), checkCondition(rc, 'slave-connected', s)])
-        return {host: s.name, entries: dump.entries, connected: connected.ok}
+        const [counts, connected] = await Promise.all([countEntriesOnHost(ctx, s, step.id), checkCondition(rc, 'slave-connected', s)])
+        return {host: s.name, entries: counts.total, connected: connected.ok}
       })
       if (finished || agreement.every((a) => a.entries === want && a.connected) || Date.now() > deadline) return agreement
       await new Promise((r) => setTimeout(r, 250))

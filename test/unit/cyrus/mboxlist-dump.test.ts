@@ -55,7 +55,7 @@ describe('JSON dump (3.6)', () => {
     expect(isRemote(dave)).toBe(true)
     expect(location(dave, 'b1')).toBe('b2!default')
     expect(isDeleted(entries[0]!)).toBe(true)
-    expect(countEntries(entries)).toEqual({total: 10, local: 9, remote: 1, deleted: 1, intermediate: 0, withoutUniqueid: 0})
+    expect(countEntries(entries)).toEqual({total: 10, local: 9, remote: 1, deleted: 1, intermediate: 0, withoutUniqueid: 0, liveLocal: 8})
   })
 
   it('parses intermediate entries (-y)', () => {
@@ -70,7 +70,7 @@ describe('JSON dump (3.6)', () => {
       const entries = parseDump(fixture(f))
       expect(entries).toHaveLength(9)
       expect(entries.every((e) => e.server === 'b1' && e.mbtype === 'er' && e.uniqueid === undefined)).toBe(true)
-      expect(countEntries(entries)).toEqual({total: 9, local: 0, remote: 9, deleted: 0, intermediate: 0, withoutUniqueid: 0})
+      expect(countEntries(entries)).toEqual({total: 9, local: 0, remote: 9, deleted: 0, intermediate: 0, withoutUniqueid: 0, liveLocal: 0})
     }
   })
 
@@ -163,7 +163,7 @@ describe('legacy text dump (≤3.4)', () => {
       {name: 'DELETED.user.erin.5F0', mbtype: 'ed', partition: 'default', acl: {}},
       {name: 'user.cal.Calendar', mbtype: 'c', partition: 'default', acl: {cal: 'lrs'}},
     ])
-    expect(countEntries(got)).toEqual({total: 5, local: 4, remote: 1, deleted: 1, intermediate: 0, withoutUniqueid: 4})
+    expect(countEntries(got)).toEqual({total: 5, local: 4, remote: 1, deleted: 1, intermediate: 0, withoutUniqueid: 4, liveLocal: 3})
   })
 
   it('maps every 3.4 flag bit', () => {
@@ -195,13 +195,14 @@ function* generatedDump(n: number): Generator<string> {
 }
 
 function expected(n: number) {
-  const c = {total: n, local: 0, remote: 0, deleted: 0, intermediate: 0, withoutUniqueid: 0}
+  const c = {total: n, local: 0, remote: 0, deleted: 0, intermediate: 0, withoutUniqueid: 0, liveLocal: 0}
   for (let i = 0; i < n; i++) {
     if (i % 3 === 0) c.remote++
     else {
       c.local++
       if (i % 13 === 0) c.withoutUniqueid++
       if (i % 11 === 0) c.deleted++
+      else c.liveLocal++
     }
   }
   return c

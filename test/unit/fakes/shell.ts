@@ -1,9 +1,18 @@
 // A fake of the SSH pool's few methods, for unit tests of the engine and services: it records
 // every command and answers from a handler. The lab suite is the proof against real hosts.
+import {execFileSync} from 'node:child_process'
+import {COUNT_AWK} from '../../../src/cyrus/mboxlist-count.js'
 import {RemoteCommandError} from '../../../src/errors.js'
 import type {MurderContext} from '../../../src/host/context.js'
 import {CyrusSettings, type Inventory} from '../../../src/inventory/schema.js'
 import type {ExecOptions, ExecResult, RemoteCommand, RemoteShell} from '../../../src/ssh/types.js'
+
+const COUNT_AWK_LINE = 'print "COUNTS'
+
+/** COUNT_AWK over a dump and the producer's status line, as the host's shell runs it. */
+function countHere(dump: string, exitCode: number): string {
+  return execFileSync('awk', [COUNT_AWK], {input: `${dump}EXIT ${exitCode}\n`, env: {...process.env, LC_ALL: 'C'}}).toString()
+}
 
 export type Answer = Partial<Pick<ExecResult, 'exitCode' | 'stdout' | 'stderr'>>
 
@@ -17,7 +26,10 @@ export class FakeShell implements RemoteShell {
     const command = Array.isArray(cmd) ? cmd.join(' ') : (cmd as {shell: string}).shell
     if (this.down.has(host.name)) throw new RemoteCommandError(`${host.name} is down`, {command, exitCode: null, stderr: ''}, {host: host.name})
     this.sent.push({host: host.name, command})
-    const a = this.answer(host.name, command)
+    let a = this.answer(host.name, command)
+    // The count on the host (countEntriesOnHost): the answer is what `ctl_mboxlist -d` printed;
+    // the real awk reads it here, as the host's would.
+    if (!Array.isArray(cmd) && command.includes(COUNT_AWK_LINE)) a = {exitCode: 0, stderr: a.stderr, stdout: countHere(a.stdout ?? '', a.exitCode ?? 0)}
     let stdout = a.stdout ?? ''
     // Streamed as the pool does: line by line, and stdout is then ''.
     if (opts.onStdoutLine && stdout) {
