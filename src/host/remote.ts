@@ -14,10 +14,13 @@ export const EXIT = 'EXIT'
 /**
  * Run `producer | consumer` in any POSIX sh (dash has no pipefail): the producer's exit status
  * travels down the pipe as an `EXIT n` line the consumer (an awk script) passes on; its stderr
- * comes after.
+ * comes after. The line starts after an empty one: a producer whose output ends without a
+ * newline (mbexamine's "Examining x..." for a mailbox without index) would else glue the two.
  */
 export function withExit(producer: string, consumer: string): string {
-  return ['e=$(mktemp) || exit 1', `{ ${producer}; echo "${EXIT} $?"; } 2>"$e" | ${consumer}`, 'rc=$?; cat "$e" >&2; rm -f "$e"; exit $rc'].join('\n')
+  return ['e=$(mktemp) || exit 1', `{ ${producer}; printf '\\n${EXIT} %s\\n' "$?"; } 2>"$e" | ${consumer}`, 'rc=$?; cat "$e" >&2; rm -f "$e"; exit $rc'].join(
+    '\n',
+  )
 }
 
 /** The producer's exit status from an `EXIT n` line; null when the line is missing. */

@@ -15,6 +15,8 @@ import {
   type MailboxState,
   type MessageRecord,
 } from '../../../src/host/mailbox-state.js'
+import {producerExit, withExit} from '../../../src/host/remote.js'
+import {shellQuote} from '../../../src/ssh/quote.js'
 
 // Real `mbexamine` output of Debian's Cyrus 3.6.1 on the lab (see test/fixtures/cyrus/README.md).
 const fixture = (name: string): string => readFileSync(new URL(`../../fixtures/cyrus/${name}`, import.meta.url), 'utf8')
@@ -173,5 +175,15 @@ describe('the user list pass (ctl_mboxlist -d | awk)', () => {
     expect(users.every((u) => /^user\.[^.]+$/.test(u))).toBe(true)
     expect(users).toContain('user.alice')
     expect(users.some((u) => u.startsWith('DELETED'))).toBe(false)
+  })
+})
+
+describe('withExit', () => {
+  it("keeps the producer's last line whole when it ends without a newline, and passes its exit status on", () => {
+    // mbexamine prints "Examining x..." without a newline for a mailbox that has no index.
+    const script = withExit(`printf 'Examining user.x...'; sh -c 'echo oops >&2; exit 3'`, `awk ${shellQuote(STATE_AWK)}`)
+    const r = execFileSync('sh', ['-c', script], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore']})
+    expect(producerExit(r)).toBe(3)
+    expect(r.split('\n')).toContain('S\tuser.x\t-\t-\t-\t-\t-\t-\t-')
   })
 })
