@@ -227,29 +227,29 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
     save()
     const total = await seedLab(state, ctx.password, opts.mailboxes, log)
     log(`${total} mailboxes seeded (${elapsed()})`)
-    if (ctx.topology === 'unified') {
-      log('enabling the mupdate slaves on the unified backends')
-      await Promise.all(state.hosts.filter((h) => h.role === 'backend').map((h) => enableUnifiedSlave(ctx, h)))
-      await waitConverged(state, total, Math.max(120_000, total * 5))
-    }
     if (memoryDb) {
+      // The lists to disk, the unified backends' slaves on, then one restart: every slave takes
+      // the master's list in one transaction, as a real murder's members do when they start.
       log(`moving every host's mailboxes.db from memory to disk (${elapsed()})`)
-      await listsToDisk(state, join(dir, 'bin', 'cyrus-service'), (name) =>
-        renderImapdConf(
-          hosts.find((h) => h.name === name)!,
-          ctx,
-        ),
-      )
+      const byName = (name: string) => hosts.find((h) => h.name === name)!
+      await listsToDisk(state, join(dir, 'bin', 'cyrus-service'), (name) => ({
+        imapdConf: renderImapdConf(byName(name), ctx),
+        cyrusConf: renderCyrusConf(byName(name), ctx),
+      }))
       await startAll()
       await waitSlavesConnected(ctx, hosts, 60_000)
-      // Restarted as a real murder restarts (backends' mupdatepush, slaves' resync): it must still agree.
-      await waitConverged(state, total, Math.max(120_000, total * 5))
+      log(`waiting for every slave to take the master's ${total} mailboxes (${elapsed()})`)
+      await waitConverged(state, total)
       const pending = (await pendingPushes(state)).filter((p) => p.lines.length > 0)
       if (pending.length > 0)
         throw new AbortError(`the seeded murder did not converge: ${pending.map((p) => `${p.backend}: ${p.lines[0]} (${p.lines.length} lines)`).join('; ')}`, {
           step: 'lab up',
         })
       log(`lists on disk, murder restarted and converged (${elapsed()})`)
+    } else if (ctx.topology === 'unified') {
+      log('enabling the mupdate slaves on the unified backends')
+      await Promise.all(state.hosts.filter((h) => h.role === 'backend').map((h) => enableUnifiedSlave(ctx, h)))
+      await waitConverged(state, total)
     }
   } catch (error) {
     save()

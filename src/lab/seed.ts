@@ -93,8 +93,9 @@ function generatedEntry(name: string, user: string): string {
 }
 
 /**
- * The frontends are stopped meanwhile: a connected slave takes the push one entry (one commit)
- * at a time, a starting one copies the whole list in one transaction.
+ * The frontends are stopped first and left so (listsToDisk's restart starts them): a connected
+ * slave takes the push one entry (one commit) at a time, a starting one copies the whole list
+ * in one transaction.
  */
 async function bulkSeed(state: LabState, plan: Map<string, string[]>, log: (m: string) => void) {
   const service = join(state.dir, 'bin', 'cyrus-service')
@@ -110,13 +111,19 @@ async function bulkSeed(state: LabState, plan: Map<string, string[]>, log: (m: s
       log(`loaded ${names.length} generated mailboxes on ${backend} and pushed them to the master`)
     }),
   )
-  await Promise.all(frontends.map((f) => labExec(state.dir, f.name, [service, 'start'])))
 }
 
-/** Wait until the master and every slave (unified backends too, unless told) hold `expected` entries. */
-export async function waitConverged(state: LabState, expected: number, timeoutMs = 120_000, unifiedSlaves = true): Promise<void> {
-  const watchers = state.hosts.filter(
-    (h) => h.role === 'mupdate-master' || h.role === 'frontend' || (unifiedSlaves && state.topology === 'unified' && h.role === 'backend'),
+/** Wait until the master and every slave (unified backends too, unless told), or only `hosts`, hold `expected` entries. */
+export async function waitConverged(
+  state: LabState,
+  expected: number,
+  opts: {timeoutMs?: number; unifiedSlaves?: boolean; hosts?: string[]} = {},
+): Promise<void> {
+  const {timeoutMs = Math.max(120_000, expected * 5), unifiedSlaves = true} = opts
+  const watchers = state.hosts.filter((h) =>
+    opts.hosts
+      ? opts.hosts.includes(h.name)
+      : h.role === 'mupdate-master' || h.role === 'frontend' || (unifiedSlaves && state.topology === 'unified' && h.role === 'backend'),
   )
   const deadline = Date.now() + timeoutMs
   for (;;) {
@@ -164,30 +171,44 @@ export const seedsInBulk = (mailboxes: number) => [...planSeed(mailboxes).bulk.v
 export async function seedLab(state: LabState, password: string, mailboxes: number, log: (m: string) => void): Promise<number> {
   const plan = planSeed(mailboxes)
   await imapSeed(state, password, plan.imap, log)
-  if (seedsInBulk(mailboxes)) await bulkSeed(state, plan.bulk, log)
-  log(`waiting for the master and every slave to hold ${plan.total} mailboxes`)
-  await waitConverged(state, plan.total, Math.max(120_000, plan.total * 5), false)
+  if (seedsInBulk(mailboxes)) {
+    await bulkSeed(state, plan.bulk, log)
+    // The frontends are down: they take the list when the murder restarts on disk.
+    log(`waiting for the master to hold ${plan.total} mailboxes`)
+    await waitConverged(state, plan.total, {hosts: state.hosts.filter((h) => h.role === 'mupdate-master').map((h) => h.name)})
+  } else {
+    log(`waiting for the master and every slave to hold ${plan.total} mailboxes`)
+    await waitConverged(state, plan.total, {unifiedSlaves: false})
+  }
   return plan.total
 }
 
 /**
  * A bulk-seeded lab's lists, moved from memory (every host's /run) to their real place:
  * every cyrus-master stopped, mailboxes.db copied to configdirectory (cyrus:mail, 0600,
- * fsync'd, renamed into place), imapd.conf replaced by `imapdConf(host)` (without the key),
- * the copy in memory removed. The caller starts Cyrus again.
+ * fsync'd, renamed into place), imapd.conf replaced by `files(host).imapdConf` (without the
+ * key) and cyrus.conf by `files(host).cyrusConf`, the copy in memory removed. The caller
+ * starts Cyrus again.
  */
-export async function listsToDisk(state: LabState, service: string, imapdConf: (host: string) => string): Promise<void> {
+export async function listsToDisk(state: LabState, service: string, files: (host: string) => {imapdConf: string; cyrusConf: string}): Promise<void> {
   await Promise.all(state.hosts.map((h) => labExec(state.dir, h.name, [service, 'stop'])))
-  const script = [
+  const lists = [
     'set -e',
     `src=${LAB_SEED_DB}; dest=/var/lib/cyrus/mailboxes.db`,
     'cp -- "$src" "$dest.lab-new" && chown cyrus:mail "$dest.lab-new" && chmod 0600 "$dest.lab-new" && sync -- "$dest.lab-new"',
     'mv -- "$dest.lab-new" "$dest" && sync -- /var/lib/cyrus',
-    // /etc is an overlay: written beside, then renamed, as on a real host.
-    'cat > /etc/imapd.conf.lab-new && mv -- /etc/imapd.conf.lab-new /etc/imapd.conf',
     'rm -f -- "$src"',
   ].join('\n')
-  await Promise.all(state.hosts.map((h) => labExec(state.dir, h.name, ['sh', '-c', script], {input: imapdConf(h.name)})))
+  // /etc is an overlay: written beside, then renamed, as on a real host.
+  const replace = (file: string) => `cat > ${file}.lab-new && mv -- ${file}.lab-new ${file}`
+  await Promise.all(
+    state.hosts.map(async (h) => {
+      const {imapdConf, cyrusConf} = files(h.name)
+      await labExec(state.dir, h.name, ['sh', '-c', lists])
+      await labExec(state.dir, h.name, ['sh', '-c', replace('/etc/imapd.conf')], {input: imapdConf})
+      await labExec(state.dir, h.name, ['sh', '-c', replace('/etc/cyrus.conf')], {input: cyrusConf})
+    }),
+  )
 }
 
 /** `ctl_mboxlist -m -w` on every backend: what each would still change on the master (nothing, in a converged murder). */

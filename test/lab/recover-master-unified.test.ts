@@ -238,3 +238,44 @@ describe('recover-master on a unified lab', () => {
     for (const h of ['b1', 'b2']) expect((await onHost(h, `${CTL} -m -w`, undefined, state.dir)).stdout).toBe('')
   })
 })
+
+// A lab above 400 mailboxes is seeded in bulk with every mailboxes.db in memory, then the lists
+// go to disk and the murder restarts: it must end where a real murder does.
+describe('a bulk-seeded unified lab (2 x 300)', () => {
+  let bulk: LabState
+  beforeAll(async () => {
+    bulk = await labUp({dir: mkdtempSync(join(tmpdir(), 'murderctl-bulk-')), topology: 'unified', base: spareLabBase(2), mailboxes: 600})
+  })
+  afterAll(async () => {
+    if (bulk) await labDown({dir: bulk.dir, purge: true})
+  })
+
+  it('converges exactly: every list complete and on disk, nothing left to push, check OK', async () => {
+    const on = (h: string, script: string) => onHost(h, script, undefined, bulk.dir)
+    const lists = Object.fromEntries(await Promise.all(['mupdate', 'fe1', 'fe2', 'b1', 'b2'].map(async (h) => [h, await listOf(h, bulk.dir)] as const)))
+    for (const h of ['mupdate', 'fe1', 'fe2', 'b1', 'b2']) expect(lists[h].size, h).toBe(600)
+    // Each backend holds its 300 and points at the other's 300; the master and frontends point at both.
+    for (const [b, other] of [
+      ['b1', 'b2'],
+      ['b2', 'b1'],
+    ]) {
+      const servers = [...lists[b].values()]
+      expect(servers.filter((s) => s === '')).toHaveLength(300)
+      expect(servers.filter((s) => s === other)).toHaveLength(300)
+      for (const [name, s] of lists[b]) expect(lists.mupdate.get(name), name).toBe(s === '' ? b : s)
+    }
+    for (const f of ['fe1', 'fe2']) expect(new Map([...lists[f]].sort())).toEqual(new Map([...lists.mupdate].sort()))
+    // Local entries keep their uniqueid (a slave's rewrite would drop it).
+    const dump = JSON.parse((await on('b1', `${CTL} -d`)).stdout) as Record<string, {server?: string; uniqueid?: string}>
+    expect(Object.values(dump).filter((e) => !e.server && !e.uniqueid)).toEqual([])
+    for (const b of ['b1', 'b2']) expect((await on(b, `${CTL} -m -w`)).stdout).toBe('')
+    for (const h of bulk.hosts) {
+      expect((await on(h.name, 'grep -c mboxlist_db_path /etc/imapd.conf || true')).stdout.trim(), h.name).toBe('0')
+      expect((await on(h.name, 'ls /run/cyrus/lab-seed-mailboxes.db 2>/dev/null; stat -c %U:%G:%a /var/lib/cyrus/mailboxes.db')).stdout.trim()).toBe(
+        'cyrus:mail:600',
+      )
+    }
+    const check = await murderctl(['check', '-i', bulk.inventory])
+    expect(check.exitCode, check.stdout).toBe(0)
+  })
+})
