@@ -252,9 +252,10 @@ describe('a bulk-seeded unified lab (2 x 300)', () => {
 
   it('converges exactly: every list complete and on disk, nothing left to push, check OK', async () => {
     const on = (h: string, script: string) => onHost(h, script, undefined, bulk.dir)
-    const lists = Object.fromEntries(await Promise.all(['mupdate', 'fe1', 'fe2', 'b1', 'b2'].map(async (h) => [h, await listOf(h, bulk.dir)] as const)))
-    for (const h of ['mupdate', 'fe1', 'fe2', 'b1', 'b2']) expect(lists[h].size, h).toBe(600)
-    // Each backend holds its 300 and points at the other's 300; the master and frontends point at both.
+    // A unified lab has no frontends: the master and both backends hold every mailbox.
+    const lists = Object.fromEntries(await Promise.all(['mupdate', 'b1', 'b2'].map(async (h) => [h, await listOf(h, bulk.dir)] as const)))
+    for (const h of ['mupdate', 'b1', 'b2']) expect(lists[h].size, h).toBe(600)
+    // Each backend holds its 300 and points at the other's 300; the master points at both.
     for (const [b, other] of [
       ['b1', 'b2'],
       ['b2', 'b1'],
@@ -264,7 +265,6 @@ describe('a bulk-seeded unified lab (2 x 300)', () => {
       expect(servers.filter((s) => s === other)).toHaveLength(300)
       for (const [name, s] of lists[b]) expect(lists.mupdate.get(name), name).toBe(s === '' ? b : s)
     }
-    for (const f of ['fe1', 'fe2']) expect(new Map([...lists[f]].sort())).toEqual(new Map([...lists.mupdate].sort()))
     // Local entries keep their uniqueid (a slave's rewrite would drop it).
     const dump = JSON.parse((await on('b1', `${CTL} -d`)).stdout) as Record<string, {server?: string; uniqueid?: string}>
     expect(Object.values(dump).filter((e) => !e.server && !e.uniqueid)).toEqual([])
@@ -275,7 +275,10 @@ describe('a bulk-seeded unified lab (2 x 300)', () => {
         'cyrus:mail:600',
       )
     }
-    const check = await murderctl(['check', '-i', bulk.inventory])
+    // Every check but the pair's replication-consistency: entries loaded with ctl_mboxlist -u have
+    // no spool and never reach the replica (so it is CRITICAL on any bulk lab, seeded either way).
+    const only = ['mupdate-master', 'master-count', 'slaves', 'backend-consistency', 'cyrus-master', 'replication', 'uniqueid', 'lock', 'tmpfs-key']
+    const check = await murderctl(['check', '-i', bulk.inventory, ...only.flatMap((c) => ['--only', c])])
     expect(check.exitCode, check.stdout).toBe(0)
   })
 })
