@@ -193,7 +193,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
   chmodSync(dir, 0o755)
   const hosts = labHosts(opts.topology, opts.base)
   const ctx: RenderContext = {dir, topology: opts.topology, hosts, password: `lab-${Math.random().toString(36).slice(2, 10)}`, mupdatePort: opts.mupdatePort}
-  // A large lab is seeded with every mailboxes.db in memory, then the lists go to disk (seconds, not minutes).
+  // A large lab is seeded with every mailboxes.db in memory (no entry waits for the disk), then the lists go to disk.
   const memoryDb = seedsInBulk(opts.mailboxes)
   const started = performance.now()
   const elapsed = () => `${((performance.now() - started) / 1000).toFixed(1)}s`
