@@ -1,6 +1,7 @@
 // The benchmark: speed and memory of murderctl on real labs, beside Cyrus's own tools measured
 // in the same run. Not a test: it prints numbers (and --json writes them) for people to read.
-//   npm run bench [-- --quick] [-- --only small,recover,unified,diff,failover,audit] [-- --rounds N] [-- --json out.json]
+//   npm run bench [-- --quick] [-- --only small,recover,unified,diff,failover,audit] [-- --rounds N] [-- --mailboxes N] [-- --json out.json]
+//   e.g. recover-master at 2 x 100,000: npm run bench -- --only recover --mailboxes 100000 --rounds 1
 // Needs root (it boots labs); takes a few minutes (the large labs load tens of thousands of
 // mailboxes with ctl_mboxlist -u).
 import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
@@ -403,8 +404,13 @@ async function auditBench(mailboxes: number, perMailbox: number, rounds: number)
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : ['small', 'recover', 'unified', 'diff', 'failover', 'audit']
 if (only.includes('small')) await small()
 const roundsArg = args.includes('--rounds') ? Number(args[args.indexOf('--rounds') + 1]) : undefined
-if (only.includes('recover')) await recover(quick ? 2000 : 20_000, roundsArg ?? (quick ? 1 : 3))
-if (only.includes('unified')) await recoverUnified(quick ? 2000 : 20_000)
+// --mailboxes N: mailboxes per backend for the recover and unified labs (default 20,000; 2,000 with --quick).
+const perBackendArg = args.includes('--mailboxes') ? Number(args[args.indexOf('--mailboxes') + 1]) : undefined
+if (perBackendArg !== undefined && !(Number.isInteger(perBackendArg) && perBackendArg >= 6))
+  throw new Error('--mailboxes wants a whole number of mailboxes per backend (at least 6)')
+const perBackend = perBackendArg ?? (quick ? 2000 : 20_000)
+if (only.includes('recover')) await recover(perBackend, roundsArg ?? (quick ? 1 : 3))
+if (only.includes('unified')) await recoverUnified(perBackend)
 if (only.includes('diff')) await diff(quick ? 20_000 : 200_000)
 if (only.includes('failover')) await failoverBench(quick ? 1 : 3)
 if (only.includes('audit')) await auditBench(quick ? 1000 : 10_000, 10, quick ? 1 : 2)

@@ -21,7 +21,7 @@ import {
   renderServices,
   renderSshdConfig,
 } from './render.js'
-import {seedLab, waitConverged} from './seed.js'
+import {listsToDisk, pendingPushes, seedLab, seedsInBulk, waitConverged} from './seed.js'
 import {alive, hostDir, LAB_PASSWORD_FILE, labExec, type LabState, processesInNamespace, readLabState, statePath, waitPort} from './state.js'
 import {type LabHost, type LabTopology, labHosts, validBase} from './topology.js'
 
@@ -39,7 +39,7 @@ export interface LabUpOptions {
   log?: (msg: string) => void
 }
 
-async function prepareFiles(ctx: RenderContext): Promise<void> {
+async function prepareFiles(ctx: RenderContext, memoryDb: boolean): Promise<void> {
   const {dir} = ctx
   mkdirSync(join(dir, 'bin'), {recursive: true})
   const password = ctx.password
@@ -61,7 +61,7 @@ async function prepareFiles(ctx: RenderContext): Promise<void> {
     rmSync(hd, {recursive: true, force: true})
     for (const sub of ['etc', 'etc-work', 'lib/db', 'lib/socket', 'lib/sync', 'lib/log', 'lib/proc', 'lib/user', 'lib/quota', 'lib/msg', 'spool/mail'])
       mkdirSync(join(hd, sub), {recursive: true})
-    writeFileSync(join(hd, 'etc', 'imapd.conf'), renderImapdConf(h, ctx))
+    writeFileSync(join(hd, 'etc', 'imapd.conf'), renderImapdConf(h, ctx, {memoryDb}))
     writeFileSync(join(hd, 'etc', 'cyrus.conf'), renderCyrusConf(h, ctx, {seeding: true}))
     copyFileSync(join(dir, 'etc-hosts'), join(hd, 'etc', 'hosts'))
     copyFileSync(join(dir, 'services'), join(hd, 'etc', 'services'))
@@ -124,6 +124,25 @@ async function enableUnifiedSlave(ctx: RenderContext, h: LabHost): Promise<void>
   await waitPort(h.address, mupdatePortOf(ctx), 30_000)
 }
 
+/** Wait until every mupdate slave (frontends, unified backends) holds its connection to the master, as after a first boot. */
+async function waitSlavesConnected(ctx: RenderContext, hosts: LabHost[], timeoutMs: number): Promise<void> {
+  const slaves = hosts.filter((h) => h.role === 'frontend' || (ctx.topology === 'unified' && h.role === 'backend'))
+  const script = [
+    'p=$(cat /run/cyrus-master.pid) || exit 1',
+    'for c in $(pgrep -P "$p" -x mupdate); do',
+    `  ss -Htnp state established '( dport = :${mupdatePortOf(ctx)} )' | grep -q "pid=$c," && exit 0`,
+    'done',
+    'exit 1',
+  ].join('\n')
+  const deadline = Date.now() + timeoutMs
+  for (const h of slaves) {
+    while ((await labExec(ctx.dir, h.name, ['sh', '-c', script], {reject: false})).exitCode !== 0) {
+      if (Date.now() > deadline) throw new AbortError(`the mupdate slave on lab host ${h.name} did not connect to the master`, {host: h.name})
+      await new Promise((r) => setTimeout(r, 250))
+    }
+  }
+}
+
 function writeInventory(ctx: RenderContext): string {
   const path = join(ctx.dir, 'inventory.yaml')
   const service = join(ctx.dir, 'bin', 'cyrus-service')
@@ -174,8 +193,12 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
   chmodSync(dir, 0o755)
   const hosts = labHosts(opts.topology, opts.base)
   const ctx: RenderContext = {dir, topology: opts.topology, hosts, password: `lab-${Math.random().toString(36).slice(2, 10)}`, mupdatePort: opts.mupdatePort}
+  // A large lab is seeded with every mailboxes.db in memory (no entry waits for the disk), then the lists go to disk.
+  const memoryDb = seedsInBulk(opts.mailboxes)
+  const started = performance.now()
+  const elapsed = () => `${((performance.now() - started) / 1000).toFixed(1)}s`
   log(`writing ${hosts.length} hosts' files in ${dir}`)
-  await prepareFiles(ctx)
+  await prepareFiles(ctx, memoryDb)
   const state: LabState = {
     dir,
     topology: opts.topology,
@@ -195,12 +218,35 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
       state.hosts.push({...h, pid})
       save()
     }
+    const startAll = async () => {
+      await startCyrus(ctx, order[0])
+      await Promise.all(order.slice(1).map((h) => startCyrus(ctx, h)))
+    }
     log('starting cyrus-master on every host')
-    await startCyrus(ctx, order[0])
-    await Promise.all(order.slice(1).map((h) => startCyrus(ctx, h)))
+    await startAll()
     save()
     const total = await seedLab(state, ctx.password, opts.mailboxes, log)
-    if (ctx.topology === 'unified') {
+    log(`${total} mailboxes seeded (${elapsed()})`)
+    if (memoryDb) {
+      // The lists to disk, the unified backends' slaves on, then one restart: every slave takes
+      // the master's list in one transaction, as a real murder's members do when they start.
+      log(`moving every host's mailboxes.db from memory to disk (${elapsed()})`)
+      const byName = (name: string) => hosts.find((h) => h.name === name)!
+      await listsToDisk(state, join(dir, 'bin', 'cyrus-service'), (name) => ({
+        imapdConf: renderImapdConf(byName(name), ctx),
+        cyrusConf: renderCyrusConf(byName(name), ctx),
+      }))
+      await startAll()
+      await waitSlavesConnected(ctx, hosts, 60_000)
+      log(`waiting for every slave to take the master's ${total} mailboxes (${elapsed()})`)
+      await waitConverged(state, total)
+      const pending = (await pendingPushes(state)).filter((p) => p.lines.length > 0)
+      if (pending.length > 0)
+        throw new AbortError(`the seeded murder did not converge: ${pending.map((p) => `${p.backend}: ${p.lines[0]} (${p.lines.length} lines)`).join('; ')}`, {
+          step: 'lab up',
+        })
+      log(`lists on disk, murder restarted and converged (${elapsed()})`)
+    } else if (ctx.topology === 'unified') {
       log('enabling the mupdate slaves on the unified backends')
       await Promise.all(state.hosts.filter((h) => h.role === 'backend').map((h) => enableUnifiedSlave(ctx, h)))
       await waitConverged(state, total)

@@ -26,7 +26,15 @@ const lines = (...xs: (string | false | undefined)[]) => xs.filter((x): x is str
 /** The third octet of a lab address: tells this machine's labs apart in the shared syslog. */
 const labTag = (h: LabHost) => h.address.split('.')[2]
 
-export function renderImapdConf(h: LabHost, ctx: RenderContext): string {
+/**
+ * Where every host keeps its mailboxes.db while a large lab is seeded: the host's own /run, a
+ * tmpfs, so no entry waits for the disk (recover-master's trick). Moved to configdirectory
+ * before the lab is handed over (src/lab/seed.ts, listsToDisk).
+ */
+export const LAB_SEED_DB = '/run/cyrus/lab-seed-mailboxes.db'
+
+/** `memoryDb`: the mailboxes.db in LAB_SEED_DB (a large lab's seeding); the handed-over file has no such key. */
+export function renderImapdConf(h: LabHost, ctx: RenderContext, opts: {memoryDb?: boolean} = {}): string {
   const inMurder = h.role === 'frontend' || h.role === 'backend'
   const replica = ctx.hosts.find((r) => r.role === 'replica' && r.replicaOf === h.name)
   // A replica carries what it needs to become its pair's master (murderctl failover), marked
@@ -38,6 +46,7 @@ export function renderImapdConf(h: LabHost, ctx: RenderContext): string {
   return lines(
     `# lab host ${h.name} (${h.role}), written by murderctl lab up`,
     'configdirectory: /var/lib/cyrus',
+    opts.memoryDb && `mboxlist_db_path: ${LAB_SEED_DB}`,
     'proc_path: /run/cyrus/proc',
     'mboxname_lockpath: /run/cyrus/lock',
     'defaultpartition: default',

@@ -238,3 +238,47 @@ describe('recover-master on a unified lab', () => {
     for (const h of ['b1', 'b2']) expect((await onHost(h, `${CTL} -m -w`, undefined, state.dir)).stdout).toBe('')
   })
 })
+
+// A lab above 400 mailboxes is seeded in bulk with every mailboxes.db in memory, then the lists
+// go to disk and the murder restarts: it must end where a real murder does.
+describe('a bulk-seeded unified lab (2 x 300)', () => {
+  let bulk: LabState
+  beforeAll(async () => {
+    bulk = await labUp({dir: mkdtempSync(join(tmpdir(), 'murderctl-bulk-')), topology: 'unified', base: spareLabBase(2), mailboxes: 600})
+  })
+  afterAll(async () => {
+    if (bulk) await labDown({dir: bulk.dir, purge: true})
+  })
+
+  it('converges exactly: every list complete and on disk, nothing left to push, check OK', async () => {
+    const on = (h: string, script: string) => onHost(h, script, undefined, bulk.dir)
+    // A unified lab has no frontends: the master and both backends hold every mailbox.
+    const lists = Object.fromEntries(await Promise.all(['mupdate', 'b1', 'b2'].map(async (h) => [h, await listOf(h, bulk.dir)] as const)))
+    for (const h of ['mupdate', 'b1', 'b2']) expect(lists[h].size, h).toBe(600)
+    // Each backend holds its 300 and points at the other's 300; the master points at both.
+    for (const [b, other] of [
+      ['b1', 'b2'],
+      ['b2', 'b1'],
+    ]) {
+      const servers = [...lists[b].values()]
+      expect(servers.filter((s) => s === '')).toHaveLength(300)
+      expect(servers.filter((s) => s === other)).toHaveLength(300)
+      for (const [name, s] of lists[b]) expect(lists.mupdate.get(name), name).toBe(s === '' ? b : s)
+    }
+    // Local entries keep their uniqueid (a slave's rewrite would drop it).
+    const dump = JSON.parse((await on('b1', `${CTL} -d`)).stdout) as Record<string, {server?: string; uniqueid?: string}>
+    expect(Object.values(dump).filter((e) => !e.server && !e.uniqueid)).toEqual([])
+    for (const b of ['b1', 'b2']) expect((await on(b, `${CTL} -m -w`)).stdout).toBe('')
+    for (const h of bulk.hosts) {
+      expect((await on(h.name, 'grep -c mboxlist_db_path /etc/imapd.conf || true')).stdout.trim(), h.name).toBe('0')
+      expect((await on(h.name, 'ls /run/cyrus/lab-seed-mailboxes.db 2>/dev/null; stat -c %U:%G:%a /var/lib/cyrus/mailboxes.db')).stdout.trim()).toBe(
+        'cyrus:mail:600',
+      )
+    }
+    // Every check but the pair's replication-consistency: entries loaded with ctl_mboxlist -u have
+    // no spool and never reach the replica (so it is CRITICAL on any bulk lab, seeded either way).
+    const only = ['mupdate-master', 'master-count', 'slaves', 'backend-consistency', 'cyrus-master', 'replication', 'uniqueid', 'lock', 'tmpfs-key']
+    const check = await murderctl(['check', '-i', bulk.inventory, ...only.flatMap((c) => ['--only', c])])
+    expect(check.exitCode, check.stdout).toBe(0)
+  })
+})
