@@ -45,16 +45,21 @@ export async function scanDump(ctx: MurderContext, host: Host, onEntry: (e: Mail
   return {entries: parser.entries, fingerprint: hash.digest('hex')}
 }
 
+/** The shell script that counts a mailboxes.db where it lies; its output is for readCountOutput. */
+export function countScript(ctlMboxlist: string, file?: string): string {
+  const ctl = [ctlMboxlist, '-d', ...(file ? ['-f', file] : [])].map(shellQuote).join(' ')
+  // mawk (Debian's default awk) reads a dump in a third of gawk's time: take it where both are.
+  const awk = 'a=$(command -v mawk || echo awk)'
+  return `${awk}\n${withExit(ctl, `LC_ALL=C "$a" ${shellQuote(COUNT_AWK)}`)}`
+}
+
 /**
  * Every figure of a mailboxes.db (the host's, or `file`), counted ON the host: `ctl_mboxlist -d`
  * piped into an awk program (COUNT_AWK), so a few figures cross SSH, not the dump. The same
  * figures as scanDump through addToCounts; use scanDump only where the entries themselves matter.
  */
 export async function countEntriesOnHost(ctx: MurderContext, host: Host, step = 'count', file?: string): Promise<EntryCounts> {
-  const ctl = [tool(host, 'ctl_mboxlist'), '-d', ...(file ? ['-f', file] : [])].map(shellQuote).join(' ')
-  // mawk (Debian's default awk) reads a dump in a third of gawk's time: take it where both are.
-  const awk = 'a=$(command -v mawk || echo awk)'
-  const r = await ctx.pool.exec(host, {shell: `${awk}\n${withExit(ctl, `LC_ALL=C "$a" ${shellQuote(COUNT_AWK)}`)}`})
+  const r = await ctx.pool.exec(host, {shell: countScript(tool(host, 'ctl_mboxlist'), file)})
   // Cyrus tools exit 0 on failure: anything on stderr is a failure too.
   const rc = producerExit(r.stdout)
   if (r.exitCode !== 0 || rc !== 0 || r.stderr.trim())

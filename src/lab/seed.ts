@@ -5,8 +5,10 @@
 // go to disk and the murder restarts, as a real one would, and must still agree.
 import {randomUUID} from 'node:crypto'
 import {join} from 'node:path'
-import {localEntry, undumpDocument, undumpLine} from '../cyrus/mboxlist-dump.js'
+import {readCountOutput} from '../cyrus/mboxlist-count.js'
+import {type EntryCounts, localEntry, undumpDocument, undumpLine} from '../cyrus/mboxlist-dump.js'
 import {AbortError} from '../errors.js'
+import {countScript} from '../host/mboxlist.js'
 import {ImapClient, imapString} from '../imap/client.js'
 import {type LabState, labExec} from './state.js'
 import {LAB_ADMIN, LAB_SEED_DB} from './render.js'
@@ -42,11 +44,9 @@ export function labMessage(user: string, n: number): Buffer {
  * Count the entries of a host's mailboxes.db, and how many of them are remote: on the host, so
  * a list of 200,000 entries is not carried over as text.
  */
-export async function labCounts(dir: string, host: string): Promise<{total: number; remote: number}> {
-  const awk = `/^"/ { t++; if ($0 ~ /"mbtype": "[a-z]*r/ || index($0, "\\"server\\":")) r++ } END { print t + 0, r + 0 }`
-  const r = await labExec(dir, host, ['sh', '-c', `${CTL} -d | awk "$1"`, 'sh', awk])
-  const [total, remote] = r.stdout.trim().split(' ').map(Number)
-  return {total, remote}
+export async function labCounts(dir: string, host: string): Promise<EntryCounts> {
+  const r = await labExec(dir, host, ['sh', '-c', countScript(CTL)])
+  return readCountOutput(r.stdout, host)
 }
 
 /**
