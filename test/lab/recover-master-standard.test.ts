@@ -6,6 +6,7 @@ import {afterEach, beforeAll, describe, expect, it} from 'vitest'
 import {parse} from 'yaml'
 import {
   assertAllJournalCopiesIntact,
+  CTL,
   assertJournalCopiesIntact,
   crashCyrusMaster,
   freezeMupdate,
@@ -141,6 +142,25 @@ describe('recover-master on the standard lab', () => {
     expect(await memoryLeft()).toBe('')
     expect(unit(r, 'save-master-db').data.copy).toMatch(/^\/var\/lib\/cyrus\/mailboxes\.db\.murderctl-/)
     await expectWhole()
+    // The master's new list went onto each stopped frontend, after its own list was moved aside
+    // (journaled): counted by Cyrus once on the master, the same bytes by sha256 on each frontend.
+    const events = journalEvents(r.json.journal)
+    const installed = r.json.results.filter((u: any) => u.step === 'install-frontend-dbs')
+    expect(installed.map((u: any) => `${u.host} ${u.status}`).sort()).toEqual(['fe1 done', 'fe2 done'])
+    const masterDump = (await onHost('mupdate', `${CTL} -d`)).stdout
+    for (const u of installed) {
+      expect(u.data).toMatchObject({from: 'mupdate', entries: before.size, countedOn: 'mupdate', path: '/var/lib/cyrus/mailboxes.db'})
+      const aside = events.findIndex((e) => e.event === 'saved-copy' && e.step === 'set-aside-frontend-dbs' && e.host === u.host)
+      const start = events.findIndex((e) => e.event === 'step-start' && e.step === 'install-frontend-dbs' && e.host === u.host)
+      expect(aside, u.host).toBeGreaterThanOrEqual(0)
+      expect(start, u.host).toBeGreaterThan(aside)
+      expect((await onHost(u.host, 'stat -c "%U %a" /var/lib/cyrus/mailboxes.db')).stdout.trim()).toBe('cyrus 600')
+      // Started on it, the frontend's slave found nothing to change: still the installed file,
+      // entry for entry the master's (the mtimes too, which a slave's own rebuild rewrites).
+      expect((await onHost(u.host, 'sha256sum /var/lib/cyrus/mailboxes.db')).stdout.split(' ')[0], u.host).toBe(u.data.sha256)
+      expect((await onHost(u.host, `${CTL} -d`)).stdout, u.host).toBe(masterDump)
+    }
+    expect(unit(r, 'verify').data.slaves).toEqual(expect.arrayContaining(['fe1', 'fe2'].map((host) => ({host, entries: before.size, connected: true}))))
   })
 
   it('a master killed in the middle of the push into its tmpfs: check flags the temporary key, --resume starts it again and pushes again', async () => {

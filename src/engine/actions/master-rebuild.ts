@@ -1,9 +1,8 @@
 // Rebuilding a lost mupdate master: the preflight that decides it is lost, and installing a
 // mailbox list from a frontend or a backup on the stopped master.
 import {z} from 'zod'
-import {isLiveLocal} from '../../cyrus/mboxlist-dump.js'
 import {asMurderctlError, HostKeyError, RefusedError, UnreachableError} from '../../errors.js'
-import {dbInfo, installDb, snapshotDb} from '../../host/db.js'
+import {dbInfo, installDb, type StartedSnapshot, snapshotDb, startSnapshot} from '../../host/db.js'
 import {masterLooksLost} from '../../host/facts.js'
 import {scanDump} from '../../host/mboxlist.js'
 import {hostsByRole, master} from '../../inventory/load.js'
@@ -12,6 +11,7 @@ import {latestVerifiedBackup, readVerifiedBackup} from '../../store/backups.js'
 import {mapLimit} from '../../util/limit.js'
 import type {RunContext} from '../context.js'
 import type {Step} from '../schema.js'
+import {localMailboxes} from './local-lists.js'
 import {defineAction, need} from './types.js'
 
 /** recover-master's options, as its service puts them in the run (and the journal keeps them). */
@@ -59,18 +59,7 @@ async function preflight(rc: RunContext, step: Step): Promise<Record<string, unk
       hint: `bring ${down.map((e) => e.host).join(', ')} back, or leave ${down.length > 1 ? 'them' : 'it'} out with ${down.map((e) => `--skip-host ${e.host}`).join(' ')} (never the master)`,
     })
   // Every backend must answer: the recovery rebuilds from them and checks against them.
-  const localP = mapLimit(backends, ctx.concurrency, async (b) => {
-    let n = 0
-    await scanDump(
-      ctx,
-      b,
-      (e) => {
-        if (isLiveLocal(e)) n++
-      },
-      step.id,
-    )
-    return [b.name, n] as const
-  })
+  const localP = mapLimit(backends, ctx.concurrency, async (b) => [b.name, (await localMailboxes(rc, b, step.id)).names.size] as const)
   const masterP = (async () => {
     const {path} = await dbInfo(ctx, m)
     const exists = (await ctx.pool.exec(m, ['test', '-e', path])).exitCode === 0
@@ -158,5 +147,43 @@ export const installDbFromBackup = defineAction({
     if (!b) throw new RefusedError(`no verified backup of ${h.name}`, {host: h.name, step: step.id})
     const done = await installDb(rc.murder, h, b.data, b.meta, rc.runId, step.id)
     return {from: b.dir, entries: done.entries, sha256: b.meta.sha256}
+  },
+})
+
+/**
+ * One consistent copy of the master's list for a step, shared by its hosts (they run at the
+ * same time): the master is read once, whatever the number of frontends.
+ */
+function masterSnapshot(rc: RunContext, step: Step): Promise<StartedSnapshot> {
+  const key = `master-snapshot@${step.id}`
+  let snap = rc.facts.get(key) as Promise<StartedSnapshot> | undefined
+  if (!snap) {
+    snap = startSnapshot(rc.murder, master(rc.murder.inv), `${rc.runId}-${step.id}`, step.id)
+    rc.facts.set(key, snap)
+    // A failed read is not kept: a retry (or a resume) reads again.
+    snap.catch(() => rc.facts.delete(key))
+  }
+  return snap
+}
+
+/**
+ * A stopped frontend, its own list moved aside, takes the master's new list before it starts:
+ * its mupdate slave then finds every entry already as the master says (Cyrus's resync compares
+ * name, location and ACL and writes only what differs) instead of inserting the whole list on
+ * disk. The master writes its entries with the same code a slave does (mboxlist_insertremote),
+ * so the list is the one the slave would have built.
+ */
+export const installMasterDb = defineAction({
+  mutating: true,
+  params: z.object({}).strict(),
+  describe: () =>
+    "cvt_cyrusdb a consistent copy of the master's mailboxes.db (once for all frontends, counted by Cyrus there), upload it beside this host's (moved aside earlier), mode 600, fsync, sha256 checked, chown, counted again unless Cyrus version and db format are the master's, mv -n into the empty place, fsync the folder",
+  async run(rc, step, _p, host) {
+    const h = need(host, step)
+    const snap = await masterSnapshot(rc, step)
+    // Uploaded and counted here while Cyrus counts the master's copy there: compared at the end.
+    // Counted by Cyrus once, on the master; a frontend of another Cyrus version or db format counts its copy itself.
+    const done = await installDb(rc.murder, h, snap.data, {sha256: snap.meta.sha256, entries: snap.entries, countedBy: snap.meta}, rc.runId, step.id)
+    return {from: snap.meta.host, entries: done.entries, sha256: snap.meta.sha256, path: done.path, countedOn: done.countedHere ? h.name : snap.meta.host}
   },
 })
