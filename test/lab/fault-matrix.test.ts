@@ -67,7 +67,8 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
       stoppedWith: 'exit 130, "stopped before step X"',
       then: '--resume: exit 0',
     })
-  })
+    // 16 stopped and resumed recoveries: longer than the suite's 4 minutes on a busy machine.
+  }, 480_000)
 
   it("a backend's sshd killed in the middle of the push", async () => {
     await loseMasterDb()
@@ -210,7 +211,7 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
     )
     try {
       // Stopped before the copy aside, the disk fills, then the run goes on.
-      const stopped = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes'], {interruptWhen: /\[9\/16\] /})
+      const stopped = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes'], {interruptWhen: /\[9\/17\] /})
       figures.runs++
       expect(stopped.exitCode, stopped.stderr).toBe(130)
       const run = runIdOf(stopped)
