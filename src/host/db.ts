@@ -66,9 +66,28 @@ export interface Snapshot {
  * ends, and the remote copy removed.
  */
 export async function snapshotDb(ctx: MurderContext, host: Host, tag: string, step = 'snapshot'): Promise<Snapshot> {
+  const snap = await startSnapshot(ctx, host, tag, step)
+  return {data: snap.data, meta: {...snap.meta, entries: await snap.entries}}
+}
+
+/** A snapshot whose bytes are here (checksummed) while Cyrus still counts its entries on the host. */
+export interface StartedSnapshot {
+  data: Buffer
+  meta: Omit<BackupMeta, 'entries'>
+  /** Cyrus's count of the copy (`ctl_mboxlist -d -f`); the remote copy is removed once it is known. */
+  entries: Promise<number>
+}
+
+/**
+ * snapshotDb without waiting for the count: the copy is fetched while Cyrus counts it, so a
+ * caller can upload it (and have it counted where it goes) meanwhile, and compare the counts last.
+ */
+export async function startSnapshot(ctx: MurderContext, host: Host, tag: string, step = 'snapshot'): Promise<StartedSnapshot> {
   const db = await dbInfo(ctx, host)
   const tmp = `${db.configDirectory}/murderctl-snapshot-${tag}.db`
   const q = shellQuote(tmp)
+  const remove = () => ctx.pool.exec(host, ['rm', '-f', '--', tmp]).catch(() => {})
+  let entries: Promise<number> | undefined
   try {
     const r = await ctx.pool.exec(host, {
       shell: `rm -f -- ${q} && ${shellQuote(tool(host, 'cvt_cyrusdb'))} ${shellQuote(db.path)} ${shellQuote(db.format)} ${q} ${shellQuote(db.format)} && test -s ${q}`,
@@ -80,14 +99,17 @@ export async function snapshotDb(ctx: MurderContext, host: Host, tag: string, st
         {command: r.command, exitCode: r.exitCode, stderr: r.stderr},
         {host: host.name, step},
       )
-    const entries = await countDbFile(ctx, host, tmp, step)
-    const remoteSum = await remoteSha256(ctx, host, tmp, step)
-    const data = await ctx.pool.readFile(host, tmp)
+    entries = countDbFile(ctx, host, tmp, step)
+    const [remoteSum, data, version] = await Promise.all([remoteSha256(ctx, host, tmp, step), ctx.pool.readFile(host, tmp), cyrusVersion(ctx, host)])
     const sum = sha256(data)
     if (sum !== remoteSum)
       throw new AbortError(`the copy of ${db.path} changed in transit (sha256 ${sum} here, ${remoteSum} there)`, {host: host.name, step, hint: 'run it again'})
+    const counted = entries.finally(remove)
+    // Judged by the caller; a count nobody waits for is no unhandled rejection.
+    counted.catch(() => {})
     return {
       data,
+      entries: counted,
       meta: {
         kind: 'murderctl-backup',
         version: 1,
@@ -95,50 +117,61 @@ export async function snapshotDb(ctx: MurderContext, host: Host, tag: string, st
         host: host.name,
         servername: host.servername,
         takenAt: new Date().toISOString(),
-        cyrusVersion: await cyrusVersion(ctx, host),
+        cyrusVersion: version,
         format: db.format,
         source: db.path,
-        entries,
         bytes: data.length,
         sha256: sum,
       },
     }
-  } finally {
-    await ctx.pool.exec(host, ['rm', '-f', '--', tmp]).catch(() => {})
+  } catch (error) {
+    await entries?.catch(() => {})
+    await remove()
+    throw error
   }
 }
 
 /**
  * Install a mailboxes.db on a host whose cyrus-master is stopped and whose db was set aside:
- * upload beside it, prove checksum and count with Cyrus, then move it into place.
+ * upload beside it, prove checksum and count with Cyrus, then move it into place. `countedBy`:
+ * the source's Cyrus version and db format; when this host has the same ones, the sha256 proves
+ * the upload is the very file the source's Cyrus reads (and counted, when `entries` is given),
+ * and it is not counted again.
  */
 export async function installDb(
   ctx: MurderContext,
   host: Host,
   data: Buffer,
-  expect: {entries: number; sha256: string},
+  expect: {entries: number | Promise<number> | null; sha256: string; countedBy?: {cyrusVersion: string | null; format: string}},
   tag: string,
   step: string,
-): Promise<{path: string; entries: number}> {
+): Promise<{path: string; entries: number | null; countedHere: boolean}> {
   const db = await dbInfo(ctx, host)
   const incoming = `${db.path}.murderctl-incoming-${tag}`
-  await ctx.pool.writeFileAtomic(host, incoming, data, 0o600)
+  const by = expect.countedBy
+  const [, version] = await Promise.all([
+    ctx.pool.writeFileAtomic(host, incoming, data, 0o600),
+    by && by.format === db.format && by.cyrusVersion ? cyrusVersion(ctx, host) : null,
+  ])
   const sum = await remoteSha256(ctx, host, incoming, step)
   if (sum !== expect.sha256)
     throw new AbortError(`the uploaded database does not match (sha256 ${sum}, expected ${expect.sha256})`, {host: host.name, step, hint: 'run the step again'})
   await ctx.pool.execOk(host, ['chown', '--', `${host.cyrus.user}:${host.cyrus.group}`, incoming])
-  const entries = await countDbFile(ctx, host, incoming, step)
-  if (entries !== expect.entries)
-    throw new AbortError(`the uploaded database reads as ${entries} entries, expected ${expect.entries}`, {
+  const countedHere = !(version && version === by?.cyrusVersion)
+  const entries = countedHere ? await countDbFile(ctx, host, incoming, step) : await expect.entries
+  // null: the bytes were not counted where they come from (a list proven by sha256 only), nothing to compare with.
+  const want = await expect.entries
+  if (want !== null && entries !== want)
+    throw new AbortError(`the uploaded database reads as ${entries} entries, expected ${want}`, {
       host: host.name,
       step,
       hint: 'the copy is not usable; choose another --source',
     })
   const q = shellQuote(db.path)
-  // Only into an empty place (the old db was moved aside by an earlier step): mv -n, then the
-  // file in place must be the one uploaded.
+  // Only into an empty place (the old db was moved aside by an earlier step): mv -n, the folder
+  // fsync'd, then the file in place must be the one uploaded.
   const r = await ctx.pool.exec(host, {
-    shell: `test ! -e ${q} || exit 4; mv -n -- ${shellQuote(incoming)} ${q} && test ! -e ${shellQuote(incoming)} && sha256sum -- ${q}`,
+    shell: `test ! -e ${q} || exit 4; mv -n -- ${shellQuote(incoming)} ${q} && test ! -e ${shellQuote(incoming)} && sync -- ${shellQuote(db.path.replace(/\/[^/]*$/, '') || '/')} && sha256sum -- ${q}`,
   })
   if (r.exitCode === 4)
     throw new AbortError(`${db.path} is in place already: it was not moved aside`, {
@@ -152,5 +185,5 @@ export async function installDb(
       {command: r.command, exitCode: r.exitCode, stderr: r.stderr},
       {host: host.name, step},
     )
-  return {path: db.path, entries}
+  return {path: db.path, entries, countedHere}
 }

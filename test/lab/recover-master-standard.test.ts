@@ -6,6 +6,7 @@ import {afterEach, beforeAll, describe, expect, it} from 'vitest'
 import {parse} from 'yaml'
 import {
   assertAllJournalCopiesIntact,
+  CTL,
   assertJournalCopiesIntact,
   crashCyrusMaster,
   freezeMupdate,
@@ -58,6 +59,13 @@ describe('recover-master on the standard lab', () => {
     expect(copies.find((e) => e.step === 'save-master-db').data.copy).not.toBe(masterOriginal.data.copy)
     expect(await assertJournalCopiesIntact(r.json.journal)).toBe(copies.length)
     await expectWhole()
+    // No list installed from memory: the frontends got a cvt_cyrusdb copy of the master's, counted by Cyrus there.
+    for (const fe of ['fe1', 'fe2'])
+      expect(r.json.results.find((u: any) => u.step === 'install-frontend-dbs' && u.host === fe).data).toMatchObject({
+        source: 'cvt_cyrusdb',
+        entries: before.size,
+        countedOn: 'mupdate',
+      })
   })
 
   it('refuses when the master does not look lost, and --dry-run changes nothing', async () => {
@@ -141,6 +149,27 @@ describe('recover-master on the standard lab', () => {
     expect(await memoryLeft()).toBe('')
     expect(unit(r, 'save-master-db').data.copy).toMatch(/^\/var\/lib\/cyrus\/mailboxes\.db\.murderctl-/)
     await expectWhole()
+    // The master's new list went onto each stopped frontend, after its own list was moved aside
+    // (journaled): the same bytes by sha256 on each frontend.
+    const events = journalEvents(r.json.journal)
+    const installed = r.json.results.filter((u: any) => u.step === 'install-frontend-dbs')
+    expect(installed.map((u: any) => `${u.host} ${u.status}`).sort()).toEqual(['fe1 done', 'fe2 done'])
+    const masterDump = (await onHost('mupdate', `${CTL} -d`)).stdout
+    for (const u of installed) {
+      // The file master-db-to-disk installed, read back with its journaled sha256 (not counted again: verify counts).
+      expect(u.data).toMatchObject({from: 'mupdate', source: 'master-db-to-disk', entries: null, countedOn: null, path: '/var/lib/cyrus/mailboxes.db'})
+      expect(u.data.sha256).toBe(unit(r, 'master-db-to-disk').data.sha256)
+      const aside = events.findIndex((e) => e.event === 'saved-copy' && e.step === 'set-aside-frontend-dbs' && e.host === u.host)
+      const start = events.findIndex((e) => e.event === 'step-start' && e.step === 'install-frontend-dbs' && e.host === u.host)
+      expect(aside, u.host).toBeGreaterThanOrEqual(0)
+      expect(start, u.host).toBeGreaterThan(aside)
+      expect((await onHost(u.host, 'stat -c "%U %a" /var/lib/cyrus/mailboxes.db')).stdout.trim()).toBe('cyrus 600')
+      // Started on it, the frontend's slave found nothing to change: still the installed file,
+      // entry for entry the master's (the mtimes too, which a slave's own rebuild rewrites).
+      expect((await onHost(u.host, 'sha256sum /var/lib/cyrus/mailboxes.db')).stdout.split(' ')[0], u.host).toBe(u.data.sha256)
+      expect((await onHost(u.host, `${CTL} -d`)).stdout, u.host).toBe(masterDump)
+    }
+    expect(unit(r, 'verify').data.slaves).toEqual(expect.arrayContaining(['fe1', 'fe2'].map((host) => ({host, entries: before.size, connected: true}))))
   })
 
   it('a master killed in the middle of the push into its tmpfs: check flags the temporary key, --resume starts it again and pushes again', async () => {

@@ -4,7 +4,7 @@ import {startCyrus, stopCyrus} from './cyrus-master.js'
 import {copyAsideDb, setAsideDb} from './db.js'
 import {lock, unlock} from './lock.js'
 import {masterDbOutOfMemory, masterDbToDisk, masterDbToMemory} from './memory-db.js'
-import {installDbFromBackup, installDbFromFrontend, lostMasterPreflight} from './master-rebuild.js'
+import {installDbFromBackup, installDbFromFrontend, installMasterDb, lostMasterPreflight} from './master-rebuild.js'
 import {diffPushAction, pushAction} from './push.js'
 import {expungeConflicts, inspectConflicts, reappendConflicts, saveMessageFiles, syncOwners, verifyConflicts} from './replication.js'
 import {syncReview, verifySyncAction} from './sync.js'
@@ -25,6 +25,7 @@ export const ACTIONS = {
   'copy-aside-db': copyAsideDb,
   'install-db-from-frontend': installDbFromFrontend,
   'install-db-from-backup': installDbFromBackup,
+  'install-master-db': installMasterDb,
   'master-db-to-memory': masterDbToMemory,
   'master-db-to-disk': masterDbToDisk,
   'master-db-out-of-memory': masterDbOutOfMemory,

@@ -2,7 +2,9 @@
 // mailbox list from a frontend or a backup on the stopped master.
 import {z} from 'zod'
 import {asMurderctlError, HostKeyError, RefusedError, UnreachableError} from '../../errors.js'
-import {dbInfo, installDb, snapshotDb} from '../../host/db.js'
+import {dbInfo, installDb, snapshotDb, startSnapshot} from '../../host/db.js'
+import {cyrusVersion} from '../../host/remote.js'
+import {sha256} from '../../util/hash.js'
 import {masterLooksLost} from '../../host/facts.js'
 import {countEntriesOnHost} from '../../host/mboxlist.js'
 import {hostsByRole, master} from '../../inventory/load.js'
@@ -11,6 +13,7 @@ import {latestVerifiedBackup, readVerifiedBackup} from '../../store/backups.js'
 import {mapLimit} from '../../util/limit.js'
 import type {RunContext} from '../context.js'
 import type {Step} from '../schema.js'
+import {localMailboxes} from './local-lists.js'
 import {defineAction, need} from './types.js'
 
 /** recover-master's options, as its service puts them in the run (and the journal keeps them). */
@@ -58,7 +61,7 @@ async function preflight(rc: RunContext, step: Step): Promise<Record<string, unk
       hint: `bring ${down.map((e) => e.host).join(', ')} back, or leave ${down.length > 1 ? 'them' : 'it'} out with ${down.map((e) => `--skip-host ${e.host}`).join(' ')} (never the master)`,
     })
   // Every backend must answer: the recovery rebuilds from them and checks against them.
-  const localP = mapLimit(backends, ctx.concurrency, async (b) => [b.name, (await countEntriesOnHost(ctx, b, step.id)).liveLocal] as const)
+  const localP = mapLimit(backends, ctx.concurrency, async (b) => [b.name, (await localMailboxes(rc, b, step.id)).names.size] as const)
   const masterP = (async () => {
     const {path} = await dbInfo(ctx, m)
     const exists = (await ctx.pool.exec(m, ['test', '-e', path])).exitCode === 0
@@ -146,5 +149,77 @@ export const installDbFromBackup = defineAction({
     if (!b) throw new RefusedError(`no verified backup of ${h.name}`, {host: h.name, step: step.id})
     const done = await installDb(rc.murder, h, b.data, b.meta, rc.runId, step.id)
     return {from: b.dir, entries: done.entries, sha256: b.meta.sha256}
+  },
+})
+
+/** The master's list as the frontends get it: its bytes, their sha256, and who counted its entries. */
+interface MasterList {
+  data: Buffer
+  meta: {host: string; sha256: string; cyrusVersion: string | null; format: string}
+  /** Cyrus's count of these bytes on the master; null: not counted, proven by sha256 to be the list the master was given on disk. */
+  entries: Promise<number> | null
+  /** Where the bytes come from: the step that installed them on the master, or a cvt_cyrusdb copy. */
+  source: string
+}
+
+/**
+ * The master's list for a step, read once and shared by its hosts (they run at the same time).
+ * Right after the push, the list this run installed on the master's disk (its sha256 is in the
+ * journal): read as it is, used only if it still has that sha256, so the bytes are that very
+ * list, consistent. Otherwise (--no-tmpfs, or the master changed it since) a consistent copy by
+ * cvt_cyrusdb, counted by Cyrus on the master.
+ */
+function masterList(rc: RunContext, step: Step): Promise<MasterList> {
+  const key = `master-list@${step.id}`
+  let list = rc.facts.get(key) as Promise<MasterList> | undefined
+  if (!list) {
+    list = readMasterList(rc, step)
+    rc.facts.set(key, list)
+    // A failed read is not kept: a retry (or a resume) reads again.
+    list.catch(() => rc.facts.delete(key))
+  }
+  return list
+}
+
+async function readMasterList(rc: RunContext, step: Step): Promise<MasterList> {
+  const m = master(rc.murder.inv)
+  const installed = rc.journal
+    .events()
+    .findLast((e) => e.event === 'step-done' && e.host === m.name && typeof e.data?.installed === 'string' && typeof e.data?.sha256 === 'string')
+  if (installed) {
+    const path = installed.data!.installed as string
+    const [data, version, db] = await Promise.all([rc.murder.pool.readFile(m, path), cyrusVersion(rc.murder, m), dbInfo(rc.murder, m)])
+    if (path === db.path && sha256(data) === installed.data!.sha256)
+      return {data, meta: {host: m.name, sha256: sha256(data), cyrusVersion: version, format: db.format}, entries: null, source: installed.step ?? 'installed'}
+  }
+  const snap = await startSnapshot(rc.murder, m, `${rc.runId}-${step.id}`, step.id)
+  return {data: snap.data, meta: snap.meta, entries: snap.entries, source: 'cvt_cyrusdb'}
+}
+
+/**
+ * A stopped frontend, its own list moved aside, takes the master's new list before it starts:
+ * its mupdate slave then finds every entry already as the master says (Cyrus's resync compares
+ * name, location and ACL and writes only what differs) instead of inserting the whole list on
+ * disk. The master writes its entries with the same code a slave does (mboxlist_insertremote),
+ * so the list is the one the slave would have built. Verify then counts every frontend against
+ * the master, as before.
+ */
+export const installMasterDb = defineAction({
+  mutating: true,
+  params: z.object({}).strict(),
+  describe: () =>
+    "read the master's mailboxes.db once for all frontends (the file this run installed on its disk, if its sha256 is still the journaled one; else a cvt_cyrusdb copy, counted by Cyrus there), upload it beside this host's (moved aside earlier), mode 600, fsync, sha256 checked, chown, counted by Cyrus here if its version or db format differ from the master's, mv -n into the empty place, fsync the folder",
+  async run(rc, step, _p, host) {
+    const h = need(host, step)
+    const list = await masterList(rc, step)
+    const done = await installDb(rc.murder, h, list.data, {sha256: list.meta.sha256, entries: list.entries, countedBy: list.meta}, rc.runId, step.id)
+    return {
+      from: list.meta.host,
+      source: list.source,
+      entries: done.entries,
+      sha256: list.meta.sha256,
+      path: done.path,
+      countedOn: done.countedHere ? h.name : list.entries ? list.meta.host : null,
+    }
   },
 })

@@ -1,0 +1,45 @@
+// A backend's live local mailboxes, read once per run while its mailboxes.db stays the same
+// file: the preflight reads them, and verify reads them again only if the file changed since
+// (one sha256sum on the host instead of a whole `ctl_mboxlist -d` parsed here).
+import {isLiveLocal} from '../../cyrus/mboxlist-dump.js'
+import {dbInfo} from '../../host/db.js'
+import {scanDump} from '../../host/mboxlist.js'
+import type {Host} from '../../inventory/schema.js'
+import type {RunContext} from '../context.js'
+
+interface LocalList {
+  /** sha256 of the mailboxes.db the names were read from (the same before and after the read). */
+  sha256: string
+  names: ReadonlySet<string>
+}
+
+const key = (h: Host) => `local-list@${h.name}`
+
+/** sha256 of the host's mailboxes.db, or null when it cannot be had (then the list is read, not reused). */
+async function dbSum(rc: RunContext, h: Host): Promise<string | null> {
+  const {path} = await dbInfo(rc.murder, h)
+  const r = await rc.murder.pool.exec(h, ['sha256sum', '--', path])
+  const sum = r.stdout.split(/\s+/)[0] ?? ''
+  return r.exitCode === 0 && /^[0-9a-f]{64}$/.test(sum) ? sum : null
+}
+
+/** The names of a backend's live local mailboxes, and whether they were read now or kept from the run's earlier read of the same file. */
+export async function localMailboxes(rc: RunContext, h: Host, step: string): Promise<{names: ReadonlySet<string>; reread: boolean}> {
+  const kept = rc.facts.get(key(h)) as LocalList | undefined
+  const before = await dbSum(rc, h)
+  if (kept && before && kept.sha256 === before) return {names: kept.names, reread: false}
+  const names = new Set<string>()
+  await scanDump(
+    rc.murder,
+    h,
+    (e) => {
+      if (isLiveLocal(e)) names.add(e.name)
+    },
+    step,
+  )
+  // Kept only when the file did not change during the read.
+  const after = before && (await dbSum(rc, h))
+  if (before && after === before) rc.facts.set(key(h), {sha256: before, names} satisfies LocalList)
+  else rc.facts.delete(key(h))
+  return {names, reread: true}
+}
