@@ -21,7 +21,7 @@ import {
   renderServices,
   renderSshdConfig,
 } from './render.js'
-import {listsToDisk, pendingPushes, seedLab, seedsInBulk, waitConverged} from './seed.js'
+import {listsToDisk, pendingPushes, seedLab, seedsInBulk, waitConverged, waitReplicated} from './seed.js'
 import {alive, hostDir, LAB_PASSWORD_FILE, labExec, type LabState, processesInNamespace, readLabState, statePath, waitPort} from './state.js'
 import {type LabHost, type LabTopology, labHosts, validBase} from './topology.js'
 
@@ -251,6 +251,8 @@ export async function labUp(opts: LabUpOptions): Promise<LabState> {
       await Promise.all(state.hosts.filter((h) => h.role === 'backend').map((h) => enableUnifiedSlave(ctx, h)))
       await waitConverged(state, total)
     }
+    log(`waiting for the replicas to catch up (${elapsed()})`)
+    await waitReplicated(state, opts.mailboxes)
   } catch (error) {
     save()
     await labDown({dir}).catch(() => {})

@@ -167,6 +167,30 @@ export function planSeed(mailboxes: number): SeedPlan {
 /** Whether a lab of this size is seeded in bulk (and so with every mailboxes.db in memory meanwhile). */
 export const seedsInBulk = (mailboxes: number) => [...planSeed(mailboxes).bulk.values()].some((names) => names.length > 0)
 
+/**
+ * Wait until every replica holds the mailboxes its backend got through IMAP (the rolling
+ * sync_client's work; bulk entries never reach it): a lab is up when the replica has caught up
+ * too, else a test's "nothing changed" checksums see replication still arriving.
+ */
+export async function waitReplicated(state: LabState, mailboxes: number, timeoutMs = 120_000): Promise<void> {
+  const plan = planSeed(mailboxes)
+  const replicas = state.hosts.filter((h) => h.role === 'replica' && h.replicaOf && plan.imap.has(h.replicaOf as 'b1' | 'b2'))
+  const deadline = Date.now() + timeoutMs
+  for (const r of replicas) {
+    const want = plan.imap.get(r.replicaOf as 'b1' | 'b2')!.length
+    for (;;) {
+      const have = (await labCounts(state.dir, r.name)).liveLocal
+      if (have === want) break
+      if (Date.now() > deadline)
+        throw new AbortError(`replica ${r.name} holds ${have} of the ${want} mailboxes of ${r.replicaOf}: rolling replication did not catch up`, {
+          host: r.name,
+          step: 'lab up',
+        })
+      await new Promise((res) => setTimeout(res, 500))
+    }
+  }
+}
+
 /** Seed and wait for the murder to agree; returns the number of mailboxes. */
 export async function seedLab(state: LabState, password: string, mailboxes: number, log: (m: string) => void): Promise<number> {
   const plan = planSeed(mailboxes)
