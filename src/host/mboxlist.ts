@@ -163,19 +163,26 @@ export async function mupdateWarn(ctx: MurderContext, host: Host, step = 'ctl_mb
  * empty master a plain -m would claim them. Those lines are left out, as claimsAvoided; the
  * slave's resync settles the remote entries once it is back.
  */
-export async function localMupdateWarn(ctx: MurderContext, host: Host, step = 'ctl_mboxlist -m -w'): Promise<WarnResult & {claimsAvoided: string[]}> {
-  const remote = new Set<string>()
-  const [w] = await Promise.all([
-    mupdateWarn(ctx, host, step),
-    scanDump(
+export async function localMupdateWarn(
+  ctx: MurderContext,
+  host: Host,
+  step = 'ctl_mboxlist -m -w',
+  /** The backend's remote names when the caller has them (read while -m -w runs); else read here. */
+  remoteNames?: Promise<ReadonlySet<string>>,
+): Promise<WarnResult & {claimsAvoided: string[]}> {
+  const readRemote = async () => {
+    const names = new Set<string>()
+    await scanDump(
       ctx,
       host,
       (e) => {
-        if (isRemote(e)) remote.add(e.name)
+        if (isRemote(e)) names.add(e.name)
       },
       step,
-    ),
-  ])
+    )
+    return names
+  }
+  const [w, remote] = await Promise.all([mupdateWarn(ctx, host, step), remoteNames ?? readRemote()])
   const claimsAvoided = w.plan.activate.filter((n) => remote.has(n))
   return {...w, plan: {...w.plan, activate: w.plan.activate.filter((n) => !remote.has(n))}, changes: w.changes - claimsAvoided.length, claimsAvoided}
 }

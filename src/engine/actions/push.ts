@@ -14,6 +14,7 @@ import {sha256} from '../../util/hash.js'
 import type {PushDiff, RunContext} from '../context.js'
 import type {Step} from '../schema.js'
 import {addLocalEntry, changeCount, emptyDiff, masterList, recordDiff, SyncOptions} from './sync.js'
+import {remoteMailboxes} from './local-lists.js'
 import {defineAction, need} from './types.js'
 
 const PushParams = z
@@ -37,7 +38,9 @@ type PushParams = z.infer<typeof PushParams>
 async function diffPush(rc: RunContext, step: Step, p: PushParams, host?: Host) {
   const h = need(host, step)
   if (p.review) return diffForReview(rc, step, h)
-  const w = p.localOnly ? await localMupdateWarn(rc.murder, h, step.id) : {...(await mupdateWarn(rc.murder, h, step.id)), claimsAvoided: []}
+  const w = p.localOnly
+    ? await localMupdateWarn(rc.murder, h, step.id, remoteMailboxes(rc, h, step.id))
+    : {...(await mupdateWarn(rc.murder, h, step.id)), claimsAvoided: []}
   const d: PushDiff = {backend: h.name, ...w.plan, claimsAvoided: w.claimsAvoided}
   rc.diffs.set(h.name, d)
   if (w.changes)
