@@ -163,7 +163,7 @@ async function localOnlyDocHere(rc: RunContext, h: Host, step: Step) {
   return {json, live: local.length, withoutUniqueid, sha256: sha256(json), madeOn: 'murderctl' as const}
 }
 
-/** Size of the host's mailboxes.db in bytes (0 when it cannot be read: then the scratch goes beside it). */
+/** Size of the host's mailboxes.db in bytes (too large for any tmpfs when it cannot be read: then the scratch goes beside the db). */
 async function dbBytes(rc: RunContext, h: Host): Promise<number> {
   const {path} = await dbInfo(rc.murder, h)
   const r = await rc.murder.pool.exec(h, ['stat', '-c', '%s', '--', path])
@@ -199,7 +199,7 @@ export const pushAction = defineAction({
   params: PushParams,
   describe: (rc, p) =>
     p.localOnly
-      ? 'ctl_mboxlist -u -f <tmp> of the local entries only, then ctl_mboxlist -m -f <tmp>'
+      ? 'on the host, ctl_mboxlist -d filtered to the live local entries, ctl_mboxlist -u -f <tmp> of them, then ctl_mboxlist -m -f <tmp>'
       : `ctl_mboxlist -m${PushRunOptions.parse(rc.options).localAuthoritative ? ' -a (local copies win)' : ''}`,
   run: (rc, s, p, h) => push(rc, s, p, h),
 })
