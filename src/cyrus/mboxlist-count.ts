@@ -22,17 +22,43 @@ export const COUNT_FIGURES = [
 /** The line a producer's exit status travels as through the pipe (see withExit in host/remote.ts). */
 const EXIT_RE = /^EXIT [0-9]+$/
 
+// One JSON entry line (its trailing "," removed) read with certainty: Cyrus 3.6's exact layout
+// of an entry (dump_cb in ctl_mboxlist.c: name, the four numbers, mbtype, partition?, server?,
+// acl of strings, uniqueid?, legacy_specialuse?, name_history last). entry() returns 1 and sets
+// e_remote, e_del, e_inter (its flags), e_uid (a non-empty uniqueid) and e_s (the line with each
+// escape's two characters replaced by "__": every '"' left is a real string delimiter, and
+// positions are the line's own); 0 when the line is not in that layout. In that layout the first
+// ', "mbtype": "' is the entry's own, and server/uniqueid are told from ACL entries of users named
+// so by position. Shared by COUNT_AWK and LOCAL_ONLY_AWK (mboxlist-local-only.ts).
+export const ENTRY_AWK = String.raw`
+function entry(s,    p, m, a, w, x) {
+  if (index(s, "\\")) gsub(/\\./, "__", s)
+  e_s = s
+  if (s !~ /^"[^"]*": \{"name": "[^"]+", "mtime": "[0-9]*", "uidvalidity": "[0-9]*", "createdmodseq": "[0-9]*", "foldermodseq": "[0-9]*", "mbtype": "[a-z]*"(, "partition": "[^"]*")?(, "server": "[^"]*")?, "acl": \{("[^"]*": "[^"]*"(, "[^"]*": "[^"]*")*)?\}(, "uniqueid": "[^"]*")?(, "legacy_specialuse": "[^"]*")?, "name_history": \[.*\]\}$/) return 0
+  p = index(s, ", \"mbtype\": \"")
+  m = substr(s, p + 13); m = substr(m, 1, index(m, "\"") - 1)
+  a = index(s, ", \"acl\": {")
+  x = index(s, ", \"partition\": \"")
+  if (!(x && x < a) && !index(m, "d")) return 0
+  w = index(s, ", \"server\": \"")
+  x = index(s, "}, \"uniqueid\": \"")
+  e_remote = index(m, "r") || (w && w < a && substr(s, w + 13, 1) != "\"")
+  e_del = index(m, "d")
+  e_inter = index(m, "i")
+  e_uid = x && x < index(s, ", \"name_history\": [") && substr(s, x + 16, 1) != "\""
+  return 1
+}
+`
+
 // mawk-compatible (Debian's default awk: no gawk extension, no regex interval, no match() array),
 // run under LC_ALL=C (bytes, not characters: gawk is ten times slower in a UTF-8 locale).
 // Output: FORMAT once the first line is read; L for an entry left to the parser; BAD at the
 // first line the parser would refuse for its place in the dump (then nothing more is read);
 // TRUNCATED when a JSON dump has no closing "}"; then COUNTS and END. EXIT lines pass through.
-// The JSON fast path: escapes are replaced by "_" first, so every '"' left is a real string
-// delimiter; the line must then have Cyrus 3.6's exact layout (dump_cb in ctl_mboxlist.c:
-// name, the four numbers, mbtype, partition?, server?, acl of strings, uniqueid?,
-// legacy_specialuse?, name_history last). In that layout, the first ', "mbtype": "' is the
-// entry's own, and server/uniqueid are told from ACL entries of users named so by position.
-export const COUNT_AWK = String.raw`
+// The JSON fast path is ENTRY_AWK's entry().
+export const COUNT_AWK =
+  ENTRY_AWK +
+  String.raw`
 function add(remote, del, inter, uid) {
   t++
   if (remote) r++
@@ -42,18 +68,10 @@ function add(remote, del, inter, uid) {
 }
 function bad(why) { print "BAD\t" NR "\t" why "\t" $0; failed = 1 }
 function blank(s) { return s ~ /^[ \t\r\f\v]*$/ }
-function json(s,    p, m, a, w, x) {
+function json(s) {
   if (!need) s = substr(s, 1, length(s) - 1)
-  if (index(s, "\\")) gsub(/\\./, "_", s)
-  if (s !~ /^"[^"]*": \{"name": "[^"]+", "mtime": "[0-9]*", "uidvalidity": "[0-9]*", "createdmodseq": "[0-9]*", "foldermodseq": "[0-9]*", "mbtype": "[a-z]*"(, "partition": "[^"]*")?(, "server": "[^"]*")?, "acl": \{("[^"]*": "[^"]*"(, "[^"]*": "[^"]*")*)?\}(, "uniqueid": "[^"]*")?(, "legacy_specialuse": "[^"]*")?, "name_history": \[.*\]\}$/) return 0
-  p = index(s, ", \"mbtype\": \"")
-  m = substr(s, p + 13); m = substr(m, 1, index(m, "\"") - 1)
-  a = index(s, ", \"acl\": {")
-  x = index(s, ", \"partition\": \"")
-  if (!(x && x < a) && !index(m, "d")) return 0
-  w = index(s, ", \"server\": \"")
-  x = index(s, "}, \"uniqueid\": \"")
-  add(index(m, "r") || (w && w < a && substr(s, w + 13, 1) != "\""), index(m, "d"), index(m, "i"), x && x < index(s, ", \"name_history\": [") && substr(s, x + 16, 1) != "\"")
+  if (!entry(s)) return 0
+  add(e_remote, e_del, e_inter, e_uid)
   return 1
 }
 function legacy(s,    p, rest, sp, type, where, acl, n, parts, code) {

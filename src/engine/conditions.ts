@@ -9,6 +9,7 @@ import {memoryDbRun, memoryDirLeft} from '../host/memory-db.js'
 import {childRunning, masterListening, masterPid, readImapdConf, slaveConnected} from '../host/remote.js'
 import type {Host} from '../inventory/schema.js'
 import {poll} from '../util/poll.js'
+import {remoteMailboxes} from './actions/local-lists.js'
 import type {RunContext} from './context.js'
 
 export interface ConditionResult {
@@ -46,7 +47,7 @@ export const CONDITIONS = {
   },
   // After a unified backend's local-only push: its own mailboxes agree with the master.
   'local-mw-empty': async (rc, h) => {
-    const w = await localMupdateWarn(rc.murder, h, 'verify')
+    const w = await localMupdateWarn(rc.murder, h, 'verify', remoteMailboxes(rc, h, 'verify'))
     return {
       ok: w.changes === 0,
       detail:

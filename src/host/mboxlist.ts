@@ -4,6 +4,7 @@ import {createHash} from 'node:crypto'
 import {RemoteCommandError, UnexpectedOutputError} from '../errors.js'
 import {createDumpParser, type EntryCounts, isRemote, type MailboxEntry} from '../cyrus/mboxlist-dump.js'
 import {readCountOutput, COUNT_AWK} from '../cyrus/mboxlist-count.js'
+import {LOCAL_ONLY_AWK, type LocalOnlyResult, readLocalOnlyOutput} from '../cyrus/mboxlist-local-only.js'
 import {classifyMupdateStderr, type MupdateWarnPlan, parseMupdateWarn} from '../cyrus/mboxlist-warn.js'
 import type {Host} from '../inventory/schema.js'
 import type {ExecResult} from '../ssh/types.js'
@@ -75,6 +76,45 @@ export async function countEntriesOnHost(ctx: MurderContext, host: Host, step = 
   }
 }
 
+/**
+ * A unified backend's live local entries, as the document `ctl_mboxlist -u` loads, written to
+ * `doc` ON the host: `ctl_mboxlist -d` piped into LOCAL_ONLY_AWK, so the dump never crosses SSH.
+ * A FALLBACK result means the awk met a line it cannot read with certainty: the caller makes
+ * the list with scanDump instead. `sha256` is the document's.
+ */
+export async function localOnlyDocOnHost(
+  ctx: MurderContext,
+  host: Host,
+  doc: string,
+  nameFile: string,
+  step: string,
+): Promise<LocalOnlyResult & {sha256?: string}> {
+  const ctl = shellQuote(tool(host, 'ctl_mboxlist'))
+  const env = `MURDERCTL_DOC=${shellQuote(doc)} MURDERCTL_NAME=${shellQuote(nameFile)}`
+  const script = [
+    'a=$(command -v mawk || echo awk)',
+    // A subshell: withExit ends with exit.
+    `(\n${withExit(`${ctl} -d`, `${env} LC_ALL=C "$a" ${shellQuote(LOCAL_ONLY_AWK)}`)}\n)`,
+    // The document's checksum, for the journal (only once the awk has closed it).
+    `s=$?; [ $s = 0 ] || exit $s; printf 'SHA256 %s\\n' "$(sha256sum < ${shellQuote(doc)} 2>/dev/null | cut -c1-64)"`,
+  ].join('\n')
+  const r = await ctx.pool.exec(host, {shell: script})
+  const rc = producerExit(r.stdout)
+  if (r.exitCode !== 0 || rc !== 0 || r.stderr.trim())
+    throw new RemoteCommandError(
+      `ctl_mboxlist -d failed: ${r.stderr.trim().split('\n')[0] || (rc === null ? `the local-only list stopped (shell exit ${r.exitCode})` : `exit ${rc}`)}`,
+      {command: r.command, exitCode: rc ?? r.exitCode, stderr: r.stderr},
+      {host: host.name, step, hint: `run ${tool(host, 'ctl_mboxlist')} -d on ${host.name} by hand to see why`},
+    )
+  const sum = /^SHA256 ([0-9a-f]{64})$/m.exec(r.stdout)?.[1]
+  try {
+    const result = readLocalOnlyOutput(r.stdout.replace(/^SHA256 .*$/m, ''), host.name)
+    return result.fallback ? result : {...result, sha256: sum}
+  } catch (error) {
+    throw (error as UnexpectedOutputError).at({host: host.name, step})
+  }
+}
+
 /** Every entry's location (`server!partition`, or `partition` for a local one), by name. */
 export async function mailboxLocations(ctx: MurderContext, host: Host, step = 'dump'): Promise<{locations: Map<string, string>} & DumpScan> {
   const locations = new Map<string, string>()
@@ -123,19 +163,26 @@ export async function mupdateWarn(ctx: MurderContext, host: Host, step = 'ctl_mb
  * empty master a plain -m would claim them. Those lines are left out, as claimsAvoided; the
  * slave's resync settles the remote entries once it is back.
  */
-export async function localMupdateWarn(ctx: MurderContext, host: Host, step = 'ctl_mboxlist -m -w'): Promise<WarnResult & {claimsAvoided: string[]}> {
-  const remote = new Set<string>()
-  const [w] = await Promise.all([
-    mupdateWarn(ctx, host, step),
-    scanDump(
+export async function localMupdateWarn(
+  ctx: MurderContext,
+  host: Host,
+  step = 'ctl_mboxlist -m -w',
+  /** The backend's remote names when the caller has them (read while -m -w runs); else read here. */
+  remoteNames?: Promise<ReadonlySet<string>>,
+): Promise<WarnResult & {claimsAvoided: string[]}> {
+  const readRemote = async () => {
+    const names = new Set<string>()
+    await scanDump(
       ctx,
       host,
       (e) => {
-        if (isRemote(e)) remote.add(e.name)
+        if (isRemote(e)) names.add(e.name)
       },
       step,
-    ),
-  ])
+    )
+    return names
+  }
+  const [w, remote] = await Promise.all([mupdateWarn(ctx, host, step), remoteNames ?? readRemote()])
   const claimsAvoided = w.plan.activate.filter((n) => remote.has(n))
   return {...w, plan: {...w.plan, activate: w.plan.activate.filter((n) => !remote.has(n))}, changes: w.changes - claimsAvoided.length, claimsAvoided}
 }

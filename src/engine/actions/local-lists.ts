@@ -1,7 +1,8 @@
-// A backend's live local mailboxes, read once per run while its mailboxes.db stays the same
-// file: the preflight reads them, and verify reads them again only if the file changed since
-// (one sha256sum on the host instead of a whole `ctl_mboxlist -d` parsed here).
-import {isLiveLocal} from '../../cyrus/mboxlist-dump.js'
+// A backend's live local mailboxes (and the names it holds as remote entries), read once per run
+// while its mailboxes.db stays the same file: the preflight reads them; the unified diff and the
+// push's check take the remote names, and verify the local ones, from that read unless the file
+// changed since (one sha256sum on the host instead of a whole `ctl_mboxlist -d` parsed here).
+import {isLiveLocal, isRemote} from '../../cyrus/mboxlist-dump.js'
 import {dbInfo} from '../../host/db.js'
 import {scanDump} from '../../host/mboxlist.js'
 import type {Host} from '../../inventory/schema.js'
@@ -11,6 +12,8 @@ interface LocalList {
   /** sha256 of the mailboxes.db the names were read from (the same before and after the read). */
   sha256: string
   names: ReadonlySet<string>
+  /** Entries the backend holds as remote (pointers to other backends' mailboxes). */
+  remote: ReadonlySet<string>
 }
 
 const key = (h: Host) => `local-list@${h.name}`
@@ -23,23 +26,37 @@ async function dbSum(rc: RunContext, h: Host): Promise<string | null> {
   return r.exitCode === 0 && /^[0-9a-f]{64}$/.test(sum) ? sum : null
 }
 
-/** The names of a backend's live local mailboxes, and whether they were read now or kept from the run's earlier read of the same file. */
-export async function localMailboxes(rc: RunContext, h: Host, step: string): Promise<{names: ReadonlySet<string>; reread: boolean}> {
+/** The backend's lists, and whether they were read now or kept from the run's earlier read of the same file. */
+async function lists(rc: RunContext, h: Host, step: string): Promise<{list: LocalList; reread: boolean}> {
   const kept = rc.facts.get(key(h)) as LocalList | undefined
   const before = await dbSum(rc, h)
-  if (kept && before && kept.sha256 === before) return {names: kept.names, reread: false}
+  if (kept && before && kept.sha256 === before) return {list: kept, reread: false}
   const names = new Set<string>()
+  const remote = new Set<string>()
   await scanDump(
     rc.murder,
     h,
     (e) => {
       if (isLiveLocal(e)) names.add(e.name)
+      else if (isRemote(e)) remote.add(e.name)
     },
     step,
   )
+  const list: LocalList = {sha256: before ?? '', names, remote}
   // Kept only when the file did not change during the read.
   const after = before && (await dbSum(rc, h))
-  if (before && after === before) rc.facts.set(key(h), {sha256: before, names} satisfies LocalList)
+  if (before && after === before) rc.facts.set(key(h), list)
   else rc.facts.delete(key(h))
-  return {names, reread: true}
+  return {list, reread: true}
+}
+
+/** The names of a backend's live local mailboxes, and whether they were read now or kept from the run's earlier read of the same file. */
+export async function localMailboxes(rc: RunContext, h: Host, step: string): Promise<{names: ReadonlySet<string>; reread: boolean}> {
+  const {list, reread} = await lists(rc, h, step)
+  return {names: list.names, reread}
+}
+
+/** The names a backend holds as remote entries (as read now, or kept from the run's read of the same file). */
+export async function remoteMailboxes(rc: RunContext, h: Host, step: string): Promise<ReadonlySet<string>> {
+  return (await lists(rc, h, step)).list.remote
 }

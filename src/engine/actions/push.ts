@@ -1,10 +1,11 @@
 // The push to the mupdate master: its diff (`ctl_mboxlist -m -w`), shown and confirmed, then
 // `ctl_mboxlist -m`; on a unified murder only each backend's own mailboxes are pushed.
 import {z} from 'zod'
-import {isLiveLocal, type MailboxEntry, undumpDocument, undumpLine} from '../../cyrus/mboxlist-dump.js'
+import {undumpDocument} from '../../cyrus/mboxlist-dump.js'
+import {localOnlyLine} from '../../cyrus/mboxlist-local-only.js'
 import {asMurderctlError, RefusedError, UnexpectedOutputError} from '../../errors.js'
 import {dbInfo} from '../../host/db.js'
-import {countEntriesOnHost, localMupdateWarn, mupdatePush, mupdateWarn, scanDump} from '../../host/mboxlist.js'
+import {countEntriesOnHost, localMupdateWarn, localOnlyDocOnHost, mupdatePush, mupdateWarn, scanDump} from '../../host/mboxlist.js'
 import {tool} from '../../host/remote.js'
 import type {Host} from '../../inventory/schema.js'
 import {shellQuote} from '../../ssh/quote.js'
@@ -13,6 +14,7 @@ import {sha256} from '../../util/hash.js'
 import type {PushDiff, RunContext} from '../context.js'
 import type {Step} from '../schema.js'
 import {addLocalEntry, changeCount, emptyDiff, masterList, recordDiff, SyncOptions} from './sync.js'
+import {remoteMailboxes} from './local-lists.js'
 import {defineAction, need} from './types.js'
 
 const PushParams = z
@@ -36,7 +38,9 @@ type PushParams = z.infer<typeof PushParams>
 async function diffPush(rc: RunContext, step: Step, p: PushParams, host?: Host) {
   const h = need(host, step)
   if (p.review) return diffForReview(rc, step, h)
-  const w = p.localOnly ? await localMupdateWarn(rc.murder, h, step.id) : {...(await mupdateWarn(rc.murder, h, step.id)), claimsAvoided: []}
+  const w = p.localOnly
+    ? await localMupdateWarn(rc.murder, h, step.id, remoteMailboxes(rc, h, step.id))
+    : {...(await mupdateWarn(rc.murder, h, step.id)), claimsAvoided: []}
   const d: PushDiff = {backend: h.name, ...w.plan, claimsAvoided: w.claimsAvoided}
   rc.diffs.set(h.name, d)
   if (w.changes)
@@ -103,48 +107,67 @@ async function push(rc: RunContext, step: Step, p: PushParams, host?: Host) {
     await mupdatePush(rc.murder, h, {step: step.id, record, authoritative: localAuthoritative})
     return {pushed: 'all', authoritative: localAuthoritative}
   }
-  // The entries as undump lines, not objects: a backend may hold hundreds of thousands.
-  const local: string[] = []
-  const withoutUniqueid: string[] = []
-  const line = (e: MailboxEntry) => undumpLine(e)
-  await scanDump(
-    rc.murder,
-    h,
-    (e) => {
-      if (!isLiveLocal(e)) return
-      // A unified backend's slave rewrites some local entries without uniqueid (seen on a
-      // delayed-deleted DELETED.* mailbox); -u would skip them, yet a plain -m pushes them. The
-      // list below is only read by this -m, and MUPDATE carries no uniqueid, so a stand-in keeps
-      // them in the push; the backend's own db is left as it is (check reports them).
-      if (!e.uniqueid) {
-        withoutUniqueid.push(e.name)
-        local.push(line({...e, uniqueid: `murderctlpush${sha256(e.name).slice(0, 16)}`}))
-      } else local.push(line(e))
-    },
-    step.id,
-  )
   const ctl = tool(h, 'ctl_mboxlist')
-  const json = undumpDocument(local)
-  // The db takes about twice the JSON (a name record and a uniqueid record per entry): room
-  // for three times that.
-  const dir = await scratchDir(rc, h, `murderctl-localonly-${rc.runId}`, 3 * Buffer.byteLength(json))
+  // The document and the db take less than three times the backend's own db.
+  const dir = await scratchDir(rc, h, `murderctl-localonly-${rc.runId}`, 3 * (await dbBytes(rc, h)))
   const tmp = `${dir}/mailboxes.db`
   try {
-    const u = await rc.murder.pool.exec(h, [ctl, '-u', '-f', tmp], {stdin: json})
+    // Made on the host (the dump never crosses SSH), or here at the first line the host's awk
+    // cannot read with certainty.
+    const doc = `${dir}/local.json`
+    const built = await localOnlyDocOnHost(rc.murder, h, doc, `${dir}/name`, step.id)
+    const list = built.fallback ? await localOnlyDocHere(rc, h, step) : {...built, madeOn: 'host' as const}
+    const u =
+      'json' in list
+        ? await rc.murder.pool.exec(h, [ctl, '-u', '-f', tmp], {stdin: list.json})
+        : await rc.murder.pool.exec(h, {shell: `${shellQuote(ctl)} -u -f ${shellQuote(tmp)} < ${shellQuote(doc)}`})
     record(u)
     // -u skips entries it cannot take and still exits 0: count what it loaded.
     const loaded = (await countEntriesOnHost(rc.murder, h, step.id, tmp)).total
-    if (u.stderr.trim() || loaded !== local.length)
-      throw new UnexpectedOutputError(`could not build the local-only list: loaded ${loaded} of ${local.length} (${u.stderr.trim().split('\n')[0] ?? ''})`, {
+    if (u.stderr.trim() || loaded !== list.live)
+      throw new UnexpectedOutputError(`could not build the local-only list: loaded ${loaded} of ${list.live} (${u.stderr.trim().split('\n')[0] ?? ''})`, {
         host: h.name,
         step: step.id,
         hint: "the journal has ctl_mboxlist -u's message; repair the entry it names (murderctl check lists broken entries), then resume",
       })
     await mupdatePush(rc.murder, h, {file: tmp, step: step.id, record})
-    return {pushed: local.length, withoutUniqueid: withoutUniqueid.length, digest: sha256(json)}
+    return {
+      pushed: list.live,
+      withoutUniqueid: list.withoutUniqueid,
+      digest: list.sha256,
+      madeOn: list.madeOn,
+      ...(built.fallback ? {fallback: `line ${built.line}: ${built.why}`} : {}),
+    }
   } finally {
     await rc.murder.pool.exec(h, ['rm', '-rf', '--', dir]).catch(() => {})
   }
+}
+
+/** The local-only document made here from the whole dump: for a host whose dump the awk cannot read with certainty. */
+async function localOnlyDocHere(rc: RunContext, h: Host, step: Step) {
+  // The entries as undump lines, not objects: a backend may hold hundreds of thousands.
+  const local: string[] = []
+  let withoutUniqueid = 0
+  await scanDump(
+    rc.murder,
+    h,
+    (e) => {
+      const l = localOnlyLine(e)
+      if (!l) return
+      local.push(l.line)
+      if (l.standin) withoutUniqueid++
+    },
+    step.id,
+  )
+  const json = undumpDocument(local)
+  return {json, live: local.length, withoutUniqueid, sha256: sha256(json), madeOn: 'murderctl' as const}
+}
+
+/** Size of the host's mailboxes.db in bytes (too large for any tmpfs when it cannot be read: then the scratch goes beside the db). */
+async function dbBytes(rc: RunContext, h: Host): Promise<number> {
+  const {path} = await dbInfo(rc.murder, h)
+  const r = await rc.murder.pool.exec(h, ['stat', '-c', '%s', '--', path])
+  return r.exitCode === 0 && /^[0-9]+$/.test(r.stdout.trim()) ? Number(r.stdout.trim()) : Number.MAX_SAFE_INTEGER / 4
 }
 
 /**
@@ -176,7 +199,7 @@ export const pushAction = defineAction({
   params: PushParams,
   describe: (rc, p) =>
     p.localOnly
-      ? 'ctl_mboxlist -u -f <tmp> of the local entries only, then ctl_mboxlist -m -f <tmp>'
+      ? 'on the host, ctl_mboxlist -d filtered to the live local entries, ctl_mboxlist -u -f <tmp> of them, then ctl_mboxlist -m -f <tmp>'
       : `ctl_mboxlist -m${PushRunOptions.parse(rc.options).localAuthoritative ? ' -a (local copies win)' : ''}`,
   run: (rc, s, p, h) => push(rc, s, p, h),
 })
