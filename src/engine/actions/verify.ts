@@ -2,7 +2,7 @@
 // of the backends' local mailboxes, and the slaves are connected and agree with it.
 import {z} from 'zod'
 import {AbortError} from '../../errors.js'
-import {isRemote} from '../../cyrus/mboxlist-dump.js'
+import {isRemote, type MailboxEntry} from '../../cyrus/mboxlist-dump.js'
 import {countEntriesOnHost, mupdateWarn, scanDump} from '../../host/mboxlist.js'
 import {hostsByRole, master, slaveHosts} from '../../inventory/load.js'
 import type {Host} from '../../inventory/schema.js'
@@ -13,24 +13,23 @@ import type {Step} from '../schema.js'
 import {localMailboxes} from './local-lists.js'
 import {defineAction} from './types.js'
 
-interface BackendList {
+export interface BackendList {
   server: string
   names: ReadonlySet<string>
 }
 
 /**
- * The master's dump against the backends' lists, entry by entry as it streams. A name two
- * backends hold is expected on the later one (as a union built in backend order would place it).
+ * The master's entries against the backends' lists, one entry at a time as the dump streams, so
+ * neither side is copied into a map. A name two backends hold is expected on the later one (as
+ * a union built in backend order would place it).
  */
-async function compareMaster(rc: RunContext, m: Host, lists: readonly BackendList[], step: string) {
+export function masterAgainstBackends(lists: readonly BackendList[]) {
   let entries = 0
   let found = 0
   let misplaced = 0
   let extra = 0
-  await scanDump(
-    rc.murder,
-    m,
-    (e) => {
+  return {
+    add(e: Pick<MailboxEntry, 'name' | 'mbtype' | 'server' | 'partition'>): void {
       entries++
       let owner: string | undefined
       for (const l of lists) if (l.names.has(e.name)) owner = l.server
@@ -38,15 +37,22 @@ async function compareMaster(rc: RunContext, m: Host, lists: readonly BackendLis
       found++
       if ((isRemote(e) && e.server ? e.server : e.partition) !== owner) misplaced++
     },
-    step,
-  )
-  // The union's size without building it: each name counted on the last backend holding it.
-  let union = 0
-  lists.forEach((l, i) => {
-    const later = lists.slice(i + 1)
-    for (const n of l.names) if (!later.some((x) => x.names.has(n))) union++
-  })
-  return {entries, missing: union - found, misplaced, extra, union}
+    result() {
+      // The union's size without building it: each name counted on the last backend holding it.
+      let union = 0
+      lists.forEach((l, i) => {
+        const later = lists.slice(i + 1)
+        for (const n of l.names) if (!later.some((x) => x.names.has(n))) union++
+      })
+      return {entries, missing: union - found, misplaced, extra, union}
+    },
+  }
+}
+
+async function compareMaster(rc: RunContext, m: Host, lists: readonly BackendList[], step: string) {
+  const cmp = masterAgainstBackends(lists)
+  await scanDump(rc.murder, m, (e) => cmp.add(e), step)
+  return cmp.result()
 }
 
 async function verifyMurder(rc: RunContext, step: Step) {
