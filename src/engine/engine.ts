@@ -310,6 +310,8 @@ async function runSteps(
       // The screen shows a summary; every line goes to a file in the run folder.
       const full = rc.journal.keep(`diff-${step.id}.json`, `${JSON.stringify(diffs, null, 2)}\n`)
       await gate(rc, step, results, hints.resume, next, 'diff', () => hooks.confirm(step, diffs, full), hooks.consentBy, `steps up to ${step.id} are done`)
+      // Shown and kept in the file: its names (200,000 on a large rebuild) are not held for the rest of the run.
+      rc.diffs.clear()
     }
   }
   if (rc.dryRun) plan = planOf(rc, hooks, playbook.steps, new Set())

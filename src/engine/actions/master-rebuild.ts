@@ -163,22 +163,32 @@ interface MasterList {
 }
 
 /**
- * The master's list for a step, read once and shared by its hosts (they run at the same time).
+ * The master's list for a step, read once and shared by its hosts (they run at the same time),
+ * and let go when the last of them is done: its bytes (32 MB at 200,000 entries) are not kept
+ * for the rest of the run. A host that starts after that reads it again.
  * Right after the push, the list this run installed on the master's disk (its sha256 is in the
  * journal): read as it is, used only if it still has that sha256, so the bytes are that very
  * list, consistent. Otherwise (--no-tmpfs, or the master changed it since) a consistent copy by
  * cvt_cyrusdb, counted by Cyrus on the master.
  */
-function masterList(rc: RunContext, step: Step): Promise<MasterList> {
+async function withMasterList<T>(rc: RunContext, step: Step, use: (list: MasterList) => Promise<T>): Promise<T> {
   const key = `master-list@${step.id}`
-  let list = rc.facts.get(key) as Promise<MasterList> | undefined
-  if (!list) {
-    list = readMasterList(rc, step)
-    rc.facts.set(key, list)
-    // A failed read is not kept: a retry (or a resume) reads again.
-    list.catch(() => rc.facts.delete(key))
+  let shared = rc.facts.get(key) as {list: Promise<MasterList>; users: number} | undefined
+  const drop = () => {
+    if (rc.facts.get(key) === shared) rc.facts.delete(key)
   }
-  return list
+  if (!shared) {
+    shared = {list: readMasterList(rc, step), users: 0}
+    rc.facts.set(key, shared)
+    // A failed read is not kept: a retry (or a resume) reads again.
+    shared.list.catch(drop)
+  }
+  shared.users++
+  try {
+    return await use(await shared.list)
+  } finally {
+    if (--shared.users === 0) drop()
+  }
 }
 
 async function readMasterList(rc: RunContext, step: Step): Promise<MasterList> {
@@ -211,15 +221,16 @@ export const installMasterDb = defineAction({
     "read the master's mailboxes.db once for all frontends (the file this run installed on its disk, if its sha256 is still the journaled one; else a cvt_cyrusdb copy, counted by Cyrus there), upload it beside this host's (moved aside earlier), mode 600, fsync, sha256 checked, chown, counted by Cyrus here if its version or db format differ from the master's, mv -n into the empty place, fsync the folder",
   async run(rc, step, _p, host) {
     const h = need(host, step)
-    const list = await masterList(rc, step)
-    const done = await installDb(rc.murder, h, list.data, {sha256: list.meta.sha256, entries: list.entries, countedBy: list.meta}, rc.runId, step.id)
-    return {
-      from: list.meta.host,
-      source: list.source,
-      entries: done.entries,
-      sha256: list.meta.sha256,
-      path: done.path,
-      countedOn: done.countedHere ? h.name : list.entries ? list.meta.host : null,
-    }
+    return withMasterList(rc, step, async (list) => {
+      const done = await installDb(rc.murder, h, list.data, {sha256: list.meta.sha256, entries: list.entries, countedBy: list.meta}, rc.runId, step.id)
+      return {
+        from: list.meta.host,
+        source: list.source,
+        entries: done.entries,
+        sha256: list.meta.sha256,
+        path: done.path,
+        countedOn: done.countedHere ? h.name : list.entries ? list.meta.host : null,
+      }
+    })
   },
 })

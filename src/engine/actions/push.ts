@@ -68,8 +68,11 @@ async function diffForReview(rc: RunContext, step: Step, h: Host) {
   const o = SyncOptions.parse(rc.options)
   const d = emptyDiff(h)
   try {
-    const {locations} = await masterList(rc, step.id)
-    const [w, scan] = await Promise.all([mupdateWarn(rc.murder, h, step.id), scanDump(rc.murder, h, (e) => addLocalEntry(d, e, locations), step.id)])
+    // -m -w runs while the master's list is read; the dump needs that list to compare with.
+    const [w, scan] = await Promise.all([
+      mupdateWarn(rc.murder, h, step.id),
+      masterList(rc, step.id).then(({locations}) => scanDump(rc.murder, h, (e) => addLocalEntry(d, e, locations), step.id)),
+    ])
     Object.assign(d, {ok: true, warn: w.plan, fingerprint: scan.fingerprint})
     rc.diffs.set(h.name, {backend: h.name, ...w.plan, claimsAvoided: [], conflicts: d.conflicts})
     // The push acts on what this diff found: -m for its changes, -m -a for its conflicts.

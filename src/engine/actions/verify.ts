@@ -2,14 +2,58 @@
 // of the backends' local mailboxes, and the slaves are connected and agree with it.
 import {z} from 'zod'
 import {AbortError} from '../../errors.js'
-import {countEntriesOnHost, mailboxLocations, mupdateWarn} from '../../host/mboxlist.js'
+import {isRemote, type MailboxEntry} from '../../cyrus/mboxlist-dump.js'
+import {countEntriesOnHost, mupdateWarn, scanDump} from '../../host/mboxlist.js'
 import {hostsByRole, master, slaveHosts} from '../../inventory/load.js'
+import type {Host} from '../../inventory/schema.js'
 import {mapLimit} from '../../util/limit.js'
 import {checkCondition} from '../conditions.js'
 import type {RunContext} from '../context.js'
 import type {Step} from '../schema.js'
 import {localMailboxes} from './local-lists.js'
 import {defineAction} from './types.js'
+
+export interface BackendList {
+  server: string
+  names: ReadonlySet<string>
+}
+
+/**
+ * The master's entries against the backends' lists, one entry at a time as the dump streams, so
+ * neither side is copied into a map. A name two backends hold is expected on the later one (as
+ * a union built in backend order would place it).
+ */
+export function masterAgainstBackends(lists: readonly BackendList[]) {
+  let entries = 0
+  let found = 0
+  let misplaced = 0
+  let extra = 0
+  return {
+    add(e: Pick<MailboxEntry, 'name' | 'mbtype' | 'server' | 'partition'>): void {
+      entries++
+      let owner: string | undefined
+      for (const l of lists) if (l.names.has(e.name)) owner = l.server
+      if (owner === undefined) return void extra++
+      found++
+      if ((isRemote(e) && e.server ? e.server : e.partition) !== owner) misplaced++
+    },
+    result() {
+      // The union's size without building it: each name counted on the last backend holding it.
+      let union = 0
+      lists.forEach((l, i) => {
+        const later = lists.slice(i + 1)
+        for (const n of l.names) if (!later.some((x) => x.names.has(n))) union++
+      })
+      return {entries, missing: union - found, misplaced, extra, union}
+    },
+  }
+}
+
+async function compareMaster(rc: RunContext, m: Host, lists: readonly BackendList[], step: string) {
+  const cmp = masterAgainstBackends(lists)
+  await scanDump(rc.murder, m, (e) => cmp.add(e), step)
+  return cmp.result()
+}
 
 async function verifyMurder(rc: RunContext, step: Step) {
   const ctx = rc.murder
@@ -19,17 +63,16 @@ async function verifyMurder(rc: RunContext, step: Step) {
   const problems: string[] = []
   // The checks read different hosts (or the same ones read-only): all at once, so the run waits
   // for the slowest of them (the slaves catching up) rather than their sum.
-  // The master must hold exactly the union of the backends' local mailboxes, each where it lives.
-  // Each backend's list as the preflight read it, unless its mailboxes.db changed since.
-  const expected = new Map<string, string>()
-  const expectedP = Promise.all(
+  // The master must hold exactly the union of the backends' local mailboxes, each where it lives:
+  // each backend's list as the preflight read it (unless its mailboxes.db changed since), and the
+  // master's dump compared with them as it streams, so no second copy of 200,000 names is held.
+  const listsP = Promise.all(
     backends.map(async (b) => {
       const {names, reread} = await localMailboxes(rc, b, step.id)
-      for (const n of names) expected.set(n, b.servername)
-      return {host: b.name, reread}
+      return {host: b.name, server: b.servername, names, reread}
     }),
   )
-  const masterP = mailboxLocations(ctx, m, step.id)
+  const masterP = listsP.then((lists) => compareMaster(rc, m, lists, step.id))
   // Slaves take a moment to hear the last pushes: wait for them to agree, up to a minute. The
   // first round is read while the master's list is (only its count is compared: counted on the
   // slave's host, no dump crosses SSH).
@@ -41,7 +84,7 @@ async function verifyMurder(rc: RunContext, step: Step) {
         const [counts, connected] = await Promise.all([countEntriesOnHost(ctx, s, step.id), checkCondition(rc, 'slave-connected', s)])
         return {host: s.name, entries: counts.total, connected: connected.ok}
       })
-      const [agreement, want] = await Promise.all([round, masterP.then((x) => x.locations.size)])
+      const [agreement, want] = await Promise.all([round, masterP.then((x) => x.entries)])
       if (finished || agreement.every((a) => a.entries === want && a.connected) || Date.now() > deadline) return agreement
       await new Promise((r) => setTimeout(r, 250))
     }
@@ -57,27 +100,20 @@ async function verifyMurder(rc: RunContext, step: Step) {
     return {host: b.name, changes}
   })
   // A check that fails ends the wait of the others.
-  const [mw, lists, {locations}, slavesAgree] = await Promise.all([mwP, expectedP, masterP, slavesP]).finally(() => (finished = true))
+  const [mw, lists, {entries, missing, misplaced, extra, union}, slavesAgree] = await Promise.all([mwP, listsP, masterP, slavesP]).finally(
+    () => (finished = true),
+  )
   for (const x of mw) if (x.changes) problems.push(`${x.host}: ctl_mboxlist -m -w still prints ${x.changes} changes`)
-  let misplaced = 0
-  let missing = 0
-  for (const [name, server] of expected) {
-    const at = locations.get(name)
-    if (!at) missing++
-    else if (at.split('!')[0] !== server) misplaced++
-  }
-  let extra = 0
-  for (const name of locations.keys()) if (!expected.has(name)) extra++
   if (missing) problems.push(`the master lacks ${missing} of the backends' mailboxes`)
   if (misplaced) problems.push(`the master places ${misplaced} mailboxes on the wrong server`)
   if (extra > 0) problems.push(`the master holds ${extra} entries no backend has`)
   for (const a of slavesAgree) {
-    if (a.entries !== locations.size) problems.push(`${a.host} holds ${a.entries} entries, the master ${locations.size}`)
+    if (a.entries !== entries) problems.push(`${a.host} holds ${a.entries} entries, the master ${entries}`)
     if (!a.connected) problems.push(`${a.host}'s mupdate slave is not connected`)
   }
   const figures = {
-    master: locations.size,
-    unionOfBackendsLocal: expected.size,
+    master: entries,
+    unionOfBackendsLocal: union,
     before: rc.facts.get('before'),
     backendsMw: mw,
     slaves: slavesAgree,

@@ -1,0 +1,34 @@
+import {describe, expect, it} from 'vitest'
+import {masterAgainstBackends} from '../../../src/engine/actions/verify.js'
+
+const remote = (name: string, server: string) => ({name, mbtype: 'er', server, partition: 'default'})
+
+describe("verify: the master's dump against the backends' lists, streamed", () => {
+  it('finds a master that holds exactly the union, each where it lives', () => {
+    const cmp = masterAgainstBackends([
+      {server: 'b1', names: new Set(['user.a', 'user.a.Sent'])},
+      {server: 'b2', names: new Set(['user.b'])},
+    ])
+    for (const e of [remote('user.a', 'b1'), remote('user.a.Sent', 'b1'), remote('user.b', 'b2')]) cmp.add(e)
+    expect(cmp.result()).toEqual({entries: 3, missing: 0, misplaced: 0, extra: 0, union: 3})
+  })
+
+  it('counts what is missing, misplaced and extra, a local entry as placed on its partition', () => {
+    const cmp = masterAgainstBackends([
+      {server: 'b1', names: new Set(['user.a', 'user.c', 'user.d'])},
+      {server: 'b2', names: new Set(['user.b'])},
+    ])
+    for (const e of [remote('user.a', 'b2'), remote('user.b', 'b2'), remote('user.x', 'b1'), {name: 'user.c', mbtype: 'e', partition: 'default'}]) cmp.add(e)
+    expect(cmp.result()).toEqual({entries: 4, missing: 1, misplaced: 2, extra: 1, union: 4})
+  })
+
+  it('expects a name two backends hold on the later one, and counts it once in the union', () => {
+    const cmp = masterAgainstBackends([
+      {server: 'b1', names: new Set(['user.a', 'user.both'])},
+      {server: 'b2', names: new Set(['user.both'])},
+    ])
+    cmp.add(remote('user.a', 'b1'))
+    cmp.add(remote('user.both', 'b1'))
+    expect(cmp.result()).toEqual({entries: 2, missing: 0, misplaced: 1, extra: 0, union: 2})
+  })
+})
