@@ -43,3 +43,23 @@ export interface RunContext {
    */
   pending: Map<string, string>
 }
+
+/** A run's context: the run's own settings; what steps hand on to later ones starts empty. */
+export function newRunContext(
+  murder: MurderContext,
+  journal: Journal,
+  run: {dryRun?: boolean; resumed?: boolean; options?: RunContext['options']; selectors?: RunContext['selectors']} = {},
+): RunContext {
+  return {
+    murder,
+    journal,
+    runId: journal.run,
+    dryRun: run.dryRun ?? false,
+    resumed: run.resumed ?? false,
+    options: run.options ?? {},
+    selectors: run.selectors ?? {},
+    facts: new Map(),
+    diffs: new Map(),
+    pending: new Map(),
+  }
+}

@@ -2,7 +2,7 @@
 // The run's start record keeps what a resume needs (playbook, options, dry-run), so a resumed
 // run does exactly what the first invocation set out to do.
 import {AbortError, RefusedError} from '../errors.js'
-import type {RunContext} from '../engine/context.js'
+import {newRunContext, type RunContext} from '../engine/context.js'
 import {type EngineHooks, type RunOutcome, RunStoppedError, runPlaybook} from '../engine/engine.js'
 import {type RollbackOutcome, rollbackRun} from '../engine/rollback.js'
 import {Journal, newRunId} from '../engine/journal.js'
@@ -107,18 +107,7 @@ export async function executeRun(
   run: {options: Record<string, unknown>; dryRun: boolean; resumed: boolean; selectors?: RunContext['selectors']; resumeHint: string; rollbackHint?: string},
   hooks: EngineHooks,
 ): Promise<PlaybookRunResult> {
-  const rc: RunContext = {
-    murder: ctx,
-    journal,
-    runId: journal.run,
-    dryRun: run.dryRun,
-    resumed: run.resumed,
-    options: run.options,
-    selectors: run.selectors ?? {},
-    facts: new Map(),
-    diffs: new Map(),
-    pending: new Map(),
-  }
+  const rc = newRunContext(ctx, journal, run)
   // Who runs this journal now: a resume while this process lives is refused.
   if (!run.dryRun) journal.write({event: 'note', data: {owner: ownerHere(journal.run, journal.run.split('-').slice(1, -1).join('-'))}})
   let outcome: RunOutcome
@@ -157,18 +146,7 @@ export async function rollbackStoppedRun(
 ): Promise<RollbackResult> {
   const {journal, start} = openRun(ctx, run, command, hooks.progress, 'rollback')
   const playbook = playbookOf(start)
-  const rc: RunContext = {
-    murder: ctx,
-    journal,
-    runId: journal.run,
-    dryRun: req.dryRun,
-    resumed: true,
-    options: start.options,
-    selectors: req.selectors ?? {},
-    facts: new Map(),
-    diffs: new Map(),
-    pending: new Map(),
-  }
+  const rc = newRunContext(ctx, journal, {dryRun: req.dryRun, resumed: true, options: start.options, selectors: req.selectors})
   if (!req.dryRun) journal.write({event: 'note', data: {owner: ownerHere(journal.run, command)}})
   hooks.progress(`${req.dryRun ? 'dry run of the rollback of' : 'rolling back'} run ${run} (${playbook.name}); journal ${journal.path}`)
   const outcome = await rollbackRun(rc, playbook, hooks)

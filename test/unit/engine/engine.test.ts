@@ -7,7 +7,7 @@ import {describe, expect, it} from 'vitest'
 import {z} from 'zod'
 import type {ActionRegistry} from '../../../src/engine/actions/index.js'
 import {defineAction} from '../../../src/engine/actions/types.js'
-import type {RunContext} from '../../../src/engine/context.js'
+import {newRunContext} from '../../../src/engine/context.js'
 import {type EngineHooks, runPlaybook, RunStoppedError} from '../../../src/engine/engine.js'
 import {Journal} from '../../../src/engine/journal.js'
 import {Playbook} from '../../../src/engine/schema.js'
@@ -46,18 +46,11 @@ function setup(opts: {dryRun?: boolean; journal?: Journal; failOn?: string} = {}
     journal = new Journal(murder.inv.stateDir, 'run-1')
     journal.write({event: 'run-start', data: {command: 'test'}})
   }
-  const rc: RunContext = {
-    murder,
-    journal,
-    runId: journal.run,
-    dryRun: opts.dryRun ?? false,
+  const rc = newRunContext(murder, journal, {
+    dryRun: opts.dryRun,
     resumed: Boolean(opts.journal),
-    options: {},
     selectors: {pair: murder.inv.hosts.filter((h) => h.name === 'b2')},
-    facts: new Map(),
-    diffs: new Map(),
-    pending: new Map(),
-  }
+  })
   const asked: string[] = []
   const hooks = (answers: {plan?: boolean | 'no-tty'; diff?: boolean} = {}): EngineHooks => ({
     progress: () => {},
@@ -175,18 +168,7 @@ describe('engine: recheck on resume', () => {
     // Done in the journal (it ran once; the condition was false before it).
     journal.write({event: 'step-done', step: 'start', host: 'mupdate'})
     const hooks: EngineHooks = {progress: () => {}, actions, consentBy: '--yes', consent: async () => true, confirm: async () => true}
-    const rc = (): RunContext => ({
-      murder,
-      journal,
-      runId: 'run-1',
-      dryRun: false,
-      resumed: true,
-      options: {},
-      selectors: {},
-      facts: new Map(),
-      diffs: new Map(),
-      pending: new Map(),
-    })
+    const rc = () => newRunContext(murder, journal, {resumed: true})
     // Still holds: not run again.
     const still = await runPlaybook(rc(), playbook, hooks, 'resume')
     expect(still.results[0]).toMatchObject({status: 'already-done'})

@@ -5,7 +5,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 import {z} from 'zod'
-import type {RunContext} from '../../../src/engine/context.js'
+import {newRunContext} from '../../../src/engine/context.js'
 import {type EngineHooks, runPlaybook} from '../../../src/engine/engine.js'
 import {Journal, type JournalEvent} from '../../../src/engine/journal.js'
 import {builtinPlaybook} from '../../../src/engine/playbook.js'
@@ -161,18 +161,7 @@ describe('rollback run', () => {
     for (const h of m.inv.hosts) (h as {cyrus: Record<string, string>}).cyrus = {imapdConf: '/etc/imapd.conf', cyrusConf: '/etc/cyrus.conf'}
     const journal = new Journal(m.inv.stateDir, 'run-1')
     for (const {at: _at, run: _run, ...e} of stoppedAtDiff()) journal.write(e)
-    const rc: RunContext = {
-      murder: m,
-      journal,
-      runId: journal.run,
-      dryRun,
-      resumed: true,
-      options: {},
-      selectors: {},
-      facts: new Map(),
-      diffs: new Map(),
-      pending: new Map(),
-    }
+    const rc = newRunContext(m, journal, {dryRun, resumed: true})
     const asked: string[][] = []
     const hooks: EngineHooks = {
       progress: () => {},
@@ -219,18 +208,7 @@ describe('stop messages', () => {
     const m = fakeMurder(shell, mkdtempSync(join(tmpdir(), 'rollback-')))
     const journal = new Journal(m.inv.stateDir, 'run-2')
     journal.write({event: 'run-start', data: {command: 'recover-master'}})
-    const rc: RunContext = {
-      murder: m,
-      journal,
-      runId: 'run-2',
-      dryRun: false,
-      resumed: false,
-      options: {},
-      selectors: {},
-      facts: new Map(),
-      diffs: new Map(),
-      pending: new Map(),
-    }
+    const rc = newRunContext(m, journal)
     const pb = Playbook.parse({
       name: 't',
       summary: 't',

@@ -7,7 +7,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 import {lostMasterPreflight, type BeforeFigures} from '../../../src/engine/actions/master-rebuild.js'
-import type {RunContext} from '../../../src/engine/context.js'
+import {newRunContext, type RunContext} from '../../../src/engine/context.js'
 import {Journal} from '../../../src/engine/journal.js'
 import {Step} from '../../../src/engine/schema.js'
 import {HostKeyError, type MurderctlError} from '../../../src/errors.js'
@@ -109,7 +109,7 @@ describe('the lost-master preflight', () => {
   const step = Step.parse({id: 'preflight', title: 'preflight', hosts: 'none', action: 'preflight'})
   function rc(ctx: ReturnType<typeof murder>['ctx'], options: Record<string, unknown>, resumed = false): RunContext {
     const journal = new Journal(ctx.inv.stateDir, 'run-1')
-    return {murder: ctx, journal, runId: journal.run, dryRun: false, resumed, options, selectors: {}, facts: new Map(), diffs: new Map(), pending: new Map()}
+    return newRunContext(ctx, journal, {resumed, options})
   }
   const refusal = async (p: Promise<unknown>) =>
     (await p.then(
