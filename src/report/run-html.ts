@@ -3,7 +3,7 @@
 import {html} from './escape.js'
 import {ganttSvg, STATUS_COLOURS} from './gantt-svg.js'
 import {changes, copyState} from './run-markdown.js'
-import {formatDuration, type RunReport} from './run-report.js'
+import {type Cell, formatDuration, rollbackTables, type RunReport} from './run-report.js'
 
 const table = (headers: string[], rows: string[][], cls = '') =>
   `<table${cls ? ` class="${cls}"` : ''}><thead><tr>${headers.map((h) => `<th>${html(h)}</th>`).join('')}</tr></thead><tbody>${rows
@@ -28,38 +28,19 @@ pre{background:#f7f7f7;padding:8px;max-height:480px;overflow:auto;white-space:pr
 details{margin:6px 0}summary{cursor:pointer}
 `
 
+const cellHtml = (c: Cell) => ('code' in c ? code(c.code) : 'strong' in c ? `<b>${html(c.strong)}</b>` : html(c.text))
+
 function rollbackHtml(b: NonNullable<RunReport['rollback']>): string {
   const out = [
     `<h2 id="rollback">Rollback</h2><p>Started ${html(b.start)}${b.end ? `, ended ${html(b.end)}` : ''}: <b>${b.completed ? 'rolled back and verified' : 'not finished'}</b>${
       b.consent ? ` (consent: ${html(b.consent.by)})` : ''
     }.</p>`,
   ]
-  if (b.units.length)
+  for (const t of rollbackTables(b))
     out.push(
-      table(
-        ['at', 'unit', 'host', 'status', 'detail'],
-        b.units.map((u) => [html(u.at), html(u.id), html(u.host ?? ''), html(u.status), html(u.detail ?? '')]),
-      ),
-    )
-  if (b.restored.length)
-    out.push(
-      `<p>Files put back:</p>${table(
-        ['host', 'file', 'from copy', 'sha256', 'what was there, kept as'],
-        b.restored.map((f) => [html(f.host ?? ''), code(f.path), code(f.from ?? ''), code((f.sha256 ?? '').slice(0, 16)), code(f.replacedKeptAs ?? '')]),
-      )}`,
-    )
-  if (b.notRestored.length)
-    out.push(
-      `<p>Kept, not put back:</p>${table(
-        ['host', 'copy', 'why'],
-        b.notRestored.map((n) => [html(n.host), code(n.copy), html(n.reason)]),
-      )}`,
-    )
-  if (b.verified.length)
-    out.push(
-      `<p>Verified after:</p>${table(
-        ['host', 'check', 'ok', 'detail'],
-        b.verified.map((v) => [html(v.host), html(v.check), v.ok ? 'yes' : '<b>NO</b>', html(v.detail)]),
+      `${t.caption ? `<p>${html(t.caption)}</p>` : ''}${table(
+        t.headers,
+        t.rows.map((r) => r.map(cellHtml)),
       )}`,
     )
   return out.join('\n')

@@ -1,7 +1,7 @@
 // The post-mortem as Markdown: renders on code-hosting sites and in a terminal pager alike.
 // Long lists are folded in <details>; every journal value is escaped (mailbox names are user data).
 import {html, md, mdCode, mdFence} from './escape.js'
-import {formatDuration, type RunReport} from './run-report.js'
+import {type Cell, formatDuration, rollbackTables, type RunReport} from './run-report.js'
 
 const row = (cells: string[]) => `| ${cells.map((c) => c || '—').join(' | ')} |`
 const tableMd = (headers: string[], rows: string[][]) => [row(headers), row(headers.map(() => '---')), ...rows.map(row)].join('\n')
@@ -134,37 +134,18 @@ export function renderRunMarkdown(r: RunReport): string {
   return `${out.join('\n\n')}\n`
 }
 
+const cellMd = (c: Cell) => ('code' in c ? mdCode(c.code) : 'strong' in c ? `**${md(c.strong)}**` : md(c.text))
+
 function rollbackMarkdown(b: NonNullable<RunReport['rollback']>): string[] {
   const out = ['## Rollback']
   out.push(
     `Started ${md(b.start)}${b.end ? `, ended ${md(b.end)}` : ''}: **${b.completed ? 'rolled back and verified' : 'not finished'}**${b.consent ? ` (consent: ${md(b.consent.by)})` : ''}.`,
   )
-  if (b.units.length)
+  for (const t of rollbackTables(b))
     out.push(
-      tableMd(
-        ['at', 'unit', 'host', 'status', 'detail'],
-        b.units.map((u) => [md(u.at), md(u.id), md(u.host ?? ''), md(u.status), md(u.detail ?? '')]),
-      ),
-    )
-  if (b.restored.length)
-    out.push(
-      `Files put back:\n\n${tableMd(
-        ['host', 'file', 'from copy', 'sha256', 'what was there, kept as'],
-        b.restored.map((f) => [md(f.host ?? ''), mdCode(f.path), mdCode(f.from ?? ''), mdCode((f.sha256 ?? '').slice(0, 16)), mdCode(f.replacedKeptAs ?? '')]),
-      )}`,
-    )
-  if (b.notRestored.length)
-    out.push(
-      `Kept, not put back:\n\n${tableMd(
-        ['host', 'copy', 'why'],
-        b.notRestored.map((n) => [md(n.host), mdCode(n.copy), md(n.reason)]),
-      )}`,
-    )
-  if (b.verified.length)
-    out.push(
-      `Verified after:\n\n${tableMd(
-        ['host', 'check', 'ok', 'detail'],
-        b.verified.map((v) => [md(v.host), md(v.check), v.ok ? 'yes' : '**NO**', md(v.detail)]),
+      `${t.caption ? `${md(t.caption)}\n\n` : ''}${tableMd(
+        t.headers,
+        t.rows.map((r) => r.map(cellMd)),
       )}`,
     )
   return out

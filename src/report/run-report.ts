@@ -89,6 +89,30 @@ export interface RollbackView {
   verified: {check: string; host: string; ok: boolean; detail: string}[]
 }
 
+/** A table cell as the renderers escape it: plain text, a literal (a path, a copy, a checksum) or a word that must stand out. */
+export type Cell = {text: string} | {code: string} | {strong: string}
+
+/** A rollback's tables, in order, for either renderer: what ran, the files put back, what was kept, the checks after. */
+export function rollbackTables(b: RollbackView): {caption?: string; headers: string[]; rows: Cell[][]}[] {
+  const t = (s: string | undefined) => ({text: s ?? ''})
+  const c = (s: string | undefined) => ({code: s ?? ''})
+  const tables = [
+    {headers: ['at', 'unit', 'host', 'status', 'detail'], rows: b.units.map((u) => [t(u.at), t(u.id), t(u.host), t(u.status), t(u.detail)])},
+    {
+      caption: 'Files put back:',
+      headers: ['host', 'file', 'from copy', 'sha256', 'what was there, kept as'],
+      rows: b.restored.map((f) => [t(f.host), c(f.path), c(f.from), c((f.sha256 ?? '').slice(0, 16)), c(f.replacedKeptAs)]),
+    },
+    {caption: 'Kept, not put back:', headers: ['host', 'copy', 'why'], rows: b.notRestored.map((n) => [t(n.host), c(n.copy), t(n.reason)])},
+    {
+      caption: 'Verified after:',
+      headers: ['host', 'check', 'ok', 'detail'],
+      rows: b.verified.map((v) => [t(v.host), t(v.check), v.ok ? t('yes') : {strong: 'NO'}, t(v.detail)]),
+    },
+  ]
+  return tables.filter((x) => x.rows.length > 0)
+}
+
 export interface RunReport {
   run: string
   command: string
