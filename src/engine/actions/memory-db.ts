@@ -174,8 +174,9 @@ async function backToDisk(rc: RunContext, step: Step, h: Host, opts: {listExpect
       rc.journal.write({event: 'note', step: step.id, host: h.name, data: {edit: {key: DB_PATH_KEY, from: conf.value, to: note.original}}}),
     )
   } else if (await memoryDirLeft(rc.murder, h, rc.runId)) {
-    // The key is out already (a rollback put imapd.conf back first) but the master may still hold
-    // the list in memory open: stopped before it is let go (toDisk starts it again).
+    // The key is out already (a run stopped between the edit and the release, or imapd.conf put
+    // back by hand) but a master may still hold the list in memory open: stopped before the
+    // memory is let go (toDisk starts it again).
     await runServiceCommand(rc, step, h, 'stop')
     const stopped = await checkCondition(rc, 'cyrus-stopped', h, {settle: true})
     if (!stopped.ok) throw new AbortError(`the master did not stop: ${stopped.detail}`, {host: h.name, step: step.id})
