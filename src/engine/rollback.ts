@@ -9,7 +9,7 @@ import {basename} from 'node:path'
 import {AbortError, asMurderctlError, ExitCode, NeedsConfirmationError, RefusedError, RemoteCommandError} from '../errors.js'
 import {countDbFile, dbInfo} from '../host/db.js'
 import {countEntriesOnHost} from '../host/mboxlist.js'
-import {copyAside, hupMaster, masterPid} from '../host/remote.js'
+import {copyAside, fileSha256, hupMaster, masterPid} from '../host/remote.js'
 import {master, slaveHosts} from '../inventory/load.js'
 import type {Host, Inventory} from '../inventory/schema.js'
 import {shellQuote} from '../ssh/quote.js'
@@ -221,18 +221,6 @@ export class RollbackStoppedError extends AbortError {}
 
 const sumOf = (out: string, line: number) => out.trim().split('\n')[line]?.split(/\s+/)[0]
 
-/** The sha256 of a remote file, or null when it is not there. */
-async function remoteSum(rc: RunContext, h: Host, path: string): Promise<string | null> {
-  const q = shellQuote(path)
-  const r = await rc.murder.pool.exec(h, {shell: `if [ -e ${q} ]; then sha256sum -- ${q}; else echo missing; fi`})
-  const s = r.stdout.trim()
-  if (s === 'missing') return null
-  const sum = s.split(/\s+/)[0]
-  if (r.exitCode !== 0 || !/^[0-9a-f]{64}$/.test(sum))
-    throw new RemoteCommandError(`cannot checksum ${path}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: h.name})
-  return sum
-}
-
 async function serviceCommand(rc: RunContext, h: Host, id: string, which: 'start' | 'stop'): Promise<void> {
   const r = await rc.murder.pool.exec(h, {shell: h.cyrus[which]})
   rc.journal.command(id, h.name, r)
@@ -245,9 +233,9 @@ async function serviceCommand(rc: RunContext, h: Host, id: string, which: 'start
 async function restoreFile(rc: RunContext, u: RollbackUnit, h: Host, runningBefore: boolean | undefined): Promise<Record<string, unknown>> {
   const f = u.restore!
   const id = u.id
-  const now = await remoteSum(rc, h, f.path)
+  const now = await fileSha256(rc.murder, h, f.path)
   if (now === f.sha256) return {path: f.path, sha256: f.sha256, already: true}
-  const copySum = await remoteSum(rc, h, f.copy)
+  const copySum = await fileSha256(rc.murder, h, f.copy)
   if (copySum !== f.sha256)
     throw new AbortError(
       `the saved copy ${f.copy} is ${copySum === null ? 'missing' : `changed (sha256 ${copySum.slice(0, 12)}…, journaled ${f.sha256.slice(0, 12)}…)`}: not restoring from it`,
@@ -320,7 +308,7 @@ async function verifyRollback(rc: RunContext, plan: RollbackPlan, all: RollbackU
       })
       continue
     }
-    const sum = await remoteSum(rc, h, f.path)
+    const sum = await fileSha256(rc.murder, h, f.path)
     out.push({check: `${f.kind} restored`, host: h.name, ok: sum === f.sha256, detail: `${f.path} sha256 ${sum ?? 'missing'} (journaled ${f.sha256})`})
     if (f.kind === 'mailboxes.db' && (await masterPid(rc.murder, h)) !== null) {
       const [live, saved] = await Promise.all([countEntriesOnHost(rc.murder, h, 'rollback-verify'), countDbFile(rc.murder, h, f.copy, 'rollback-verify')])

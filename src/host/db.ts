@@ -8,7 +8,7 @@ import {shellQuote} from '../ssh/quote.js'
 import {sha256} from '../util/hash.js'
 import type {MurderContext} from './context.js'
 import {countEntriesOnHost, mailboxesDbPath} from './mboxlist.js'
-import {cyrusVersion, readImapdConf, tool} from './remote.js'
+import {cyrusVersion, fileSha256, readImapdConf, tool} from './remote.js'
 
 export const BackupMeta = z.object({
   kind: z.literal('murderctl-backup'),
@@ -43,11 +43,10 @@ export async function dbInfo(ctx: MurderContext, host: Host): Promise<DbInfo> {
 }
 
 async function remoteSha256(ctx: MurderContext, host: Host, path: string, step: string): Promise<string> {
-  const r = await ctx.pool.exec(host, ['sha256sum', '--', path])
-  const sum = r.stdout.split(/\s+/)[0]
-  if (r.exitCode !== 0 || !/^[0-9a-f]{64}$/.test(sum ?? ''))
-    throw new RemoteCommandError(`cannot checksum ${path}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step})
-  return sum!
+  const sum = await fileSha256(ctx, host, path, step)
+  if (sum === null)
+    throw new RemoteCommandError(`cannot checksum ${path}`, {command: `sha256sum -- ${path}`, exitCode: 1, stderr: 'no such file'}, {host: host.name, step})
+  return sum
 }
 
 /** Entries in a mailboxes.db file, as Cyrus reads it (`ctl_mboxlist -d -f FILE`). */

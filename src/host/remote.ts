@@ -183,3 +183,15 @@ export async function moveAside(ctx: MurderContext, host: Host, path: string, ru
     )
   return {host: host.name, path, copy: asideName(path, runId, step), sha256: sums[0], bytes: Number(lines[2]), moved: true}
 }
+
+/** The sha256 of a file on a host, or null when there is none; a failed checksum throws. */
+export async function fileSha256(ctx: MurderContext, host: Host, path: string, step?: string): Promise<string | null> {
+  const q = shellQuote(path)
+  const r = await ctx.pool.exec(host, {shell: `if [ -e ${q} ]; then sha256sum -- ${q}; else echo missing; fi`})
+  const out = r.stdout.trim()
+  if (out === 'missing') return null
+  const sum = out.split(/\s+/)[0]
+  if (r.exitCode !== 0 || !/^[0-9a-f]{64}$/.test(sum))
+    throw new RemoteCommandError(`cannot checksum ${path}`, {command: r.command, exitCode: r.exitCode, stderr: r.stderr}, {host: host.name, step})
+  return sum
+}

@@ -5,6 +5,7 @@
 import {isLiveLocal, isRemote} from '../../cyrus/mboxlist-dump.js'
 import {dbInfo} from '../../host/db.js'
 import {scanDump} from '../../host/mboxlist.js'
+import {fileSha256} from '../../host/remote.js'
 import type {Host} from '../../inventory/schema.js'
 import type {RunContext} from '../context.js'
 
@@ -21,9 +22,7 @@ const key = (h: Host) => `local-list@${h.name}`
 /** sha256 of the host's mailboxes.db, or null when it cannot be had (then the list is read, not reused). */
 async function dbSum(rc: RunContext, h: Host): Promise<string | null> {
   const {path} = await dbInfo(rc.murder, h)
-  const r = await rc.murder.pool.exec(h, ['sha256sum', '--', path])
-  const sum = r.stdout.split(/\s+/)[0] ?? ''
-  return r.exitCode === 0 && /^[0-9a-f]{64}$/.test(sum) ? sum : null
+  return fileSha256(rc.murder, h, path).catch(() => null)
 }
 
 /** The backend's lists, and whether they were read now or kept from the run's earlier read of the same file. */
