@@ -169,7 +169,10 @@ describe('recover-master on the standard lab', () => {
       expect((await onHost(u.host, 'sha256sum /var/lib/cyrus/mailboxes.db')).stdout.split(' ')[0], u.host).toBe(u.data.sha256)
       expect((await onHost(u.host, `${CTL} -d`)).stdout, u.host).toBe(masterDump)
     }
-    expect(unit(r, 'verify').data.slaves).toEqual(expect.arrayContaining(['fe1', 'fe2'].map((host) => ({host, entries: before.size, connected: true}))))
+    // Verify saw that too: each frontend's list has the master's bytes, so it read no dump of it.
+    expect(unit(r, 'verify').data.slaves).toEqual(
+      expect.arrayContaining(['fe1', 'fe2'].map((host) => ({host, entries: before.size, connected: true, sameBytes: true}))),
+    )
   })
 
   it('a master killed in the middle of the push into its tmpfs: check flags the temporary key, --resume starts it again and pushes again', async () => {

@@ -306,7 +306,7 @@ export async function waitForAgreement(ctx: MurderContext, step: string, timeout
   const count = () => mapLimit(hosts, ctx.concurrency, async (h) => ({host: h.name, entries: (await countEntriesOnHost(ctx, h, step)).total}))
   const same = (a: {entries: number}[]) => a.every((x) => x.entries === a[0].entries)
   // Slaves hear of changes a moment after the master: give them a little time.
-  const agreement = await poll(count, same, {timeoutMs, intervalMs: 1000})
+  const agreement = await poll(count, same, {timeoutMs, intervalMs: 1000, firstIntervalMs: 250})
   return {agreement, agreed: same(agreement)}
 }
 
