@@ -7,8 +7,8 @@ import {z} from 'zod'
 import {asMurderctlError, InventoryError} from '../errors.js'
 import {JournalEvent} from '../engine/journal.js'
 import type {MurderContext} from '../host/context.js'
+import {fileSha256} from '../host/remote.js'
 import type {Inventory} from '../inventory/schema.js'
-import {shellQuote} from '../ssh/quote.js'
 import {mapLimit} from '../util/limit.js'
 
 /** A journal line as any version of any command may write it: unknown events and fields kept. */
@@ -134,13 +134,8 @@ export async function checkCopies(ctx: MurderContext, copies: {host: string; cop
     const host = ctx.inv.hosts.find((h) => h.name === c.host)
     if (!host) return {...c, state: 'unchecked', reason: 'host not in this inventory'}
     try {
-      const f = shellQuote(c.copy)
-      const r = await ctx.pool.exec(host, {shell: `if [ -e ${f} ]; then sha256sum -- ${f}; else echo missing; fi`})
-      const out = r.stdout.trim()
-      if (out === 'missing') return {...c, state: 'missing'}
-      const sum = out.split(/\s+/)[0]
-      if (r.exitCode !== 0 || !/^[0-9a-f]{64}$/.test(sum))
-        return {...c, state: 'unchecked', reason: `sha256sum failed: ${r.stderr.trim().split('\n')[0] ?? r.exitCode}`}
+      const sum = await fileSha256(ctx, host, c.copy)
+      if (sum === null) return {...c, state: 'missing'}
       return {...c, state: c.sha256 && sum !== c.sha256 ? 'changed' : 'present', sha256Now: sum}
     } catch (error) {
       return {...c, state: 'unchecked', reason: asMurderctlError(error).oneLine()}
