@@ -333,11 +333,14 @@ export async function auditPair(ctx: MurderContext, pair: Pair, opts: AuditOptio
   const masterHost = [pair.backend, pair.replica].find((h) => h.name === out.roles!.master)!
   const replicaHost = [pair.backend, pair.replica].find((h) => h.name === out.roles!.replica)!
   // The mail on disk can be compared with Cyrus down; but a member that does not run serves nothing.
-  for (const [h, m] of [pair.backend, pair.replica].map((x) => [x, out.members.find((y) => y.host === x.name)!] as const))
-    m.cyrusRunning = await masterPid(ctx, h).then(
-      (p) => p !== null,
-      () => null,
-    )
+  await Promise.all(
+    [pair.backend, pair.replica].map(async (h) => {
+      out.members.find((y) => y.host === h.name)!.cyrusRunning = await masterPid(ctx, h).then(
+        (p) => p !== null,
+        () => null,
+      )
+    }),
+  )
   const down = out.members.filter((m) => m.cyrusRunning === false).map((m) => m.host)
   const rolling = out.roles.members.find((m) => m.host === out.roles!.master)?.rollingClientRunning
   if (out.roles.master !== pair.backend.name) notes.push(`${out.roles.master} is the master now (${out.roles.decidedBy}), not the inventory's backend`)
@@ -345,15 +348,24 @@ export async function auditPair(ctx: MurderContext, pair: Pair, opts: AuditOptio
   // The logs first: which guid mismatches Cyrus met, and on which mailboxes.
   let events: Omit<SyncErrorEvent, 'outcome' | 'detail'>[] = []
   if (opts.logs !== false) {
-    for (const h of [masterHost, replicaHost]) {
-      try {
-        const log = await readSyncLog(ctx, h)
-        if (!log.readable) notes.push(`${h.name}: ${log.file} is not readable; SYNCERROR events unknown (set cyrus.syslogFile in the inventory)`)
-        events.push(...parseSyncErrors(h.name, log.text))
-        out.otherSyncErrors.push(...otherSyncErrors(log.text).slice(-10))
-      } catch (error) {
-        notes.push(`${h.name}: cannot read its syslog: ${asMurderctlError(error).message}`)
+    // Both members' logs at once (a syslog may be large); taken in order, master first.
+    const logs = await Promise.all(
+      [masterHost, replicaHost].map((h) =>
+        readSyncLog(ctx, h).then(
+          (log) => ({h, log}),
+          (error: unknown) => ({h, error}),
+        ),
+      ),
+    )
+    for (const r of logs) {
+      if ('error' in r) {
+        notes.push(`${r.h.name}: cannot read its syslog: ${asMurderctlError(r.error).message}`)
+        continue
       }
+      const {h, log} = r
+      if (!log.readable) notes.push(`${h.name}: ${log.file} is not readable; SYNCERROR events unknown (set cyrus.syslogFile in the inventory)`)
+      events.push(...parseSyncErrors(h.name, log.text))
+      out.otherSyncErrors.push(...otherSyncErrors(log.text).slice(-10))
     }
   }
   events = [...new Map(events.map((e) => [[e.mailbox, e.uid, e.rguid, e.mguid].join(' '), e])).values()]
