@@ -25,23 +25,62 @@ const PREFIXES: [string, keyof MupdateWarnPlan][] = [
   ['Force Activate: ', 'activate'],
 ]
 
-/** Names are everything after the prefix, kept byte for byte (they may hold spaces, quotes, tabs). */
+/**
+ * One line of `-m -w`: its kind and the name, kept byte for byte (names may hold spaces, quotes,
+ * tabs); null for a blank line. A line of no known kind is an error: the Cyrus version differs.
+ */
+export function readWarnLine(raw: string, lineNo: number, ctx: {host?: string} = {}): [keyof MupdateWarnPlan, string] | null {
+  const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
+  if (line.trim() === '') return null
+  const hit = PREFIXES.find(([prefix]) => line.startsWith(prefix))
+  if (!hit || line.length === hit[0].length) {
+    throw new UnexpectedOutputError(`ctl_mboxlist -m -w: unexpected line ${lineNo}: ${excerpt(line)}`, {
+      host: ctx.host,
+      hint: 'murderctl only knows the four -w line types; check the Cyrus version and keep the raw output',
+    })
+  }
+  return [hit[1], line.slice(hit[0].length)]
+}
+
 export function parseMupdateWarn(stdout: string, ctx: {host?: string} = {}): MupdateWarnPlan {
   const plan: MupdateWarnPlan = {activate: [], removeFromMupdate: [], removeRemoteFlag: [], removeLocal: []}
-  const lines = stdout.split('\n')
-  lines.forEach((raw, i) => {
-    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
-    if (line.trim() === '') return
-    const hit = PREFIXES.find(([prefix]) => line.startsWith(prefix))
-    if (!hit || line.length === hit[0].length) {
-      throw new UnexpectedOutputError(`ctl_mboxlist -m -w: unexpected line ${i + 1}: ${excerpt(line)}`, {
-        host: ctx.host,
-        hint: 'murderctl only knows the four -w line types; check the Cyrus version and keep the raw output',
-      })
-    }
-    plan[hit[1]].push(line.slice(hit[0].length))
+  stdout.split('\n').forEach((raw, i) => {
+    const hit = readWarnLine(raw, i + 1, ctx)
+    if (hit) plan[hit[0]].push(hit[1])
   })
   return plan
+}
+
+export interface WarnCounts {
+  /** Lines of each kind. */
+  counts: Record<keyof MupdateWarnPlan, number>
+  /** The first few names of each kind, for a message. */
+  examples: MupdateWarnPlan
+  /** Lines, all kinds together. */
+  changes: number
+}
+
+/**
+ * `-m -w` lines counted as they stream, keeping only the first `keep` names of each kind: for a
+ * health check, which needs the figures, not 500,000 names in memory.
+ */
+export function createWarnCounter(keep = 5, ctx: {host?: string} = {}) {
+  const out: WarnCounts = {
+    counts: {activate: 0, removeFromMupdate: 0, removeRemoteFlag: 0, removeLocal: 0},
+    examples: {activate: [], removeFromMupdate: [], removeRemoteFlag: [], removeLocal: []},
+    changes: 0,
+  }
+  let lineNo = 0
+  return {
+    push(raw: string): void {
+      const hit = readWarnLine(raw, ++lineNo, ctx)
+      if (!hit) return
+      out.counts[hit[0]]++
+      out.changes++
+      if (out.examples[hit[0]].length < keep) out.examples[hit[0]].push(hit[1])
+    },
+    result: (): WarnCounts => out,
+  }
 }
 
 export function isEmptyPlan(plan: MupdateWarnPlan): boolean {

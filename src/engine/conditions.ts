@@ -4,7 +4,7 @@
 import {dbInfo} from '../host/db.js'
 import {hostname} from 'node:os'
 import {describeLock, readLock} from '../host/lock.js'
-import {localMupdateWarn, mupdateWarn} from '../host/mboxlist.js'
+import {countMupdateWarn, localMupdateWarn} from '../host/mboxlist.js'
 import {memoryDbRun, memoryDirLeft} from '../host/memory-db.js'
 import {childRunning, masterListening, masterPid, readImapdConf, slaveConnected} from '../host/remote.js'
 import type {Host} from '../inventory/schema.js'
@@ -42,7 +42,7 @@ export const CONDITIONS = {
     return {ok, detail: ok ? 'the mupdate slave is connected to the master' : 'the mupdate slave is not connected to the master'}
   },
   'mw-empty': async (rc, h) => {
-    const w = await mupdateWarn(rc.murder, h, 'verify')
+    const w = await countMupdateWarn(rc.murder, h, 'verify')
     return {ok: w.changes === 0, detail: w.changes === 0 ? 'ctl_mboxlist -m -w prints nothing' : `ctl_mboxlist -m -w still prints ${w.changes} changes`}
   },
   // After a unified backend's local-only push: its own mailboxes agree with the master.

@@ -5,7 +5,7 @@ import {RemoteCommandError, UnexpectedOutputError} from '../errors.js'
 import {createDumpParser, type EntryCounts, isRemote, type MailboxEntry} from '../cyrus/mboxlist-dump.js'
 import {readCountOutput, COUNT_AWK} from '../cyrus/mboxlist-count.js'
 import {LOCAL_ONLY_AWK, type LocalOnlyResult, readLocalOnlyOutput} from '../cyrus/mboxlist-local-only.js'
-import {classifyMupdateStderr, type MupdateWarnPlan, parseMupdateWarn} from '../cyrus/mboxlist-warn.js'
+import {classifyMupdateStderr, createWarnCounter, type MupdateWarnPlan, parseMupdateWarn, type WarnCounts} from '../cyrus/mboxlist-warn.js'
 import type {Host} from '../inventory/schema.js'
 import type {ExecResult} from '../ssh/types.js'
 import type {MurderContext} from './context.js'
@@ -166,6 +166,28 @@ export async function mupdateWarn(ctx: MurderContext, host: Host, step = 'ctl_mb
   }
   const changes = plan.activate.length + plan.removeFromMupdate.length + plan.removeRemoteFlag.length + plan.removeLocal.length
   return {plan, changes, command: r.command, durationMs: r.durationMs}
+}
+
+/**
+ * `ctl_mboxlist -m -w` counted as it streams: its figures and a few names of each kind, never
+ * every line (a backend far from its master prints one per mailbox). Failures as mupdateWarn.
+ */
+export async function countMupdateWarn(ctx: MurderContext, host: Host, step = 'ctl_mboxlist -m -w', keep = 5): Promise<WarnCounts> {
+  const counter = createWarnCounter(keep, {host: host.name})
+  let bad: UnexpectedOutputError | undefined
+  const r = await ctx.pool.exec(host, [tool(host, 'ctl_mboxlist'), '-m', '-w'], {
+    onStdoutLine: (l) => {
+      if (bad) return
+      try {
+        counter.push(l)
+      } catch (error) {
+        bad = error as UnexpectedOutputError
+      }
+    },
+  })
+  if (r.exitCode !== 0 || r.stderr.trim()) throw pushFailure(r, '-m -w', host, step)
+  if (bad) throw bad.at({host: host.name, step})
+  return counter.result()
 }
 
 /**

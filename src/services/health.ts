@@ -9,7 +9,7 @@ import type {Host} from '../inventory/schema.js'
 import {mapLimit} from '../util/limit.js'
 import type {MurderContext} from '../host/context.js'
 import {masterLooksLost} from '../host/facts.js'
-import {mupdateWarn} from '../host/mboxlist.js'
+import {countMupdateWarn} from '../host/mboxlist.js'
 import {pairsOf, syncBacklog} from '../host/pair.js'
 import {readImapdConf} from '../host/remote.js'
 import {type DbPathFact, tmpfsKeyCheck} from '../check/tmpfs-key.js'
@@ -119,14 +119,15 @@ async function consistencyCheck(ctx: MurderContext, facts: Facts): Promise<Check
     const h = facts.get(b.name)!
     if (unread(h)) return unreachable('backend-consistency', h)
     try {
-      const w = await mupdateWarn(ctx, b, 'check')
-      const figures = {changes: w.changes, local_deletes: w.plan.removeLocal.length}
-      if (w.plan.removeLocal.length)
+      // Counted as it streams: a backend far from its master prints a line per mailbox.
+      const w = await countMupdateWarn(ctx, b, 'check')
+      const figures = {changes: w.changes, local_deletes: w.counts.removeLocal}
+      if (w.counts.removeLocal)
         return {
           name: 'backend-consistency',
           host: b.name,
           state: 'CRITICAL',
-          message: `ctl_mboxlist -m would delete ${w.plan.removeLocal.length} local mailboxes on ${b.name}`,
+          message: `ctl_mboxlist -m would delete ${w.counts.removeLocal} local mailboxes on ${b.name} (${w.examples.removeLocal.join(', ')}${w.counts.removeLocal > w.examples.removeLocal.length ? ', ...' : ''})`,
           figures,
           fix: `murderctl sync-backends --backend ${b.name} --dry-run`,
         }

@@ -10,7 +10,7 @@ import {imapdBool} from '../../cyrus/imapd-conf.js'
 import {MupdateWarnPlan} from '../../cyrus/mboxlist-warn.js'
 import {AbortError, MurderctlError, RefusedError} from '../../errors.js'
 import type {MurderContext} from '../../host/context.js'
-import {countEntriesOnHost, mailboxLocations, mupdateWarn, scanDump} from '../../host/mboxlist.js'
+import {countEntriesOnHost, countMupdateWarn, mailboxLocations, scanDump} from '../../host/mboxlist.js'
 import {readImapdConf} from '../../host/remote.js'
 import {hostsByRole, master, slaveHosts} from '../../inventory/load.js'
 import type {Host} from '../../inventory/schema.js'
@@ -320,7 +320,7 @@ async function verifySync(rc: RunContext, stepId: string) {
   const {locations} = await mailboxLocations(ctx, master(ctx.inv), stepId)
   const backends = await mapLimit(hosts, ctx.concurrency, async (h) => {
     const d = emptyDiff(h)
-    const [w] = await Promise.all([mupdateWarn(ctx, h, stepId), scanDump(ctx, h, (e) => addLocalEntry(d, e, locations), stepId)])
+    const [w] = await Promise.all([countMupdateWarn(ctx, h, stepId), scanDump(ctx, h, (e) => addLocalEntry(d, e, locations), stepId)])
     return {backend: h.name, remaining: w.changes + d.conflicts.length}
   })
   const {agreement, agreed} = await waitForAgreement(ctx, stepId)

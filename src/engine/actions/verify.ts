@@ -4,7 +4,7 @@ import {z} from 'zod'
 import {AbortError} from '../../errors.js'
 import {isRemote, type MailboxEntry} from '../../cyrus/mboxlist-dump.js'
 import {dbInfo} from '../../host/db.js'
-import {countEntriesOnHost, mupdateWarn, scanDump} from '../../host/mboxlist.js'
+import {countEntriesOnHost, countMupdateWarn, scanDump} from '../../host/mboxlist.js'
 import {fileSha256} from '../../host/remote.js'
 import {hostsByRole, master, slaveHosts} from '../../inventory/load.js'
 import type {Host} from '../../inventory/schema.js'
@@ -101,10 +101,10 @@ async function verifyMurder(rc: RunContext, step: Step) {
   // A unified backend's -m -w also reads its remote entries, which its slave may still be
   // bringing up to date: a non-empty answer there counts once the slaves agree.
   const mwP = mapLimit(backends, ctx.concurrency, async (b) => {
-    let changes = (await mupdateWarn(ctx, b, step.id)).changes
+    let changes = (await countMupdateWarn(ctx, b, step.id)).changes
     if (changes && ctx.inv.mode === 'unified') {
       await slavesP.catch(() => {})
-      changes = (await mupdateWarn(ctx, b, step.id)).changes
+      changes = (await countMupdateWarn(ctx, b, step.id)).changes
     }
     return {host: b.name, changes}
   })

@@ -1,7 +1,7 @@
 import {readFileSync} from 'node:fs'
 import {describe, expect, it} from 'vitest'
 import {UnexpectedOutputError} from '../../../src/errors.js'
-import {classifyMupdateStderr, isEmptyPlan, parseMupdateWarn} from '../../../src/cyrus/mboxlist-warn.js'
+import {classifyMupdateStderr, createWarnCounter, isEmptyPlan, parseMupdateWarn} from '../../../src/cyrus/mboxlist-warn.js'
 
 // Real `ctl_mboxlist -m -w` stdout/stderr of Debian's Cyrus 3.6.1 (see test/fixtures/cyrus/README.md).
 const fixture = (name: string): string => readFileSync(new URL(`../../fixtures/cyrus/${name}`, import.meta.url), 'utf8')
@@ -54,6 +54,36 @@ describe('parseMupdateWarn', () => {
     expect(() => parseMupdateWarn('Force Activate: a\nmupdate said: x\n')).toThrow(/unexpected line 2: "mupdate said: x"/)
     expect(() => parseMupdateWarn('Force Activate: ')).toThrow(UnexpectedOutputError)
     expect(() => parseMupdateWarn('force activate: a')).toThrow(UnexpectedOutputError)
+  })
+})
+
+describe('createWarnCounter (check: figures, not every name)', () => {
+  const count = (text: string, keep?: number) => {
+    const c = createWarnCounter(keep, {host: 'b1'})
+    for (const l of text.split('\n')) c.push(l)
+    return c.result()
+  }
+
+  it('counts each kind as parseMupdateWarn finds it, on every captured output', () => {
+    for (const f of ['mw-b1-first-push.stdout', 'mw-b1-in-sync.stdout', 'mw-b1-stale-master.stdout', 'mw-b2-conflict.stdout']) {
+      const plan = parseMupdateWarn(fixture(f))
+      const got = count(fixture(f))
+      expect(got.counts, f).toEqual(Object.fromEntries(Object.entries(plan).map(([k, v]) => [k, v.length])))
+      expect(got.changes, f).toBe(Object.values(plan).reduce((n, v) => n + v.length, 0))
+      for (const [k, v] of Object.entries(plan)) expect(got.examples[k as keyof typeof plan], f).toEqual(v.slice(0, 5))
+    }
+  })
+
+  it('keeps only the first names of a long output', () => {
+    const lines = Array.from({length: 100_000}, (_, i) => `Remove from MUPDATE: user.u${i}`).join('\n')
+    const got = count(`${lines}\n`, 3)
+    expect(got.counts.removeFromMupdate).toBe(100_000)
+    expect(got.examples.removeFromMupdate).toEqual(['user.u0', 'user.u1', 'user.u2'])
+  })
+
+  it('refuses a line of no known kind, naming its line number', () => {
+    expect(() => count('Force Activate: user.a\nsomething new: x\n')).toThrow(UnexpectedOutputError)
+    expect(() => count('Force Activate: user.a\nsomething new: x\n')).toThrow(/line 2/)
   })
 })
 
