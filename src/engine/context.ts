@@ -42,6 +42,12 @@ export interface RunContext {
    * does an idempotent step whose post-condition is checked afresh anyway.
    */
   pending: Map<string, string>
+  /**
+   * Scratch a step left on a host for a later one (a unified backend's local-only list, built
+   * by the diff for the push), by name: the later step takes it out; the engine removes what is
+   * left when the run stops first.
+   */
+  cleanups: Map<string, () => Promise<void>>
 }
 
 /** A run's context: the run's own settings; what steps hand on to later ones starts empty. */
@@ -61,5 +67,6 @@ export function newRunContext(
     facts: new Map(),
     diffs: new Map(),
     pending: new Map(),
+    cleanups: new Map(),
   }
 }

@@ -247,6 +247,9 @@ export async function runPlaybook(rc: RunContext, playbook: Playbook, hooks: Eng
     })
   } finally {
     watch?.dispose()
+    // Scratch no later step took (the run stopped before it): removed, best effort.
+    await Promise.all([...rc.cleanups.values()].map((c) => c().catch(() => {})))
+    rc.cleanups.clear()
   }
 }
 

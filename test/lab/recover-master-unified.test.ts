@@ -25,6 +25,19 @@ import {
 
 let state: LabState
 let before: Map<string, string>
+/** This run's scratch local-only lists still on the backends (in /dev/shm or beside mailboxes.db). */
+const scratchLeft = async (run: string) =>
+  (
+    await Promise.all(
+      ['b1', 'b2'].map(async (b) =>
+        (
+          await onHost(b, `ls -d /dev/shm/murderctl-localonly-${run}-* /var/lib/cyrus/murderctl-localonly-${run}-* 2>/dev/null || true`, undefined, state.dir)
+        ).stdout.trim(),
+      ),
+    )
+  )
+    .filter(Boolean)
+    .join(' ')
 const confSum = async () => (await onHost('mupdate', 'sha256sum /etc/imapd.conf', undefined, state.dir)).stdout.split(' ')[0]
 const remoteCount = async (h: string) => [...(await listOf(h, state.dir)).values()].filter(Boolean).length
 
@@ -82,6 +95,8 @@ describe('recover-master on a unified lab', () => {
     const run = first.output.match(/--resume (\S+)/)![1]
     for (const b of ['b1', 'b2'])
       expect((await onHost(b, 'grep -c "^#.*mupdate.*disabled by murderctl" /etc/cyrus.conf', undefined, state.dir)).stdout.trim()).toBe('1')
+    // The local-only lists the diff built for the push were removed when the run stopped.
+    expect(await scratchLeft(run)).toBe('')
     // The diff left out the remote entries a plain -m would have claimed (none left here: the
     // slaves dropped them already) and offers each backend's own mailboxes.
     // Now b2 becomes unreachable.
@@ -94,6 +109,9 @@ describe('recover-master on a unified lab', () => {
     const done = await murderctl(['recover-master', '-i', state.inventory, '--resume', run, '--yes', '--json'])
     expect(done.exitCode, done.stderr).toBe(0)
     expect(done.json.results.filter((u: any) => u.step === 'disable-slaves').every((u: any) => u.status === 'already-done')).toBe(true)
+    // The resumed diff built each local-only list again (the stopped run's were gone); the push took them and removed them.
+    for (const u of done.json.results.filter((x: any) => x.step === 'push')) expect(u.data, u.host).toMatchObject({builtBy: 'diff'})
+    expect(await scratchLeft(run)).toBe('')
     // Whole again: the master has every mailbox where it lives; the slaves took the remote entries back.
     const master = await listOf('mupdate', state.dir)
     expect(new Map([...master].sort())).toEqual(new Map([...before].sort()))
@@ -130,6 +148,9 @@ describe('recover-master on a unified lab', () => {
     expect(await memoryLeft(state.dir)).toBe('')
     const diffs = r.json.results.filter((u: any) => u.step === 'diff')
     for (const d of diffs) expect(d.data).toMatchObject({activate: 20, claimsAvoided: 20})
+    // Each push sent the local-only list its diff built (from the same mailboxes.db), then removed it.
+    for (const u of r.json.results.filter((x: any) => x.step === 'push')) expect(u.data, u.host).toMatchObject({pushed: 20, builtBy: 'diff', madeOn: 'host'})
+    expect(await scratchLeft(r.json.run)).toBe('')
     const master = await listOf('mupdate', state.dir)
     expect(new Map([...master].sort())).toEqual(new Map([...before].sort()))
     // The operator's hand-disabled slaves are running again, and connected.

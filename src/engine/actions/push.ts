@@ -1,20 +1,15 @@
 // The push to the mupdate master: its diff (`ctl_mboxlist -m -w`), shown and confirmed, then
 // `ctl_mboxlist -m`; on a unified murder only each backend's own mailboxes are pushed.
 import {z} from 'zod'
-import {undumpDocument} from '../../cyrus/mboxlist-dump.js'
-import {localOnlyLine} from '../../cyrus/mboxlist-local-only.js'
-import {asMurderctlError, RefusedError, UnexpectedOutputError} from '../../errors.js'
-import {dbInfo} from '../../host/db.js'
-import {countEntriesOnHost, localMupdateWarn, localOnlyDocOnHost, mupdatePush, mupdateWarn, scanDump} from '../../host/mboxlist.js'
-import {tool} from '../../host/remote.js'
+import {asMurderctlError, RefusedError} from '../../errors.js'
+import {localMupdateWarn, mupdatePush, mupdateWarn, scanDump} from '../../host/mboxlist.js'
 import type {Host} from '../../inventory/schema.js'
-import {shellQuote} from '../../ssh/quote.js'
 import type {ExecResult} from '../../ssh/types.js'
-import {sha256} from '../../util/hash.js'
 import type {PushDiff, RunContext} from '../context.js'
 import type {Step} from '../schema.js'
 import {addLocalEntry, changeCount, emptyDiff, masterList, recordDiff, SyncOptions} from './sync.js'
 import {remoteMailboxes} from './local-lists.js'
+import {buildLocalOnlyDb, prebuildLocalOnlyDb, removeScratchDir, takePrebuiltLocalOnlyDb} from './local-only-db.js'
 import {defineAction, need} from './types.js'
 
 const PushParams = z
@@ -38,9 +33,10 @@ type PushParams = z.infer<typeof PushParams>
 async function diffPush(rc: RunContext, step: Step, p: PushParams, host?: Host) {
   const h = need(host, step)
   if (p.review) return diffForReview(rc, step, h)
-  const w = p.localOnly
-    ? await localMupdateWarn(rc.murder, h, step.id, remoteMailboxes(rc, h, step.id))
-    : {...(await mupdateWarn(rc.murder, h, step.id)), claimsAvoided: []}
+  // A unified backend's push sends a local-only list: built while -m -w runs, which waits on the master and syslog.
+  const [w] = p.localOnly
+    ? await Promise.all([localMupdateWarn(rc.murder, h, step.id, remoteMailboxes(rc, h, step.id)), prebuildLocalOnlyDb(rc, h, step.id)])
+    : [{...(await mupdateWarn(rc.murder, h, step.id)), claimsAvoided: []}]
   const d: PushDiff = {backend: h.name, ...w.plan, claimsAvoided: w.claimsAvoided}
   rc.diffs.set(h.name, d)
   if (w.changes)
@@ -110,83 +106,22 @@ async function push(rc: RunContext, step: Step, p: PushParams, host?: Host) {
     await mupdatePush(rc.murder, h, {step: step.id, record, authoritative: localAuthoritative})
     return {pushed: 'all', authoritative: localAuthoritative}
   }
-  const ctl = tool(h, 'ctl_mboxlist')
-  // The document and the db take less than three times the backend's own db.
-  const dir = await scratchDir(rc, h, `murderctl-localonly-${rc.runId}`, 3 * (await dbBytes(rc, h)))
-  const tmp = `${dir}/mailboxes.db`
+  const prebuilt = await takePrebuiltLocalOnlyDb(rc, h)
+  const list = prebuilt ?? (await buildLocalOnlyDb(rc, h, step.id, {record}))
   try {
-    // Made on the host (the dump never crosses SSH), or here at the first line the host's awk
-    // cannot read with certainty.
-    const doc = `${dir}/local.json`
-    const built = await localOnlyDocOnHost(rc.murder, h, doc, `${dir}/name`, step.id)
-    const list = built.fallback ? await localOnlyDocHere(rc, h, step) : {...built, madeOn: 'host' as const}
-    const u =
-      'json' in list
-        ? await rc.murder.pool.exec(h, [ctl, '-u', '-f', tmp], {stdin: list.json})
-        : await rc.murder.pool.exec(h, {shell: `${shellQuote(ctl)} -u -f ${shellQuote(tmp)} < ${shellQuote(doc)}`})
-    record(u)
-    // -u skips entries it cannot take and still exits 0: count what it loaded.
-    const loaded = (await countEntriesOnHost(rc.murder, h, step.id, tmp)).total
-    if (u.stderr.trim() || loaded !== list.live)
-      throw new UnexpectedOutputError(`could not build the local-only list: loaded ${loaded} of ${list.live} (${u.stderr.trim().split('\n')[0] ?? ''})`, {
-        host: h.name,
-        step: step.id,
-        hint: "the journal has ctl_mboxlist -u's message; repair the entry it names (murderctl check lists broken entries), then resume",
-      })
-    await mupdatePush(rc.murder, h, {file: tmp, step: step.id, record})
+    await mupdatePush(rc.murder, h, {file: list.db, step: step.id, record})
     return {
       pushed: list.live,
+      // Built by the diff from the same mailboxes.db (by sha256), or here.
+      builtBy: prebuilt ? 'diff' : 'push',
       withoutUniqueid: list.withoutUniqueid,
-      digest: list.sha256,
+      digest: list.digest,
       madeOn: list.madeOn,
-      ...(built.fallback ? {fallback: `line ${built.line}: ${built.why}`} : {}),
+      ...(list.fallback ? {fallback: list.fallback} : {}),
     }
   } finally {
-    await rc.murder.pool.exec(h, ['rm', '-rf', '--', dir]).catch(() => {})
+    await removeScratchDir(rc, h, list.dir)
   }
-}
-
-/** The local-only document made here from the whole dump: for a host whose dump the awk cannot read with certainty. */
-async function localOnlyDocHere(rc: RunContext, h: Host, step: Step) {
-  // The entries as undump lines, not objects: a backend may hold hundreds of thousands.
-  const local: string[] = []
-  let withoutUniqueid = 0
-  await scanDump(
-    rc.murder,
-    h,
-    (e) => {
-      const l = localOnlyLine(e)
-      if (!l) return
-      local.push(l.line)
-      if (l.standin) withoutUniqueid++
-    },
-    step.id,
-  )
-  const json = undumpDocument(local)
-  return {json, live: local.length, withoutUniqueid, sha256: sha256(json), madeOn: 'murderctl' as const}
-}
-
-/** Size of the host's mailboxes.db in bytes (too large for any tmpfs when it cannot be read: then the scratch goes beside the db). */
-async function dbBytes(rc: RunContext, h: Host): Promise<number> {
-  const {path} = await dbInfo(rc.murder, h)
-  const r = await rc.murder.pool.exec(h, ['stat', '-c', '%s', '--', path])
-  return r.exitCode === 0 && /^[0-9]+$/.test(r.stdout.trim()) ? Number(r.stdout.trim()) : Number.MAX_SAFE_INTEGER / 4
-}
-
-/**
- * A private folder for a scratch mailbox list, writable by the Cyrus user (ctl_mboxlist runs
- * as the owner of configdirectory). On tmpfs when /dev/shm has room for `bytes` (a container's
- * is often 64 MB): the list is read once by -m, and there ctl_mboxlist -u loads 20,000 entries
- * in 1.4 s instead of 15 s of fsyncs. Else beside the mailboxes.db.
- */
-async function scratchDir(rc: RunContext, h: Host, prefix: string, bytes: number): Promise<string> {
-  const {configDirectory} = await dbInfo(rc.murder, h)
-  const cfg = shellQuote(configDirectory)
-  const shm = `[ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR==2 {print $4}')" -gt ${Math.ceil(bytes / 1024)} ] 2>/dev/null && mktemp -d ${shellQuote(`/dev/shm/${prefix}.XXXXXX`)} 2>/dev/null`
-  const r = await rc.murder.pool.execOk(h, {
-    shell: `d=$(${shm} || mktemp -d ${shellQuote(`${configDirectory}/${prefix}.XXXXXX`)}) && chown -- "$(stat -c %u:%g -- ${cfg})" "$d" && echo "$d"`,
-  })
-  return r.stdout.trim()
 }
 
 export const diffPushAction = defineAction({

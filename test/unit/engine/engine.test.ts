@@ -108,6 +108,27 @@ describe('engine', () => {
     expect(again.asked).toEqual(['plan:push', 'diff:diff'])
   })
 
+  it("removes a step's scratch that no later step took when the run stops; a completed run leaves none", async () => {
+    const stopped = setup()
+    const removed: string[] = []
+    stopped.rc.cleanups.set('scratch@b1', async () => void removed.push('scratch@b1'))
+    await expect(runPlaybook(stopped.rc, stopped.playbook, stopped.hooks({diff: false}), 'resume')).rejects.toBeInstanceOf(RunStoppedError)
+    expect(removed).toEqual(['scratch@b1'])
+    expect(stopped.rc.cleanups.size).toBe(0)
+    // A failing removal does not hide why the run stopped.
+    const failing = setup({failOn: 'push@b2'})
+    failing.rc.cleanups.set('scratch@b2', async () => {
+      throw new Error('host gone')
+    })
+    await expect(runPlaybook(failing.rc, failing.playbook, failing.hooks(), 'resume')).rejects.toThrow(/it broke/)
+    // Taken by the step that uses it: nothing is left to remove at the end.
+    const done = setup()
+    done.rc.cleanups.set('scratch@b2', async () => void removed.push('late'))
+    done.rc.cleanups.delete('scratch@b2')
+    await runPlaybook(done.rc, done.playbook, done.hooks(), 'resume')
+    expect(removed).toEqual(['scratch@b1'])
+  })
+
   it('a dry run changes nothing, asks nothing and returns the whole plan', async () => {
     const t = setup({dryRun: true})
     const out = await runPlaybook(t.rc, t.playbook, t.hooks(), 'resume')
