@@ -160,10 +160,17 @@ export async function prebuildLocalOnlyDb(rc: RunContext, h: Host, step: string)
     return
   }
   const forget = () => removeDir(rc, h, list.dir)
-  if ((await dbSum(rc, h)) !== source) return void (await forget())
-  rc.facts.set(prebuiltKey(h), {list, source} satisfies Prebuilt)
   rc.cleanups.set(prebuiltKey(h), forget)
-  rc.journal.write({event: 'note', step, host: h.name, data: {localOnlyList: list.db, entries: list.live, builtFrom: source}})
+  if ((await dbSum(rc, h)) !== source) {
+    rc.cleanups.delete(prebuiltKey(h))
+    return void (await forget())
+  }
+  rc.facts.set(prebuiltKey(h), {list, source} satisfies Prebuilt)
+  try {
+    rc.journal.write({event: 'note', step, host: h.name, data: {localOnlyList: list.db, entries: list.live, builtFrom: source}})
+  } catch {
+    // Only a note: the list is removed at the run's end if the push does not take it.
+  }
 }
 
 /** The list the diff built, if the backend's mailboxes.db still has the bytes it was built from; else removed, and undefined. */

@@ -34,9 +34,11 @@ async function diffPush(rc: RunContext, step: Step, p: PushParams, host?: Host) 
   const h = need(host, step)
   if (p.review) return diffForReview(rc, step, h)
   // A unified backend's push sends a local-only list: built while -m -w runs, which waits on the master and syslog.
-  const [w] = p.localOnly
-    ? await Promise.all([localMupdateWarn(rc.murder, h, step.id, remoteMailboxes(rc, h, step.id)), prebuildLocalOnlyDb(rc, h, step.id)])
-    : [{...(await mupdateWarn(rc.murder, h, step.id)), claimsAvoided: []}]
+  // The diff waits for the build either way, so that a failed diff leaves no build running past the run's end.
+  const prebuilt = p.localOnly ? prebuildLocalOnlyDb(rc, h, step.id) : Promise.resolve()
+  const w = p.localOnly
+    ? await localMupdateWarn(rc.murder, h, step.id, remoteMailboxes(rc, h, step.id)).finally(() => prebuilt)
+    : {...(await mupdateWarn(rc.murder, h, step.id)), claimsAvoided: []}
   const d: PushDiff = {backend: h.name, ...w.plan, claimsAvoided: w.claimsAvoided}
   rc.diffs.set(h.name, d)
   if (w.changes)
