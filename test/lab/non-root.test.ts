@@ -5,7 +5,7 @@ import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
 import {parse, stringify} from 'yaml'
-import {lab, murderctl, onHost} from './helpers.js'
+import {lab, labChecksums, murderctl, onHost} from './helpers.js'
 
 const readme = readFileSync(resolve(import.meta.dirname, '../../README.md'), 'utf8')
 const rule = /<!-- sample: sudoers -->\n```\n([\s\S]*?)```/.exec(readme)![1]
@@ -41,7 +41,10 @@ describe('a non-root operator account with sudo', () => {
     expect(b2.mailboxes.local).toBeGreaterThan(0)
     const check = await murderctl(['check', '-i', inv, '--only', 'backend-consistency', '--only', 'cyrus-master'])
     expect(check.exitCode, check.stdout).toBe(0)
+    // A dry run through sudo changes nothing on any host either.
+    const sums = await labChecksums()
     const dry = await murderctl(['sync-backends', '-i', inv, '--dry-run', '--json'])
     expect(dry.exitCode, dry.stdout).toBe(0)
+    expect(await labChecksums()).toEqual(sums)
   })
 })
