@@ -42,6 +42,11 @@ export async function dbInfo(ctx: MurderContext, host: Host): Promise<DbInfo> {
   }
 }
 
+/** sha256 of the host's mailboxes.db (where its imapd.conf puts it), or null when there is none; a failed checksum throws. */
+export async function dbSha256(ctx: MurderContext, host: Host, step?: string): Promise<string | null> {
+  return fileSha256(ctx, host, (await dbInfo(ctx, host)).path, step)
+}
+
 async function remoteSha256(ctx: MurderContext, host: Host, path: string, step: string): Promise<string> {
   const sum = await fileSha256(ctx, host, path, step)
   if (sum === null)

@@ -46,6 +46,20 @@ export async function scanDump(ctx: MurderContext, host: Host, onEntry: (e: Mail
   return {entries: parser.entries, fingerprint: hash.digest('hex')}
 }
 
+/**
+ * A `ctl_mboxlist -d` piped through withExit into an awk on the host: a failure of the shell, of
+ * ctl_mboxlist (its `EXIT n` line) or anything on stderr (Cyrus tools exit 0 on failure) throws.
+ */
+function assertDumpPipeOk(r: ExecResult, host: Host, step: string, what: string, file?: string): void {
+  const rc = producerExit(r.stdout)
+  if (r.exitCode === 0 && rc === 0 && !r.stderr.trim()) return
+  throw new RemoteCommandError(
+    `ctl_mboxlist -d failed: ${r.stderr.trim().split('\n')[0] || (rc === null ? `${what} stopped (shell exit ${r.exitCode})` : `exit ${rc}`)}`,
+    {command: r.command, exitCode: rc ?? r.exitCode, stderr: r.stderr},
+    {host: host.name, step, hint: `run ${tool(host, 'ctl_mboxlist')} -d${file ? ` -f ${file}` : ''} on ${host.name} by hand to see why`},
+  )
+}
+
 /** The shell script that counts a mailboxes.db where it lies; its output is for readCountOutput. */
 export function countScript(ctlMboxlist: string, file?: string): string {
   const ctl = [ctlMboxlist, '-d', ...(file ? ['-f', file] : [])].map(shellQuote).join(' ')
@@ -61,14 +75,7 @@ export function countScript(ctlMboxlist: string, file?: string): string {
  */
 export async function countEntriesOnHost(ctx: MurderContext, host: Host, step = 'count', file?: string): Promise<EntryCounts> {
   const r = await ctx.pool.exec(host, {shell: countScript(tool(host, 'ctl_mboxlist'), file)})
-  // Cyrus tools exit 0 on failure: anything on stderr is a failure too.
-  const rc = producerExit(r.stdout)
-  if (r.exitCode !== 0 || rc !== 0 || r.stderr.trim())
-    throw new RemoteCommandError(
-      `ctl_mboxlist -d failed: ${r.stderr.trim().split('\n')[0] || (rc === null ? `the count stopped (shell exit ${r.exitCode})` : `exit ${rc}`)}`,
-      {command: r.command, exitCode: rc ?? r.exitCode, stderr: r.stderr},
-      {host: host.name, step, hint: `run ${tool(host, 'ctl_mboxlist')} -d${file ? ` -f ${file}` : ''} on ${host.name} by hand to see why`},
-    )
+  assertDumpPipeOk(r, host, step, 'the count', file)
   try {
     return readCountOutput(r.stdout, host.name)
   } catch (error) {
@@ -99,13 +106,7 @@ export async function localOnlyDocOnHost(
     `s=$?; [ $s = 0 ] || exit $s; printf 'SHA256 %s\\n' "$(sha256sum < ${shellQuote(doc)} 2>/dev/null | cut -c1-64)"`,
   ].join('\n')
   const r = await ctx.pool.exec(host, {shell: script})
-  const rc = producerExit(r.stdout)
-  if (r.exitCode !== 0 || rc !== 0 || r.stderr.trim())
-    throw new RemoteCommandError(
-      `ctl_mboxlist -d failed: ${r.stderr.trim().split('\n')[0] || (rc === null ? `the local-only list stopped (shell exit ${r.exitCode})` : `exit ${rc}`)}`,
-      {command: r.command, exitCode: rc ?? r.exitCode, stderr: r.stderr},
-      {host: host.name, step, hint: `run ${tool(host, 'ctl_mboxlist')} -d on ${host.name} by hand to see why`},
-    )
+  assertDumpPipeOk(r, host, step, 'the local-only list')
   const sum = /^SHA256 ([0-9a-f]{64})$/m.exec(r.stdout)?.[1]
   try {
     const result = readLocalOnlyOutput(r.stdout.replace(/^SHA256 .*$/m, ''), host.name)

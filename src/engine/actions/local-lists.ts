@@ -3,9 +3,8 @@
 // push's check take the remote names, and verify the local ones, from that read unless the file
 // changed since (one sha256sum on the host instead of a whole `ctl_mboxlist -d` parsed here).
 import {isLiveLocal, isRemote} from '../../cyrus/mboxlist-dump.js'
-import {dbInfo} from '../../host/db.js'
+import {dbSha256} from '../../host/db.js'
 import {scanDump} from '../../host/mboxlist.js'
-import {fileSha256} from '../../host/remote.js'
 import type {Host} from '../../inventory/schema.js'
 import type {RunContext} from '../context.js'
 
@@ -20,15 +19,12 @@ interface LocalList {
 const key = (h: Host) => `local-list@${h.name}`
 
 /** sha256 of the host's mailboxes.db, or null when it cannot be had (then the list is read, not reused). */
-async function dbSum(rc: RunContext, h: Host): Promise<string | null> {
-  const {path} = await dbInfo(rc.murder, h)
-  return fileSha256(rc.murder, h, path).catch(() => null)
-}
+export const dbSumOrNull = (rc: RunContext, h: Host): Promise<string | null> => dbSha256(rc.murder, h).catch(() => null)
 
 /** The backend's lists, and whether they were read now or kept from the run's earlier read of the same file. */
 async function lists(rc: RunContext, h: Host, step: string): Promise<{list: LocalList; reread: boolean}> {
   const kept = rc.facts.get(key(h)) as LocalList | undefined
-  const before = await dbSum(rc, h)
+  const before = await dbSumOrNull(rc, h)
   if (kept && before && kept.sha256 === before) return {list: kept, reread: false}
   const names = new Set<string>()
   const remote = new Set<string>()
@@ -43,7 +39,7 @@ async function lists(rc: RunContext, h: Host, step: string): Promise<{list: Loca
   )
   const list: LocalList = {sha256: before ?? '', names, remote}
   // Kept only when the file did not change during the read.
-  const after = before && (await dbSum(rc, h))
+  const after = before && (await dbSumOrNull(rc, h))
   if (before && after === before) rc.facts.set(key(h), list)
   else rc.facts.delete(key(h))
   return {list, reread: true}

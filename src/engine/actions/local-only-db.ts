@@ -9,12 +9,13 @@ import {localOnlyLine} from '../../cyrus/mboxlist-local-only.js'
 import {UnexpectedOutputError} from '../../errors.js'
 import {dbInfo} from '../../host/db.js'
 import {countEntriesOnHost, localOnlyDocOnHost, scanDump} from '../../host/mboxlist.js'
-import {fileSha256, tool} from '../../host/remote.js'
+import {tool} from '../../host/remote.js'
 import type {Host} from '../../inventory/schema.js'
 import {shellQuote} from '../../ssh/quote.js'
 import type {ExecResult} from '../../ssh/types.js'
 import {sha256} from '../../util/hash.js'
 import type {RunContext} from '../context.js'
+import {dbSumOrNull} from './local-lists.js'
 
 export interface LocalOnlyDb {
   /** The scratch folder (removed once pushed) and the db in it. */
@@ -138,10 +139,6 @@ interface Prebuilt {
   source: string
 }
 
-async function dbSum(rc: RunContext, h: Host): Promise<string | null> {
-  return fileSha256(rc.murder, h, (await dbInfo(rc.murder, h)).path).catch(() => null)
-}
-
 /**
  * The diff's side job, in a real run: build the list the push will take. Never fails the diff:
  * a list that cannot be built here, or whose source changed while it was built, is left to the
@@ -150,7 +147,7 @@ async function dbSum(rc: RunContext, h: Host): Promise<string | null> {
  */
 export async function prebuildLocalOnlyDb(rc: RunContext, h: Host, step: string): Promise<void> {
   if (rc.dryRun) return
-  const source = await dbSum(rc, h)
+  const source = await dbSumOrNull(rc, h)
   if (!source) return
   let list: LocalOnlyDb
   try {
@@ -161,7 +158,7 @@ export async function prebuildLocalOnlyDb(rc: RunContext, h: Host, step: string)
   }
   const forget = () => removeDir(rc, h, list.dir)
   rc.cleanups.set(prebuiltKey(h), forget)
-  if ((await dbSum(rc, h)) !== source) {
+  if ((await dbSumOrNull(rc, h)) !== source) {
     rc.cleanups.delete(prebuiltKey(h))
     return void (await forget())
   }
@@ -179,7 +176,7 @@ export async function takePrebuiltLocalOnlyDb(rc: RunContext, h: Host): Promise<
   if (!p) return undefined
   rc.facts.delete(prebuiltKey(h))
   rc.cleanups.delete(prebuiltKey(h))
-  if ((await dbSum(rc, h)) === p.source) return p.list
+  if ((await dbSumOrNull(rc, h)) === p.source) return p.list
   await removeDir(rc, h, p.list.dir)
   return undefined
 }

@@ -3,9 +3,8 @@
 import {z} from 'zod'
 import {AbortError} from '../../errors.js'
 import {isRemote, type MailboxEntry} from '../../cyrus/mboxlist-dump.js'
-import {dbInfo} from '../../host/db.js'
+import {dbSha256} from '../../host/db.js'
 import {countEntriesOnHost, countMupdateWarn, scanDump} from '../../host/mboxlist.js'
-import {fileSha256} from '../../host/remote.js'
 import {hostsByRole, master, slaveHosts} from '../../inventory/load.js'
 import type {Host} from '../../inventory/schema.js'
 import {mapLimit} from '../../util/limit.js'
@@ -81,14 +80,13 @@ async function verifyMurder(rc: RunContext, step: Step) {
   // frontend given the master's list, whose slave found nothing to change) holds the master's
   // entries: its checksum stands for the count, and no dump of it is read.
   let finished = false
-  const dbSum = async (h: Host) => fileSha256(ctx, h, (await dbInfo(ctx, h)).path, step.id)
   const slavesP = (async () => {
     const deadline = Date.now() + 60_000
     for (;;) {
-      const masterSum = slaves.length ? dbSum(m) : Promise.resolve(null)
+      const masterSum = slaves.length ? dbSha256(ctx, m, step.id) : Promise.resolve(null)
       masterSum.catch(() => {}) // awaited below by each slave; a failure is raised there
       const round = mapLimit(slaves, ctx.concurrency, async (s) => {
-        const [sum, connected] = await Promise.all([dbSum(s), checkCondition(rc, 'slave-connected', s)])
+        const [sum, connected] = await Promise.all([dbSha256(ctx, s, step.id), checkCondition(rc, 'slave-connected', s)])
         const sameBytes = sum !== null && sum === (await masterSum)
         const entries = sameBytes ? await masterP.then((x) => x.entries) : (await countEntriesOnHost(ctx, s, step.id)).total
         return {host: s.name, entries, connected: connected.ok, sameBytes}
