@@ -94,6 +94,8 @@ describe('recover-master on the standard lab', () => {
     const verify = r.json.results.find((u: any) => u.step === 'verify')
     expect(verify.status).toBe('done')
     expect(verify.data.master).toBe(before.size)
+    // Every backend's -m -w empty and the master's count the union: its dump was not read.
+    expect(verify.data.masterRead).toBe('count')
     await expectWhole()
     // The lost db was moved aside, not deleted: here it was already gone, so the journal says so.
     const journal = readFileSync(r.json.journal, 'utf8')
@@ -169,7 +171,9 @@ describe('recover-master on the standard lab', () => {
       expect((await onHost(u.host, 'sha256sum /var/lib/cyrus/mailboxes.db')).stdout.split(' ')[0], u.host).toBe(u.data.sha256)
       expect((await onHost(u.host, `${CTL} -d`)).stdout, u.host).toBe(masterDump)
     }
-    // Verify saw that too: each frontend's list has the master's bytes, so it read no dump of it.
+    // Verify saw that too: each frontend's list has the master's bytes, so it read no dump of it;
+    // nor of the master, whose count stood for it (every -m -w empty).
+    expect(unit(r, 'verify').data.masterRead).toBe('count')
     expect(unit(r, 'verify').data.slaves).toEqual(
       expect.arrayContaining(['fe1', 'fe2'].map((host) => ({host, entries: before.size, connected: true, sameBytes: true}))),
     )

@@ -1,5 +1,5 @@
 import {describe, expect, it} from 'vitest'
-import {masterAgainstBackends} from '../../../src/engine/actions/verify.js'
+import {countSuffices, masterAgainstBackends, unionSize} from '../../../src/engine/actions/verify.js'
 
 const remote = (name: string, server: string) => ({name, mbtype: 'er', server, partition: 'default'})
 
@@ -30,5 +30,29 @@ describe("verify: the master's dump against the backends' lists, streamed", () =
     cmp.add(remote('user.a', 'b1'))
     cmp.add(remote('user.both', 'b1'))
     expect(cmp.result()).toEqual({entries: 2, missing: 0, misplaced: 1, extra: 0, union: 2})
+  })
+})
+
+describe("verify: the master's count stands for its dump only where -m -w proves the rest", () => {
+  const lists = [
+    {server: 'b1', names: new Set(['user.a', 'user.both'])},
+    {server: 'b2', names: new Set(['user.b', 'user.both'])},
+  ]
+  it('counts the union once per name', () => {
+    expect(unionSize(lists)).toBe(3)
+    expect(unionSize([])).toBe(0)
+  })
+
+  it('standard: every -m -w empty and the count equal to the union', () => {
+    expect(countSuffices('standard', [0, 0], 3, 3)).toBe(true)
+    // an entry for another server, or one short: the dump is read for the detail
+    expect(countSuffices('standard', [0, 0], 4, 3)).toBe(false)
+    expect(countSuffices('standard', [0, 0], 2, 3)).toBe(false)
+    // a backend's -m -w not empty
+    expect(countSuffices('standard', [0, 1], 3, 3)).toBe(false)
+  })
+
+  it('unified: never (a mailbox placed on the other backend prints nothing there)', () => {
+    expect(countSuffices('unified', [0, 0], 3, 3)).toBe(false)
   })
 })
