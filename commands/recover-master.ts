@@ -7,6 +7,7 @@ import {withMurder} from '../src/host/context.js'
 import {breakRecoveryLock, recoverMaster, rollbackRecovery} from '../src/services/recover.js'
 import {renderPushDiffs} from '../src/report/diff-view.js'
 import {renderPlan} from '../src/report/plan-view.js'
+import {renderRollback} from '../src/report/rollback-view.js'
 
 /** The murder without the hosts the operator named as dead; the master cannot be skipped. */
 function skipHosts(inv: Inventory, names: string[]): Inventory {
@@ -81,10 +82,7 @@ unlock) and every mailboxes.db and Cyrus config it changed copied back from its 
       const r = await withMurder(inv, this.murderOptions(flags, {progress: true}), (ctx) =>
         rollbackRecovery(ctx, run, flags['dry-run'], this.playbookHooks(flags, {question: () => 'Go on?'})),
       )
-      if (r.dryRun) this.log(`\n${renderPlan(r.plan)}`)
-      for (const n of r.notRestored) this.log(`kept, not restored: ${n.host}:${n.copy} (${n.reason})`)
-      for (const v of r.verified) this.log(`${v.ok ? 'ok' : 'NOT OK'}  ${v.host}: ${v.check}: ${v.detail}`)
-      this.log(`\n${r.dryRun ? 'dry run: nothing was changed' : `run ${r.run} rolled back and verified`}; journal: ${r.journal}`)
+      this.log(renderRollback(r))
       return r
     }
     const result = await withMurder(inv, this.murderOptions(flags, {progress: true}), (ctx) =>

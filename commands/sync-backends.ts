@@ -3,9 +3,10 @@ import {BaseCommand, inventoryFlag, mutatingFlags, sshFlags} from '../src/cli/ba
 import {prose} from '../src/cli/prose.js'
 import {exitCodeOf, type ExitCodeName} from '../src/errors.js'
 import {withMurder} from '../src/host/context.js'
-import {changeCount, loadPlanFile, syncBackends} from '../src/services/sync.js'
+import {changeCount, loadPlanFile, rollbackSync, syncBackends} from '../src/services/sync.js'
 import {renderOutcome, renderPlan, renderSyncDiffs} from '../src/report/sync-view.js'
 import {renderPlan as renderSteps} from '../src/report/plan-view.js'
+import {renderRollback} from '../src/report/rollback-view.js'
 
 export default class SyncBackends extends BaseCommand {
   static summary = 'After a master outage: diff every backend against the mupdate master, confirm, push, verify.'
@@ -15,13 +16,16 @@ which -w does not print in a unified murder); the whole plan reviewed, shown and
 mailboxes.db the push changes copied aside; ctl_mboxlist -m on each backend that differs, done
 when -m -w prints nothing; the master and its slaves agreeing. --dry-run stops after the review.
 Local deletions are never applied without --local-authoritative or --allow-local-deletes.
-A run that stops after its first change says where; --resume RUN finishes it.`
+A run that stops after its first change says where; --resume RUN finishes it, --rollback RUN undoes it
+instead: every mailboxes.db it copied aside put back (cyrus-master stopped meanwhile, the file in
+place kept aside too), the lock given back, then verified.`
 
   static examples = [
     '<%= config.bin %> sync-backends --dry-run',
     '<%= config.bin %> sync-backends --dry-run --out plan.json && <%= config.bin %> sync-backends --apply plan.json',
     '<%= config.bin %> sync-backends --backend b1 --yes --json',
     '<%= config.bin %> sync-backends --resume 20261128T103000Z-sync-backends-ab12',
+    '<%= config.bin %> sync-backends --rollback 20261128T103000Z-sync-backends-ab12 --dry-run',
   ]
 
   static flags = {
@@ -35,6 +39,10 @@ A run that stops after its first change says where; --resume RUN finishes it.`
       summary: 'Continue a run that stopped part-way (its id, shown when it stopped).',
       exclusive: ['backend', 'apply', 'local-authoritative', 'allow-local-deletes', 'skip-failed', 'dry-run'],
     }),
+    rollback: Flags.string({
+      summary: 'Undo a run that stopped part-way (its id): its copies put back, its lock released, verified.',
+      exclusive: ['resume', 'backend', 'apply', 'out', 'local-authoritative', 'allow-local-deletes', 'skip-failed'],
+    }),
     'local-authoritative': Flags.boolean({summary: 'Push with ctl_mboxlist -m -a: local copies win, nothing local is deleted.', default: false}),
     'allow-local-deletes': Flags.boolean({
       summary: 'Let -m delete local mailboxes the master places elsewhere (delayed delete only).',
@@ -47,6 +55,14 @@ A run that stops after its first change says where; --resume RUN finishes it.`
   async run() {
     const {flags} = await this.parse(SyncBackends)
     const inv = this.inventory(flags.inventory)
+    if (flags.rollback) {
+      const run = flags.rollback
+      const r = await withMurder(inv, this.murderOptions(flags, {progress: true}), (ctx) =>
+        rollbackSync(ctx, run, flags['dry-run'], this.playbookHooks(flags, {question: () => 'Go on?'})),
+      )
+      this.log(renderRollback(r))
+      return r
+    }
     const reviewed = flags.apply ? loadPlanFile(flags.apply, inv.name) : undefined
     const r = await withMurder(inv, this.murderOptions(flags, {progress: true}), (ctx) =>
       syncBackends(

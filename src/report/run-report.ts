@@ -393,6 +393,9 @@ function failureText(e: LooseEvent): string {
   return str(d.error) ?? (Array.isArray(d.unreachable) ? (d.unreachable as unknown[]).join('; ') : 'failed')
 }
 
+/** The commands whose stopped runs --rollback undoes. */
+const ROLLS_BACK = new Set(['recover-master', 'sync-backends'])
+
 /** How to go on from a stopped run: what the run-start says, else the command's own --resume. */
 function continuation(command: string, run: string, inventory: string | undefined, outcome: Outcome, startData: Record<string, unknown>, changed: boolean) {
   const i = inventory ? ` -i ${inventory}` : ''
@@ -403,7 +406,7 @@ function continuation(command: string, run: string, inventory: string | undefine
       ? `murderctl sync-backends${i} --dry-run (then sync-backends${i} for what is left)`
       : `murderctl ${command}${i} --resume ${run}${outcome === 'awaiting consent' ? ' --yes' : ''}`)
   // Only a run that changed something has anything to roll back.
-  const rollback = str(startData.rollbackCommand) ?? (command === 'recover-master' && changed ? `murderctl recover-master${i} --rollback ${run}` : undefined)
+  const rollback = str(startData.rollbackCommand) ?? (ROLLS_BACK.has(command) && changed ? `murderctl ${command}${i} --rollback ${run}` : undefined)
   // A stopped rollback goes on with the same command, never with a resume of the run.
   if (outcome === 'rollback stopped') return {resume: rollback ?? `murderctl ${command}${i} --rollback ${run}`, rollback: undefined}
   return {resume, rollback}

@@ -17,7 +17,7 @@ import type {SavedCopy} from '../host/remote.js'
 import {hostsByRole, master} from '../inventory/load.js'
 import type {Host} from '../inventory/schema.js'
 import {writePrivateFile} from '../util/files.js'
-import {executeRun, newRun, openRun} from './runs.js'
+import {executeRun, newRun, openRun, rollbackStoppedRun, type RollbackResult} from './runs.js'
 
 export {BackendDiff, changeCount, Conflict, needsPush, SyncOptions, SyncPlan} from '../engine/actions/sync.js'
 
@@ -145,8 +145,10 @@ function outcomeOf(journal: Journal, plan: SyncPlan, results: UnitResult[]): App
   }
 }
 
+const syncPlaybook = (ctx: MurderContext) => builtinPlaybook('sync-backends', {command: COMMAND, mode: ctx.inv.mode, selectors: SELECTORS})
+
 export async function syncBackends(ctx: MurderContext, req: SyncRequest, hooks: EngineHooks): Promise<SyncResult> {
-  const playbook = builtinPlaybook('sync-backends', {command: COMMAND, mode: ctx.inv.mode, selectors: SELECTORS})
+  const playbook = syncPlaybook(ctx)
   let options: SyncOptions
   let journal: Journal
   if (req.resume) {
@@ -180,6 +182,7 @@ export async function syncBackends(ctx: MurderContext, req: SyncRequest, hooks: 
   }
   const again = `run it again: murderctl ${COMMAND} -i ${ctx.inv.path}`
   const resumeHint = `continue with: murderctl ${COMMAND} -i ${ctx.inv.path} --resume ${journal.run}`
+  const rollbackHint = `murderctl ${COMMAND} -i ${ctx.inv.path} --rollback ${journal.run}`
   hooks.progress(`${req.dryRun ? 'dry run of' : 'running'} ${playbook.name} on ${options.backends.join(', ')}; journal ${journal.path}`)
   const keepOut = () => {
     const p = join(journal.dir, SYNC_PLAN_FILE)
@@ -187,7 +190,7 @@ export async function syncBackends(ctx: MurderContext, req: SyncRequest, hooks: 
   }
   let run
   try {
-    run = await executeRun(ctx, journal, playbook, {options, dryRun: req.dryRun, resumed: Boolean(req.resume), selectors, resumeHint}, hooks)
+    run = await executeRun(ctx, journal, playbook, {options, dryRun: req.dryRun, resumed: Boolean(req.resume), selectors, resumeHint, rollbackHint}, hooks)
   } catch (error) {
     keepOut()
     if (req.dryRun || !(error instanceof MurderctlError) || changedAnything(journal, beforeFirstChange(playbook))) throw error
@@ -220,4 +223,13 @@ export async function syncBackends(ctx: MurderContext, req: SyncRequest, hooks: 
     wouldRefuse: review?.wouldRefuse,
     result: req.dryRun ? null : outcomeOf(journal, plan, run.results),
   }
+}
+
+/**
+ * --rollback RUN: a stopped sync-backends run undone: each mailboxes.db it copied aside (the
+ * master's, the pushed backends') put back from its journaled copy, cyrus-master stopped
+ * meanwhile, the lock given back, then verified. The master's slaves take its old list again.
+ */
+export function rollbackSync(ctx: MurderContext, run: string, dryRun: boolean, hooks: EngineHooks): Promise<RollbackResult> {
+  return rollbackStoppedRun(ctx, run, COMMAND, () => syncPlaybook(ctx), {dryRun}, hooks)
 }

@@ -72,6 +72,57 @@ describe('murderctl sync-backends on the standard lab', () => {
     expect(await labChecksums()).toEqual(before)
   })
 
+  it('a run stopped after its push is undone by --rollback: each mailboxes.db it set aside back byte for byte, its lock given back', async () => {
+    // b1r's list follows b1's through rolling replication, and the frontends' lists the master's
+    // through their slaves: Cyrus's changes. The run's own files are the master's and the backends'.
+    const runFiles = async () => Object.fromEntries(Object.entries(await labChecksums()).filter(([k]) => /^(mupdate|b1|b2):/.test(k)))
+    const before = await runFiles()
+    const lockHeld = async () => (await onHost('mupdate', 'test -e /var/lib/cyrus/murderctl-recovery.lock; echo $?')).stdout.trim() === '0'
+    // Ctrl-C once verify has begun: the push is done, the run stops before it gives its lock back.
+    const stopped = await murderctl(['sync-backends', '-i', lab().inventory, '--yes'], {interruptWhen: /\[7\/8\] /})
+    expect(stopped.exitCode, stopped.stderr).toBe(130)
+    const run = /--rollback (\S+)/.exec(stopped.stderr + stopped.stdout)?.[1]
+    expect(run, stopped.stderr).toBeTruthy()
+    expect(JSON.parse((await onHost('mupdate', `${CTL} -d`)).stdout)['user.erin']).toMatchObject({server: 'b1'})
+    expect(await lockHeld()).toBe(true)
+    const afterStop = await runFiles()
+
+    // The plan, then no terminal and no --yes: nothing changes.
+    const dry = await murderctl(['sync-backends', '-i', lab().inventory, '--rollback', run!, '--dry-run', '--json'])
+    expect(dry.exitCode, dry.stdout).toBe(0)
+    expect(dry.json.plan.map((p: {step: string}) => p.step)).toEqual([
+      'restore-save-backend-dbs@b1',
+      'restore-save-backend-dbs@b2',
+      'restore-save-master-db@mupdate',
+      'undo-lock@mupdate',
+    ])
+    expect((await murderctl(['sync-backends', '-i', lab().inventory, '--rollback', run!])).exitCode).toBe(6)
+    expect(await runFiles()).toEqual(afterStop)
+
+    const rolled = await murderctl(['sync-backends', '-i', lab().inventory, '--rollback', run!, '--yes', '--json'])
+    expect(rolled.exitCode, JSON.stringify(rolled.json?.error ?? rolled.json?.verified)).toBe(0)
+    expect(rolled.json.verified.length).toBeGreaterThan(0)
+    expect(rolled.json.verified.every((v: {ok: boolean}) => v.ok)).toBe(true)
+    // The backends' lists were as the run left them (-m changed nothing there): skipped, not copied over.
+    expect(rolled.json.results.map((u: any) => `${u.id}@${u.host} ${u.status}`)).toEqual([
+      'restore-save-backend-dbs@b1 skipped',
+      'restore-save-backend-dbs@b2 skipped',
+      'restore-save-master-db@mupdate done',
+      'undo-lock@mupdate done',
+    ])
+    expect(await runFiles()).toEqual(before)
+    expect(await lockHeld()).toBe(false)
+    // The divergence is back, for a sync to repair; the run itself is over.
+    expect((await onHost('b1', `${CTL} -m -w`)).stdout).toContain('Force Activate: user.erin')
+    await waitLabHealthy(60_000)
+    const resume = await murderctl(['sync-backends', '-i', lab().inventory, '--resume', run!, '--yes', '--json'])
+    expect(resume.exitCode).toBe(7)
+    expect(resume.json.error.message).toMatch(/rolled back/)
+    const report = await murderctl(['report', run!, '-i', lab().inventory, '--format', 'md', '--offline'])
+    expect(report.exitCode, report.stderr).toBe(0)
+    expect(report.stdout).toMatch(/\*\*rolled back\*\*/)
+  })
+
   it('applies, copies every mailboxes.db aside first, and verifies -m -w is empty everywhere', async () => {
     const r = await murderctl(['sync-backends', '-i', lab().inventory, '--yes', '--json'])
     expect(r.exitCode, r.stderr + r.stdout).toBe(0)
