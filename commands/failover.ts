@@ -2,9 +2,10 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand, inventoryFlag, mutatingFlags, sshFlags} from '../src/cli/base-command.js'
 import {prose} from '../src/cli/prose.js'
 import {withMurder} from '../src/host/context.js'
-import {failover} from '../src/services/failover.js'
+import {failover, rollbackFailover} from '../src/services/failover.js'
 import {renderPushDiffs} from '../src/report/diff-view.js'
 import {renderPlan} from '../src/report/plan-view.js'
+import {renderRollback} from '../src/report/rollback-view.js'
 
 export default class Failover extends BaseCommand {
   static summary = "Move a replication pair's master role to the other member (controlled), or promote the replica of a dead master (--hard)."
@@ -15,13 +16,16 @@ both configs, move the service address, start the new master (ctl_mboxlist -m -w
 start the old one as replica with rolling replication towards it, verify through a frontend.
 
 --hard: no drain, the cutoff recorded, the old master marked FENCED. Every config is copied aside
-first; --resume RUN finishes a run that stopped.`
+first; --resume RUN finishes a run that stopped. --rollback RUN undoes one that stopped before the
+new master started (address back, configs back, both members as they ran); after that start, the
+new master may have taken mail: finish the run, then fail back.`
 
   static examples = [
     '<%= config.bin %> failover b1 --dry-run',
     '<%= config.bin %> failover b1 --to b1r',
     '<%= config.bin %> failover b1 --hard --yes',
     '<%= config.bin %> failover b1 --resume 20261128T170000Z-failover-ab12',
+    '<%= config.bin %> failover b1 --rollback 20261128T170000Z-failover-ab12 --dry-run',
   ]
 
   static args = {pair: Args.string({required: true, description: "the pair's backend (inventory name) or servername"})}
@@ -36,11 +40,23 @@ first; --resume RUN finishes a run that stopped.`
     full: Flags.boolean({summary: 'Also run a full sync_client -A before the drain.', default: false}),
     resume: Flags.string({summary: 'Continue a run that stopped part-way (its id).', exclusive: ['to', 'hard', 'playbook']}),
     playbook: Flags.string({summary: 'Run this playbook file instead of the shipped one (failover-controlled.yaml / failover-hard.yaml).'}),
+    rollback: Flags.string({
+      summary: 'Undo a run that stopped before its new master started (its id): address, configs and services back, verified.',
+      exclusive: ['resume', 'to', 'hard', 'force', 'full', 'playbook'],
+    }),
   }
 
   async run() {
     const {args, flags} = await this.parse(Failover)
     const inv = this.inventory(flags.inventory)
+    if (flags.rollback) {
+      const run = flags.rollback
+      const r = await withMurder(inv, this.murderOptions(flags, {progress: true}), (ctx) =>
+        rollbackFailover(ctx, args.pair, run, flags['dry-run'], this.playbookHooks(flags, {question: () => 'Go on?'})),
+      )
+      this.log(renderRollback(r))
+      return r
+    }
     const result = await withMurder(inv, this.murderOptions(flags, {progress: true}), (ctx) =>
       failover(
         ctx,

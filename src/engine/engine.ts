@@ -11,6 +11,7 @@ import type {Action} from './actions/types.js'
 import {checkCondition} from './conditions.js'
 import type {PushDiff, RunContext} from './context.js'
 import {watchInterrupts} from './interrupt.js'
+import type {JournalEvent} from './journal.js'
 import type {Playbook, Step} from './schema.js'
 
 export interface UnitResult {
@@ -131,6 +132,8 @@ async function runUnit(rc: RunContext, hooks: EngineHooks, step: Step, host: Hos
         return {...base, status: 'skipped', detail: `${already.detail} already`}
       }
     }
+    // Journaled first: from here on a rollback is refused, even if the step then fails.
+    if (step.irreversible) rc.journal.write({event: 'note', step: step.id, host: host?.name, data: {irreversible: step.irreversible}})
     rc.journal.write({event: 'step-start', step: step.id, host: host?.name})
     const data = (await action.run(rc, step, params, host)) ?? {}
     if (host && step.post) rc.pending.delete(`${step.post}@${host.name}`)
@@ -217,9 +220,18 @@ const say = (msg: string) => {
  */
 export function stopHint(rc: RunContext, playbook: Playbook, hooks: EngineHooks, resumeHint: string, rollbackHint?: string): string {
   if (!rollbackHint || rc.dryRun) return resumeHint
+  const events = rc.journal.events()
+  const past = pastNoReturn(events)
+  if (past) return `${resumeHint} (it cannot be rolled back: ${past.reason})`
   const mutating = new Set(playbook.steps.filter((s) => actionOf(hooks, s).mutating).map((s) => s.id))
-  const changed = rc.journal.events().some((e) => (e.event === 'step-start' || e.event === 'saved-copy') && mutating.has(e.step ?? ''))
+  const changed = events.some((e) => (e.event === 'step-start' || e.event === 'saved-copy') && mutating.has(e.step ?? ''))
   return changed ? `${resumeHint} or undo what it did: ${rollbackHint}` : resumeHint
+}
+
+/** The irreversible step a run has started, if any (its journaled note): past it, no rollback. */
+export function pastNoReturn(events: readonly (Pick<JournalEvent, 'step' | 'data'> & {event: string})[]): {step: string; reason: string} | undefined {
+  const e = events.find((x) => x.event === 'note' && typeof x.data?.irreversible === 'string')
+  return e ? {step: e.step ?? '', reason: e.data!.irreversible as string} : undefined
 }
 
 export async function runPlaybook(rc: RunContext, playbook: Playbook, hooks: EngineHooks, resumeHint: string, rollbackHint?: string): Promise<RunOutcome> {

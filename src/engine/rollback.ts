@@ -16,7 +16,7 @@ import {shellQuote} from '../ssh/quote.js'
 import {ACTIONS, type ActionRegistry} from './actions/index.js'
 import {checkCondition} from './conditions.js'
 import type {RunContext} from './context.js'
-import type {EngineHooks, PlannedStep} from './engine.js'
+import {type EngineHooks, pastNoReturn, type PlannedStep} from './engine.js'
 import {watchInterrupts} from './interrupt.js'
 import type {JournalEvent} from './journal.js'
 import type {Playbook, Step} from './schema.js'
@@ -63,6 +63,9 @@ export interface RollbackPlan {
 }
 
 const unitKey = (step?: string, host?: string) => `${step ?? ''}@${host ?? ''}`
+
+/** The host name of a rollback unit that runs on murderctl's own machine (an undo of a step on no host). */
+export const LOCAL = 'local'
 
 /** Which of a host's Cyrus files a path is, if any. */
 export function restoredKind(host: Host | undefined, path: string, dbPath?: string): RestoredKind | undefined {
@@ -162,14 +165,20 @@ export function planRollback(
       units.push(...restoreUnits)
       continue
     }
-    const hosts = [...new Set(events.filter((e) => e.step === step.id && e.host && attempted.has(unitKey(e.step, e.host))).map((e) => e.host!))].sort(
-      (a, b) => hostOrder(a) - hostOrder(b),
-    )
+    // A step on no host (run here, e.g. the pair's address move) is undone here: host LOCAL.
+    const hosts =
+      step.hosts === 'none'
+        ? attempted.has(unitKey(step.id, undefined))
+          ? [LOCAL]
+          : []
+        : [...new Set(events.filter((e) => e.step === step.id && e.host && attempted.has(unitKey(e.step, e.host))).map((e) => e.host!))].sort(
+            (a, b) => hostOrder(a) - hostOrder(b),
+          )
     for (const host of hosts) {
       const id = `undo-${step.id}`
       if (rolledBack.has(unitKey(id, host))) continue
-      const h = hostOf(host)
-      if (!h) continue
+      const h = host === LOCAL ? undefined : hostOf(host)
+      if (!h && host !== LOCAL) continue
       undoUnits.push({
         id,
         step: step.id,
@@ -273,17 +282,19 @@ async function restoreFile(rc: RunContext, u: RollbackUnit, h: Host, runningBefo
 }
 
 /** An undo action on its host; skipped when what it proves already holds. */
-async function runUndo(rc: RunContext, u: RollbackUnit, h: Host, actions: ActionRegistry): Promise<Record<string, unknown> & {skipped?: string}> {
+async function runUndo(rc: RunContext, u: RollbackUnit, h: Host | undefined, actions: ActionRegistry): Promise<Record<string, unknown> & {skipped?: string}> {
   const action = actions[u.action!]!
   const step: Step = {id: u.id, title: `undo ${u.step}`, hosts: 'none', action: u.action!, confirm: false, recheck: false, params: {}}
-  if (action.proves) {
-    const already = await checkCondition(rc, action.proves, h)
+  // A condition is proved on a host; an undo on no host has only its own exit to go by.
+  const proves = h ? action.proves : undefined
+  if (proves) {
+    const already = await checkCondition(rc, proves, h!)
     if (already.ok) return {skipped: `${already.detail} already`}
   }
   const data = (await action.run(rc, step, action.params.parse({}), h)) ?? {}
-  if (action.proves) {
-    const post = await checkCondition(rc, action.proves, h, {settle: true})
-    if (!post.ok) throw new AbortError(`${u.action} ran but ${action.proves} does not hold: ${post.detail}`, {host: h.name, step: step.id})
+  if (proves) {
+    const post = await checkCondition(rc, proves, h!, {settle: true})
+    if (!post.ok) throw new AbortError(`${u.action} ran but ${proves} does not hold: ${post.detail}`, {host: h!.name, step: step.id})
     return {...data, proved: post.detail}
   }
   return data
@@ -340,6 +351,8 @@ export async function rollbackRun(rc: RunContext, playbook: Playbook, hooks: Eng
   const actions = hooks.actions ?? (ACTIONS as ActionRegistry)
   const events = rc.journal.events()
   const inv = rc.murder.inv
+  const past = pastNoReturn(events)
+  if (past) throw new RefusedError(`run ${rc.runId} cannot be rolled back: its step ${past.step} has started`, {step: 'rollback', hint: past.reason})
   // The db's path as each host's imapd.conf says (mboxlist_db_path may move it): read-only.
   const copyHosts = [...new Set(events.filter((e) => e.event === 'saved-copy').map((e) => (typeof e.data?.host === 'string' ? e.data.host : e.host)))]
   const dbPaths: Record<string, string> = {}
@@ -421,10 +434,10 @@ export async function rollbackRun(rc: RunContext, playbook: Playbook, hooks: Eng
           'interrupted',
         )
       }
-      const h = inv.hosts.find((x) => x.name === u.host)!
+      const h = inv.hosts.find((x) => x.name === u.host)
       hooks.progress(`[${i + 1}/${plan.units.length}] ${steps[i].title} on ${u.host}`)
       try {
-        const data = u.kind === 'restore' ? await restoreFile(rc, u, h, plan.runningBefore[u.host]) : await runUndo(rc, u, h, actions)
+        const data = u.kind === 'restore' ? await restoreFile(rc, u, h!, plan.runningBefore[u.host]) : await runUndo(rc, u, h, actions)
         const status = data.skipped || data.already ? 'skipped' : 'done'
         rc.journal.write({event: 'rollback-step', step: u.id, host: u.host, data: {status, ...data}})
         results.push({id: u.id, step: u.step, host: u.host, status, detail: typeof data.skipped === 'string' ? data.skipped : undefined, data})

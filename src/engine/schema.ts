@@ -23,6 +23,11 @@ export const Step = z
     /** The action that reverses this one (read by rollback and shown in the plan). */
     undo: Name.optional(),
     /**
+     * Once this step has started, --rollback is refused, with this as the reason and what to do
+     * instead (a new master that may have taken mail since cannot be put back as a replica).
+     */
+    irreversible: z.string().optional(),
+    /**
      * On resume, run it again if its post-condition no longer holds although the journal says
      * it was done (the master it started has crashed since): what later steps need is restored.
      */

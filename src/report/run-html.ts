@@ -70,7 +70,11 @@ export function renderRunHtml(r: RunReport): string {
   if (r.stop)
     s.push(
       `<h2 id="stop">Where it stopped</h2><div class="stop"><p>Stopped ${html(r.stop.where)}: ${html(r.stop.reason)}</p><p>To continue: ${code(r.stop.resume)}</p>${
-        r.stop.rollback ? `<p>To roll back what it did: ${code(r.stop.rollback)}</p>` : ''
+        r.stop.rollback
+          ? `<p>To roll back what it did: ${code(r.stop.rollback)}</p>`
+          : r.stop.noRollback
+            ? `<p>It cannot be rolled back: ${html(r.stop.noRollback)}</p>`
+            : ''
       }</div>`,
     )
   if (r.rollback) s.push(rollbackHtml(r.rollback))

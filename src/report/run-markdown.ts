@@ -40,6 +40,7 @@ export function renderRunMarkdown(r: RunReport): string {
     out.push(`Stopped ${md(r.stop.where)}: ${md(r.stop.reason)}`)
     out.push(`To continue: ${mdCode(r.stop.resume)}`)
     if (r.stop.rollback) out.push(`To roll back what it did: ${mdCode(r.stop.rollback)}`)
+    else if (r.stop.noRollback) out.push(`It cannot be rolled back: ${r.stop.noRollback}`)
   }
   if (r.rollback) out.push(...rollbackMarkdown(r.rollback))
   out.push('## Timeline')

@@ -3,6 +3,7 @@
 // never from one command's step names, so failover, repair or rollback runs read the same way;
 // unknown events and fields are ignored, fields added later (murder, operator, consent by) are
 // read when present.
+import {pastNoReturn} from '../engine/engine.js'
 import type {GatheredRun, LooseEvent} from '../services/report.js'
 
 export type UnitStatus = 'done' | 'failed' | 'skipped' | 'unfinished' | 'ended'
@@ -132,7 +133,7 @@ export interface RunReport {
   copiesChecked: {at: string; offline: boolean}
   figures: Figures[]
   commands: CommandRow[]
-  stop?: {where: string; reason: string; resume?: string; rollback?: string}
+  stop?: {where: string; reason: string; resume?: string; rollback?: string; noRollback?: string}
   rollback?: RollbackView
   unreadableLines: number
 }
@@ -394,10 +395,18 @@ function failureText(e: LooseEvent): string {
 }
 
 /** The commands whose stopped runs --rollback undoes. */
-const ROLLS_BACK = new Set(['recover-master', 'sync-backends'])
+const ROLLS_BACK = new Set(['recover-master', 'sync-backends', 'failover'])
 
 /** How to go on from a stopped run: what the run-start says, else the command's own --resume. */
-function continuation(command: string, run: string, inventory: string | undefined, outcome: Outcome, startData: Record<string, unknown>, changed: boolean) {
+function continuation(
+  command: string,
+  run: string,
+  inventory: string | undefined,
+  outcome: Outcome,
+  startData: Record<string, unknown>,
+  changed: boolean,
+  noReturn?: {step: string; reason: string},
+) {
   const i = inventory ? ` -i ${inventory}` : ''
   const resume =
     str(startData.resumeCommand) ??
@@ -409,6 +418,8 @@ function continuation(command: string, run: string, inventory: string | undefine
   const rollback = str(startData.rollbackCommand) ?? (ROLLS_BACK.has(command) && changed ? `murderctl ${command}${i} --rollback ${run}` : undefined)
   // A stopped rollback goes on with the same command, never with a resume of the run.
   if (outcome === 'rollback stopped') return {resume: rollback ?? `murderctl ${command}${i} --rollback ${run}`, rollback: undefined}
+  // Past an irreversible step (a new master started), the way back is not a rollback.
+  if (noReturn) return {resume, noRollback: `step ${noReturn.step} has started: ${noReturn.reason}`}
   return {resume, rollback}
 }
 
@@ -533,6 +544,7 @@ export function buildRunReport(g: GatheredRun): RunReport {
               outcome,
               sd,
               ev.some((e) => e.event === 'command' || e.event === 'saved-copy'),
+              pastNoReturn(ev),
             ),
           }
         : undefined,

@@ -12,7 +12,7 @@ import type {MurderContext} from '../host/context.js'
 import {activeOf, findPair, otherMember, type Pair, readMember} from '../host/pair.js'
 import type {Host} from '../inventory/schema.js'
 import {readFence} from '../store/fence.js'
-import {executeRun, newRun, openRun, type PlaybookRunResult} from './runs.js'
+import {executeRun, newRun, openRun, type PlaybookRunResult, rollbackStoppedRun, type RollbackResult} from './runs.js'
 
 export interface FailoverRequest {
   pair: string
@@ -109,6 +109,7 @@ export async function failover(ctx: MurderContext, req: FailoverRequest, hooks: 
     `${req.dryRun ? 'dry run of a ' : ''}${options.kind} failover of pair ${pair.name} (${pair.servername}): ${options.from} -> ${options.to}; journal ${journal.path}`,
   )
   const resumeHint = `continue with: murderctl failover ${pair.name} -i ${ctx.inv.path} --resume ${journal.run}`
+  const rollbackHint = `murderctl failover ${pair.name} -i ${ctx.inv.path} --rollback ${journal.run}`
   const run = await executeRun(
     ctx,
     journal,
@@ -119,6 +120,7 @@ export async function failover(ctx: MurderContext, req: FailoverRequest, hooks: 
       resumed: Boolean(req.resume),
       selectors: {'old-master': [member(options.from)], 'new-master': [member(options.to)]},
       resumeHint,
+      rollbackHint,
     },
     hooks,
   )
@@ -135,6 +137,29 @@ export async function failover(ctx: MurderContext, req: FailoverRequest, hooks: 
   if (cutoff?.cutoff) result.cutoff = cutoff.cutoff
   if (options.kind === 'hard' && run.completed && !req.dryRun) result.fenced = options.from
   return result
+}
+
+/**
+ * --rollback RUN: a failover that stopped before its new master started, undone: the service
+ * address moved back, both members' configs put back from their journaled copies, each member
+ * started as it ran before, the lock given back, verified. Refused once the new master started
+ * (the playbook marks that step irreversible): it may have taken mail, and the way back is then
+ * a failover the other way.
+ */
+export function rollbackFailover(ctx: MurderContext, pairName: string, run: string, dryRun: boolean, hooks: EngineHooks): Promise<RollbackResult> {
+  const pair = findPair(ctx.inv, pairName)
+  return rollbackStoppedRun(
+    ctx,
+    run,
+    'failover',
+    (start) => {
+      const o = FailoverOptions.parse(start.options)
+      if (o.pair !== pair.name) throw new RefusedError(`run ${run} is a failover of pair ${o.pair}, not ${pair.name}`, {step: 'rollback'})
+      return choosePlaybook(o.kind, start.playbookFile)
+    },
+    {dryRun},
+    hooks,
+  )
 }
 
 // ---- pair fence --------------------------------------------------------------------------------

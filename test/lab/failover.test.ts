@@ -115,6 +115,48 @@ describe('failover of the replicated backend b1/b1r', () => {
     await checkOk()
   })
 
+  it('a controlled failover stopped after the address moved is rolled back: both configs back byte for byte, the address at b1, both members as they ran', async () => {
+    const configs = async () => Object.fromEntries(Object.entries(await labChecksums()).filter(([k]) => /^b1r?:.*\.conf$/.test(k)))
+    const before = await configs()
+    expect(Object.keys(before)).toHaveLength(4)
+    // Ctrl-C while the address moves: the run stops before the new master starts.
+    const stopped = await murderctl(['failover', 'b1', '-i', inv(), '--to', 'b1r', '--yes'], {interruptWhen: /\[11\/20\] /})
+    expect(stopped.exitCode, stopped.stderr).toBe(130)
+    expect(stopped.stderr).toMatch(/stopped before step start-new/)
+    const run = /--rollback (\S+)/.exec(stopped.stderr)?.[1]
+    expect(run, stopped.stderr).toBeTruthy()
+    for (const fe of ['fe1', 'fe2']) expect(await resolved(fe)).toBe(labHost('b1r').address)
+    expect(await configs()).not.toEqual(before)
+
+    const dry = await murderctl(['failover', 'b1', '-i', inv(), '--rollback', run!, '--dry-run', '--json'])
+    expect(dry.exitCode, dry.stdout).toBe(0)
+    expect(dry.json.plan.map((p: {step: string}) => p.step)).toEqual([
+      'undo-move-address@local',
+      'restore-switch-new-imapd-conf@b1r',
+      'restore-switch-new-cyrus-conf@b1r',
+      'restore-switch-old-imapd-conf@b1',
+      'restore-switch-old-cyrus-conf@b1',
+      'undo-stop-new@b1r',
+      'undo-stop-old@b1',
+      'undo-lock@b1r',
+    ])
+    const rolled = await murderctl(['failover', 'b1', '-i', inv(), '--rollback', run!, '--yes', '--json'])
+    expect(rolled.exitCode, JSON.stringify(rolled.json?.error ?? rolled.json?.verified)).toBe(0)
+    expect(rolled.json.verified.every((v: {ok: boolean}) => v.ok)).toBe(true)
+    expect(rolled.json.verified.map((v: any) => `${v.host} ${v.check}`)).toEqual(
+      expect.arrayContaining(['b1 running as before the run', 'b1r running as before the run']),
+    )
+    expect(await configs()).toEqual(before)
+    for (const fe of ['fe1', 'fe2']) expect(await resolved(fe)).toBe(labHost('b1').address)
+    const p = await pairStatus()
+    expect(p).toMatchObject({active: 'b1', conflict: null})
+    expect(p.members[0]).toMatchObject({name: 'b1', config: 'master', rollingClient: 'running'})
+    expect(p.members[1]).toMatchObject({name: 'b1r', config: 'replica', syncServer: true})
+    await assertJournalCopiesIntact(rolled.json.journal)
+    await waitLabHealthy()
+    await checkOk()
+  })
+
   it('every APPEND that got OK through a frontend during a failover is on the new master, none twice', async () => {
     const flow = flowTo('user.carol')
     await new Promise((r) => setTimeout(r, 1500))

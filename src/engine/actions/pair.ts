@@ -582,6 +582,16 @@ async function moveAddress(fc: Fc): Promise<string> {
   return `${fc.pair.servername} now reaches ${fc.to.name} (${fc.to.address})`
 }
 
+/**
+ * The undo of move-address: the same inventory command with the members swapped, so the pair's
+ * servername reaches the old master again ({new} is the member it is to reach).
+ */
+async function moveAddressBack(fc: Fc, step: string): Promise<string> {
+  const back: Fc = {...fc, from: fc.to, to: fc.from}
+  await runLocal(back, step, fc.pair.settings.moveAddress!)
+  return `${fc.pair.servername} reaches ${fc.from.name} (${fc.from.address}) again`
+}
+
 async function startNew(fc: Fc): Promise<string> {
   const step = 'start-new'
   const pid = await startCyrus(fc, fc.to, step)
@@ -841,6 +851,15 @@ export const PAIR_ACTIONS = {
     switchNew,
   ),
   'move-address': pairAction(true, (fc) => fillCommand(fc.pair.settings.moveAddress ?? '(none)', placeholders(fc)), moveAddress),
+  'move-address-back': defineAction({
+    mutating: true,
+    params: none,
+    describe: (rc) => {
+      const fc = fcOf(rc)
+      return fillCommand(fc.pair.settings.moveAddress ?? '(none)', placeholders({...fc, from: fc.to, to: fc.from}))
+    },
+    run: async (rc, step) => ({detail: await moveAddressBack(fcOf(rc), step.id)}),
+  }),
   'start-new-master': pairAction(true, (fc) => `${fc.to.cyrus.start} on ${fc.to.name}; wait until a frontend serves the pair`, startNew),
   'enable-push-at-start': pairAction(true, (fc) => `${fc.to.name}: ctl_mboxlist -m back in START`, enablePushAtStart),
   'start-as-replica': pairAction(true, (fc) => `${fc.from.cyrus.start} on ${fc.from.name}; wait for sync_server`, startOld),

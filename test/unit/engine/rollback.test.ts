@@ -12,6 +12,8 @@ import {builtinPlaybook} from '../../../src/engine/playbook.js'
 import {Playbook} from '../../../src/engine/schema.js'
 import {planRollback, rollbackRun, runningBeforeRun} from '../../../src/engine/rollback.js'
 import {fakeMurder, FakeShell} from '../fakes/shell.js'
+import {RefusedError} from '../../../src/errors.js'
+import {PairSettings} from '../../../src/inventory/schema.js'
 
 const SUM = (c: string) => c.repeat(64)
 let t = 0
@@ -232,5 +234,119 @@ describe('stop messages', () => {
     const stopped = await runPlaybook(rc, pb, hooks(true), 'RESUME', 'ROLLBACK').catch((e) => e)
     expect(stopped.message).toMatch(/after step diff/)
     expect(stopped.hint).toBe('RESUME or undo what it did: ROLLBACK')
+  })
+
+  it('offer no --rollback once an irreversible step has started: they say why, and the journal keeps it', async () => {
+    const shell = new FakeShell()
+    const m = fakeMurder(shell, mkdtempSync(join(tmpdir(), 'rollback-')))
+    const journal = new Journal(m.inv.stateDir, 'run-3')
+    journal.write({event: 'run-start', data: {command: 'failover'}})
+    const pb = Playbook.parse({
+      name: 't',
+      summary: 't',
+      command: 'test',
+      steps: [
+        {id: 'stop-fe', title: 'stop fe', hosts: 'frontends', action: 'change', undo: 'change'},
+        {id: 'start-new', title: 'start', hosts: 'none', action: 'change', irreversible: 'it took mail: fail back instead'},
+        {id: 'diff', title: 'diff', hosts: 'backends', action: 'read', confirm: true},
+      ],
+    })
+    const act = (mutating: boolean) => ({mutating, params: z.object({}).strict(), describe: () => 'x', run: async () => {}})
+    const hooks: EngineHooks = {
+      progress: () => {},
+      consentBy: '--yes',
+      consent: async () => true,
+      confirm: async () => false,
+      actions: {read: act(false), change: act(true)},
+    }
+    const stopped = await runPlaybook(newRunContext(m, journal), pb, hooks, 'RESUME', 'ROLLBACK').catch((e) => e)
+    expect(stopped.hint).toBe('RESUME (it cannot be rolled back: it took mail: fail back instead)')
+    expect(journal.events().filter((e) => e.event === 'note' && e.data?.irreversible)).toHaveLength(1)
+  })
+})
+
+describe('rollback of a failover', () => {
+  const controlled = builtinPlaybook('failover-controlled')
+  const IMAPD = '/etc/imapd.conf'
+  const CYRUS = '/etc/cyrus.conf'
+  const setup = (events: JournalEvent[]) => {
+    const shell = new FakeShell((_h, c) => (c.includes('imapd.conf') ? {stdout: 'configdirectory: /var/lib/cyrus\n'} : {}))
+    const m = fakeMurder(shell, mkdtempSync(join(tmpdir(), 'rollback-failover-')))
+    const b1 = m.inv.hosts.find((h) => h.name === 'b1')!
+    m.inv.hosts.push({...b1, name: 'b1r', role: 'replica', replicaOf: 'b1', address: '192.0.2.99'})
+    for (const h of m.inv.hosts) (h as {cyrus: Record<string, string>}).cyrus = {imapdConf: IMAPD, cyrusConf: CYRUS}
+    ;(m.inv as {pairs: unknown[]}).pairs = [PairSettings.parse({backend: 'b1', moveAddress: 'vip-move {servername} {new.address} {old}'})]
+    const journal = new Journal(m.inv.stateDir, 'run-f')
+    for (const {at: _at, run: _run, ...e} of events) journal.write(e)
+    const rc = newRunContext(m, journal, {dryRun: true, resumed: true, options: {pair: 'b1', kind: 'controlled', from: 'b1', to: 'b1r'}})
+    return {shell, m, rc}
+  }
+  const configs = (step: string, host: string, c: string) => [
+    ev('step-start', step),
+    saved(step, host, IMAPD, c),
+    saved(step, host, CYRUS, c.toUpperCase()),
+    ev('step-done', step),
+  ]
+  /** A controlled failover b1 -> b1r stopped after the address moved, before the new master started. */
+  const beforeStart = (): JournalEvent[] => [
+    ev('run-start', undefined, undefined, {command: 'failover'}),
+    ...done('preflight'),
+    ...done('lock', 'b1r'),
+    ...done('stop-old', 'b1'),
+    ev('step-start', 'drain'),
+    saved('drain', 'b1', '/var/lib/cyrus/sync/log', 'l'),
+    ev('step-done', 'drain'),
+    ...done('agree'),
+    ...done('stop-new', 'b1r'),
+    ...configs('switch-old', 'b1', 'a'),
+    ...configs('switch-new', 'b1r', 'b'),
+    ev('step-start', 'move-address'),
+    ev('command', 'move-address', 'local'),
+    ev('step-done', 'move-address'),
+  ]
+
+  it('before the new master starts: address back, both configs back, both members started, lock given back', () => {
+    const {m, rc} = setup(beforeStart())
+    const plan = planRollback(beforeStart(), controlled, m.inv, {rc})
+    expect(order(plan.units)).toEqual([
+      'undo-move-address@local',
+      'restore-switch-new-imapd-conf@b1r',
+      'restore-switch-new-cyrus-conf@b1r',
+      'restore-switch-old-imapd-conf@b1',
+      'restore-switch-old-cyrus-conf@b1',
+      'undo-stop-new@b1r',
+      'undo-stop-old@b1',
+      'undo-lock@b1r',
+    ])
+    // The same command as the move, with the members swapped: the servername reaches b1 again.
+    expect(plan.units[0]).toMatchObject({action: 'move-address-back', does: 'move-address-back: vip-move b1 192.0.2.2 b1r'})
+    expect(plan.runningBefore).toEqual({b1: true, b1r: true})
+    // The replayed sync log is kept for the operator, not put back.
+    expect(plan.notRestored.map((n) => n.path)).toEqual(['/var/lib/cyrus/sync/log'])
+  })
+
+  it('once the new master has started, refused before it reads or changes anything, with the way back', async () => {
+    const events = [...beforeStart(), ev('note', 'start-new', undefined, {irreversible: 'finish the run, then fail back'}), ev('step-start', 'start-new')]
+    const {shell, rc} = setup(events)
+    const hooks: EngineHooks = {progress: () => {}, consentBy: '--yes', consent: async () => true, confirm: async () => true}
+    const refused = await rollbackRun(rc, controlled, hooks).catch((e) => e)
+    expect(refused).toBeInstanceOf(RefusedError)
+    expect(refused.message).toMatch(/cannot be rolled back: its step start-new has started/)
+    expect(refused.hint).toBe('finish the run, then fail back')
+    expect(shell.sent).toEqual([])
+  })
+
+  it('both failover playbooks mark the start of the new master irreversible, and undo every step before it that changes a host', () => {
+    for (const name of ['failover-controlled', 'failover-hard']) {
+      const pb = builtinPlaybook(name)
+      const start = pb.steps.findIndex((s) => s.id === 'start-new')
+      expect(pb.steps[start]!.irreversible, name).toMatch(/--resume/)
+      // Before it, each step that stops a member or moves the address has its undo; configs come back from their copies.
+      for (const s of pb.steps.slice(0, start))
+        if (['stop-new', 'stop-old', 'move-address', 'lock'].includes(s.id)) expect(s.undo, `${name} ${s.id}`).toBeTruthy()
+      // A member is stopped before its config changes, so the reverse order puts the config back before starting it.
+      const at = (id: string) => pb.steps.findIndex((s) => s.id === id)
+      expect(at('stop-new'), name).toBeLessThan(at('switch-new'))
+    }
   })
 })
