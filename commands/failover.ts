@@ -5,7 +5,6 @@ import {withMurder} from '../src/host/context.js'
 import {failover, rollbackFailover} from '../src/services/failover.js'
 import {renderPushDiffs} from '../src/report/diff-view.js'
 import {renderPlan} from '../src/report/plan-view.js'
-import {renderRollback} from '../src/report/rollback-view.js'
 
 export default class Failover extends BaseCommand {
   static summary = "Move a replication pair's master role to the other member (controlled), or promote the replica of a dead master (--hard)."
@@ -51,11 +50,7 @@ new master may have taken mail: finish the run, then fail back.`
     const inv = this.inventory(flags.inventory)
     if (flags.rollback) {
       const run = flags.rollback
-      const r = await withMurder(inv, this.murderOptions(flags, {progress: true}), (ctx) =>
-        rollbackFailover(ctx, args.pair, run, flags['dry-run'], this.playbookHooks(flags, {question: () => 'Go on?'})),
-      )
-      this.log(renderRollback(r))
-      return r
+      return this.rollback(inv, flags, (ctx, hooks) => rollbackFailover(ctx, args.pair, run, flags['dry-run'], hooks))
     }
     const result = await withMurder(inv, this.murderOptions(flags, {progress: true}), (ctx) =>
       failover(

@@ -7,7 +7,6 @@ import {withMurder} from '../src/host/context.js'
 import {breakRecoveryLock, recoverMaster, rollbackRecovery} from '../src/services/recover.js'
 import {renderPushDiffs} from '../src/report/diff-view.js'
 import {renderPlan} from '../src/report/plan-view.js'
-import {renderRollback} from '../src/report/rollback-view.js'
 
 /** The murder without the hosts the operator named as dead; the master cannot be skipped. */
 function skipHosts(inv: Inventory, names: string[]): Inventory {
@@ -79,11 +78,7 @@ unlock) and every mailboxes.db and Cyrus config it changed copied back from its 
       })
     if (flags.rollback) {
       const run = flags.rollback
-      const r = await withMurder(inv, this.murderOptions(flags, {progress: true}), (ctx) =>
-        rollbackRecovery(ctx, run, flags['dry-run'], this.playbookHooks(flags, {question: () => 'Go on?'})),
-      )
-      this.log(renderRollback(r))
-      return r
+      return this.rollback(inv, flags, (ctx, hooks) => rollbackRecovery(ctx, run, flags['dry-run'], hooks))
     }
     const result = await withMurder(inv, this.murderOptions(flags, {progress: true}), (ctx) =>
       recoverMaster(

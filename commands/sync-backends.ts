@@ -6,7 +6,6 @@ import {withMurder} from '../src/host/context.js'
 import {changeCount, loadPlanFile, rollbackSync, syncBackends} from '../src/services/sync.js'
 import {renderOutcome, renderPlan, renderSyncDiffs} from '../src/report/sync-view.js'
 import {renderPlan as renderSteps} from '../src/report/plan-view.js'
-import {renderRollback} from '../src/report/rollback-view.js'
 
 export default class SyncBackends extends BaseCommand {
   static summary = 'After a master outage: diff every backend against the mupdate master, confirm, push, verify.'
@@ -57,11 +56,7 @@ place kept aside too), the lock given back, then verified.`
     const inv = this.inventory(flags.inventory)
     if (flags.rollback) {
       const run = flags.rollback
-      const r = await withMurder(inv, this.murderOptions(flags, {progress: true}), (ctx) =>
-        rollbackSync(ctx, run, flags['dry-run'], this.playbookHooks(flags, {question: () => 'Go on?'})),
-      )
-      this.log(renderRollback(r))
-      return r
+      return this.rollback(inv, flags, (ctx, hooks) => rollbackSync(ctx, run, flags['dry-run'], hooks))
     }
     const reviewed = flags.apply ? loadPlanFile(flags.apply, inv.name) : undefined
     const r = await withMurder(inv, this.murderOptions(flags, {progress: true}), (ctx) =>

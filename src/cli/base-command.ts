@@ -5,11 +5,13 @@ import {Command, Flags, type Interfaces} from '@oclif/core'
 import type {EngineHooks} from '../engine/engine.js'
 import type {Step} from '../engine/schema.js'
 import {asMurderctlError, BugError, MurderctlError, NeedsConfirmationError} from '../errors.js'
-import type {ContextOptions} from '../host/context.js'
+import {type ContextOptions, type MurderContext, withMurder} from '../host/context.js'
 import {loadInventory, withSshConfigFile} from '../inventory/load.js'
 import type {Inventory} from '../inventory/schema.js'
 import {listrStep} from '../report/listr-progress.js'
 import {renderPlan} from '../report/plan-view.js'
+import {renderRollback} from '../report/rollback-view.js'
+import type {RollbackResult} from '../services/runs.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 
@@ -123,6 +125,20 @@ export abstract class BaseCommand extends Command {
         return this.confirm(diffGate.question(step, diffs), {yes: flags.yes, what: `step ${step.id}`})
       },
     }
+  }
+
+  /**
+   * --rollback RUN, whichever command's run it undoes: its plan consented like a run's (a
+   * rollback has no diff gate of its own), then the result printed alike.
+   */
+  protected async rollback(
+    inv: Inventory,
+    flags: {yes: boolean; concurrency: number; 'accept-new-host-keys': boolean},
+    undo: (ctx: MurderContext, hooks: EngineHooks) => Promise<RollbackResult>,
+  ): Promise<RollbackResult> {
+    const r = await withMurder(inv, this.murderOptions(flags, {progress: true}), (ctx) => undo(ctx, this.playbookHooks(flags, {question: () => 'Go on?'})))
+    this.log(renderRollback(r))
+    return r
   }
 
   protected async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
