@@ -125,6 +125,12 @@ export const Thresholds = z
     replicationDriftWarnSeconds: z.number().min(0).default(600),
     /** replication-consistency: how many users' mailboxes it compares per pair on each run (rotating). */
     replicationSampleUsers: z.number().int().min(1).default(50),
+    /**
+     * replication-consistency: how much of the end of each member's syslog it reads for guid
+     * mismatches, in MiB (a cron check must not read a busy server's whole mail log each run;
+     * `replication audit` reads it all).
+     */
+    syslogScanMiB: z.number().int().min(1).default(64),
   })
   .strict()
 export type Thresholds = z.infer<typeof Thresholds>

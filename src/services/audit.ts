@@ -135,15 +135,24 @@ export function parseSyncErrors(host: string, text: string): Omit<SyncErrorEvent
 /** Other SYNCERROR lines (not guid mismatches), counted: replication trouble worth a look. */
 const otherSyncErrors = (text: string) => text.split('\n').filter((l) => /SYNCERROR/.test(l) && !/guid mismatch/.test(l))
 
-async function readSyncLog(ctx: MurderContext, host: Host): Promise<{text: string; readable: boolean; file: string}> {
-  const prefix = (await readImapdConf(ctx, host).catch(() => new Map<string, string>())).get('syslog_prefix')
-  const file = host.cyrus.syslogFile ?? DEFAULT_SYSLOG_FILE
+/** The remote command that reads a syslog's SYNCERROR lines: all of it, or only its last `bytes`. */
+export function syncLogScript(file: string, prefix: string | undefined, bytes?: number): string {
   const f = shellQuote(file)
   // Several Cyrus instances may log to one file (the lab does): keep this host's lines by its prefix.
   const filter = prefix ? ` | grep -a -F -- ${shellQuote(`${prefix}/`)}` : ''
-  const r = await ctx.pool.exec(host, {
-    shell: `[ -r ${f} ] || { echo NOLOG; exit 0; }; grep -a -h -E 'SYNCERROR|guid mismatch' ${f}${filter} | tail -n 2000; true`,
-  })
+  // tail -c on a regular file seeks: the cost is the window, whatever the file's size. The
+  // window's first line is cut (unless the whole file fits): it is left out.
+  const source =
+    bytes === undefined
+      ? `grep -a -h -E 'SYNCERROR|guid mismatch' ${f}`
+      : `if [ "$(stat -c %s -- ${f})" -gt ${bytes} ]; then tail -c ${bytes} -- ${f} | tail -n +2; else cat -- ${f}; fi | grep -a -E 'SYNCERROR|guid mismatch'`
+  return `[ -r ${f} ] || { echo NOLOG; exit 0; }; ${source}${filter} | tail -n 2000; true`
+}
+
+async function readSyncLog(ctx: MurderContext, host: Host, bytes?: number): Promise<{text: string; readable: boolean; file: string}> {
+  const prefix = (await readImapdConf(ctx, host).catch(() => new Map<string, string>())).get('syslog_prefix')
+  const file = host.cyrus.syslogFile ?? DEFAULT_SYSLOG_FILE
+  const r = await ctx.pool.exec(host, {shell: syncLogScript(file, prefix, bytes)})
   if (r.stdout.startsWith('NOLOG')) return {text: '', readable: false, file}
   return {text: r.stdout, readable: true, file}
 }
@@ -248,6 +257,8 @@ export interface AuditOptions {
   logs?: boolean
   /** With a selection, also audit the mailboxes the logs name (the cron check's sample). */
   includeLogged?: boolean
+  /** Read only the last this many bytes of each syslog (the cron check); absent: all of it. */
+  logBytes?: number
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -351,7 +362,7 @@ export async function auditPair(ctx: MurderContext, pair: Pair, opts: AuditOptio
     // Both members' logs at once (a syslog may be large); taken in order, master first.
     const logs = await Promise.all(
       [masterHost, replicaHost].map((h) =>
-        readSyncLog(ctx, h).then(
+        readSyncLog(ctx, h, opts.logBytes).then(
           (log) => ({h, log}),
           (error: unknown) => ({h, error}),
         ),

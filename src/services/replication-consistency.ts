@@ -79,7 +79,7 @@ export async function replicationConsistencyCheck(ctx: MurderContext, opts: {sta
           .map(inboxOf)
           .filter((x): x is string => !!x),
       ])
-      const audit = await auditPair(ctx, pair, {selection: treesOf([...users]), settleSeconds: 2, includeLogged: true})
+      const audit = await auditPair(ctx, pair, {selection: treesOf([...users]), settleSeconds: 2, includeLogged: true, logBytes: t.syslogScanMiB * 1024 * 1024})
       const k = audit.counts
       const figures = {
         users_sampled: users.size,
