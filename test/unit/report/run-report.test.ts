@@ -61,6 +61,21 @@ describe('run report model', () => {
     expect(r.timeline.some((u) => u.step === 'push')).toBe(false)
   })
 
+  it('a run past an irreversible step offers no rollback, and says why, in every format', () => {
+    const g = gathered('recover-master-stopped-at-diff')
+    const at = g.events.findIndex((e) => e.event === 'step-start' && e.step === 'diff')
+    const note = {...g.events[at]!, event: 'note', host: undefined, data: {irreversible: 'it may have taken mail: finish, then fail back'}}
+    const r = buildRunReport({...g, events: [...g.events.slice(0, at), note, ...g.events.slice(at)]})
+    expect(r.stop).toMatchObject({
+      resume: expect.stringContaining(`--resume ${r.run}`),
+      noRollback: 'step diff has started: it may have taken mail: finish, then fail back',
+    })
+    expect(r.stop!.rollback).toBeUndefined()
+    expect(renderRunMarkdown(r)).toContain('It cannot be rolled back: step diff has started: it may have taken mail: finish, then fail back')
+    expect(renderRunMarkdown(r)).not.toContain('--rollback')
+    expect(renderRunHtml(r)).toContain('It cannot be rolled back: step diff has started')
+  })
+
   it('a failed run: the failing step, host and Cyrus-worded reason', () => {
     const r = buildRunReport(gathered('recover-master-failed'))
     expect(r.outcome).toBe('failed')
