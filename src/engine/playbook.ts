@@ -39,6 +39,7 @@ const fieldError = (path: string, field: (string | number)[], message: string) =
 /** Names each step uses must exist; params must be the action's own. */
 function checkNames(p: Playbook, path: string, selectors: readonly string[] | undefined): void {
   const conditions = Object.keys(CONDITIONS)
+  if (p.rollbackVerify !== undefined && !(p.rollbackVerify in ACTIONS)) throw fieldError(path, ['rollbackVerify'], `unknown action "${p.rollbackVerify}"`)
   for (const [i, s] of p.steps.entries()) {
     const action = (ACTIONS as Record<string, (typeof ACTIONS)[keyof typeof ACTIONS]>)[s.action]
     if (!action) throw fieldError(path, ['steps', i, 'action'], `unknown action "${s.action}" (known: ${Object.keys(ACTIONS).join(', ')})`)

@@ -301,7 +301,13 @@ async function runUndo(rc: RunContext, u: RollbackUnit, h: Host | undefined, act
 }
 
 /** After the rollback: each restored file as journaled, services as before the run, masters' lists counted, slaves connected. */
-async function verifyRollback(rc: RunContext, plan: RollbackPlan, all: RollbackUnit[]): Promise<RollbackOutcome['verified']> {
+async function verifyRollback(
+  rc: RunContext,
+  plan: RollbackPlan,
+  all: RollbackUnit[],
+  playbook: Playbook,
+  actions: ActionRegistry,
+): Promise<RollbackOutcome['verified']> {
   const out: RollbackOutcome['verified'] = []
   const hostOf = (n: string) => rc.murder.inv.hosts.find((h) => h.name === n)!
   const slaves = new Set(slaveHosts(rc.murder.inv).map((h) => h.name))
@@ -340,6 +346,25 @@ async function verifyRollback(rc: RunContext, plan: RollbackPlan, all: RollbackU
       const r = await checkCondition(rc, 'slave-connected', s, {settle: true})
       out.push({check: 'slave connected', host: s.name, ok: r.ok, detail: r.detail})
     }
+  // The runbook's own check of the state it started from, when its playbook names one.
+  if (playbook.rollbackVerify) {
+    const action = actions[playbook.rollbackVerify]!
+    const step: Step = {
+      id: 'rollback-verify',
+      title: 'the state before the run',
+      hosts: 'none',
+      action: playbook.rollbackVerify,
+      confirm: false,
+      recheck: false,
+      params: {},
+    }
+    try {
+      const data = (await action.run(rc, step, action.params.parse({}), undefined)) ?? {}
+      out.push({check: playbook.rollbackVerify, host: LOCAL, ok: true, detail: typeof data.detail === 'string' ? data.detail : 'as before the run'})
+    } catch (error) {
+      out.push({check: playbook.rollbackVerify, host: LOCAL, ok: false, detail: asMurderctlError(error).message})
+    }
+  }
   return out
 }
 
@@ -458,7 +483,7 @@ export async function rollbackRun(rc: RunContext, playbook: Playbook, hooks: Eng
       }
     }
   }
-  const verified = await verifyRollback(rc, plan, all)
+  const verified = await verifyRollback(rc, plan, all, playbook, actions)
   const ok = verified.every((v) => v.ok)
   rc.journal.write({event: 'rollback-end', data: {completed: ok, verified}})
   if (!ok)

@@ -53,6 +53,11 @@ export const Playbook = z
     /** recover-master: where the master's list comes from; a run refuses a playbook for another source. */
     source: z.string().optional(),
     steps: z.array(Step).min(1),
+    /**
+     * A read-only action run on no host after a rollback, beside the generic checks (files,
+     * services): what the whole runbook's state must be again (a pair's roles, for a failover).
+     */
+    rollbackVerify: Name.optional(),
   })
   .strict()
   .superRefine((p, ctx) =>

@@ -144,8 +144,9 @@ describe('failover of the replicated backend b1/b1r', () => {
     expect(rolled.exitCode, JSON.stringify(rolled.json?.error ?? rolled.json?.verified)).toBe(0)
     expect(rolled.json.verified.every((v: {ok: boolean}) => v.ok)).toBe(true)
     expect(rolled.json.verified.map((v: any) => `${v.host} ${v.check}`)).toEqual(
-      expect.arrayContaining(['b1 running as before the run', 'b1r running as before the run']),
+      expect.arrayContaining(['b1 running as before the run', 'b1r running as before the run', 'local verify-pair-restored']),
     )
+    expect(rolled.json.verified.find((v: any) => v.check === 'verify-pair-restored').detail).toMatch(/b1 master with its rolling client, b1r replica/)
     expect(await configs()).toEqual(before)
     for (const fe of ['fe1', 'fe2']) expect(await resolved(fe)).toBe(labHost('b1').address)
     const p = await pairStatus()

@@ -698,6 +698,45 @@ async function verify(fc: Fc): Promise<string> {
   return `one member in the murder (${fc.to.name})${detail.appendedThrough ? `; a message appended through ${detail.appendedThrough} is on ${fc.to.name}` : ''}${detail.replicatedInMs !== undefined ? ` and reached ${fc.from.name} in ${detail.replicatedInMs} ms` : ''}`
 }
 
+/**
+ * After a rollback: the pair as it was before the run. The old master holds the master config,
+ * runs, is the one member in the murder and runs its rolling client (started by cyrus-master
+ * a moment after it); the replica holds the replica config and runs sync_server. A dead old
+ * master (a hard failover) is left as it was: only the replica is checked.
+ */
+async function pairRestored(fc: Fc): Promise<string> {
+  const step = 'rollback-verify'
+  const problems = (from: MemberRead, to: MemberRead) => {
+    const p: string[] = []
+    if (!to.state.reachable) p.push(`${fc.to.name} cannot be read: ${to.state.error}`)
+    else {
+      if (to.state.config !== 'replica') p.push(`${fc.to.name} holds the ${to.state.config} config, not the replica's`)
+      if (!to.state.cyrusMaster.running || !to.state.syncServer) p.push(`${fc.to.name} does not run as replica (sync_server)`)
+    }
+    if (from.state.reachable) {
+      if (from.state.config !== 'master' || !from.state.cyrusMaster.running) p.push(`${fc.from.name} is not a running master (${from.state.config} config)`)
+      if (from.state.rollingClient !== 'running') p.push(`${fc.from.name}'s rolling sync_client is ${from.state.rollingClient}`)
+    } else if (fc.kind !== 'hard') p.push(`${fc.from.name} cannot be read: ${from.state.error}`)
+    const {conflict} = activeOf([from.state, to.state])
+    if (conflict) p.push(conflict)
+    return p
+  }
+  let left: string[] = []
+  let from: MemberRead | undefined
+  // cyrus-master starts the rolling client a moment after it starts: asked again for up to 20 s.
+  await waitFor('the pair as before the run', 20_000, async () => {
+    const both = await readBoth(fc)
+    from = both.from
+    left = problems(both.from, both.to)
+    return left.length === 0
+  }).catch(() => {
+    throw new AbortError(`the pair is not as before the run: ${left.join('; ')}`, {step, hint: 'murderctl pair status shows both members'})
+  })
+  return from?.state.reachable
+    ? `${fc.from.name} master with its rolling client, ${fc.to.name} replica with sync_server, one member in the murder`
+    : `${fc.to.name} replica with sync_server; ${fc.from.name} unreachable, as before the run`
+}
+
 async function fenceMark(fc: Fc): Promise<string> {
   const p = writeFence(fc.ctx.inv.stateDir, {
     pair: fc.pair.name,
@@ -869,6 +908,7 @@ export const PAIR_ACTIONS = {
     (fc) => `${fc.from.name} FENCED in ${fc.ctx.inv.stateDir}/fenced: no replication towards it, no rejoining, until reconcile`,
     fenceMark,
   ),
+  'verify-pair-restored': pairAction(false, () => 'the old master master again with its rolling client, the replica replica again', pairRestored, true),
   'verify-pair': pairAction(
     false,
     (fc) =>

@@ -341,6 +341,8 @@ describe('rollback of a failover', () => {
       const pb = builtinPlaybook(name)
       const start = pb.steps.findIndex((s) => s.id === 'start-new')
       expect(pb.steps[start]!.irreversible, name).toMatch(/--resume/)
+      // After a rollback, the pair's roles are checked too, not only its files and services.
+      expect(pb.rollbackVerify, name).toBe('verify-pair-restored')
       // Before it, each step that stops a member or moves the address has its undo; configs come back from their copies.
       for (const s of pb.steps.slice(0, start))
         if (['stop-new', 'stop-old', 'move-address', 'lock'].includes(s.id)) expect(s.undo, `${name} ${s.id}`).toBeTruthy()
