@@ -337,3 +337,10 @@ export async function assertAllJournalCopiesIntact(inventory = lab().inventory, 
   for (const j of runJournals(inventory)) n += await assertJournalCopiesIntact(j, dir)
   return n
 }
+
+/** What `--rollback RUN --dry-run` would do, as `<unit>@<host>` in order: it must exit 0 (and change nothing). */
+export async function rollbackPlan(args: string[]): Promise<string[]> {
+  const dry = await murderctl([...args, '--dry-run', '--json'])
+  expect(dry.exitCode, dry.stdout).toBe(0)
+  return dry.json.plan.map((p: {step: string}) => p.step)
+}
