@@ -133,7 +133,7 @@ async function runUnit(rc: RunContext, hooks: EngineHooks, step: Step, host: Hos
       }
     }
     // Journaled first: from here on a rollback is refused, even if the step then fails.
-    if (step.irreversible) rc.journal.write({event: 'note', step: step.id, host: host?.name, data: {irreversible: step.irreversible}})
+    if (step.irreversible) rc.journal.write({event: 'note', step: step.id, host: host?.name, data: {irreversible: withOptions(step.irreversible, rc.options)}})
     rc.journal.write({event: 'step-start', step: step.id, host: host?.name})
     const data = (await action.run(rc, step, params, host)) ?? {}
     if (host && step.post) rc.pending.delete(`${step.post}@${host.name}`)
@@ -226,6 +226,11 @@ export function stopHint(rc: RunContext, playbook: Playbook, hooks: EngineHooks,
   const mutating = new Set(playbook.steps.filter((s) => actionOf(hooks, s).mutating).map((s) => s.id))
   const changed = events.some((e) => (e.event === 'step-start' || e.event === 'saved-copy') && mutating.has(e.step ?? ''))
   return changed ? `${resumeHint} or undo what it did: ${rollbackHint}` : resumeHint
+}
+
+/** A playbook's text with the run's options filled in ({pair}, {from}: the run's own names). */
+export function withOptions(text: string, options: Record<string, unknown>): string {
+  return text.replace(/\{([A-Za-z]+)\}/g, (m, k: string) => (typeof options[k] === 'string' ? (options[k] as string) : m))
 }
 
 /** The irreversible step a run has started, if any (its journaled note): past it, no rollback. */

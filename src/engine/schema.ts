@@ -25,6 +25,7 @@ export const Step = z
     /**
      * Once this step has started, --rollback is refused, with this as the reason and what to do
      * instead (a new master that may have taken mail since cannot be put back as a replica).
+     * `{option}` stands for the run's option of that name (e.g. `{pair}`), filled in when journaled.
      */
     irreversible: z.string().optional(),
     /**

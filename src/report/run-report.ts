@@ -397,6 +397,16 @@ function failureText(e: LooseEvent): string {
 /** The commands whose stopped runs --rollback undoes. */
 const ROLLS_BACK = new Set(['recover-master', 'sync-backends', 'failover'])
 
+/** The commands that take the pair as their argument (as `--resume` and `--rollback` need it too). */
+const FOR_A_PAIR = new Set(['failover', 'replication-repair', 'reconcile'])
+
+/** The command line's words for a journal's command: `replication repair b1`, `failover b1`, `sync-backends`. */
+function commandLine(command: string, startData: Record<string, unknown>): string {
+  const words = command === 'replication-repair' ? 'replication repair' : command
+  const pair = str((startData.options as Record<string, unknown> | undefined)?.pair) ?? str(startData.pair)
+  return FOR_A_PAIR.has(command) && pair ? `${words} ${pair}` : words
+}
+
 /** How to go on from a stopped run: what the run-start says, else the command's own --resume. */
 function continuation(
   command: string,
@@ -408,16 +418,17 @@ function continuation(
   noReturn?: {step: string; reason: string},
 ) {
   const i = inventory ? ` -i ${inventory}` : ''
+  const cli = commandLine(command, startData)
   const resume =
     str(startData.resumeCommand) ??
     // sync-backends runs from before it ran a playbook cannot be resumed: plan again.
     (command === 'sync-backends' && !str(startData.playbook)
       ? `murderctl sync-backends${i} --dry-run (then sync-backends${i} for what is left)`
-      : `murderctl ${command}${i} --resume ${run}${outcome === 'awaiting consent' ? ' --yes' : ''}`)
+      : `murderctl ${cli}${i} --resume ${run}${outcome === 'awaiting consent' ? ' --yes' : ''}`)
   // Only a run that changed something has anything to roll back.
-  const rollback = str(startData.rollbackCommand) ?? (ROLLS_BACK.has(command) && changed ? `murderctl ${command}${i} --rollback ${run}` : undefined)
+  const rollback = str(startData.rollbackCommand) ?? (ROLLS_BACK.has(command) && changed ? `murderctl ${cli}${i} --rollback ${run}` : undefined)
   // A stopped rollback goes on with the same command, never with a resume of the run.
-  if (outcome === 'rollback stopped') return {resume: rollback ?? `murderctl ${command}${i} --rollback ${run}`, rollback: undefined}
+  if (outcome === 'rollback stopped') return {resume: rollback ?? `murderctl ${cli}${i} --rollback ${run}`, rollback: undefined}
   // Past an irreversible step (a new master started), the way back is not a rollback.
   if (noReturn) return {resume, noRollback: `step ${noReturn.step} has started: ${noReturn.reason}`}
   return {resume, rollback}

@@ -247,7 +247,7 @@ describe('stop messages', () => {
       command: 'test',
       steps: [
         {id: 'stop-fe', title: 'stop fe', hosts: 'frontends', action: 'change', undo: 'change'},
-        {id: 'start-new', title: 'start', hosts: 'none', action: 'change', irreversible: 'it took mail: fail back instead'},
+        {id: 'start-new', title: 'start', hosts: 'none', action: 'change', irreversible: 'it took mail: fail back instead ({pair}, {nope})'},
         {id: 'diff', title: 'diff', hosts: 'backends', action: 'read', confirm: true},
       ],
     })
@@ -259,8 +259,9 @@ describe('stop messages', () => {
       confirm: async () => false,
       actions: {read: act(false), change: act(true)},
     }
-    const stopped = await runPlaybook(newRunContext(m, journal), pb, hooks, 'RESUME', 'ROLLBACK').catch((e) => e)
-    expect(stopped.hint).toBe('RESUME (it cannot be rolled back: it took mail: fail back instead)')
+    const stopped = await runPlaybook(newRunContext(m, journal, {options: {pair: 'b1'}}), pb, hooks, 'RESUME', 'ROLLBACK').catch((e) => e)
+    // The run's own names filled in; an unknown one left as written.
+    expect(stopped.hint).toBe('RESUME (it cannot be rolled back: it took mail: fail back instead (b1, {nope}))')
     expect(journal.events().filter((e) => e.event === 'note' && e.data?.irreversible)).toHaveLength(1)
   })
 })

@@ -9,6 +9,8 @@ export const FIXTURES = [
   'recover-master-failed',
   'recover-master-interrupted',
   'sync-backends-completed',
+  'failover-completed',
+  'failover-stopped-after-start',
 ] as const
 
 export function gathered(name: string, over: Partial<GatheredRun> = {}): GatheredRun {

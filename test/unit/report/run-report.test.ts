@@ -76,6 +76,33 @@ describe('run report model', () => {
     expect(renderRunHtml(r)).toContain('It cannot be rolled back: step diff has started')
   })
 
+  it('a failover, completed: every step, the address move run here, the configs copied aside, the irreversible start no stop', () => {
+    const r = buildRunReport(gathered('failover-completed'))
+    expect(r).toMatchObject({command: 'failover', outcome: 'completed'})
+    expect(r.stop).toBeUndefined()
+    expect(r.timeline.find((u) => u.step === 'start-new')).toMatchObject({status: 'done'})
+    expect(r.commands.filter((c) => c.host === 'local').map((c) => c.command)).toEqual([expect.stringMatching(/move-address b1 \S+ b1r$/)])
+    expect(r.copies.length).toBeGreaterThanOrEqual(4)
+  })
+
+  it('a failover stopped after its new master started (a real journal): resumed with the pair named, and why no rollback', () => {
+    const r = buildRunReport(gathered('failover-stopped-after-start'))
+    expect(r.outcome).toBe('interrupted')
+    expect(r.stop).toMatchObject({
+      where: 'before step diff-new',
+      resume: `murderctl failover b1 -i /tmp/murder-lab/inventory.yaml --resume ${r.run}`,
+      noRollback: expect.stringMatching(/^step start-new has started: .*fail back .*: murderctl failover b1 --to b1$/),
+    })
+    expect(r.stop!.rollback).toBeUndefined()
+    expect(renderRunMarkdown(r)).toContain('It cannot be rolled back: step start-new has started')
+    // A run of a command for a pair is resumed with its pair, in the CLI's own words.
+    const g = gathered('failover-stopped-after-start')
+    const start = g.events.find((e) => e.event === 'run-start')!
+    const repair = {...start, data: {...start.data, command: 'replication-repair', options: {pair: 'b1'}}}
+    const rr = buildRunReport({...g, events: g.events.map((e) => (e === start ? repair : e))})
+    expect(rr.stop!.resume).toBe(`murderctl replication repair b1 -i /tmp/murder-lab/inventory.yaml --resume ${r.run}`)
+  })
+
   it('a failed run: the failing step, host and Cyrus-worded reason', () => {
     const r = buildRunReport(gathered('recover-master-failed'))
     expect(r.outcome).toBe('failed')
@@ -143,7 +170,15 @@ describe('run report model', () => {
   })
 
   it('one line per run for --list', () => {
-    expect(FIXTURES.map((f) => runLine(gathered(f)).outcome)).toEqual(['completed', 'awaiting consent', 'failed', 'interrupted', 'completed'])
+    expect(FIXTURES.map((f) => runLine(gathered(f)).outcome)).toEqual([
+      'completed',
+      'awaiting consent',
+      'failed',
+      'interrupted',
+      'completed',
+      'completed',
+      'interrupted',
+    ])
   })
 })
 
