@@ -30,20 +30,22 @@ describe('murderctl report (built CLI, offline)', () => {
     expect(r.exitCode, r.stderr).toBe(0)
     const lines = r.stdout.split('\n').slice(2)
     expect(lines.map((l) => l.split(/\s{2,}/).slice(1, 3))).toEqual([
+      ['failover', 'interrupted'],
+      ['failover', 'completed'],
       ['recover-master', 'interrupted'],
       ['recover-master', 'completed'],
       ['recover-master', 'failed'],
       ['sync-backends', 'completed'],
     ])
     const json = await run(['--list', '--json'])
-    expect(JSON.parse(json.stdout)[1]).toMatchObject({run: runIdOf('recover-master-completed'), outcome: 'completed'})
+    expect(JSON.parse(json.stdout)[3]).toMatchObject({run: runIdOf('recover-master-completed'), outcome: 'completed'})
   })
 
   it('--last --offline writes the newest run as Markdown that lints clean, or HTML', async () => {
     const md = join(dir, 'r.md')
     const r = await run(['--last', '--offline', '--out', md])
     expect(r.exitCode, r.stderr).toBe(0)
-    expect(r.stderr).toContain(`report of ${runIdOf('recover-master-interrupted')} (interrupted) written to ${md}`)
+    expect(r.stderr).toContain(`report of ${runIdOf('failover-stopped-after-start')} (interrupted) written to ${md}`)
     expect(lintMarkdown(readFileSync(md, 'utf8'))).toEqual([])
     const html = await run([runIdOf('sync-backends-completed'), '--offline', '--format', 'html'])
     expect(html.stdout).toMatch(/^<!DOCTYPE html>/)
