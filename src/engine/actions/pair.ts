@@ -29,6 +29,7 @@ import {sha256} from '../../util/hash.js'
 import {failoverHistory} from '../history.js'
 import {parseImapdConf} from '../../cyrus/imapd-conf.js'
 import {readFileSync} from 'node:fs'
+import {poll} from '../../util/poll.js'
 
 /** A failover run's options, journaled at its start (a resume reads them back). */
 export const FailoverOptions = z
@@ -73,14 +74,11 @@ export interface Fc {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/** `poll` every 250 ms until `fn` answers (a failed ask counts as no answer), else a timeout naming `what`. */
 async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T | null | false | undefined>, host?: string, step?: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn().catch(() => null)
-    if (v) return v
-    if (Date.now() > deadline) throw new AbortError(`${what} did not happen within ${Math.round(timeoutMs / 1000)}s`, {host, step})
-    await sleep(250)
-  }
+  const v = await poll(() => fn().catch(() => null), Boolean, {timeoutMs, intervalMs: 250, firstIntervalMs: 250})
+  if (v) return v
+  throw new AbortError(`${what} did not happen within ${Math.round(timeoutMs / 1000)}s`, {host, step})
 }
 
 /** Placeholders of the inventory's pair commands, shell-quoted. */
@@ -586,9 +584,10 @@ async function moveAddress(fc: Fc): Promise<string> {
  * The undo of move-address: the same inventory command with the members swapped, so the pair's
  * servername reaches the old master again ({new} is the member it is to reach).
  */
+const swapped = (fc: Fc): Fc => ({...fc, from: fc.to, to: fc.from})
+
 async function moveAddressBack(fc: Fc, step: string): Promise<string> {
-  const back: Fc = {...fc, from: fc.to, to: fc.from}
-  await runLocal(back, step, fc.pair.settings.moveAddress!)
+  await runLocal(swapped(fc), step, fc.pair.settings.moveAddress!)
   return `${fc.pair.servername} reaches ${fc.from.name} (${fc.from.address}) again`
 }
 
@@ -721,18 +720,18 @@ async function pairRestored(fc: Fc): Promise<string> {
     if (conflict) p.push(conflict)
     return p
   }
-  let left: string[] = []
-  let from: MemberRead | undefined
   // cyrus-master starts the rolling client a moment after it starts: asked again for up to 20 s.
-  await waitFor('the pair as before the run', 20_000, async () => {
-    const both = await readBoth(fc)
-    from = both.from
-    left = problems(both.from, both.to)
-    return left.length === 0
-  }).catch(() => {
-    throw new AbortError(`the pair is not as before the run: ${left.join('; ')}`, {step, hint: 'murderctl pair status shows both members'})
-  })
-  return from?.state.reachable
+  const last = await poll(
+    async () => {
+      const {from, to} = await readBoth(fc)
+      return {fromReachable: from.state.reachable, left: problems(from, to)}
+    },
+    (x) => x.left.length === 0,
+    {timeoutMs: 20_000, intervalMs: 250, firstIntervalMs: 250},
+  )
+  if (last.left.length)
+    throw new AbortError(`the pair is not as before the run: ${last.left.join('; ')}`, {step, hint: 'murderctl pair status shows both members'})
+  return last.fromReachable
     ? `${fc.from.name} master with its rolling client, ${fc.to.name} replica with sync_server, one member in the murder`
     : `${fc.to.name} replica with sync_server; ${fc.from.name} unreachable, as before the run`
 }
@@ -895,7 +894,7 @@ export const PAIR_ACTIONS = {
     params: none,
     describe: (rc) => {
       const fc = fcOf(rc)
-      return fillCommand(fc.pair.settings.moveAddress ?? '(none)', placeholders({...fc, from: fc.to, to: fc.from}))
+      return fillCommand(fc.pair.settings.moveAddress ?? '(none)', placeholders(swapped(fc)))
     },
     run: async (rc, step) => ({detail: await moveAddressBack(fcOf(rc), step.id)}),
   }),
