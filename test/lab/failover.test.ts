@@ -4,12 +4,23 @@
 import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
 import {parse, stringify} from 'yaml'
 import {labDown, labPassword, labUp} from '../../src/lab/lab.js'
 import {flowLosses, messageIds, startMailFlow} from '../../src/lab/mail-flow.js'
 import {liftFence} from '../../src/store/fence.js'
-import {rollbackPlan, assertJournalCopiesIntact, lab, labChecksums, labHost, murderctl, onHost, spareLabBase, waitLabHealthy} from './helpers.js'
+import {
+  assertAllJournalCopiesIntact,
+  assertJournalCopiesIntact,
+  rollbackPlan,
+  lab,
+  labChecksums,
+  labHost,
+  murderctl,
+  onHost,
+  spareLabBase,
+  waitLabHealthy,
+} from './helpers.js'
 
 const inv = () => lab().inventory
 const pairStatus = async () => {
@@ -41,6 +52,10 @@ describe('failover on a unified murder (its own lab)', () => {
     dir = mkdtempSync(join(tmpdir(), 'murderctl-failover-unified-'))
     inventory = (await labUp({dir, topology: 'unified', base: spareLabBase(1), mailboxes: 40})).inventory
   })
+  afterEach(async () => {
+    // Every copy any run's journal records is still on its host with its sha256.
+    if (inventory) await assertAllJournalCopiesIntact(inventory, dir)
+  })
   afterAll(async () => {
     if (dir) await labDown({dir, purge: true})
   })
@@ -62,6 +77,9 @@ describe('failover on a unified murder (its own lab)', () => {
 })
 
 describe('failover of the replicated backend b1/b1r', () => {
+  afterEach(async () => {
+    await assertAllJournalCopiesIntact()
+  })
   afterAll(async () => {
     // Whatever happened above, hand the next file b1 as master.
     const p = await pairStatus().catch(() => null)
@@ -126,6 +144,7 @@ describe('failover of the replicated backend b1/b1r', () => {
     const run = /--rollback (\S+)/.exec(stopped.stderr)?.[1]
     expect(run, stopped.stderr).toBeTruthy()
     for (const fe of ['fe1', 'fe2']) expect(await resolved(fe)).toBe(labHost('b1r').address)
+    const afterStop = await labChecksums()
     expect(await configs()).not.toEqual(before)
 
     expect(await rollbackPlan(['failover', 'b1', '-i', inv(), '--rollback', run!])).toEqual([
@@ -138,6 +157,10 @@ describe('failover of the replicated backend b1/b1r', () => {
       'undo-stop-old@b1',
       'undo-lock@b1r',
     ])
+    // Neither the dry run nor a rollback without a terminal and without --yes (exit 6) changes anything.
+    expect((await murderctl(['failover', 'b1', '-i', inv(), '--rollback', run!])).exitCode).toBe(6)
+    expect(await labChecksums()).toEqual(afterStop)
+    for (const fe of ['fe1', 'fe2']) expect(await resolved(fe)).toBe(labHost('b1r').address)
     const rolled = await murderctl(['failover', 'b1', '-i', inv(), '--rollback', run!, '--yes', '--json'])
     expect(rolled.exitCode, JSON.stringify(rolled.json?.error ?? rolled.json?.verified)).toBe(0)
     expect(rolled.json.verified.every((v: {ok: boolean}) => v.ok)).toBe(true)
