@@ -39,7 +39,7 @@ function journalPushMs(resultJson: string): number {
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as {event: string; step?: string; command?: string; durationMs?: number})
-    .filter((e) => e.event === 'command' && e.step === 'push' && / -m( -f \S+)?$/.test(e.command ?? ''))
+    .filter((e) => e.event === 'command' && e.step === 'push' && / -m( -a)?( -f \S+)?$/.test(e.command ?? ''))
   return Math.max(...pushes.map((e) => e.durationMs ?? 0))
 }
 

@@ -412,10 +412,11 @@ export async function rollbackRun(rc: RunContext, playbook: Playbook, hooks: Eng
       verified: [],
     }
 
-  // Another run holding the murder's lock (not this one) refuses the rollback before any change.
+  // Another run holding the murder's lock (not this one) refuses the rollback before any change:
+  // the prechecks of the done steps it undoes (the lock's), not those about going forward.
   for (const s of playbook.steps) {
     const check = actions[s.action]?.precheck
-    if (!check || !events.some((e) => e.step === s.id && e.event === 'step-done')) continue
+    if (!check || !s.undo || !events.some((e) => e.step === s.id && e.event === 'step-done')) continue
     const h = inv.hosts.filter((x) => events.some((e) => e.step === s.id && e.host === x.name))
     for (const x of h) await check(rc, s, x)
   }

@@ -154,11 +154,13 @@ function pushFailure(r: ExecResult, args: string, host: Host, step: string): Rem
 
 /**
  * `ctl_mboxlist -m -w` on a backend: what `-m` would change. Anything on stderr, a non-zero
- * exit or a line we do not know is a failure, in Cyrus's own words plus what to do.
+ * exit or a line we do not know is a failure, in Cyrus's own words plus what to do. With
+ * authoritative, `-m -w -a`: only for a master that must not be asked (see fresh-master.ts).
  */
-export async function mupdateWarn(ctx: MurderContext, host: Host, step = 'ctl_mboxlist -m -w'): Promise<WarnResult> {
-  const r = await ctx.pool.exec(host, [tool(host, 'ctl_mboxlist'), '-m', '-w'])
-  if (r.exitCode !== 0 || r.stderr.trim()) throw pushFailure(r, '-m -w', host, step)
+export async function mupdateWarn(ctx: MurderContext, host: Host, step = 'ctl_mboxlist -m -w', opts: {authoritative?: boolean} = {}): Promise<WarnResult> {
+  const args = ['-m', '-w', ...(opts.authoritative ? ['-a'] : [])]
+  const r = await ctx.pool.exec(host, [tool(host, 'ctl_mboxlist'), ...args])
+  if (r.exitCode !== 0 || r.stderr.trim()) throw pushFailure(r, args.join(' '), host, step)
   let plan: MupdateWarnPlan
   try {
     plan = parseMupdateWarn(r.stdout, {host: host.name})
@@ -204,6 +206,7 @@ export async function localMupdateWarn(
   step = 'ctl_mboxlist -m -w',
   /** The backend's remote names when the caller has them (read while -m -w runs); else read here. */
   remoteNames?: Promise<ReadonlySet<string>>,
+  opts: {authoritative?: boolean} = {},
 ): Promise<WarnResult & {claimsAvoided: string[]}> {
   const readRemote = async () => {
     const names = new Set<string>()
@@ -217,7 +220,7 @@ export async function localMupdateWarn(
     )
     return names
   }
-  const [w, remote] = await Promise.all([mupdateWarn(ctx, host, step), remoteNames ?? readRemote()])
+  const [w, remote] = await Promise.all([mupdateWarn(ctx, host, step, opts), remoteNames ?? readRemote()])
   const claimsAvoided = w.plan.activate.filter((n) => remote.has(n))
   return {...w, plan: {...w.plan, activate: w.plan.activate.filter((n) => !remote.has(n))}, changes: w.changes - claimsAvoided.length, claimsAvoided}
 }

@@ -9,6 +9,8 @@ import {
   CTL,
   assertJournalCopiesIntact,
   crashCyrusMaster,
+  dropEntry,
+  dumpEntry,
   freezeMupdate,
   journalEvents,
   lab,
@@ -133,6 +135,29 @@ describe('recover-master on the standard lab', () => {
     await expectWhole()
   })
 
+  it('refuses a rebuild from the backends while a mailbox is live on two of them, before changing anything', async () => {
+    // One of b1's mailboxes written into b2's list as well (a move cut short, a restore gone wrong).
+    const name = [...(await listOf('b1'))].find(([n, server]) => server === '' && /^user\.[a-z]+$/.test(n))![0]
+    await onHost('b2', `${CTL} -u`, dumpEntry(name, name.slice('user.'.length)))
+    try {
+      await loseMasterDb(undefined, {restart: false})
+      const sums = await labChecksums()
+      // Pushed into an empty master, one backend's copy would win and the other's be deleted: the
+      // operator decides first. The dry run says so too.
+      for (const mode of ['--dry-run', '--yes']) {
+        const r = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', mode, '--json'])
+        expect(r.exitCode, mode).toBe(7)
+        expect(r.json.error.message).toBe(`1 mailboxes are live on more than one backend (${name} on b1 and b2)`)
+        expect(r.json.error.step).toBe('diff')
+        expect(r.json.error.hint).toMatch(/decide which backend really holds each/)
+      }
+      expect(await labChecksums()).toEqual(sums)
+      expect(await onHost('mupdate', 'test -d /var/lib/cyrus/murderctl-recovery.lock; echo $?').then((x) => x.stdout.trim())).toBe('1')
+    } finally {
+      await dropEntry('b2', name)
+    }
+  })
+
   it('rebuilds from the backends (the hard path) on a tmpfs, moving every lost list aside', async () => {
     const conf = await confSum()
     await loseMasterDb()
@@ -150,6 +175,14 @@ describe('recover-master on the standard lab', () => {
     expect(await confSum()).toBe(conf)
     expect(await memoryLeft()).toBe('')
     expect(unit(r, 'save-master-db').data.copy).toMatch(/^\/var\/lib\/cyrus\/mailboxes\.db\.murderctl-/)
+    // Into the master this run emptied, with no mailbox on two backends: -m -w -a and -m -a, no FIND per mailbox.
+    const diffAndPush = r.json.results.filter((u: any) => u.step === 'diff' || u.step === 'push')
+    expect(diffAndPush.map((u: any) => `${u.step} ${u.host} ${u.data.authoritative}`).sort()).toEqual([
+      'diff b1 true',
+      'diff b2 true',
+      'push b1 true',
+      'push b2 true',
+    ])
     await expectWhole()
     // The master's new list went onto each stopped frontend, after its own list was moved aside
     // (journaled): the same bytes by sha256 on each frontend.

@@ -11,6 +11,7 @@ import {addLocalEntry, changeCount, emptyDiff, masterList, recordDiff, SyncOptio
 import {remoteMailboxes} from './local-lists.js'
 import {buildLocalOnlyDb, prebuildLocalOnlyDb, removeScratchDir, takePrebuiltLocalOnlyDb} from './local-only-db.js'
 import {defineAction, need} from './types.js'
+import {assertBackendsDisjoint, masterIsEmpty} from './fresh-master.js'
 
 const PushParams = z
   .object({
@@ -22,6 +23,12 @@ const PushParams = z
      * review step of the whole plan instead of refusing here.
      */
     review: z.boolean().default(false),
+    /**
+     * The master is the one this run emptied (recover-master from the backends): with no mailbox
+     * live on two backends (checked before the run's first step), -m -w -a and -m -a print and
+     * push what plain -m would, without a FIND per mailbox (fresh-master.ts).
+     */
+    freshMaster: z.boolean().default(false),
   })
   .strict()
 type PushParams = z.infer<typeof PushParams>
@@ -33,12 +40,15 @@ type PushParams = z.infer<typeof PushParams>
 async function diffPush(rc: RunContext, step: Step, p: PushParams, host?: Host) {
   const h = need(host, step)
   if (p.review) return diffForReview(rc, step, h)
+  // -a only while the master really holds nothing: then it prints what plain -m -w would.
+  if (p.freshMaster) await assertBackendsDisjoint(rc, step)
+  const authoritative = p.freshMaster && (await masterIsEmpty(rc, step))
   // A unified backend's push sends a local-only list: built while -m -w runs, which waits on the master and syslog.
   // The diff waits for the build either way, so that a failed diff leaves no build running past the run's end.
   const prebuilt = p.localOnly ? prebuildLocalOnlyDb(rc, h, step.id) : Promise.resolve()
   const w = p.localOnly
-    ? await localMupdateWarn(rc.murder, h, step.id, remoteMailboxes(rc, h, step.id)).finally(() => prebuilt)
-    : {...(await mupdateWarn(rc.murder, h, step.id)), claimsAvoided: []}
+    ? await localMupdateWarn(rc.murder, h, step.id, remoteMailboxes(rc, h, step.id), {authoritative}).finally(() => prebuilt)
+    : {...(await mupdateWarn(rc.murder, h, step.id, {authoritative})), claimsAvoided: []}
   const d: PushDiff = {backend: h.name, ...w.plan, claimsAvoided: w.claimsAvoided}
   rc.diffs.set(h.name, d)
   if (w.changes)
@@ -50,6 +60,7 @@ async function diffPush(rc: RunContext, step: Step, p: PushParams, host?: Host) 
       hint: 'the restored list places them on another server: resolve with murderctl sync-backends --local-authoritative once the master is up',
     })
   return {
+    ...(p.freshMaster ? {authoritative} : {}),
     activate: d.activate.length,
     removeFromMupdate: d.removeFromMupdate.length,
     removeRemoteFlag: d.removeRemoteFlag.length,
@@ -103,17 +114,20 @@ const PushRunOptions = z.object({localAuthoritative: z.boolean().default(false)}
 async function push(rc: RunContext, step: Step, p: PushParams, host?: Host) {
   const h = need(host, step)
   const record = (r: ExecResult) => rc.journal.command(step.id, h.name, r)
+  // Asked again (a resumed run's first look): the backends may have changed since the diff.
+  if (p.freshMaster) await assertBackendsDisjoint(rc, step)
   if (!p.localOnly) {
-    const {localAuthoritative} = PushRunOptions.parse(rc.options)
-    await mupdatePush(rc.murder, h, {step: step.id, record, authoritative: localAuthoritative})
-    return {pushed: 'all', authoritative: localAuthoritative}
+    const authoritative = p.freshMaster || PushRunOptions.parse(rc.options).localAuthoritative
+    await mupdatePush(rc.murder, h, {step: step.id, record, authoritative})
+    return {pushed: 'all', authoritative}
   }
   const prebuilt = await takePrebuiltLocalOnlyDb(rc, h)
   const list = prebuilt ?? (await buildLocalOnlyDb(rc, h, step.id, {record}))
   try {
-    await mupdatePush(rc.murder, h, {file: list.db, step: step.id, record})
+    await mupdatePush(rc.murder, h, {file: list.db, step: step.id, record, authoritative: p.freshMaster})
     return {
       pushed: list.live,
+      authoritative: p.freshMaster,
       // Built by the diff from the same mailboxes.db (by sha256), or here.
       builtBy: prebuilt ? 'diff' : 'push',
       withoutUniqueid: list.withoutUniqueid,
@@ -130,8 +144,12 @@ export const diffPushAction = defineAction({
   mutating: false,
   params: PushParams,
   describe: (_rc, p) =>
-    `ctl_mboxlist -m -w${p.localOnly ? ' (lines for remote entries left out)' : ''}${p.review ? ", and the local mailboxes compared with the master's list" : ''}`,
+    `ctl_mboxlist -m -w${p.freshMaster ? ' -a while the master holds nothing (the same lines without a FIND per mailbox)' : ''}${p.localOnly ? ' (lines for remote entries left out)' : ''}${p.review ? ", and the local mailboxes compared with the master's list" : ''}`,
   run: (rc, s, p, h) => diffPush(rc, s, p, h),
+  // A mailbox live on two backends refuses the run before anything changes.
+  precheck: async (rc, s) => {
+    if (PushParams.parse(s.params ?? {}).freshMaster) await assertBackendsDisjoint(rc, s)
+  },
 })
 
 export const pushAction = defineAction({
@@ -139,7 +157,9 @@ export const pushAction = defineAction({
   params: PushParams,
   describe: (rc, p) =>
     p.localOnly
-      ? 'on the host, ctl_mboxlist -d filtered to the live local entries, ctl_mboxlist -u -f <tmp> of them, then ctl_mboxlist -m -f <tmp>'
-      : `ctl_mboxlist -m${PushRunOptions.parse(rc.options).localAuthoritative ? ' -a (local copies win)' : ''}`,
+      ? `on the host, ctl_mboxlist -d filtered to the live local entries, ctl_mboxlist -u -f <tmp> of them, then ctl_mboxlist -m${p.freshMaster ? ' -a' : ''} -f <tmp>`
+      : p.freshMaster
+        ? 'ctl_mboxlist -m -a (into the master this run emptied; no mailbox is on two backends, so no FIND per mailbox is needed)'
+        : `ctl_mboxlist -m${PushRunOptions.parse(rc.options).localAuthoritative ? ' -a (local copies win)' : ''}`,
   run: (rc, s, p, h) => push(rc, s, p, h),
 })

@@ -75,6 +75,15 @@ describe('playbooks', () => {
     }
   })
 
+  it('only a rebuild into the master the run emptied skips the FIND per mailbox (-a), diff and push alike', () => {
+    for (const mode of ['standard', 'unified'] as const)
+      for (const source of ['backends', 'backup', ...(mode === 'standard' ? ['frontend'] : [])]) {
+        const steps = builtinPlaybook(`recover-master-${mode}-${source}`).steps.filter((s) => s.action === 'diff-push' || s.action === 'push')
+        expect(steps.length).toBe(2)
+        for (const s of steps) expect(s.params.freshMaster ?? false, `${mode}-${source} ${s.id}`).toBe(source === 'backends')
+      }
+  })
+
   it('refuses an edited playbook with an unknown action or a duplicate step, naming the field', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pb-'))
     const text = readFileSync(join(import.meta.dirname, '../../../playbooks/recover-master-standard-backends.yaml'), 'utf8')
@@ -88,10 +97,10 @@ describe('playbooks', () => {
   it("refuses a misspelt or foreign param instead of ignoring it (a lost localOnly would claim other backends' mailboxes)", () => {
     const dir = mkdtempSync(join(tmpdir(), 'pb-'))
     const text = readFileSync(join(import.meta.dirname, '../../../playbooks/recover-master-unified-backends.yaml'), 'utf8')
-    expect(text).toContain('params: {localOnly: true}')
-    writeFileSync(join(dir, 'typo.yaml'), text.replace('params: {localOnly: true}', 'params: {localonly: true}'))
+    expect(text).toContain('params: {localOnly: true, freshMaster: true}')
+    writeFileSync(join(dir, 'typo.yaml'), text.replace('params: {localOnly: true, freshMaster: true}', 'params: {localonly: true, freshMaster: true}'))
     expect(() => loadPlaybook(join(dir, 'typo.yaml'))).toThrow(/steps\.\d+\.params: .*"localonly".*takes: localOnly/)
-    writeFileSync(join(dir, 'type.yaml'), text.replace('params: {localOnly: true}', 'params: {localOnly: "yes"}'))
+    writeFileSync(join(dir, 'type.yaml'), text.replace('params: {localOnly: true, freshMaster: true}', 'params: {localOnly: "yes", freshMaster: true}'))
     expect(() => loadPlaybook(join(dir, 'type.yaml'))).toThrow(/steps\.\d+\.params\.localOnly/)
     writeFileSync(join(dir, 'lock.yaml'), text.replace('action: lock\n', 'action: lock\n    params: {force: true}\n'))
     expect(() => loadPlaybook(join(dir, 'lock.yaml'))).toThrow(/takes: nothing/)
