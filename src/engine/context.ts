@@ -70,3 +70,17 @@ export function newRunContext(
     cleanups: new Map(),
   }
 }
+
+/**
+ * A figure read once per run (or per step, by its key) and shared by the units asking for it at
+ * the same time: the first one's promise is kept in the run's facts. Each asker handles a
+ * failure itself; the kept promise never raises an unhandled rejection.
+ */
+export function sharedFact<T>(rc: RunContext, key: string, read: () => Promise<T>): Promise<T> {
+  const kept = rc.facts.get(key) as Promise<T> | undefined
+  if (kept) return kept
+  const p = read()
+  p.catch(() => {})
+  rc.facts.set(key, p)
+  return p
+}

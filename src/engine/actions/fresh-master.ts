@@ -12,7 +12,7 @@
 import {countEntriesOnHost} from '../../host/mboxlist.js'
 import {hostsByRole, master} from '../../inventory/load.js'
 import {RefusedError} from '../../errors.js'
-import type {RunContext} from '../context.js'
+import {type RunContext, sharedFact} from '../context.js'
 import type {Step} from '../schema.js'
 import {localMailboxes} from './local-lists.js'
 
@@ -28,21 +28,12 @@ export function overlaps(lists: ReadonlyMap<string, ReadonlySet<string>>): {mail
   return [...seen].filter(([, b]) => b.length > 1).map(([mailbox, backends]) => ({mailbox, backends}))
 }
 
-/** Once per step, shared by its units: a step's hosts run in parallel and each asks. */
-function once<T>(rc: RunContext, key: string, make: () => Promise<T>): Promise<T> {
-  const kept = rc.facts.get(key) as Promise<T> | undefined
-  if (kept) return kept
-  const p = make()
-  rc.facts.set(key, p)
-  return p
-}
-
 /**
  * Refuses when a live local mailbox is on two backends (the backends' lists are read once per
  * run, see local-lists.ts). Asked before the run's first step, and again by the push.
  */
 export function assertBackendsDisjoint(rc: RunContext, step: Step): Promise<void> {
-  return once(rc, `backends-disjoint@${step.id}`, async () => {
+  return sharedFact(rc, `backends-disjoint@${step.id}`, async () => {
     const backends = hostsByRole(rc.murder.inv, 'backend')
     const lists = new Map(await Promise.all(backends.map(async (b) => [b.name, (await localMailboxes(rc, b, step.id)).names] as const)))
     const both = overlaps(lists)
@@ -60,5 +51,5 @@ export function assertBackendsDisjoint(rc: RunContext, step: Step): Promise<void
 
 /** Whether the master's mailbox list holds no entry at all (counted on its host), once per step. */
 export function masterIsEmpty(rc: RunContext, step: Step): Promise<boolean> {
-  return once(rc, `master-empty@${step.id}`, async () => (await countEntriesOnHost(rc.murder, master(rc.murder.inv), step.id)).total === 0)
+  return sharedFact(rc, `master-empty@${step.id}`, async () => (await countEntriesOnHost(rc.murder, master(rc.murder.inv), step.id)).total === 0)
 }

@@ -16,7 +16,7 @@ import {hostsByRole, master, slaveHosts} from '../../inventory/load.js'
 import type {Host} from '../../inventory/schema.js'
 import {mapLimit} from '../../util/limit.js'
 import {poll} from '../../util/poll.js'
-import type {RunContext} from '../context.js'
+import {type RunContext, sharedFact} from '../context.js'
 import {defineAction} from './types.js'
 
 export const Conflict = z.object({
@@ -190,15 +190,9 @@ const DIFFS = 'sync-diffs'
 const PLAN = 'sync-plan'
 
 /** The master's list, read once per run (by the first backend's diff); every backend's diff compares with it. */
-export function masterList(rc: RunContext, step: string): Promise<Awaited<ReturnType<typeof mailboxLocations>>> {
-  let p = rc.facts.get(MASTER_LIST) as ReturnType<typeof mailboxLocations> | undefined
-  if (!p) {
-    p = mailboxLocations(rc.murder, master(rc.murder.inv), step)
-    // Each backend's diff reports the failure itself; an unhandled rejection would crash first.
-    p.catch(() => {})
-    rc.facts.set(MASTER_LIST, p)
-  }
-  return p
+export function masterList(rc: RunContext, step: string): ReturnType<typeof mailboxLocations> {
+  // Each backend's diff reports a failure itself.
+  return sharedFact(rc, MASTER_LIST, () => mailboxLocations(rc.murder, master(rc.murder.inv), step))
 }
 
 export function recordDiff(rc: RunContext, d: BackendDiff): void {
