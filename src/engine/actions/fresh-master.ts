@@ -16,16 +16,26 @@ import {type RunContext, sharedFact} from '../context.js'
 import type {Step} from '../schema.js'
 import {localMailboxes} from './local-lists.js'
 
-/** Live local mailboxes held by more than one backend, each with the backends holding it. */
+/**
+ * Live local mailboxes held by more than one backend, each with the backends holding it. Looked
+ * up in the other backends' sets rather than gathered in one map: at 2 x 100,000 that map would
+ * be the run's largest object, for what is normally an empty answer.
+ */
 export function overlaps(lists: ReadonlyMap<string, ReadonlySet<string>>): {mailbox: string; backends: string[]}[] {
-  const seen = new Map<string, string[]>()
-  for (const [backend, names] of lists)
-    for (const n of names) {
-      const holders = seen.get(n)
-      if (holders) holders.push(backend)
-      else seen.set(n, [backend])
+  const all = [...lists]
+  const found: {mailbox: string; backends: string[]}[] = []
+  const reported = new Set<string>()
+  for (let i = 0; i < all.length; i++)
+    for (const name of all[i][1]) {
+      if (reported.has(name)) continue
+      const backends = [all[i][0]]
+      for (let j = i + 1; j < all.length; j++) if (all[j][1].has(name)) backends.push(all[j][0])
+      if (backends.length > 1) {
+        found.push({mailbox: name, backends})
+        reported.add(name)
+      }
     }
-  return [...seen].filter(([, b]) => b.length > 1).map(([mailbox, backends]) => ({mailbox, backends}))
+  return found
 }
 
 /**

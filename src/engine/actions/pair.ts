@@ -5,7 +5,6 @@
 // per run and step) before it changes.
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {execa} from 'execa'
 import {AbortError, asMurderctlError, RefusedError, UnreachableError} from '../../errors.js'
 import {lintImapdConf} from '../../cyrus/imapd-conf.js'
 import {masterSettings, type PairConfigs, toMasterConfig, toReplicaConfig} from '../../cyrus/pair-config.js'
@@ -98,6 +97,9 @@ const placeholders = (fc: Fc): Record<string, string> => ({
 export async function runLocal(fc: Fc, step: string, cmd: string): Promise<void> {
   const filled = fillCommand(cmd, placeholders(fc))
   const started = Date.now()
+  // Loaded here: only a failover's address move runs a local command, and execa costs every
+  // other command about 0.1 s of start-up.
+  const {execa} = await import('execa')
   const r = await execa('sh', ['-c', filled], {reject: false, timeout: 300_000})
   fc.journal.write({
     event: 'command',

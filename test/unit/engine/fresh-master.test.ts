@@ -28,6 +28,21 @@ describe('a push into an empty master: mailboxes live on two backends', () => {
     ])
   })
 
+  it('reports a name once, from the first backend holding it', () => {
+    expect(
+      overlaps(
+        new Map([
+          ['b1', new Set(['user.a'])],
+          ['b2', new Set(['user.late'])],
+          ['b3', new Set(['user.late', 'user.a'])],
+        ]),
+      ),
+    ).toEqual([
+      {mailbox: 'user.a', backends: ['b1', 'b3']},
+      {mailbox: 'user.late', backends: ['b2', 'b3']},
+    ])
+  })
+
   it('finds none with a single backend', () => {
     expect(overlaps(new Map([['b1', new Set(['user.a'])]]))).toEqual([])
   })
