@@ -64,7 +64,7 @@ export interface WarnCounts {
  * `-m -w` lines counted as they stream, keeping only the first `keep` names of each kind: for a
  * health check, which needs the figures, not 500,000 names in memory.
  */
-export function createWarnCounter(keep = 5, ctx: {host?: string} = {}) {
+export function createWarnCounter(keep = 5, ctx: {host?: string; skipActivate?: (name: string) => boolean} = {}) {
   const out: WarnCounts = {
     counts: {activate: 0, removeFromMupdate: 0, removeRemoteFlag: 0, removeLocal: 0},
     examples: {activate: [], removeFromMupdate: [], removeRemoteFlag: [], removeLocal: []},
@@ -75,6 +75,7 @@ export function createWarnCounter(keep = 5, ctx: {host?: string} = {}) {
     push(raw: string): void {
       const hit = readWarnLine(raw, ++lineNo, ctx)
       if (!hit) return
+      if (hit[0] === 'activate' && ctx.skipActivate?.(hit[1])) return
       out.counts[hit[0]]++
       out.changes++
       if (out.examples[hit[0]].length < keep) out.examples[hit[0]].push(hit[1])

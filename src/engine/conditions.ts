@@ -26,6 +26,19 @@ const cyrusRunning: Check = async (rc, h) => {
   return {ok: listening, detail: pid ? `cyrus-master pid ${pid}${listening ? '' : ' (not listening yet)'}` : 'cyrus-master is not running'}
 }
 
+/** `-m -w` (with authoritative, `-m -w -a`) says nothing about a unified backend's own mailboxes. */
+async function ownMailboxesAgree(rc: RunContext, h: Host, authoritative: boolean): Promise<ConditionResult> {
+  const w = await localMupdateWarn(rc.murder, h, 'verify', remoteMailboxes(rc, h, 'verify'), {authoritative})
+  const cmd = `ctl_mboxlist -m -w${authoritative ? ' -a' : ''}`
+  return {
+    ok: w.changes === 0,
+    detail:
+      w.changes === 0
+        ? `${cmd} prints nothing about local mailboxes${w.claimsAvoided.length ? ` (${w.claimsAvoided.length} ${authoritative ? '' : 'lagging '}remote entries, for the slave)` : ''}`
+        : `${cmd} still prints ${w.changes} changes to local mailboxes`,
+  }
+}
+
 /** Every condition a playbook may name. A new one goes here, with its settle time below if it settles. */
 export const CONDITIONS = {
   'cyrus-running': cyrusRunning,
@@ -46,16 +59,12 @@ export const CONDITIONS = {
     return {ok: w.changes === 0, detail: w.changes === 0 ? 'ctl_mboxlist -m -w prints nothing' : `ctl_mboxlist -m -w still prints ${w.changes} changes`}
   },
   // After a unified backend's local-only push: its own mailboxes agree with the master.
-  'local-mw-empty': async (rc, h) => {
-    const w = await localMupdateWarn(rc.murder, h, 'verify', remoteMailboxes(rc, h, 'verify'))
-    return {
-      ok: w.changes === 0,
-      detail:
-        w.changes === 0
-          ? `ctl_mboxlist -m -w prints nothing about local mailboxes${w.claimsAvoided.length ? ` (${w.claimsAvoided.length} lagging remote entries, for the slave)` : ''}`
-          : `ctl_mboxlist -m -w still prints ${w.changes} changes to local mailboxes`,
-    }
-  },
+  'local-mw-empty': (rc, h) => ownMailboxesAgree(rc, h, false),
+  // The same after a push into the master this run emptied (freshMaster), with -a: no FIND for
+  // each remote entry the backend holds (20,000 on the lab, while the other backend still
+  // pushes), and an own mailbox the master places on another backend is printed, where plain
+  // -m -w in a unified murder passes over it in silence. So it is the stricter check.
+  'own-mw-empty': (rc, h) => ownMailboxesAgree(rc, h, true),
   'db-absent': async (rc, h) => {
     const {path} = await dbInfo(rc.murder, h)
     const r = await rc.murder.pool.exec(h, ['test', '!', '-e', path])

@@ -175,10 +175,18 @@ export async function mupdateWarn(ctx: MurderContext, host: Host, step = 'ctl_mb
  * `ctl_mboxlist -m -w` counted as it streams: its figures and a few names of each kind, never
  * every line (a backend far from its master prints one per mailbox). Failures as mupdateWarn.
  */
-export async function countMupdateWarn(ctx: MurderContext, host: Host, step = 'ctl_mboxlist -m -w', keep = 5): Promise<WarnCounts> {
-  const counter = createWarnCounter(keep, {host: host.name})
+export async function countMupdateWarn(
+  ctx: MurderContext,
+  host: Host,
+  step = 'ctl_mboxlist -m -w',
+  keep = 5,
+  /** -a, with the activations it would print for these names (a unified backend's remote entries) left out. */
+  opts: {authoritative?: boolean; skipActivate?: (name: string) => boolean} = {},
+): Promise<WarnCounts> {
+  const counter = createWarnCounter(keep, {host: host.name, skipActivate: opts.skipActivate})
   let bad: UnexpectedOutputError | undefined
-  const r = await ctx.pool.exec(host, [tool(host, 'ctl_mboxlist'), '-m', '-w'], {
+  const args = ['-m', '-w', ...(opts.authoritative ? ['-a'] : [])]
+  const r = await ctx.pool.exec(host, [tool(host, 'ctl_mboxlist'), ...args], {
     onStdoutLine: (l) => {
       if (bad) return
       try {
@@ -188,7 +196,7 @@ export async function countMupdateWarn(ctx: MurderContext, host: Host, step = 'c
       }
     },
   })
-  if (r.exitCode !== 0 || r.stderr.trim()) throw pushFailure(r, '-m -w', host, step)
+  if (r.exitCode !== 0 || r.stderr.trim()) throw pushFailure(r, args.join(' '), host, step)
   if (bad) throw bad.at({host: host.name, step})
   return counter.result()
 }

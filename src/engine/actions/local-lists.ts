@@ -45,6 +45,12 @@ async function lists(rc: RunContext, h: Host, step: string): Promise<{list: Loca
   return {list, reread: true}
 }
 
+/** Both lists of a backend (its live local mailboxes, its remote entries) from one read, and whether they were read now. */
+export async function backendLists(rc: RunContext, h: Host, step: string): Promise<{names: ReadonlySet<string>; remote: ReadonlySet<string>; reread: boolean}> {
+  const {list, reread} = await lists(rc, h, step)
+  return {names: list.names, remote: list.remote, reread}
+}
+
 /** The names of a backend's live local mailboxes, and whether they were read now or kept from the run's earlier read of the same file. */
 export async function localMailboxes(rc: RunContext, h: Host, step: string): Promise<{names: ReadonlySet<string>; reread: boolean}> {
   const {list, reread} = await lists(rc, h, step)

@@ -51,8 +51,9 @@ async function diffPush(rc: RunContext, step: Step, p: PushParams, host?: Host) 
     : {...(await mupdateWarn(rc.murder, h, step.id, {authoritative})), claimsAvoided: []}
   const d: PushDiff = {backend: h.name, ...w.plan, claimsAvoided: w.claimsAvoided}
   rc.diffs.set(h.name, d)
-  if (w.changes)
-    rc.pending.set(`${p.localOnly ? 'local-mw-empty' : 'mw-empty'}@${h.name}`, `ctl_mboxlist -m -w printed ${w.changes} changes at step ${step.id}`)
+  // Under the name of the push's post-condition, which then need not ask the host first.
+  const post = p.localOnly ? (p.freshMaster ? 'own-mw-empty' : 'local-mw-empty') : 'mw-empty'
+  if (w.changes) rc.pending.set(`${post}@${h.name}`, `ctl_mboxlist -m -w printed ${w.changes} changes at step ${step.id}`)
   if (d.removeLocal.length)
     throw new RefusedError(`ctl_mboxlist -m would delete ${d.removeLocal.length} local mailboxes (${d.removeLocal.slice(0, 5).join(', ')})`, {
       host: h.name,

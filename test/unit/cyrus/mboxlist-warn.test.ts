@@ -81,6 +81,17 @@ describe('createWarnCounter (check: figures, not every name)', () => {
     expect(got.examples.removeFromMupdate).toEqual(['user.u0', 'user.u1', 'user.u2'])
   })
 
+  it("leaves out the activations it is told to skip (a unified backend's remote entries under -a), and only those", () => {
+    const c = createWarnCounter(5, {host: 'b1', skipActivate: (n) => n.startsWith('user.other')})
+    for (const l of ['Force Activate: user.other', 'Force Activate: user.other.Sent', 'Force Activate: user.mine', 'Remove from MUPDATE: user.other.x'])
+      c.push(l)
+    expect(c.result()).toMatchObject({
+      changes: 2,
+      counts: {activate: 1, removeFromMupdate: 1, removeRemoteFlag: 0, removeLocal: 0},
+      examples: {activate: ['user.mine'], removeFromMupdate: ['user.other.x']},
+    })
+  })
+
   it('refuses a line of no known kind, naming its line number', () => {
     expect(() => count('Force Activate: user.a\nsomething new: x\n')).toThrow(UnexpectedOutputError)
     expect(() => count('Force Activate: user.a\nsomething new: x\n')).toThrow(/line 2/)
