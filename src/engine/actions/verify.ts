@@ -185,6 +185,7 @@ export const verifyMurderAction = defineAction({
   mutating: false,
   planOnly: true,
   params: z.object({}).strict(),
-  describe: () => "every backend -m -w empty; master = union of the backends' local mailboxes; slaves connected and agreeing",
+  describe: (rc) =>
+    `every backend ${rc.murder.inv.mode === 'unified' ? '-m -w -a empty about its own mailboxes' : '-m -w empty'}; master = union of the backends' local mailboxes; slaves connected and agreeing`,
   run: (rc, s) => verifyMurder(rc, s),
 })
