@@ -281,20 +281,26 @@ async function restoreFile(rc: RunContext, u: RollbackUnit, h: Host, runningBefo
   return {path: f.path, sha256: f.sha256, from: f.copy, replacedKeptAs: aside?.copy, stopped: isDb && wasRunning, started: start}
 }
 
+/** An action run on its own, as no playbook step (an undo, the playbook's rollbackVerify), with its default params. */
+async function runAlone(rc: RunContext, actions: ActionRegistry, name: string, id: string, title: string, h?: Host): Promise<Record<string, unknown>> {
+  const action = actions[name]!
+  const step: Step = {id, title, hosts: 'none', action: name, confirm: false, recheck: false, params: {}}
+  return (await action.run(rc, step, action.params.parse({}), h)) ?? {}
+}
+
 /** An undo action on its host; skipped when what it proves already holds. */
 async function runUndo(rc: RunContext, u: RollbackUnit, h: Host | undefined, actions: ActionRegistry): Promise<Record<string, unknown> & {skipped?: string}> {
   const action = actions[u.action!]!
-  const step: Step = {id: u.id, title: `undo ${u.step}`, hosts: 'none', action: u.action!, confirm: false, recheck: false, params: {}}
   // A condition is proved on a host; an undo on no host has only its own exit to go by.
   const proves = h ? action.proves : undefined
   if (proves) {
     const already = await checkCondition(rc, proves, h!)
     if (already.ok) return {skipped: `${already.detail} already`}
   }
-  const data = (await action.run(rc, step, action.params.parse({}), h)) ?? {}
+  const data = await runAlone(rc, actions, u.action!, u.id, `undo ${u.step}`, h)
   if (proves) {
     const post = await checkCondition(rc, proves, h!, {settle: true})
-    if (!post.ok) throw new AbortError(`${u.action} ran but ${proves} does not hold: ${post.detail}`, {host: h!.name, step: step.id})
+    if (!post.ok) throw new AbortError(`${u.action} ran but ${proves} does not hold: ${post.detail}`, {host: h!.name, step: u.id})
     return {...data, proved: post.detail}
   }
   return data
@@ -348,18 +354,8 @@ async function verifyRollback(
     }
   // The runbook's own check of the state it started from, when its playbook names one.
   if (playbook.rollbackVerify) {
-    const action = actions[playbook.rollbackVerify]!
-    const step: Step = {
-      id: 'rollback-verify',
-      title: 'the state before the run',
-      hosts: 'none',
-      action: playbook.rollbackVerify,
-      confirm: false,
-      recheck: false,
-      params: {},
-    }
     try {
-      const data = (await action.run(rc, step, action.params.parse({}), undefined)) ?? {}
+      const data = await runAlone(rc, actions, playbook.rollbackVerify, 'rollback-verify', 'the state before the run')
       out.push({check: playbook.rollbackVerify, host: LOCAL, ok: true, detail: typeof data.detail === 'string' ? data.detail : 'as before the run'})
     } catch (error) {
       out.push({check: playbook.rollbackVerify, host: LOCAL, ok: false, detail: asMurderctlError(error).message})
