@@ -40,10 +40,15 @@ export function overlaps(lists: ReadonlyMap<string, ReadonlySet<string>>): {mail
 
 /**
  * Refuses when a live local mailbox is on two backends (the backends' lists are read once per
- * run, see local-lists.ts). Asked before the run's first step, and again by the push.
+ * run, see local-lists.ts). Answered once per invocation: before a new run's first step (the
+ * diff's precheck), else by the first step that asks (a resumed run's diff or push). Not asked
+ * again by each host's push: one backend's push must not depend on reading another backend (a
+ * backend lost mid-push stops only its own unit). A mailbox made on a second backend since is
+ * still caught after the push (the push's post-condition or verify: -m -w prints it on the
+ * backend that lost it), and -a deleted nothing.
  */
 export function assertBackendsDisjoint(rc: RunContext, step: Step): Promise<void> {
-  return sharedFact(rc, `backends-disjoint@${step.id}`, async () => {
+  return sharedFact(rc, 'backends-disjoint', async () => {
     const backends = hostsByRole(rc.murder.inv, 'backend')
     const lists = new Map(await Promise.all(backends.map(async (b) => [b.name, (await localMailboxes(rc, b, step.id)).names] as const)))
     const both = overlaps(lists)

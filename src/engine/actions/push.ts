@@ -115,7 +115,7 @@ const PushRunOptions = z.object({localAuthoritative: z.boolean().default(false)}
 async function push(rc: RunContext, step: Step, p: PushParams, host?: Host) {
   const h = need(host, step)
   const record = (r: ExecResult) => rc.journal.command(step.id, h.name, r)
-  // Asked again (a resumed run's first look): the backends may have changed since the diff.
+  // A resumed run's first look (this invocation ran no diff); else the diff's answer.
   if (p.freshMaster) await assertBackendsDisjoint(rc, step)
   if (!p.localOnly) {
     const authoritative = p.freshMaster || PushRunOptions.parse(rc.options).localAuthoritative
