@@ -48,6 +48,14 @@ function entry(s,    p, m, a, w, x) {
   e_uid = x && x < index(s, ", \"name_history\": [") && substr(s, x + 16, 1) != "\""
   return 1
 }
+# After entry(s): the line's key and its "name" the same text (sets e_name, as the line holds it).
+function samekey(s, raw,    q, n0, n) {
+  q = index(substr(s, 2), "\"")
+  n0 = q + 14
+  n = index(substr(s, n0), "\"") - 1
+  e_name = substr(raw, n0, n)
+  return substr(raw, 2, q - 1) == e_name
+}
 `
 
 // mawk-compatible (Debian's default awk: no gawk extension, no regex interval, no match() array),
@@ -56,6 +64,10 @@ function entry(s,    p, m, a, w, x) {
 // first line the parser would refuse for its place in the dump (then nothing more is read);
 // TRUNCATED when a JSON dump has no closing "}"; then COUNTS and END. EXIT lines pass through.
 // The JSON fast path is ENTRY_AWK's entry().
+// With -v names=1 it also prints each entry's name: N (live local) or R (remote), nothing for a
+// local tombstone; only a name that is its line's key and plain text (printable ASCII, no
+// escape) is printed here, any other line (and every ≤3.4 line) is left to the parser (L), so a
+// name is never unescaped on a guess. See mboxlist-names.ts.
 export const COUNT_AWK =
   ENTRY_AWK +
   String.raw`
@@ -71,10 +83,16 @@ function blank(s) { return s ~ /^[ \t\r\f\v]*$/ }
 function json(s) {
   if (!need) s = substr(s, 1, length(s) - 1)
   if (!entry(s)) return 0
+  if (names) {
+    if (!samekey(e_s, s) || e_name !~ /^[ -~]+$/ || index(e_name, "\\")) return 0
+    if (e_remote) print "R\t" e_name
+    else if (!e_del) print "N\t" e_name
+  }
   add(e_remote, e_del, e_inter, e_uid)
   return 1
 }
 function legacy(s,    p, rest, sp, type, where, acl, n, parts, code) {
+  if (names) return 0
   p = index(s, "\t")
   rest = substr(s, p + 1)
   sp = index(rest, " ")

@@ -38,14 +38,6 @@ export const LOCAL_ONLY_AWK =
   String.raw`
 function fallback(why) { if (!failed) print "FALLBACK\t" NR "\t" why; failed = 1 }
 function blank(s) { return s ~ /^[ \t\r\f\v]*$/ }
-# The line's key and its "name" must be the same text: the Node path writes the name as the key.
-function samekey(s, raw,    q, n0, n) {
-  q = index(substr(s, 2), "\"")
-  n0 = q + 14
-  n = index(substr(s, n0), "\"") - 1
-  e_name = substr(raw, n0, n)
-  return substr(raw, 2, q - 1) == e_name
-}
 function standin(raw,    cmd, h) {
   # A uniqueid key that is there but empty would be replaced in place by the Node path: leave it to it.
   if (index(e_s, "}, \"uniqueid\": \"")) return ""
@@ -74,7 +66,8 @@ BEGIN {
     if (need) { fallback("entry without \",\" after the previous one"); next }
     need = substr($0, length($0)) != ","
     raw = need ? $0 : substr($0, 1, length($0) - 1)
-    # A raw control character: the parser would refuse the line.
+    # A raw control character: the parser would refuse the line. The line's key and its "name"
+    # must be the same text (samekey): the Node path writes the name as the key.
     if (raw ~ /[\001-\037\177]/ || !entry(raw) || !samekey(e_s, raw)) { fallback("an entry line not in Cyrus 3.6's layout"); next }
     if (e_remote || e_del) next
     if (!e_uid) { raw = standin(raw); if (raw == "") { fallback("a local entry without uniqueid"); next }; u++ }

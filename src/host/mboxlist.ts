@@ -4,6 +4,7 @@ import {createHash} from 'node:crypto'
 import {RemoteCommandError, UnexpectedOutputError} from '../errors.js'
 import {createDumpParser, type EntryCounts, isRemote, type MailboxEntry} from '../cyrus/mboxlist-dump.js'
 import {readCountOutput, COUNT_AWK} from '../cyrus/mboxlist-count.js'
+import {createNamesReader} from '../cyrus/mboxlist-names.js'
 import {LOCAL_ONLY_AWK, type LocalOnlyResult, readLocalOnlyOutput} from '../cyrus/mboxlist-local-only.js'
 import {classifyMupdateStderr, createWarnCounter, type MupdateWarnPlan, parseMupdateWarn, type WarnCounts} from '../cyrus/mboxlist-warn.js'
 import type {Host} from '../inventory/schema.js'
@@ -61,11 +62,11 @@ function assertDumpPipeOk(r: ExecResult, host: Host, step: string, what: string,
 }
 
 /** The shell script that counts a mailboxes.db where it lies; its output is for readCountOutput. */
-export function countScript(ctlMboxlist: string, file?: string): string {
+export function countScript(ctlMboxlist: string, file?: string, opts: {names?: boolean} = {}): string {
   const ctl = [ctlMboxlist, '-d', ...(file ? ['-f', file] : [])].map(shellQuote).join(' ')
   // mawk (Debian's default awk) reads a dump in a third of gawk's time: take it where both are.
   const awk = 'a=$(command -v mawk || echo awk)'
-  return `${awk}\n${withExit(ctl, `LC_ALL=C "$a" ${shellQuote(COUNT_AWK)}`)}`
+  return `${awk}\n${withExit(ctl, `LC_ALL=C "$a"${opts.names ? ' -v names=1' : ''} ${shellQuote(COUNT_AWK)}`)}`
 }
 
 /**
@@ -78,6 +79,23 @@ export async function countEntriesOnHost(ctx: MurderContext, host: Host, step = 
   assertDumpPipeOk(r, host, step, 'the count', file)
   try {
     return readCountOutput(r.stdout, host.name)
+  } catch (error) {
+    throw (error as UnexpectedOutputError).at({host: host.name, step})
+  }
+}
+
+/**
+ * The names of the host's live local mailboxes and of its remote entries, through onName as they
+ * come: its dump read by COUNT_AWK on the host (names=1), so one short line per entry crosses
+ * SSH and only the lines the awk hands back are parsed here. Returns the dump's figures.
+ */
+export async function scanNames(ctx: MurderContext, host: Host, onName: (name: string, remote: boolean) => void, step = 'dump'): Promise<EntryCounts> {
+  const reader = createNamesReader(onName, host.name)
+  const script = countScript(tool(host, 'ctl_mboxlist'), undefined, {names: true})
+  const r = await ctx.pool.exec(host, {shell: script}, {onStdoutLine: (l) => reader.push(l)})
+  assertDumpPipeOk({...r, stdout: reader.exitLine}, host, step, 'the mailbox list')
+  try {
+    return reader.end()
   } catch (error) {
     throw (error as UnexpectedOutputError).at({host: host.name, step})
   }

@@ -1,10 +1,10 @@
 // A backend's live local mailboxes (and the names it holds as remote entries), read once per run
 // while its mailboxes.db stays the same file: the preflight reads them; the unified diff and the
 // push's check take the remote names, and verify the local ones, from that read unless the file
-// changed since (one sha256sum on the host instead of a whole `ctl_mboxlist -d` parsed here).
-import {isLiveLocal, isRemote} from '../../cyrus/mboxlist-dump.js'
+// changed since (one sha256sum on the host instead of a whole `ctl_mboxlist -d` read again). The
+// names are picked out of the dump on the host (scanNames): a short line per entry crosses SSH.
 import {dbSha256} from '../../host/db.js'
-import {scanDump} from '../../host/mboxlist.js'
+import {scanNames} from '../../host/mboxlist.js'
 import type {Host} from '../../inventory/schema.js'
 import type {RunContext} from '../context.js'
 
@@ -28,15 +28,7 @@ async function lists(rc: RunContext, h: Host, step: string): Promise<{list: Loca
   if (kept && before && kept.sha256 === before) return {list: kept, reread: false}
   const names = new Set<string>()
   const remote = new Set<string>()
-  await scanDump(
-    rc.murder,
-    h,
-    (e) => {
-      if (isLiveLocal(e)) names.add(e.name)
-      else if (isRemote(e)) remote.add(e.name)
-    },
-    step,
-  )
+  await scanNames(rc.murder, h, (name, isRemote) => (isRemote ? remote : names).add(name), step)
   const list: LocalList = {sha256: before ?? '', names, remote}
   // Kept only when the file did not change during the read.
   const after = before && (await dbSumOrNull(rc, h))

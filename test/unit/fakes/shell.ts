@@ -9,9 +9,12 @@ import type {ExecOptions, ExecResult, RemoteCommand, RemoteShell} from '../../..
 
 const COUNT_AWK_LINE = 'print "COUNTS'
 
-/** COUNT_AWK over a dump and the producer's status line, as the host's shell runs it. */
-function countHere(dump: string, exitCode: number): string {
-  return execFileSync('awk', [COUNT_AWK], {input: `${dump}EXIT ${exitCode}\n`, env: {...process.env, LC_ALL: 'C'}}).toString()
+/** COUNT_AWK over a dump and the producer's status line, as the host's shell runs it (names=1: scanNames). */
+function countHere(dump: string, exitCode: number, names: boolean): string {
+  return execFileSync('awk', [...(names ? ['-v', 'names=1'] : []), COUNT_AWK], {
+    input: `${dump}EXIT ${exitCode}\n`,
+    env: {...process.env, LC_ALL: 'C'},
+  }).toString()
 }
 
 export type Answer = Partial<Pick<ExecResult, 'exitCode' | 'stdout' | 'stderr'>>
@@ -27,9 +30,10 @@ export class FakeShell implements RemoteShell {
     if (this.down.has(host.name)) throw new RemoteCommandError(`${host.name} is down`, {command, exitCode: null, stderr: ''}, {host: host.name})
     this.sent.push({host: host.name, command})
     let a = this.answer(host.name, command)
-    // The count on the host (countEntriesOnHost): the answer is what `ctl_mboxlist -d` printed;
-    // the real awk reads it here, as the host's would.
-    if (!Array.isArray(cmd) && command.includes(COUNT_AWK_LINE)) a = {exitCode: 0, stderr: a.stderr, stdout: countHere(a.stdout ?? '', a.exitCode ?? 0)}
+    // The count or the names on the host (countEntriesOnHost, scanNames): the answer is what
+    // `ctl_mboxlist -d` printed; the real awk reads it here, as the host's would.
+    if (!Array.isArray(cmd) && command.includes(COUNT_AWK_LINE))
+      a = {exitCode: 0, stderr: a.stderr, stdout: countHere(a.stdout ?? '', a.exitCode ?? 0, command.includes(' -v names=1 '))}
     let stdout = a.stdout ?? ''
     // Streamed as the pool does: line by line, and stdout is then ''.
     if (opts.onStdoutLine && stdout) {
