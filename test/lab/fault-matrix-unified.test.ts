@@ -25,7 +25,7 @@ import {
 
 useFileLab({topology: 'unified'})
 
-const STEPS = 15
+const STEPS = 16
 const figures = newFigures()
 const rows: {fault: string; stoppedWith: string; then: string}[] = []
 const at = (k: number) => new RegExp(`\\[${k}/${STEPS}\\] `)
@@ -89,7 +89,7 @@ describe('fault matrix: recover-master (unified, from the backends)', () => {
     try {
       expect(r.exitCode, r.stderr).toBe(4)
       expect(r.stderr).toMatch(/host b2/)
-      expect(r.stderr).toMatch(/step (push|master-db-to-disk|enable-slaves)/)
+      expect(r.stderr).toMatch(/step (push|master-db-to-disk|verify-backends|enable-slaves)/)
     } finally {
       await startSshd('b2')
     }
@@ -103,7 +103,7 @@ describe('fault matrix: recover-master (unified, from the backends)', () => {
     try {
       expect(r.exitCode, r.stderr).not.toBe(0)
       expect(r.stderr).toMatch(/host (b1|b2|mupdate)/)
-      expect(r.stderr).toMatch(/step (save-backend-dbs|push|master-db-to-disk|enable-slaves|verify)/)
+      expect(r.stderr).toMatch(/step (save-backend-dbs|push|master-db-to-disk|verify-backends|enable-slaves|verify)/)
     } finally {
       await startMaster()
     }

@@ -50,7 +50,7 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
   })
 
   it('Ctrl-C at every step boundary stops resumably, and --resume finishes', async () => {
-    const steps = 17
+    const steps = 18
     for (let k = 1; k < steps; k++) {
       await loseMasterDb()
       const r = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes'], {interruptWhen: new RegExp(`\\[${k}/${steps}\\] `)})
@@ -62,17 +62,17 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
       await assertNothingLost(before)
     }
     rows.push({
-      fault: 'Ctrl-C at each of the 16 step boundaries',
+      fault: 'Ctrl-C at each of the 17 step boundaries',
       command: 'recover-master',
       stoppedWith: 'exit 130, "stopped before step X"',
       then: '--resume: exit 0',
     })
-    // Sixteen recoveries, each stopped then resumed: about 16 s apiece, more on a loaded machine.
+    // Seventeen recoveries, each stopped then resumed: about 16 s apiece, more on a loaded machine.
   }, 900_000)
 
   it("a backend's sshd killed in the middle of the push", async () => {
     await loseMasterDb()
-    const r = await recoverWithFault(/\[12\/17\] /, () => killSshd('b2'))
+    const r = await recoverWithFault(/\[12\/18\] /, () => killSshd('b2'))
     try {
       expect(r.exitCode, r.stderr).toBe(4)
       expect(r.stderr).toMatch(/b2/)
@@ -96,7 +96,7 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
     const masterEntries = async () => Object.keys(JSON.parse((await onHost('mupdate', `${CTL} -d`)).stdout)).length
     const before = await masterDb()
     const entriesBefore = await masterEntries()
-    const r = await recoverWithFault(/\[12\/17\] /, () => killSshd('b2'))
+    const r = await recoverWithFault(/\[12\/18\] /, () => killSshd('b2'))
     const run = runIdOf(r)
     let rollback
     try {
@@ -143,7 +143,7 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
     await loseMasterDb()
     // Killed as the push starts (while the backends' dbs are saved, just before): a push of 40
     // mailboxes is over before a kill from outside lands.
-    const r = await recoverWithFault(/\[11\/17\] /, killCyrusMaster)
+    const r = await recoverWithFault(/\[11\/18\] /, killCyrusMaster)
     try {
       expect(r.exitCode, r.stderr).not.toBe(0)
       expect(r.stderr).toMatch(/step (save-backend-dbs|push|start-frontends|verify)/)
@@ -211,7 +211,7 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
     )
     try {
       // Stopped before the copy aside, the disk fills, then the run goes on.
-      const stopped = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes'], {interruptWhen: /\[9\/17\] /})
+      const stopped = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes'], {interruptWhen: /\[9\/18\] /})
       figures.runs++
       expect(stopped.exitCode, stopped.stderr).toBe(130)
       const run = runIdOf(stopped)
@@ -246,7 +246,7 @@ describe('fault matrix: recover-master (standard, from the backends)', () => {
     const config = await newHostKeyConfig('b2')
     // While the master's db is set aside and it restarts (two steps on the master only), b2
     // comes back with another key; the diff then reconnects to it.
-    const r = await recoverWithFault(/\[6\/17\] /, async () => {
+    const r = await recoverWithFault(/\[6\/18\] /, async () => {
       await killSshd('b2')
       await startSshd('b2', config)
     })

@@ -204,9 +204,13 @@ describe('recover-master on the standard lab', () => {
       expect((await onHost(u.host, 'sha256sum /var/lib/cyrus/mailboxes.db')).stdout.split(' ')[0], u.host).toBe(u.data.sha256)
       expect((await onHost(u.host, `${CTL} -d`)).stdout, u.host).toBe(masterDump)
     }
-    // Verify saw that too: each frontend's list has the master's bytes, so it read no dump of it;
-    // nor of the master, whose count stood for it (every -m -w empty).
-    expect(unit(r, 'verify').data.masterRead).toBe('count')
+    // Verify saw that too, in two parts: before the frontends started, every -m -w empty and the
+    // master's count the union (its dump not read); then each frontend's list has the master's
+    // bytes, and the master's db the checksum it had at that count: no count or dump read again.
+    expect(unit(r, 'verify-backends').data).toMatchObject({scope: 'backends', masterRead: 'count', master: before.size, unionOfBackendsLocal: before.size})
+    expect(unit(r, 'verify-backends').data.slaves).toBeUndefined()
+    expect(unit(r, 'verify').data).toMatchObject({scope: 'slaves', masterRead: 'checksum', master: before.size})
+    expect(unit(r, 'verify').data.backendsMw).toBeUndefined()
     expect(unit(r, 'verify').data.slaves).toEqual(
       expect.arrayContaining(['fe1', 'fe2'].map((host) => ({host, entries: before.size, connected: true, sameBytes: true}))),
     )

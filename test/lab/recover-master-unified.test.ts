@@ -153,9 +153,18 @@ describe('recover-master on a unified lab', () => {
     for (const u of r.json.results.filter((x: any) => x.step === 'push'))
       expect(u.data, u.host).toMatchObject({pushed: 20, authoritative: true, builtBy: 'diff', madeOn: 'host'})
     expect(await scratchLeft(r.json.run)).toBe('')
-    // A unified backend's -m -w says nothing of a mailbox the master places on the other one:
-    // verify compared the master's dump entry by entry.
-    expect(r.json.results.find((u: any) => u.step === 'verify').data).toMatchObject({masterRead: 'dump', master: 40, unionOfBackendsLocal: 40})
+    // Verify, before the slaves came back (so with the lists the preflight read): every backend's
+    // -m -w -a empty (it prints an own mailbox the master lacks or places elsewhere) and the
+    // master's count the union, so its dump was not read; then every slave agreed with the
+    // master, whose count stood while its mailboxes.db kept its checksum.
+    const unitData = (step: string) => r.json.results.find((u: any) => u.step === step).data
+    expect(unitData('verify-backends')).toMatchObject({scope: 'backends', masterRead: 'count', master: 40, unionOfBackendsLocal: 40, backendListsReread: []})
+    expect(unitData('verify')).toMatchObject({scope: 'slaves', masterRead: 'checksum', master: 40})
+    expect(
+      unitData('verify')
+        .slaves.map((x: any) => [x.host, x.entries, x.connected])
+        .sort(),
+    ).toEqual(['b1', 'b2'].map((h) => [h, 40, true]))
     const master = await listOf('mupdate', state.dir)
     expect(new Map([...master].sort())).toEqual(new Map([...before].sort()))
     // The operator's hand-disabled slaves are running again, and connected.

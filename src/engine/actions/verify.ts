@@ -57,14 +57,23 @@ export function unionSize(lists: readonly BackendList[]): number {
 
 /**
  * Whether the master's count alone proves it holds exactly the backends' union (so its dump need
- * not be read). In a standard murder a backend's `-m -w` prints a line for each of its live local
- * mailboxes the master lacks or places elsewhere ("Remove Local Mailbox"), and for each entry the
- * master has for it that it lacks: all of them empty leave only entries for other servers, which
- * the count shows. Not in a unified murder: there a mailbox the master places on another backend
- * prints nothing (ctl_mboxlist.c skips that check when mupdate_config is unified).
+ * not be read). A backend's `-m -w` prints a line for each entry the master has for it that it
+ * lacks, and (standard) for each of its live local mailboxes the master lacks or places
+ * elsewhere ("Remove Local Mailbox"): all of them empty leave only entries for other servers,
+ * which the count shows. In a unified murder plain `-m -w` passes over a mailbox the master
+ * places on another backend (ctl_mboxlist.c skips that check when mupdate_config is unified),
+ * so there the count suffices only when every `-m -w` was taken with `-a` (authoritative): that
+ * asks the master nothing and prints "Force Activate" for every own mailbox not in the master's
+ * list for this server at its partition and ACL.
  */
-export function countSuffices(mode: 'standard' | 'unified', mwChanges: readonly number[], masterEntries: number, union: number): boolean {
-  return mode === 'standard' && mwChanges.every((c) => c === 0) && masterEntries === union
+export function countSuffices(
+  mode: 'standard' | 'unified',
+  mwChanges: readonly number[],
+  masterEntries: number,
+  union: number,
+  authoritative = false,
+): boolean {
+  return (mode === 'standard' || authoritative) && mwChanges.every((c) => c === 0) && masterEntries === union
 }
 
 async function compareMaster(rc: RunContext, m: Host, lists: readonly BackendList[], step: string) {
@@ -73,11 +82,27 @@ async function compareMaster(rc: RunContext, m: Host, lists: readonly BackendLis
   return cmp.result()
 }
 
-async function verifyMurder(rc: RunContext, step: Step) {
+/**
+ * What a verify step checks. all: everything. backends: every backend's -m -w and the master
+ * against their lists, while no slave runs (a standard rebuild checks them before the frontends
+ * start, so their resync of the whole list does not slow every read). slaves: the slaves
+ * connected and agreeing with the master, after the backends part was checked.
+ */
+const Scope = z.enum(['all', 'backends', 'slaves'])
+type Scope = z.infer<typeof Scope>
+
+/** The master's count as a backends-only verify read it, with the sha256 its mailboxes.db had around the count. */
+const MASTER_COUNT = 'verified-master-count'
+interface MasterCount {
+  sha256: string
+  entries: number
+}
+
+async function verifyMurder(rc: RunContext, step: Step, scope: Scope) {
   const ctx = rc.murder
   const m = master(ctx.inv)
-  const backends = hostsByRole(ctx.inv, 'backend')
-  const slaves = slaveHosts(ctx.inv)
+  const backends = scope === 'slaves' ? [] : hostsByRole(ctx.inv, 'backend')
+  const slaves = scope === 'backends' ? [] : slaveHosts(ctx.inv)
   const problems: string[] = []
   // The checks read different hosts (or the same ones read-only): all at once, so the run waits
   // for the slowest of them (the slaves catching up) rather than their sum.
@@ -90,45 +115,68 @@ async function verifyMurder(rc: RunContext, step: Step) {
       return {host: b.name, server: b.servername, names, remote, reread}
     }),
   )
-  // Cheap first (standard murders): the master counted on its host, its dump read and compared
-  // only when the count or a backend's -m -w says something differs, for the detail.
+  // Cheap first: the master counted on its host, its dump read and compared only when the count
+  // or a backend's -m -w says something differs, for the detail.
   const mode = ctx.inv.mode === 'unified' ? 'unified' : 'standard'
-  const countP = mode === 'standard' ? countEntriesOnHost(ctx, m, step.id) : undefined
+  // A backends-only verify keeps the master's count for the slaves' verify, with the checksum
+  // its mailboxes.db had before and after it was read.
+  const sumBefore = scope === 'backends' ? dbSha256(ctx, m, step.id) : undefined
+  sumBefore?.catch(() => {}) // awaited below; a failure is raised there
+  const countP = scope !== 'slaves' ? Promise.resolve(sumBefore).then(() => countEntriesOnHost(ctx, m, step.id)) : undefined
   countP?.catch(() => {}) // awaited below; a failure is raised there
-  const masterP = listsP.then(async (lists) => {
-    if (countP) {
-      const [{total}, mw] = await Promise.all([countP, mwP])
-      const union = unionSize(lists)
-      if (
-        countSuffices(
-          mode,
-          mw.map((x) => x.changes),
-          total,
-          union,
-        )
-      )
-        return {entries: total, missing: 0, misplaced: 0, extra: 0, union, read: 'count' as const}
-    }
-    return {...(await compareMaster(rc, m, lists, step.id)), read: 'dump' as const}
-  })
+  const masterP =
+    scope === 'slaves'
+      ? undefined
+      : Promise.all([listsP, sumBefore]).then(async ([lists]) => {
+          if (countP) {
+            const [{total}, mw] = await Promise.all([countP, mwP])
+            const union = unionSize(lists)
+            if (
+              countSuffices(
+                mode,
+                mw.map((x) => x.changes),
+                total,
+                union,
+                // Every unified backend's -m -w below is taken with -a.
+                mode === 'unified',
+              )
+            )
+              return {entries: total, missing: 0, misplaced: 0, extra: 0, union, read: 'count' as const}
+          }
+          return {...(await compareMaster(rc, m, lists, step.id)), read: 'dump' as const}
+        })
+  // The master's entry count the slaves are held to: this verify's own, or (slaves only) the
+  // backends' verify's while the master's db still has the checksum it had then, else counted.
+  let masterRead: 'count' | 'dump' | 'checksum' | undefined
+  const masterEntries = async (sum: string | null): Promise<number> => {
+    if (masterP) return (await masterP).entries
+    const kept = rc.facts.get(MASTER_COUNT) as MasterCount | undefined
+    if (kept && sum !== null && kept.sha256 === sum) return ((masterRead = 'checksum'), kept.entries)
+    masterRead = 'count'
+    return (await countEntriesOnHost(ctx, m, step.id)).total
+  }
   // Slaves take a moment to hear the last pushes: wait for them to agree, up to a minute. The
   // first round is read while the master's list is (only its count is compared: counted on the
   // slave's host, no dump crosses SSH). A slave whose mailboxes.db has the master's bytes (a
   // frontend given the master's list, whose slave found nothing to change) holds the master's
   // entries: its checksum stands for the count, and no dump of it is read.
   let finished = false
+  let slaveMasterEntries: number | undefined
   const slavesP = (async () => {
+    if (!slaves.length) return []
     const deadline = Date.now() + 60_000
     for (;;) {
-      const masterSum = slaves.length ? dbSha256(ctx, m, step.id) : Promise.resolve(null)
-      masterSum.catch(() => {}) // awaited below by each slave; a failure is raised there
+      const masterSum = dbSha256(ctx, m, step.id)
+      const wantP = masterSum.then((sum) => masterEntries(sum))
+      wantP.catch(() => {}) // awaited below by each slave; a failure is raised there
       const round = mapLimit(slaves, ctx.concurrency, async (s) => {
         const [sum, connected] = await Promise.all([dbSha256(ctx, s, step.id), checkCondition(rc, 'slave-connected', s)])
         const sameBytes = sum !== null && sum === (await masterSum)
-        const entries = sameBytes ? await masterP.then((x) => x.entries) : (await countEntriesOnHost(ctx, s, step.id)).total
+        const entries = sameBytes ? await wantP : (await countEntriesOnHost(ctx, s, step.id)).total
         return {host: s.name, entries, connected: connected.ok, sameBytes}
       })
-      const [agreement, want] = await Promise.all([round, masterP.then((x) => x.entries)])
+      const [agreement, want] = await Promise.all([round, wantP])
+      slaveMasterEntries = want
       if (finished || agreement.every((a) => a.entries === want && a.connected) || Date.now() > deadline) return agreement
       await new Promise((r) => setTimeout(r, 250))
     }
@@ -152,26 +200,29 @@ async function verifyMurder(rc: RunContext, step: Step) {
     return {host: b.name, changes}
   })
   // A check that fails ends the wait of the others.
-  const [mw, lists, {entries, missing, misplaced, extra, union, read}, slavesAgree] = await Promise.all([mwP, listsP, masterP, slavesP]).finally(
-    () => (finished = true),
-  )
+  const [mw, lists, onMaster, slavesAgree] = await Promise.all([mwP, listsP, masterP, slavesP]).finally(() => (finished = true))
+  if (sumBefore && onMaster) {
+    const before = await sumBefore
+    if (before && (await dbSha256(ctx, m, step.id)) === before) rc.facts.set(MASTER_COUNT, {sha256: before, entries: onMaster.entries} satisfies MasterCount)
+  }
   for (const x of mw) if (x.changes) problems.push(`${x.host}: ctl_mboxlist -m -w still prints ${x.changes} changes`)
-  if (missing) problems.push(`the master lacks ${missing} of the backends' mailboxes`)
-  if (misplaced) problems.push(`the master places ${misplaced} mailboxes on the wrong server`)
-  if (extra > 0) problems.push(`the master holds ${extra} entries no backend has`)
+  if (onMaster?.missing) problems.push(`the master lacks ${onMaster.missing} of the backends' mailboxes`)
+  if (onMaster?.misplaced) problems.push(`the master places ${onMaster.misplaced} mailboxes on the wrong server`)
+  if (onMaster && onMaster.extra > 0) problems.push(`the master holds ${onMaster.extra} entries no backend has`)
+  const entries = onMaster?.entries ?? slaveMasterEntries
   for (const a of slavesAgree) {
     if (a.entries !== entries) problems.push(`${a.host} holds ${a.entries} entries, the master ${entries}`)
     if (!a.connected) problems.push(`${a.host}'s mupdate slave is not connected`)
   }
   const figures = {
+    scope,
     master: entries,
-    unionOfBackendsLocal: union,
-    /** How the master's list was checked: counted on its host, or its dump compared entry by entry. */
-    masterRead: read,
+    ...(onMaster ? {unionOfBackendsLocal: onMaster.union} : {}),
+    /** How the master's list was checked: counted on its host, its dump compared entry by entry, or (slaves only) its checksum unchanged since the backends' verify counted it. */
+    masterRead: onMaster?.read ?? masterRead,
     before: rc.facts.get('before'),
-    backendsMw: mw,
-    slaves: slavesAgree,
-    backendListsReread: lists.filter((l) => l.reread).map((l) => l.host),
+    ...(scope === 'slaves' ? {} : {backendsMw: mw, backendListsReread: lists.filter((l) => l.reread).map((l) => l.host)}),
+    ...(scope === 'backends' ? {} : {slaves: slavesAgree}),
   }
   if (problems.length)
     throw new AbortError(`verification failed: ${problems.join('; ')}`, {
@@ -184,8 +235,15 @@ async function verifyMurder(rc: RunContext, step: Step) {
 export const verifyMurderAction = defineAction({
   mutating: false,
   planOnly: true,
-  params: z.object({}).strict(),
-  describe: (rc) =>
-    `every backend ${rc.murder.inv.mode === 'unified' ? '-m -w -a empty about its own mailboxes' : '-m -w empty'}; master = union of the backends' local mailboxes; slaves connected and agreeing`,
-  run: (rc, s) => verifyMurder(rc, s),
+  params: z.object({scope: Scope.default('all')}).strict(),
+  describe: (rc, p) =>
+    [
+      p.scope !== 'slaves' &&
+        `every backend ${rc.murder.inv.mode === 'unified' ? '-m -w -a empty about its own mailboxes' : '-m -w empty'}; master = union of the backends' local mailboxes`,
+      p.scope !== 'backends' &&
+        `slaves connected and agreeing with the master${p.scope === 'slaves' ? ' (its count kept while its mailboxes.db is unchanged)' : ''}`,
+    ]
+      .filter(Boolean)
+      .join('; '),
+  run: (rc, s, p) => verifyMurder(rc, s, p.scope),
 })

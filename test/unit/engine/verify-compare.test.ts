@@ -52,7 +52,10 @@ describe("verify: the master's count stands for its dump only where -m -w proves
     expect(countSuffices('standard', [0, 1], 3, 3)).toBe(false)
   })
 
-  it('unified: never (a mailbox placed on the other backend prints nothing there)', () => {
+  it('unified: only when every -m -w was taken with -a (plain -m -w prints nothing of a mailbox placed on the other backend)', () => {
     expect(countSuffices('unified', [0, 0], 3, 3)).toBe(false)
+    expect(countSuffices('unified', [0, 0], 3, 3, true)).toBe(true)
+    expect(countSuffices('unified', [0, 1], 3, 3, true)).toBe(false)
+    expect(countSuffices('unified', [0, 0], 4, 3, true)).toBe(false)
   })
 })

@@ -1,0 +1,92 @@
+// verify-murder in two parts (a standard rebuild checks the backends and the master before the
+// frontends start, then the frontends): which hosts each part asks, and when the master's count
+// from the first part stands for the second. Hosts answer with the lab's captured outputs
+// through the fake shell; the lab suite runs the playbooks for real.
+import {mkdtempSync, readFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {describe, expect, it} from 'vitest'
+import {verifyMurderAction} from '../../../src/engine/actions/verify.js'
+import {newRunContext, type RunContext} from '../../../src/engine/context.js'
+import {Journal} from '../../../src/engine/journal.js'
+import {Step} from '../../../src/engine/schema.js'
+import {fakeMurder, FakeShell} from '../fakes/shell.js'
+
+const fx = (name: string) => readFileSync(join(import.meta.dirname, '../../fixtures/lab', name), 'utf8')
+const masterDump = fx('dump-mupdate.txt')
+// b2's own list: the master's entries placed on b2, as local entries.
+const b2Dump = `{\n${masterDump
+  .split('\n')
+  .filter((l) => l.includes('"server": "b2"'))
+  .map((l) => l.replace(', "server": "b2"', '').replace('"mbtype": "er"', '"mbtype": "e"'))
+  .join('\n')
+  .replace(/,$/, '')}\n}\n`
+
+function murder(sums: Record<string, string>, fe1Dump = fx('dump-fe1.txt')) {
+  const dumps: Record<string, string> = {mupdate: masterDump, fe1: fe1Dump, b1: fx('dump-b1.txt'), b2: b2Dump}
+  const shell = new FakeShell((host, command) => {
+    if (command.startsWith('cat -- /etc/imapd.conf')) return {stdout: fx(`imapd.conf-${host === 'mupdate' ? 'mupdate' : host.startsWith('fe') ? 'fe1' : 'b1'}`)}
+    if (command.includes('sha256sum')) return {stdout: `${sums[host]}  /var/lib/cyrus/mailboxes.db\n`}
+    if (command.includes('ctl_mboxlist -d')) return {stdout: dumps[host]}
+    if (command.includes('ctl_mboxlist -m -w')) return {stdout: ''}
+    if (command.includes('pgrep -P')) return {stdout: 'connected\n'}
+    return {}
+  })
+  const ctx = fakeMurder(shell, mkdtempSync(join(tmpdir(), 'verify-')))
+  return {ctx, shell, rc: newRunContext(ctx, new Journal(ctx.inv.stateDir, 'run-1'), {options: {}}) as RunContext}
+}
+
+const step = (id: string, scope: string) => Step.parse({id, title: id, hosts: 'none', action: 'verify-murder', params: {scope}})
+const run = (rc: RunContext, id: string, scope: 'all' | 'backends' | 'slaves') =>
+  verifyMurderAction.run(rc, step(id, scope), verifyMurderAction.params.parse({scope}), undefined) as Promise<Record<string, unknown>>
+const sent = (shell: FakeShell, from: number) => shell.sent.slice(from)
+const dumped = (shell: FakeShell, from: number) =>
+  sent(shell, from)
+    .filter((c) => c.command.includes('ctl_mboxlist -d'))
+    .map((c) => c.host)
+    .sort()
+
+describe('verify-murder in two parts', () => {
+  const same = {mupdate: 'a'.repeat(64), fe1: 'a'.repeat(64), b1: 'b'.repeat(64), b2: 'c'.repeat(64)}
+
+  it('backends: asks no slave, checks every -m -w and counts the master; slaves: the count stands while the master keeps its checksum', async () => {
+    const {shell, rc} = murder(same)
+    const first = await run(rc, 'verify-backends', 'backends')
+    expect(first).toMatchObject({
+      scope: 'backends',
+      master: 40,
+      unionOfBackendsLocal: 40,
+      masterRead: 'count',
+      backendsMw: [
+        {host: 'b1', changes: 0},
+        {host: 'b2', changes: 0},
+      ],
+    })
+    expect(first.slaves).toBeUndefined()
+    expect(shell.sent.filter((c) => c.host === 'fe1')).toEqual([])
+    const mark = shell.sent.length
+    const second = await run(rc, 'verify', 'slaves')
+    expect(second).toMatchObject({scope: 'slaves', master: 40, masterRead: 'checksum', slaves: [{host: 'fe1', entries: 40, connected: true, sameBytes: true}]})
+    expect(second.backendsMw).toBeUndefined()
+    // No list read again, no -m -w, no backend asked at all.
+    expect(dumped(shell, mark)).toEqual([])
+    expect(sent(shell, mark).filter((c) => c.command.includes('-m -w') || c.host.startsWith('b'))).toEqual([])
+  })
+
+  it('slaves: the master counted again when its mailboxes.db changed since', async () => {
+    const m = murder(same)
+    await run(m.rc, 'verify-backends', 'backends')
+    const sums = same as Record<string, string>
+    sums.mupdate = sums.fe1 = 'd'.repeat(64)
+    const mark = m.shell.sent.length
+    expect(await run(m.rc, 'verify', 'slaves')).toMatchObject({masterRead: 'count', master: 40})
+    expect(dumped(m.shell, mark)).toEqual(['mupdate'])
+  })
+
+  it('all (the default): both parts in one step, as the other playbooks run it', async () => {
+    const {shell, rc} = murder(same)
+    expect(await run(rc, 'verify', 'all')).toMatchObject({scope: 'all', master: 40, masterRead: 'count', slaves: [{host: 'fe1', sameBytes: true}]})
+    expect(shell.sent.some((c) => c.host === 'fe1')).toBe(true)
+    expect(verifyMurderAction.params.parse({})).toEqual({scope: 'all'})
+  })
+})
