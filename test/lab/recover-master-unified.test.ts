@@ -226,6 +226,10 @@ describe('recover-master on a unified lab', () => {
     const master = await listOf('mupdate', state.dir)
     expect(new Map([...master].sort())).toEqual(new Map([...now].sort()))
     for (const h of ['b1', 'b2']) expect((await onHost(h, `${CTL} -m -w`, undefined, state.dir)).stdout).toBe('')
+    // Verified in two parts here too: the backends before their slaves came back, then the slaves.
+    const v = (step: string) => r.json.results.find((u: any) => u.step === step).data
+    expect(v('verify-backends')).toMatchObject({scope: 'backends', masterRead: 'count', master: now.size})
+    expect(v('verify')).toMatchObject({scope: 'slaves', master: now.size})
   })
   it('murderctl stopped at once (Ctrl-C twice) in the middle of the push into the tmpfs: check flags the key, --resume pushes again', async () => {
     const now = await listOf('mupdate', state.dir)
