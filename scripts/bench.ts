@@ -11,7 +11,7 @@ import {execa} from 'execa'
 import {breakLab} from '../src/lab/disasters.js'
 import {labDown, labExec, labPassword, type LabState, labUp, waitPort} from '../src/lab/lab.js'
 import {flowLosses, messageIds, startMailFlow} from '../src/lab/mail-flow.js'
-import {labCounts} from '../src/lab/seed.js'
+import {labCounts, waitConverged} from '../src/lab/seed.js'
 
 const BIN = resolve(import.meta.dirname, '../bin/run.js')
 const CTL = '/usr/lib/cyrus/bin/ctl_mboxlist'
@@ -146,6 +146,9 @@ async function recover(perBackend: number, rounds: number) {
     )
     // status and check count every host's list on that host: beside Cyrus counting the master's
     // alone, and every host's at once (on a lab all six share this machine's CPUs, as status's do).
+    // Timed once the murder has settled: the procedure's last step restarts the frontends, whose
+    // slaves then take the whole list from the master, on the same two cores.
+    await waitConverged(state, perBackend * 2)
     const rawCount = await raw(state, 'mupdate', `${CTL} -d | wc -l`)
     const allStarted = performance.now()
     await Promise.all(state.hosts.map((h) => raw(state, h.name, `${CTL} -d | wc -l`)))

@@ -75,10 +75,21 @@ const NO_UID = '4294967295'
 const END = 'END'
 
 // mawk-compatible (Debian's default awk): no gawk extensions.
+// A mailbox mbexamine cannot open (no index or header on disk) prints only "Examining NAME..."
+// with no newline, so the next mailbox's line follows on the same line: each such name is
+// printed as U (unopened), and so is a mailbox whose header never came.
 export const STATE_AWK = String.raw`
-function flush() { if (name != "") print "S\t" name "\t" uid "\t" uv "\t" last "\t" ex "\t" hms "\t" sz "\t" path; name = "" }
+function flush() {
+  if (name != "" && uv == "-") print "U\t" name
+  else if (name != "") print "S\t" name "\t" uid "\t" uv "\t" last "\t" ex "\t" hms "\t" sz "\t" path
+  name = ""
+}
 /^${EXIT} [0-9]+$/ { print; next }
-/^Examining / { flush(); name = substr($0, 11); sub(/\.\.\.( Mailbox Header Info:)?$/, "", name); uid = "-"; uv = "-"; last = "-"; ex = "-"; hms = "-"; sz = "-"; path = "-"; next }
+/^Examining / {
+  flush(); s = $0
+  while ((p = index(s, "...Examining ")) > 0) { print "U\t" substr(s, 11, p - 11); s = substr(s, p + 3) }
+  name = substr(s, 11); sub(/\.\.\.( Mailbox Header Info:)?$/, "", name); uid = "-"; uv = "-"; last = "-"; ex = "-"; hms = "-"; sz = "-"; path = "-"; next
+}
 /^  Path to mailbox: / { path = substr($0, 20); next }
 /^  Unique ID: / { uid = $3; next }
 /^  Number of Messages: / { ex = $4; sz = $7; next }
@@ -119,12 +130,17 @@ export function mailboxStateScript(host: Host, patterns: string[]): string {
 
 const num = (s: string | undefined) => (s !== undefined && /^\d+$/.test(s) ? Number(s) : null)
 
-/** Parse mailboxStateScript's output. Throws when it did not run to its end marker. */
+/**
+ * Parse mailboxStateScript's output. Throws when it did not run to its end marker, and names the
+ * mailboxes mbexamine could not open (their state is unknown, so no comparison may pass them).
+ */
 export function parseMailboxStates(out: string): MailboxState[] {
   const states: MailboxState[] = []
+  const unopened: string[] = []
   let ended = false
   for (const line of out.split('\n')) {
     if (line === END) ended = true
+    if (line.startsWith('U\t')) unopened.push(line.slice(2))
     if (!line.startsWith('S\t')) continue
     const f = line.split('\t')
     const [uidvalidity, lastUid, exists, highestModseq, bytes] = [f[3], f[4], f[5], f[6], f[7]].map(num)
@@ -133,13 +149,19 @@ export function parseMailboxStates(out: string): MailboxState[] {
     states.push({name: f[1], uniqueid: f[2], uidvalidity, lastUid, highestModseq, exists, bytes: bytes ?? 0, syncCrc: num(f[9]), annotCrc: num(f[10])})
   }
   if (!ended) throw new UnexpectedOutputError('the mailbox state pass ended early (no end marker)', {})
+  if (unopened.length)
+    throw new UnexpectedOutputError(
+      `mbexamine could not open ${unopened.length} mailbox${unopened.length > 1 ? 'es' : ''} (no index or header on disk?): ${unopened.slice(0, 3).join(', ')}${unopened.length > 3 ? ', ...' : ''}`,
+      {hint: `run mbexamine ${unopened[0]} on the host to see why; reconstruct rebuilds a mailbox whose index is lost`},
+    )
   return states
 }
 
-// One line per mailbox (M) and per message (R); flag bits are decoded in TypeScript.
+// One line per mailbox (M) and per message (R); flag bits are decoded in TypeScript. A mailbox
+// mbexamine cannot open prints no header (see STATE_AWK): only the last name on its line counts.
 export const RECORD_AWK = String.raw`
 /^${EXIT} [0-9]+$/ { print; next }
-/^Examining / { n = substr($0, 11); sub(/\.\.\.( Mailbox Header Info:)?$/, "", n); inmsg = 0; next }
+/^Examining / { s = $0; while ((p = index(s, "...Examining ")) > 0) s = substr(s, p + 3); n = substr(s, 11); sub(/\.\.\.( Mailbox Header Info:)?$/, "", n); inmsg = 0; next }
 /^  Unique ID: / { u = $3; next }
 /^  User Flags: / { fl = substr($0, 15); if (fl == "[none]") fl = ""; print "M\t" n "\t" u "\t" fl; next }
 /^[0-9]+> UID:/ { sub(/^.*UID:/, ""); uid = $1 + 0; d = $2; sub(/^INT_DATE:/, "", d); for (i = 1; i <= NF; i++) if ($i ~ /^SIZE:/) { s = $i; sub(/^SIZE:/, "", s) }; next }

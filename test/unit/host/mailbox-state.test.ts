@@ -48,6 +48,16 @@ describe('the mailbox state pass (mbexamine -u | awk | perl)', () => {
     expect(parseMailboxStates('EXIT 0\nEND\n')).toEqual([])
   })
 
+  it('names the mailboxes mbexamine could not open (their line runs into the next mailbox), and refuses to pass them', () => {
+    // As the lab's generated mailboxes (in mailboxes.db, no index on disk) print: seen on b1.
+    const text = fixture('mbexamine-u-headers.stdout').replace('Examining user.alice...', 'Examining user.u1...Examining user.u2...Examining user.alice...')
+    const out = run('perl', ['-e', CRC_PERL], run('awk', [STATE_AWK], `${text}Examining user.last...\nEXIT 0\n`))
+    expect(out.split('\n').filter((l) => l.startsWith('U\t'))).toEqual(['U\tuser.u1', 'U\tuser.u2', 'U\tuser.last'])
+    // The mailbox after them is read as itself.
+    expect(out).toMatch(/^S\tuser\.alice\tle95z95mgku6kfuteye5wfn5\t1795882831\t3\t/m)
+    expect(() => parseMailboxStates(out)).toThrow(/mbexamine could not open 3 mailboxes \(no index or header on disk\?\): user\.u1, user\.u2, user\.last/)
+  })
+
   it('takes the CRCs perl appended', () => {
     const [s] = parseMailboxStates('S\tuser.a\tuid1\t7\t3\t2\t9\t468\t17\t962607830\t2404318400\nEND\n')
     expect(s.syncCrc).toBe(962607830)
@@ -72,6 +82,12 @@ describe('the message record pass (mbexamine | awk)', () => {
       modseq: 6,
     })
     expect(boxes[0].messages[1].flags).toEqual(['\\Answered', '\\Draft', '\\Flagged'])
+  })
+
+  it('gives a mailbox after one mbexamine could not open its own name', () => {
+    const text = fixture('mbexamine-alice-carol.stdout').replace('Examining user.alice...', 'Examining user.u1...Examining user.alice...')
+    const boxes = parseMessageRecords(run('awk', [RECORD_AWK], `${text}EXIT 0\n`))
+    expect(boxes.map((b) => b.name)).toEqual(['user.alice', 'user.carol'])
   })
 
   it('decodes user flags past the first word and every system flag', () => {
@@ -184,6 +200,6 @@ describe('withExit', () => {
     const script = withExit(`printf 'Examining user.x...'; sh -c 'echo oops >&2; exit 3'`, `awk ${shellQuote(STATE_AWK)}`)
     const r = execFileSync('sh', ['-c', script], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore']})
     expect(producerExit(r)).toBe(3)
-    expect(r.split('\n')).toContain('S\tuser.x\t-\t-\t-\t-\t-\t-\t-')
+    expect(r.split('\n')).toContain('U\tuser.x')
   })
 })
