@@ -118,12 +118,21 @@ while (<STDIN>) {
 }
 `
 
-/** The remote script for mailboxStates (exported for tests and the bench). */
-export function mailboxStateScript(host: Host, patterns: string[]): string {
+/**
+ * mbexamine looks an existing mailbox's exact name up directly, but reads the whole mailbox list
+ * for a wildcard or for a name that is not there (a 20,000-mailbox backend: 0.01 s against
+ * 0.08 s, measured on the lab). So exact names travel on stdin to xargs, any number of them in
+ * as many mbexamine runs as it takes, and only a selection with a wildcard is passed as patterns.
+ */
+const GLOB = /[*%?]/
+export const literalNames = (patterns: readonly string[]) => patterns.length > 0 && !patterns.some((p) => GLOB.test(p))
+
+/** The remote script for mailboxStates (exported for tests and the bench); literal: the names come on stdin, one a line. */
+export function mailboxStateScript(host: Host, patterns: string[], literal = false): string {
   const mbx = shellQuote(tool(host, 'mbexamine'))
   const pats = patterns.map(shellQuote).join(' ')
   return withExit(
-    `${mbx} -u ${NO_UID} ${pats}`,
+    literal ? `xargs -r -d '\\n' ${mbx} -u ${NO_UID}` : `${mbx} -u ${NO_UID} ${pats}`,
     `awk ${shellQuote(STATE_AWK)} | if command -v perl >/dev/null; then perl -e ${shellQuote(CRC_PERL)}; else cat; fi`,
   )
 }
@@ -234,7 +243,8 @@ function failed(host: Host, what: string, r: {command: string; exitCode: number 
 /** Cheap state of every selected mailbox on one host, in one remote command. */
 export async function mailboxStates(ctx: MurderContext, host: Host, sel: MailboxSelection = {}): Promise<MailboxState[]> {
   const patterns = selectionPatterns(sel, await hierarchySep(ctx, host))
-  const r = await ctx.pool.exec(host, {shell: mailboxStateScript(host, patterns)})
+  const literal = literalNames(patterns)
+  const r = await ctx.pool.exec(host, {shell: mailboxStateScript(host, patterns, literal)}, literal ? {stdin: `${patterns.join('\n')}\n`} : {})
   // mbexamine exits 0 on most failures and 78 on a config error: judge by stderr and the marker.
   if (r.exitCode !== 0 || producerExit(r.stdout) !== 0 || /fatal|DBERROR|IOERROR/i.test(r.stderr)) throw failed(host, 'mailbox states', r, 'mailbox-state')
   try {
@@ -364,48 +374,4 @@ export function compareMessages(a: MessageRecord[], b: MessageRecord[]): Message
   const bg = guidUids(b)
   const movedGuids = [...ag].filter(([g, u]) => bg.has(g) && bg.get(g) !== u).map(([g]) => g)
   return {differences, compared: uids.length, movedGuids}
-}
-
-// ---- users ----------------------------------------------------------------------------------
-
-// From `ctl_mboxlist -d` (one JSON entry a line): the INBOX names of local, live user mailboxes
-// (`user.alice`, `example.com!user.alice`); remote (`r`) and deleted (`d`) entries are skipped.
-export const USERS_AWK = String.raw`
-/^"/ && $0 !~ /"mbtype": "[a-z]*[rd]/ {
-  n = $0; sub(/^"/, "", n); sub(/".*$/, "", n)
-  p = n; sub(/^[^!]*!/, "", p)
-  if (p !~ /^user[.\/][^.\/]+$/) next
-  print "U\t" n
-}
-/^${EXIT} [0-9]+$/ { print; next }
-END { print "${END}" }
-`
-
-/** Parse the users pass: INBOX names. */
-export function parseUserInboxes(out: string): string[] {
-  if (!out.split('\n').includes(END)) throw new UnexpectedOutputError('the user list ended early (no end marker)', {})
-  return out
-    .split('\n')
-    .filter((l) => l.startsWith('U\t'))
-    .map((l) => l.slice(2))
-}
-
-/**
- * The INBOX of every local user on a host (one `ctl_mboxlist -d` filtered on the host). A user's
- * whole tree is then the selection {mailboxes: [inbox, `${inbox}.*`]} (sep as on the host).
- */
-export async function userInboxes(ctx: MurderContext, host: Host): Promise<string[]> {
-  const ctl = shellQuote(tool(host, 'ctl_mboxlist'))
-  const r = await ctx.pool.exec(host, {shell: withExit(`${ctl} -d`, `awk ${shellQuote(USERS_AWK)}`)})
-  if (r.exitCode !== 0 || producerExit(r.stdout) !== 0) throw failed(host, 'the user list', r, 'user-list')
-  try {
-    return parseUserInboxes(r.stdout)
-  } catch (e) {
-    throw (e as UnexpectedOutputError).at({host: host.name, step: 'user-list'})
-  }
-}
-
-/** The selection of whole user trees given their INBOX names (the separator is read from each name). */
-export function treesOf(inboxes: string[]): MailboxSelection {
-  return {mailboxes: inboxes.flatMap((i) => [i, `${i}${/user\//.test(i) ? '/' : '.'}*`])}
 }

@@ -11,7 +11,8 @@ import {writeFileAtomic} from '../util/files.js'
 import type {CheckResult} from '../check/model.js'
 import {asMurderctlError} from '../errors.js'
 import type {MurderContext} from '../host/context.js'
-import {treesOf, userInboxes} from '../host/mailbox-state.js'
+import {scanNames} from '../host/mboxlist.js'
+import type {Host} from '../inventory/schema.js'
 import {mapLimit} from '../util/limit.js'
 import {readFence} from '../store/fence.js'
 import {auditPair, pairRoles, replicationPairs} from './audit.js'
@@ -50,6 +51,13 @@ function sample<T>(items: T[], n: number): T[] {
 
 const inboxOf = (mailbox: string) => /^((?:[^!]*!)?user[./][^./]+)/.exec(mailbox)?.[1]
 
+/** A member's live local mailboxes, from its dump read once on the host (names only cross SSH). */
+async function localNames(ctx: MurderContext, h: Host): Promise<string[]> {
+  const names: string[] = []
+  await scanNames(ctx, h, (n, remote) => void (remote || names.push(n)), 'user-list')
+  return names
+}
+
 export async function replicationConsistencyCheck(ctx: MurderContext, opts: {statePath: string; now: Date}): Promise<CheckResult[]> {
   const t = ctx.inv.thresholds
   const path = driftStatePath(opts.statePath)
@@ -72,14 +80,24 @@ export async function replicationConsistencyCheck(ctx: MurderContext, opts: {sta
     try {
       const roles = await pairRoles(ctx, pair)
       const master = roles.master === pair.backend.name ? pair.backend : pair.replica
-      const inboxes = await userInboxes(ctx, master)
+      const other = master === pair.backend ? pair.replica : pair.backend
+      // Each member's names once, and the sampled users' trees by exact name: mbexamine reads the
+      // whole mailbox list for each wildcard (two a user), but looks an exact name up directly.
+      const [onMaster, onOther] = await Promise.all([localNames(ctx, master), localNames(ctx, other)])
+      const inboxes = onMaster.filter((n) => inboxOf(n) === n)
       const users = new Set([
         ...sample(inboxes, t.replicationSampleUsers),
         ...Object.keys(before)
           .map(inboxOf)
           .filter((x): x is string => !!x),
       ])
-      const audit = await auditPair(ctx, pair, {selection: treesOf([...users]), settleSeconds: 2, includeLogged: true, logBytes: t.syslogScanMiB * 1024 * 1024})
+      const trees = [...new Set([...onMaster, ...onOther])].filter((n) => users.has(inboxOf(n) ?? ''))
+      const audit = await auditPair(ctx, pair, {
+        selection: {mailboxes: trees},
+        settleSeconds: 2,
+        includeLogged: true,
+        logBytes: t.syslogScanMiB * 1024 * 1024,
+      })
       const k = audit.counts
       const figures = {
         users_sampled: users.size,

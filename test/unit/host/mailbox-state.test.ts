@@ -9,6 +9,8 @@ import {
   compareMessages,
   compareStates,
   decodeFlags,
+  literalNames,
+  mailboxStateScript,
   parseMailboxStates,
   parseMessageRecords,
   selectionPatterns,
@@ -182,15 +184,21 @@ describe('compareMessages', () => {
   })
 })
 
-describe('the user list pass (ctl_mboxlist -d | awk)', () => {
-  it('keeps live local INBOXes only', async () => {
-    const {USERS_AWK, parseUserInboxes} = await import('../../../src/host/mailbox-state.js')
-    const dump = `${fixture('dump-backend-b1.json.txt')}EXIT 0\n`
-    const users = parseUserInboxes(run('awk', [USERS_AWK], dump))
-    expect(users.length).toBeGreaterThan(0)
-    expect(users.every((u) => /^user\.[^.]+$/.test(u))).toBe(true)
-    expect(users).toContain('user.alice')
-    expect(users.some((u) => u.startsWith('DELETED'))).toBe(false)
+describe('the mailbox state pass: exact names or patterns', () => {
+  it('sends exact names on stdin to xargs (mbexamine looks each up directly) and anything with a wildcard as patterns', () => {
+    expect(literalNames(['user.alice', 'user.alice.Sent', 'example.com!user.bob'])).toBe(true)
+    expect(literalNames(['user.alice', 'user.alice.*'])).toBe(false)
+    expect(literalNames(['*'])).toBe(false)
+    expect(literalNames([])).toBe(false)
+    const host = {cyrus: {binDir: '/usr/lib/cyrus/bin'}} as Parameters<typeof mailboxStateScript>[0]
+    expect(mailboxStateScript(host, ['user.alice'], true)).toContain("{ xargs -r -d '\\n' /usr/lib/cyrus/bin/mbexamine -u 4294967295; printf")
+    expect(mailboxStateScript(host, ['user.a*'])).toContain("/usr/lib/cyrus/bin/mbexamine -u 4294967295 'user.a*'")
+  })
+
+  it('reads what mbexamine prints for names given on stdin as for patterns', () => {
+    // The script's consumer half, fed the captured output (the producer differs only in how it is started).
+    const states = parseMailboxStates(run('perl', ['-e', CRC_PERL], run('awk', [STATE_AWK], `${fixture('mbexamine-u-headers.stdout')}EXIT 0\n`)))
+    expect(states.map((s) => s.name)).toContain('user.alice.Sent')
   })
 })
 
