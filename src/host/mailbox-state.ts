@@ -77,10 +77,11 @@ const END = 'END'
 // mawk-compatible (Debian's default awk): no gawk extensions.
 // A mailbox mbexamine cannot open (no index or header on disk) prints only "Examining NAME..."
 // with no newline, so the next mailbox's line follows on the same line: each such name is
-// printed as U (unopened), and so is a mailbox whose header never came.
+// printed as U (unopened), and so is a last one whose " Mailbox Header Info:" never came. A
+// header that came but lacks a field stays an S line, refused by the parser as incomplete.
 export const STATE_AWK = String.raw`
 function flush() {
-  if (name != "" && uv == "-") print "U\t" name
+  if (name != "" && !hdr) print "U\t" name
   else if (name != "") print "S\t" name "\t" uid "\t" uv "\t" last "\t" ex "\t" hms "\t" sz "\t" path
   name = ""
 }
@@ -88,6 +89,7 @@ function flush() {
 /^Examining / {
   flush(); s = $0
   while ((p = index(s, "...Examining ")) > 0) { print "U\t" substr(s, 11, p - 11); s = substr(s, p + 3) }
+  hdr = s ~ /\.\.\. Mailbox Header Info:$/
   name = substr(s, 11); sub(/\.\.\.( Mailbox Header Info:)?$/, "", name); uid = "-"; uv = "-"; last = "-"; ex = "-"; hms = "-"; sz = "-"; path = "-"; next
 }
 /^  Path to mailbox: / { path = substr($0, 20); next }

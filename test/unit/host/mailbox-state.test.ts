@@ -60,6 +60,12 @@ describe('the mailbox state pass (mbexamine -u | awk | perl)', () => {
     expect(() => parseMailboxStates(out)).toThrow(/mbexamine could not open 3 mailboxes \(no index or header on disk\?\): user\.u1, user\.u2, user\.last/)
   })
 
+  it('a header that came without its fields is incomplete, not unopened', () => {
+    const out = run('awk', [STATE_AWK], 'Examining user.x... Mailbox Header Info:\n  Unique ID: u1\nEXIT 0\n')
+    expect(out.split('\n')).toContain('S\tuser.x\tu1\t-\t-\t-\t-\t-\t-')
+    expect(() => parseMailboxStates(out)).toThrow(/incomplete header for user\.x/)
+  })
+
   it('takes the CRCs perl appended', () => {
     const [s] = parseMailboxStates('S\tuser.a\tuid1\t7\t3\t2\t9\t468\t17\t962607830\t2404318400\nEND\n')
     expect(s.syncCrc).toBe(962607830)
