@@ -6,7 +6,17 @@
 // the same either way (test/unit/cyrus/mboxlist-count.test.ts runs both over the same dumps).
 import {UnexpectedOutputError} from '../errors.js'
 import {excerpt} from './lines.js'
-import {addToCounts, type DumpFormat, dumpLineError, type EntryCounts, newEntryCounts, parseDumpLine, truncatedDumpError} from './mboxlist-dump.js'
+import {
+  addToCounts,
+  type DumpFormat,
+  dumpLineError,
+  type EntryCounts,
+  isLiveLocal,
+  isRemote,
+  newEntryCounts,
+  parseDumpLine,
+  truncatedDumpError,
+} from './mboxlist-dump.js'
 
 /** The figures the awk prints on its COUNTS line, in this order (every key of EntryCounts). */
 export const COUNT_FIGURES = [
@@ -67,7 +77,7 @@ function samekey(s, raw,    q, n0, n) {
 // With -v names=1 it also prints each entry's name: N (live local) or R (remote), nothing for a
 // local tombstone; only a name that is its line's key and plain text (printable ASCII, no
 // escape) is printed here, any other line (and every ≤3.4 line) is left to the parser (L), so a
-// name is never unescaped on a guess. See mboxlist-names.ts.
+// name is never unescaped on a guess. createCountReader reads both.
 export const COUNT_AWK =
   ENTRY_AWK +
   String.raw`
@@ -139,38 +149,83 @@ END {
 }
 `
 
-const HINT = "run ctl_mboxlist -d on the host by hand and check it completes; the count needs awk (Debian's mawk or gawk)"
+export interface CountReader {
+  /** One line of the host's output. */
+  push(line: string): void
+  /** The output ended: the dump's figures (checked against the names seen, with onName); throws if it stopped early. */
+  end(): EntryCounts
+  /** The producer's `EXIT n` line, when one passed (for the caller's check of ctl_mboxlist's status). */
+  readonly exitLine: string
+}
 
 /**
- * The figures from COUNT_AWK's output, entries it handed back read by the reference parser.
+ * Reads COUNT_AWK's output line by line; entries it handed back are read by the reference parser.
  * Throws the parser's own UnexpectedOutputError for a dump it would refuse, and one of its own
- * when the output stopped before its end (the awk or the connection died).
+ * when the output stopped before its end (the awk or the connection died). With onName (the
+ * awk run with names=1) every live local or remote entry's name goes to it, and the names must
+ * add up to the awk's own figures (a line lost on the way would else go unnoticed).
  */
-export function readCountOutput(out: string, host?: string): EntryCounts {
+export function createCountReader(opts: {host?: string; onName?: (name: string, remote: boolean) => void} = {}): CountReader {
+  const {host, onName} = opts
+  const what = onName ? 'the mailbox list' : 'the mailbox count'
+  const hint = `run ctl_mboxlist -d on the host by hand and check it completes; ${onName ? 'the list' : 'the count'} needs awk (Debian's mawk or gawk)`
   let format: DumpFormat | undefined
   let counts: EntryCounts | undefined
   let ended = false
+  let exitLine = ''
+  // Names the awk printed, and the figures of the lines it handed back.
+  let local = 0
+  let remote = 0
   const handedBack = newEntryCounts()
-  for (const line of out.split('\n')) {
-    if (line === '' || EXIT_RE.test(line)) continue
-    const [tag, a = '', b = ''] = line.split('\t', 3)
-    const rest = () => line.slice(tag!.length + a.length + 2)
-    if (tag === 'FORMAT' && (a === 'json' || a === 'legacy')) format = a
-    else if (tag === 'L' && format) addToCounts(handedBack, parseDumpLine(format, rest(), Number(a), host))
-    else if (tag === 'BAD') throw dumpLineError(b, Number(a), rest().slice(b.length + 1), host)
-    else if (tag === 'TRUNCATED') throw truncatedDumpError(Number(a), host)
-    else if (tag === 'COUNTS') {
-      const n = line.split('\t').slice(1).map(Number)
-      if (n.length !== COUNT_FIGURES.length || !n.every(Number.isInteger))
-        throw new UnexpectedOutputError(`bad mailbox figures from the host: ${excerpt(line)}`, {host, hint: HINT})
-      counts = Object.fromEntries(COUNT_FIGURES.map((k, i) => [k, n[i]! + handedBack[k]])) as EntryCounts
-    } else if (tag === 'END') ended = true
-    else throw new UnexpectedOutputError(`the mailbox count on the host printed a line it should not: ${excerpt(line)}`, {host, hint: HINT})
+  const fail = (line: string): never => {
+    throw new UnexpectedOutputError(`${what} on the host printed a line it should not: ${excerpt(line)}`, {host, hint})
   }
-  if (!counts || !ended)
-    throw new UnexpectedOutputError('the mailbox count on the host ended early (no figures)', {
-      host,
-      hint: HINT,
-    })
-  return counts
+  return {
+    push(line: string) {
+      if (line === '') return
+      if (ended) fail(line)
+      if (EXIT_RE.test(line)) return void (exitLine = line)
+      const [tag, a = '', b = ''] = line.split('\t', 3)
+      const rest = () => line.slice(tag!.length + a.length + 2)
+      if (onName && (tag === 'N' || tag === 'R') && line.length > 2) {
+        if (tag === 'R') remote++
+        else local++
+        onName(line.slice(2), tag === 'R')
+      } else if (tag === 'FORMAT' && (a === 'json' || a === 'legacy')) format = a
+      else if (tag === 'L' && format) {
+        const e = parseDumpLine(format, rest(), Number(a), host)
+        addToCounts(handedBack, e)
+        if (onName && (isRemote(e) || isLiveLocal(e))) onName(e.name, isRemote(e))
+      } else if (tag === 'BAD') throw dumpLineError(b, Number(a), rest().slice(b.length + 1), host)
+      else if (tag === 'TRUNCATED') throw truncatedDumpError(Number(a), host)
+      else if (tag === 'COUNTS') {
+        const n = line.split('\t').slice(1).map(Number)
+        if (n.length !== COUNT_FIGURES.length || !n.every(Number.isInteger))
+          throw new UnexpectedOutputError(`bad mailbox figures from the host: ${excerpt(line)}`, {host, hint})
+        counts = Object.fromEntries(COUNT_FIGURES.map((k, i) => [k, n[i]!])) as EntryCounts
+      } else if (tag === 'END') ended = true
+      else fail(line)
+    },
+    end(): EntryCounts {
+      if (!counts || !ended) throw new UnexpectedOutputError(`${what} on the host ended early (no figures)`, {host, hint})
+      // The awk counts only the lines it read itself: those it printed a name for (or a tombstone).
+      if (onName && (counts.liveLocal !== local || counts.remote !== remote))
+        throw new UnexpectedOutputError(
+          `${what} on the host does not add up: ${local} local and ${remote} remote names for ${counts.liveLocal} and ${counts.remote} entries`,
+          {host, hint},
+        )
+      const awk = counts
+      return Object.fromEntries(COUNT_FIGURES.map((k) => [k, awk[k] + handedBack[k]])) as EntryCounts
+    },
+    get exitLine() {
+      return exitLine
+    },
+  }
+}
+
+/** The figures from COUNT_AWK's whole output (see createCountReader). */
+export function readCountOutput(out: string, host?: string): EntryCounts {
+  const reader = createCountReader({host})
+  for (const line of out.split('\n')) reader.push(line)
+  return reader.end()
 }

@@ -3,8 +3,7 @@
 import {createHash} from 'node:crypto'
 import {RemoteCommandError, UnexpectedOutputError} from '../errors.js'
 import {createDumpParser, type EntryCounts, isRemote, type MailboxEntry} from '../cyrus/mboxlist-dump.js'
-import {readCountOutput, COUNT_AWK} from '../cyrus/mboxlist-count.js'
-import {createNamesReader} from '../cyrus/mboxlist-names.js'
+import {createCountReader, readCountOutput, COUNT_AWK} from '../cyrus/mboxlist-count.js'
 import {LOCAL_ONLY_AWK, type LocalOnlyResult, readLocalOnlyOutput} from '../cyrus/mboxlist-local-only.js'
 import {classifyMupdateStderr, createWarnCounter, type MupdateWarnPlan, parseMupdateWarn, type WarnCounts} from '../cyrus/mboxlist-warn.js'
 import type {Host} from '../inventory/schema.js'
@@ -90,7 +89,7 @@ export async function countEntriesOnHost(ctx: MurderContext, host: Host, step = 
  * SSH and only the lines the awk hands back are parsed here. Returns the dump's figures.
  */
 export async function scanNames(ctx: MurderContext, host: Host, onName: (name: string, remote: boolean) => void, step = 'dump'): Promise<EntryCounts> {
-  const reader = createNamesReader(onName, host.name)
+  const reader = createCountReader({host: host.name, onName})
   const script = countScript(tool(host, 'ctl_mboxlist'), undefined, {names: true})
   const r = await ctx.pool.exec(host, {shell: script}, {onStdoutLine: (l) => reader.push(l)})
   assertDumpPipeOk({...r, stdout: reader.exitLine}, host, step, 'the mailbox list')

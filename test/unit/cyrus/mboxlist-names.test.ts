@@ -1,12 +1,11 @@
 // The names a host picks out of its own `ctl_mboxlist -d` (COUNT_AWK with names=1, run here
-// with the machine's awks, read by createNamesReader) against the reference: the streaming
+// with the machine's awks, read by createCountReader with onName) against the reference: the streaming
 // parser's entries, live local and remote, on the same text.
 import {readFileSync} from 'node:fs'
 import {execa} from 'execa'
 import {describe, expect, it} from 'vitest'
-import {COUNT_AWK} from '../../../src/cyrus/mboxlist-count.js'
+import {COUNT_AWK, createCountReader} from '../../../src/cyrus/mboxlist-count.js'
 import {countEntries, isLiveLocal, isRemote, parseDump} from '../../../src/cyrus/mboxlist-dump.js'
-import {createNamesReader} from '../../../src/cyrus/mboxlist-names.js'
 import {AWKS, dump, fixtures, tricky, unusual} from './dump-samples.js'
 
 async function onHost(awk: string, text: string): Promise<string> {
@@ -18,7 +17,7 @@ async function onHost(awk: string, text: string): Promise<string> {
 function read(out: string) {
   const local: string[] = []
   const remote: string[] = []
-  const reader = createNamesReader((n, r) => (r ? remote : local).push(n))
+  const reader = createCountReader({onName: (n, r) => (r ? remote : local).push(n)})
   for (const l of out.split('\n')) reader.push(l)
   return {counts: reader.end(), local, remote, exitLine: reader.exitLine}
 }
@@ -71,7 +70,7 @@ describe.each(AWKS)('names from COUNT_AWK under %s', (awk) => {
   })
 })
 
-describe('createNamesReader', () => {
+describe('createCountReader with names', () => {
   const text = dump(tricky.slice(0, 1).concat(tricky.slice(8, 10)))
   const out = () => execa('mawk', ['-v', 'names=1', COUNT_AWK], {input: text, env: {LC_ALL: 'C'}}).then((r) => r.stdout)
 
