@@ -11,6 +11,7 @@ import type {Host} from '../inventory/schema.js'
 import {poll} from '../util/poll.js'
 import {remoteMailboxes} from './actions/local-lists.js'
 import type {RunContext} from './context.js'
+import {readMw} from './mw-read.js'
 
 export interface ConditionResult {
   ok: boolean
@@ -28,7 +29,9 @@ const cyrusRunning: Check = async (rc, h) => {
 
 /** `-m -w` (with authoritative, `-m -w -a`) says nothing about a unified backend's own mailboxes. */
 async function ownMailboxesAgree(rc: RunContext, h: Host, authoritative: boolean): Promise<ConditionResult> {
-  const w = await localMupdateWarn(rc.murder, h, 'verify', remoteMailboxes(rc, h, 'verify'), {authoritative})
+  const read = () => localMupdateWarn(rc.murder, h, 'verify', remoteMailboxes(rc, h, 'verify'), {authoritative})
+  // With -a it is the check a unified verify makes: an empty answer is kept for it (mw-read.ts).
+  const w = authoritative ? await readMw(rc, h, 'own', 'verify', read) : await read()
   const cmd = `ctl_mboxlist -m -w${authoritative ? ' -a' : ''}`
   return {
     ok: w.changes === 0,
@@ -55,7 +58,8 @@ export const CONDITIONS = {
     return {ok, detail: ok ? 'the mupdate slave is connected to the master' : 'the mupdate slave is not connected to the master'}
   },
   'mw-empty': async (rc, h) => {
-    const w = await countMupdateWarn(rc.murder, h, 'verify')
+    // The check a standard verify makes: an empty answer is kept for it (mw-read.ts).
+    const w = await readMw(rc, h, 'plain', 'verify', () => countMupdateWarn(rc.murder, h, 'verify'))
     return {ok: w.changes === 0, detail: w.changes === 0 ? 'ctl_mboxlist -m -w prints nothing' : `ctl_mboxlist -m -w still prints ${w.changes} changes`}
   },
   // After a unified backend's local-only push: its own mailboxes agree with the master.

@@ -207,7 +207,18 @@ describe('recover-master on the standard lab', () => {
     // Verify saw that too, in two parts: before the frontends started, every -m -w empty and the
     // master's count the union (its dump not read); then each frontend's list has the master's
     // bytes, and the master's db the checksum it had at that count: no count or dump read again.
-    expect(unit(r, 'verify-backends').data).toMatchObject({scope: 'backends', masterRead: 'count', master: before.size, unionOfBackendsLocal: before.size})
+    // The backends' -m -w is the push's own empty answer, standing: the master's list on disk has
+    // the bytes it had in memory then, and each backend's the same (expectWhole asked again above).
+    expect(unit(r, 'verify-backends').data).toMatchObject({
+      scope: 'backends',
+      masterRead: 'count',
+      master: before.size,
+      unionOfBackendsLocal: before.size,
+      backendsMw: [
+        {host: 'b1', changes: 0, read: 'checksum'},
+        {host: 'b2', changes: 0, read: 'checksum'},
+      ],
+    })
     expect(unit(r, 'verify-backends').data.slaves).toBeUndefined()
     expect(unit(r, 'verify').data).toMatchObject({scope: 'slaves', masterRead: 'checksum', master: before.size})
     expect(unit(r, 'verify').data.backendsMw).toBeUndefined()

@@ -111,8 +111,33 @@ async function diffForReview(rc: RunContext, step: Step, h: Host) {
 /** The run's options as the push reads them: sync-backends' --local-authoritative pushes with -a. */
 const PushRunOptions = z.object({localAuthoritative: z.boolean().default(false)}).loose()
 
-/** Push; with localOnly from a copy of the db holding only this backend's own mailboxes. */
+/**
+ * The step's pushes still running. A backend whose push is done waits for them before its
+ * post-condition is read, so its -m -w sees the master's final list (and, unchanged, stands
+ * for the verify: mw-read.ts). Only pushes already running are waited for: with fewer slots
+ * than backends, a later one's check simply is not kept.
+ */
+function pushesInFlight(rc: RunContext, step: Step): Set<Promise<unknown>> {
+  const key = `pushes-in-flight@${step.id}`
+  let set = rc.facts.get(key) as Set<Promise<unknown>> | undefined
+  if (!set) rc.facts.set(key, (set = new Set()))
+  return set
+}
+
 async function push(rc: RunContext, step: Step, p: PushParams, host?: Host) {
+  const running = pushesInFlight(rc, step)
+  const mine = pushOne(rc, step, p, host)
+  running.add(mine)
+  try {
+    return await mine
+  } finally {
+    running.delete(mine)
+    await Promise.allSettled([...running])
+  }
+}
+
+/** Push; with localOnly from a copy of the db holding only this backend's own mailboxes. */
+async function pushOne(rc: RunContext, step: Step, p: PushParams, host?: Host) {
   const h = need(host, step)
   const record = (r: ExecResult) => rc.journal.command(step.id, h.name, r)
   // A resumed run's first look (this invocation ran no diff); else the diff's answer.

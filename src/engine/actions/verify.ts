@@ -13,6 +13,7 @@ import type {RunContext} from '../context.js'
 import type {Step} from '../schema.js'
 import {backendLists} from './local-lists.js'
 import {defineAction} from './types.js'
+import {mwStands} from '../mw-read.js'
 
 export interface BackendList {
   server: string
@@ -191,13 +192,19 @@ async function verifyMurder(rc: RunContext, step: Step, scope: Scope) {
   const unified = ctx.inv.mode === 'unified'
   const mwOnce = async (b: Host, remote?: ReadonlySet<string>) =>
     (await countMupdateWarn(ctx, b, step.id, 5, remote ? {authoritative: true, skipActivate: (n) => remote.has(n)} : {})).changes
+  // An empty -m -w of the same kind read earlier in this invocation (the push's post-condition)
+  // stands while the backend's mailboxes.db and the master's keep the checksums they had around
+  // it: the master's list copied from memory to its disk keeps its bytes (mw-read.ts).
+  const masterSumNow = sumBefore ?? (backends.length ? dbSha256(ctx, m, step.id) : Promise.resolve(null))
+  masterSumNow.catch(() => {}) // awaited below; a failure is raised there
   const mwP = mapLimit(backends, ctx.concurrency, async (b) => {
+    if (await mwStands(rc, b, unified ? 'own' : 'plain', await masterSumNow, step.id)) return {host: b.name, changes: 0, read: 'checksum' as const}
     let changes = await mwOnce(b, unified ? (await listsP).find((l) => l.host === b.name)!.remote : undefined)
     if (changes && unified) {
       await slavesP.catch(() => {})
       changes = await mwOnce(b, (await backendLists(rc, b, step.id)).remote)
     }
-    return {host: b.name, changes}
+    return {host: b.name, changes, read: 'mw' as const}
   })
   // A check that fails ends the wait of the others.
   const [mw, lists, onMaster, slavesAgree] = await Promise.all([mwP, listsP, masterP, slavesP]).finally(() => (finished = true))
@@ -239,7 +246,7 @@ export const verifyMurderAction = defineAction({
   describe: (rc, p) =>
     [
       p.scope !== 'slaves' &&
-        `every backend ${rc.murder.inv.mode === 'unified' ? '-m -w -a empty about its own mailboxes' : '-m -w empty'}; master = union of the backends' local mailboxes`,
+        `every backend ${rc.murder.inv.mode === 'unified' ? '-m -w -a empty about its own mailboxes' : '-m -w empty'} (the push's empty answer stands while its mailboxes.db and the master's keep their checksums); master = union of the backends' local mailboxes`,
       p.scope !== 'backends' &&
         `slaves connected and agreeing with the master${p.scope === 'slaves' ? ' (its count kept while its mailboxes.db is unchanged)' : ''}`,
     ]

@@ -7,6 +7,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 import {verifyMurderAction} from '../../../src/engine/actions/verify.js'
+import {checkCondition} from '../../../src/engine/conditions.js'
 import {newRunContext, type RunContext} from '../../../src/engine/context.js'
 import {Journal} from '../../../src/engine/journal.js'
 import {Step} from '../../../src/engine/schema.js'
@@ -88,5 +89,80 @@ describe('verify-murder in two parts', () => {
     expect(await run(rc, 'verify', 'all')).toMatchObject({scope: 'all', master: 40, masterRead: 'count', slaves: [{host: 'fe1', sameBytes: true}]})
     expect(shell.sent.some((c) => c.host === 'fe1')).toBe(true)
     expect(verifyMurderAction.params.parse({})).toEqual({scope: 'all'})
+  })
+})
+
+// The push's post-condition (-m -w empty) read between two checksums of the backend's
+// mailboxes.db and the master's stands for the verify while both keep them: the master's list
+// copied from memory to its disk has the same bytes, so Cyrus would answer the same.
+describe("verify: the push's empty -m -w stands while both lists keep their checksums", () => {
+  const sums = () => ({mupdate: 'a'.repeat(64), fe1: 'a'.repeat(64), b1: 'b'.repeat(64), b2: 'c'.repeat(64)})
+  const mwSent = (shell: FakeShell, from: number) =>
+    sent(shell, from)
+      .filter((c) => c.command.includes('-m -w'))
+      .map((c) => c.host)
+      .sort()
+  const hostOf = (rc: RunContext, name: string) => rc.murder.inv.hosts.find((h) => h.name === name)!
+
+  it('unchanged: no -m -w asked again, each backend read "checksum"; the master still counted', async () => {
+    const {shell, rc} = murder(sums())
+    for (const b of ['b1', 'b2']) expect((await checkCondition(rc, 'mw-empty', hostOf(rc, b))).ok).toBe(true)
+    const mark = shell.sent.length
+    const v = await run(rc, 'verify-backends', 'backends')
+    expect(v).toMatchObject({
+      masterRead: 'count',
+      backendsMw: [
+        {host: 'b1', changes: 0, read: 'checksum'},
+        {host: 'b2', changes: 0, read: 'checksum'},
+      ],
+    })
+    expect(mwSent(shell, mark)).toEqual([])
+    // Read once each: the backends' lists (the union) and the master's count.
+    expect(dumped(shell, mark)).toEqual(['b1', 'b2', 'mupdate'])
+  })
+
+  it("a backend's mailboxes.db changed since: that backend asked again", async () => {
+    const s = sums()
+    const {shell, rc} = murder(s)
+    for (const b of ['b1', 'b2']) await checkCondition(rc, 'mw-empty', hostOf(rc, b))
+    s.b2 = 'e'.repeat(64)
+    const mark = shell.sent.length
+    const v = await run(rc, 'verify-backends', 'backends')
+    expect(v.backendsMw).toEqual([
+      {host: 'b1', changes: 0, read: 'checksum'},
+      {host: 'b2', changes: 0, read: 'mw'},
+    ])
+    expect(mwSent(shell, mark)).toEqual(['b2'])
+  })
+
+  it("the master's mailboxes.db changed since (another push, a write): every backend asked again", async () => {
+    const s = sums()
+    const {shell, rc} = murder(s)
+    for (const b of ['b1', 'b2']) await checkCondition(rc, 'mw-empty', hostOf(rc, b))
+    s.mupdate = 'f'.repeat(64)
+    const mark = shell.sent.length
+    await run(rc, 'verify-backends', 'backends')
+    expect(mwSent(shell, mark)).toEqual(['b1', 'b2'])
+  })
+
+  it('a checksum that moved while the -m -w was read: not kept', async () => {
+    const s = sums()
+    const {shell, rc} = murder(s)
+    // The master's list changes while b1's -m -w is read: its checksum before and after differ.
+    let reads = 0
+    Object.defineProperty(s, 'mupdate', {get: () => (reads++ === 0 ? 'a' : 'd').repeat(64)})
+    await checkCondition(rc, 'mw-empty', hostOf(rc, 'b1'))
+    const mark = shell.sent.length
+    await run(rc, 'verify-backends', 'backends')
+    expect(mwSent(shell, mark)).toEqual(['b1', 'b2'])
+  })
+
+  it("a unified verify takes only the -a check about the backend's own mailboxes, not a plain one", async () => {
+    const {shell, rc} = murder(sums())
+    for (const b of ['b1', 'b2']) await checkCondition(rc, 'mw-empty', hostOf(rc, b))
+    ;(rc.murder.inv as {mode: string}).mode = 'unified'
+    const mark = shell.sent.length
+    await run(rc, 'verify-backends', 'backends').catch(() => undefined)
+    expect(mwSent(shell, mark)).toEqual(['b1', 'b2'])
   })
 })
