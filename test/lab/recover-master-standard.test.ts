@@ -15,6 +15,7 @@ import {
   journalEvents,
   lab,
   labChecksums,
+  waitLabHealthy,
   listOf,
   loseMasterDb,
   memoryLeft,
@@ -161,6 +162,15 @@ describe('recover-master on the standard lab', () => {
   it('rebuilds from the backends (the hard path) on a tmpfs, moving every lost list aside', async () => {
     const conf = await confSum()
     await loseMasterDb()
+    // Without a terminal and without --yes nothing changes: the plan needs consent first. (Read
+    // once the frontends' slaves are back on the empty master: their drop of every entry is Cyrus's.)
+    await waitLabHealthy()
+    const sums = await labChecksums()
+    const refused = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--json'])
+    expect(refused.exitCode).toBe(6)
+    expect(refused.json.error.message).toMatch(/before step lock \(nothing was changed\)/)
+    expect(await labChecksums()).toEqual(sums)
+    expect(await onHost('mupdate', 'test -d /var/lib/cyrus/murderctl-recovery.lock; echo $?').then((x) => x.stdout.trim())).toBe('1')
     const r = await murderctl(['recover-master', '-i', lab().inventory, '--source', 'backends', '--yes', '--json'])
     expect(r.exitCode, JSON.stringify(r.json?.error)).toBe(0)
     const moved = r.json.results.filter((u: any) => u.step === 'set-aside-frontend-dbs' && u.status === 'done')
