@@ -20,8 +20,10 @@ interface MwEmpty {
 
 const key = (h: Host) => `mw-empty-read@${h.name}`
 
+/** Both checksums, null where one cannot be had: then nothing is kept, and the check itself is unaffected. */
 async function sums(rc: RunContext, h: Host, step: string): Promise<[string | null, string | null]> {
-  return Promise.all([dbSha256(rc.murder, h, step), dbSha256(rc.murder, master(rc.murder.inv), step)])
+  const sum = (x: Host) => dbSha256(rc.murder, x, step).catch(() => null)
+  return Promise.all([sum(h), sum(master(rc.murder.inv))])
 }
 
 /**
@@ -46,5 +48,5 @@ export async function readMw<T extends {changes: number}>(rc: RunContext, h: Hos
 export async function mwStands(rc: RunContext, h: Host, kind: MwKind, masterSha256: string | null, step: string): Promise<boolean> {
   const kept = rc.facts.get(key(h)) as MwEmpty | undefined
   if (!kept || kept.kind !== kind || masterSha256 === null || kept.masterSha256 !== masterSha256) return false
-  return (await dbSha256(rc.murder, h, step)) === kept.backendSha256
+  return (await dbSha256(rc.murder, h, step).catch(() => null)) === kept.backendSha256
 }
