@@ -85,6 +85,8 @@ export async function recoverMaster(ctx: MurderContext, req: RecoverRequest, hoo
   hooks.progress(
     `${req.dryRun ? 'dry run of' : 'running'} ${playbook.name} (source: ${options.source}${options.frontend ? ` ${options.frontend}` : ''}${options.backupPath ? ` ${options.backupPath}` : ''}); journal ${journal.path}`,
   )
+  // The preflight reaches every host of the murder: their SSH handshakes start now, side by side.
+  ctx.pool.warm?.(ctx.inv.hosts)
   const result = await executeRun(ctx, journal, playbook, {options, dryRun: req.dryRun, resumed: decided, resumeHint, rollbackHint}, hooks)
   return {...result, source: options}
 }

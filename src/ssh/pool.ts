@@ -229,6 +229,24 @@ export class SshPool implements RemoteShell {
     if (r.exitCode !== 0) throw failed(host, r, `cannot write ${path}`)
   }
 
+  /**
+   * Open the connections to these hosts now, in the background, for a command that is about to
+   * reach every one of them: the handshakes (a key exchange each) overlap instead of each
+   * waiting for the host's first command. A failure is left for that first command to meet
+   * (it shares a connection still being opened, or opens one anew).
+   */
+  warm(hosts: readonly Host[]): void {
+    if (this.closed) return
+    for (const h of hosts) {
+      try {
+        const host = this.target(h)
+        this.connect(host, connKey(host)).catch(() => {})
+      } catch {
+        // An unreadable client config: the first command says so.
+      }
+    }
+  }
+
   /** End every connection (in-flight commands fail with UnreachableError). */
   async close(): Promise<void> {
     this.closed = true

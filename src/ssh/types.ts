@@ -42,6 +42,8 @@ export interface RemoteShell {
   /** Write beside the target, then rename over it. */
   writeFileAtomic(host: Host, path: string, data: Buffer | string, mode?: number): Promise<void>
   close(): Promise<void>
+  /** Open connections to these hosts in the background (a command about to reach all of them); failures are left to their first command. */
+  warm?(hosts: readonly Host[]): void
   /** A TCP stream to `port` on the host, opened by the host's own sshd (as ssh -L): reaches ports a firewall or a bastion hides. */
   forward?(host: Host, port: number): Promise<Duplex>
 }
