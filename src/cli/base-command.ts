@@ -8,7 +8,7 @@ import {asMurderctlError, BugError, MurderctlError, NeedsConfirmationError} from
 import {type ContextOptions, type MurderContext, withMurder} from '../host/context.js'
 import {loadInventory, withSshConfigFile} from '../inventory/load.js'
 import type {Inventory} from '../inventory/schema.js'
-import {listrStep} from '../report/listr-progress.js'
+import {listrSteps} from '../report/listr-progress.js'
 import {renderPlan} from '../report/plan-view.js'
 import {renderRollback} from '../report/rollback-view.js'
 import type {RollbackResult} from '../services/runs.js'
@@ -113,7 +113,7 @@ export abstract class BaseCommand extends Command {
   ): EngineHooks {
     return {
       progress: (line) => this.progress(line),
-      runStep: process.stderr.isTTY && !this.jsonEnabled() ? listrStep : undefined,
+      runSteps: process.stderr.isTTY && !this.jsonEnabled() ? listrSteps : undefined,
       interruptible: true,
       consentBy: flags.yes ? '--yes' : 'prompt',
       consent: async (plan) => {

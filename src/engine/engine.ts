@@ -12,7 +12,7 @@ import {checkCondition} from './conditions.js'
 import type {PushDiff, RunContext} from './context.js'
 import {watchInterrupts} from './interrupt.js'
 import type {JournalEvent} from './journal.js'
-import type {Playbook, Step} from './schema.js'
+import {batchesOf, type Playbook, type Step} from './schema.js'
 
 export interface UnitResult {
   step: string
@@ -35,8 +35,12 @@ export interface PlannedStep {
 export interface EngineHooks {
   /** A line of progress for people. */
   progress: (line: string) => void
-  /** Run one step with its own progress display (listr2 on a terminal); default: plain lines. */
-  runStep?: (step: Step, index: number, total: number, run: () => Promise<UnitResult[]>) => Promise<UnitResult[]>
+  /**
+   * Run a batch of steps (one, or steps that run alongside each other) with their own progress
+   * display (listr2 on a terminal); default: plain lines. Every run is awaited; the results in
+   * the batch's order.
+   */
+  runSteps?: (batch: StepRun[], total: number) => Promise<PromiseSettledResult<UnitResult[]>[]>
   /**
    * The first gate: the mutating steps still to run, shown once before the first of them
    * changes anything. false (or NeedsConfirmationError without a terminal) stops with nothing changed.
@@ -50,6 +54,13 @@ export interface EngineHooks {
   interruptible?: boolean
   /** The actions to run by (tests give their own); default: the shipped ones. */
   actions?: ActionRegistry
+}
+
+/** One step of a batch: its place in the playbook and what runs it on its hosts. */
+export interface StepRun {
+  step: Step
+  index: number
+  run: () => Promise<UnitResult[]>
 }
 
 /** Raised when a run stops part-way: names the step and how to go on. */
@@ -254,12 +265,12 @@ export async function runPlaybook(rc: RunContext, playbook: Playbook, hooks: Eng
       )
     : undefined
   try {
-    return await runSteps(rc, playbook, hooks, {resume: resumeHint, rollback: rollbackHint}, (step) => {
+    return await runSteps(rc, playbook, hooks, {resume: resumeHint, rollback: rollbackHint}, (steps) => {
       if (watch?.requested) {
-        rc.journal.write({event: 'interrupted', step: step.id})
+        rc.journal.write({event: 'interrupted', step: steps[0].id})
         return true
       }
-      current = step.id
+      current = steps.map((s) => s.id).join(' and ')
       return false
     })
   } finally {
@@ -270,13 +281,13 @@ export async function runPlaybook(rc: RunContext, playbook: Playbook, hooks: Eng
   }
 }
 
-/** The steps in order; `stopBefore` is asked before each (an interrupt came). */
+/** The steps in order, in batches (steps alongside each other run at once); `stopBefore` is asked before each batch (an interrupt came). */
 async function runSteps(
   rc: RunContext,
   playbook: Playbook,
   hooks: EngineHooks,
   hints: {resume: string; rollback?: string},
-  stopBefore: (step: Step) => boolean,
+  stopBefore: (steps: Step[]) => boolean,
 ): Promise<RunOutcome> {
   // Read when a stop is raised: rollback is offered once something was changed.
   const next = (resume = hints.resume) => stopHint(rc, playbook, hooks, resume, hints.rollback)
@@ -284,37 +295,52 @@ async function runSteps(
   const results: UnitResult[] = []
   let plan: PlannedStep[] = []
   let consented = rc.dryRun
+  const total = playbook.steps.length
   if (!rc.resumed) await precheck(rc, hooks, playbook.steps)
-  for (const [i, step] of playbook.steps.entries()) {
-    if (stopBefore(step))
-      throw new RunStoppedError(`interrupted: stopped before step ${step.id}; every step before it is done`, step.id, results, {
+  for (const batch of batchesOf(playbook.steps)) {
+    const [lead] = batch.steps
+    if (stopBefore(batch.steps))
+      throw new RunStoppedError(`interrupted: stopped before step ${lead.id}; every step before it is done`, lead.id, results, {
         code: 'interrupted',
         hint: next(),
       })
-    const mutating = actionOf(hooks, step).mutating
-    if (mutating && !consented) {
+    const firstMutating = batch.steps.find((s) => actionOf(hooks, s).mutating)
+    if (firstMutating && !consented) {
       // The first gate: everything this run will still change, shown before the first change.
-      plan = planOf(rc, hooks, playbook.steps.slice(i), done)
+      plan = planOf(rc, hooks, playbook.steps.slice(batch.index), done)
       if (plan.length) {
         rc.journal.keep('plan.json', `${JSON.stringify(plan, null, 2)}\n`)
-        await gate(rc, step, results, hints.resume, next, 'plan', () => hooks.consent(plan), hooks.consentBy, 'nothing was changed')
+        await gate(rc, firstMutating, results, hints.resume, next, 'plan', () => hooks.consent(plan), hooks.consentBy, 'nothing was changed')
       }
       consented = true
     }
-    const run = async () => {
-      if (!rc.dryRun && mutating) await assertReachable(rc, step, results, next())
-      return mapLimit(stepHosts(rc, step), rc.murder.concurrency, (h) => runUnit(rc, hooks, step, h, done))
-    }
-    let units: UnitResult[]
-    if (hooks.runStep) units = await hooks.runStep(step, i, playbook.steps.length, run)
+    const runs: StepRun[] = batch.steps.map((step, j) => ({
+      step,
+      index: batch.index + j,
+      run: async () => {
+        if (!rc.dryRun && actionOf(hooks, step).mutating) await assertReachable(rc, step, results, next())
+        return mapLimit(stepHosts(rc, step), rc.murder.concurrency, (h) => runUnit(rc, hooks, step, h, done))
+      },
+    }))
+    let settled: PromiseSettledResult<UnitResult[]>[]
+    if (hooks.runSteps) settled = await hooks.runSteps(runs, total)
     else {
-      hooks.progress(`[${i + 1}/${playbook.steps.length}] ${step.title}`)
-      units = await run()
-      for (const u of units) hooks.progress(`    ${u.status === 'failed' ? 'FAILED' : u.status}${u.host ? ` ${u.host}` : ''}${u.detail ? `: ${u.detail}` : ''}`)
+      for (const r of runs) hooks.progress(`[${r.index + 1}/${total}] ${r.step.title}`)
+      // Every step of the batch finishes (or fails) before the run goes on or stops.
+      settled = await Promise.allSettled(runs.map((r) => r.run()))
+      for (const x of settled)
+        if (x.status === 'fulfilled')
+          for (const u of x.value)
+            hooks.progress(`    ${u.status === 'failed' ? 'FAILED' : u.status}${u.host ? ` ${u.host}` : ''}${u.detail ? `: ${u.detail}` : ''}`)
     }
-    results.push(...units)
-    const failed = units.filter((u) => u.status === 'failed')
-    if (failed.length) {
+    for (const x of settled) if (x.status === 'fulfilled') results.push(...x.value)
+    // A step that could not start (a host out of reach) stops the run, once the others are done.
+    const thrown = settled.find((x) => x.status === 'rejected')
+    if (thrown) throw (thrown as PromiseRejectedResult).reason
+    for (const [j, x] of settled.entries()) {
+      const step = batch.steps[j]
+      const failed = (x as PromiseFulfilledResult<UnitResult[]>).value.filter((u) => u.status === 'failed')
+      if (!failed.length) continue
       const first = failed[0].data?.error as {message?: string; hint?: string; code?: string} | undefined
       const code = (
         first?.code === 'refused' || first?.code === 'unreachable' || first?.code === 'hostKey' || first?.code === 'timeout' ? first.code : 'failed'
@@ -325,11 +351,12 @@ async function runSteps(
         hint: rc.dryRun ? (first?.hint ?? 'fix it and run again') : `${first?.hint ? `${first.hint}; then ` : ''}${next()}`,
       })
     }
-    if (step.confirm && !rc.dryRun) {
+    // Only a step on its own asks (the playbook refuses a confirm beside another step).
+    if (lead.confirm && !rc.dryRun) {
       const diffs = [...rc.diffs.values()]
       // The screen shows a summary; every line goes to a file in the run folder.
-      const full = rc.journal.keep(`diff-${step.id}.json`, `${JSON.stringify(diffs, null, 2)}\n`)
-      await gate(rc, step, results, hints.resume, next, 'diff', () => hooks.confirm(step, diffs, full), hooks.consentBy, `steps up to ${step.id} are done`)
+      const full = rc.journal.keep(`diff-${lead.id}.json`, `${JSON.stringify(diffs, null, 2)}\n`)
+      await gate(rc, lead, results, hints.resume, next, 'diff', () => hooks.confirm(lead, diffs, full), hooks.consentBy, `steps up to ${lead.id} are done`)
       // Shown and kept in the file: its names (200,000 on a large rebuild) are not held for the rest of the run.
       rc.diffs.clear()
     }

@@ -284,7 +284,7 @@ async function restoreFile(rc: RunContext, u: RollbackUnit, h: Host, runningBefo
 /** An action run on its own, as no playbook step (an undo, the playbook's rollbackVerify), with its default params. */
 async function runAlone(rc: RunContext, actions: ActionRegistry, name: string, id: string, title: string, h?: Host): Promise<Record<string, unknown>> {
   const action = actions[name]!
-  const step: Step = {id, title, hosts: 'none', action: name, confirm: false, recheck: false, params: {}}
+  const step: Step = {id, title, hosts: 'none', action: name, confirm: false, recheck: false, alongside: false, params: {}}
   return (await action.run(rc, step, action.params.parse({}), h)) ?? {}
 }
 

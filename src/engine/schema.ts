@@ -35,6 +35,12 @@ export const Step = z
     recheck: z.boolean().default(false),
     /** Show the collected diff and ask before going on (a second gate after the plan's). */
     confirm: z.boolean().default(false),
+    /**
+     * Runs at the same time as the step before it: the playbook says their hosts, and what each
+     * reads and writes, are independent. Such steps form a batch, done when all of them are; an
+     * interrupt stops before or after a batch, never inside it. Not beside a step that asks.
+     */
+    alongside: z.boolean().default(false),
     /** The action's parameters; each action declares and checks its own. */
     params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
   })
@@ -61,13 +67,32 @@ export const Playbook = z
     rollbackVerify: Name.optional(),
   })
   .strict()
-  .superRefine((p, ctx) =>
+  .superRefine((p, ctx) => {
     refineUnique(
       ctx,
       p.steps,
       (s) => s.id,
       (i) => ['steps', i, 'id'],
       'step id',
-    ),
-  )
+    )
+    p.steps.forEach((s, i) => {
+      if (!s.alongside) return
+      const before = p.steps[i - 1]
+      if (!before) ctx.addIssue({code: 'custom', path: ['steps', i, 'alongside'], message: 'the first step has no step before it to run alongside'})
+      // A question between two steps must come after the first and before the second.
+      else if (s.confirm || before.confirm)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['steps', i, 'alongside'],
+          message: `runs alongside ${before.id}, but ${s.confirm ? s.id : before.id} asks for confirmation`,
+        })
+    })
+  })
 export type Playbook = z.infer<typeof Playbook>
+
+/** The playbook's steps in batches: each step with the steps after it that run alongside it. */
+export function batchesOf(steps: readonly Step[]): {index: number; steps: Step[]}[] {
+  const out: {index: number; steps: Step[]}[] = []
+  steps.forEach((s, i) => (s.alongside && out.length ? out.at(-1)!.steps.push(s) : out.push({index: i, steps: [s]})))
+  return out
+}

@@ -3,32 +3,33 @@
 // stdout stays for results.
 import {Listr, ListrLogger, ProcessOutput} from 'listr2'
 import type {EngineHooks, UnitResult} from '../engine/engine.js'
+import type {Step} from '../engine/schema.js'
 
 const line = (u: UnitResult) => `${u.status === 'failed' ? 'FAILED' : u.status}${u.host ? ` ${u.host}` : ''}${u.detail ? `: ${u.detail}` : ''}`
 
-export const listrStep: NonNullable<EngineHooks['runStep']> = async (step, index, total, run) => {
-  let units: UnitResult[] = []
-  let thrown: unknown
+/** A batch of steps (one, or steps that run alongside each other) as one task list: its tasks run at once. */
+export const listrSteps: NonNullable<EngineHooks['runSteps']> = async (batch, total) => {
+  const settled: PromiseSettledResult<UnitResult[]>[] = batch.map(() => ({status: 'fulfilled', value: []}))
   const list = new Listr(
-    [
-      {
-        title: `[${index + 1}/${total}] ${step.title}`,
-        task: async (_ctx, task) => {
-          try {
-            units = await run()
-          } catch (error) {
-            thrown = error
-            throw error
-          }
-          task.output = units.map(line).join('\n')
-          const failed = units.filter((u) => u.status === 'failed')
-          if (failed.length) throw new Error(failed.map((u) => u.detail).join('; '))
-        },
-        rendererOptions: {persistentOutput: true},
+    batch.map((r, j) => ({
+      title: `[${r.index + 1}/${total}] ${r.step.title}`,
+      task: async (_ctx: unknown, task: {output: string}) => {
+        let units: UnitResult[]
+        try {
+          units = await r.run()
+        } catch (error) {
+          settled[j] = {status: 'rejected', reason: error}
+          throw error
+        }
+        settled[j] = {status: 'fulfilled', value: units}
+        task.output = units.map(line).join('\n')
+        const failed = units.filter((u) => u.status === 'failed')
+        if (failed.length) throw new Error(failed.map((u) => u.detail).join('; '))
       },
-    ],
+      rendererOptions: {persistentOutput: true},
+    })),
     {
-      concurrent: false,
+      concurrent: true,
       exitOnError: false,
       registerSignalListeners: false,
       renderer: 'default',
@@ -36,8 +37,14 @@ export const listrStep: NonNullable<EngineHooks['runStep']> = async (step, index
     },
   )
   await list.run().catch(() => {})
-  if (thrown) throw thrown
-  return units
+  return settled
+}
+
+/** One step's progress (a batch of one). */
+export async function listrStep(step: Step, index: number, total: number, run: () => Promise<UnitResult[]>): Promise<UnitResult[]> {
+  const [x] = await listrSteps([{step, index, run}], total)
+  if (x.status === 'rejected') throw x.reason
+  return x.value
 }
 
 /**
@@ -49,7 +56,8 @@ export async function hostsProgress(
   run: () => Promise<UnitResult[]>,
   out: {terminal: boolean; progress: (line: string) => void},
 ): Promise<UnitResult[]> {
-  if (out.terminal) return listrStep({id: 'work', title, hosts: 'none', action: 'none', confirm: false, recheck: false, params: {}}, 0, 1, run)
+  if (out.terminal)
+    return listrStep({id: 'work', title, hosts: 'none', action: 'none', confirm: false, recheck: false, alongside: false, params: {}}, 0, 1, run)
   out.progress(title)
   const units = await run()
   for (const u of units) out.progress(`    ${line(u)}`)
