@@ -121,28 +121,28 @@ describe("verify: the push's empty -m -w stands while both lists keep their chec
     expect(dumped(shell, mark)).toEqual(['b1', 'b2', 'mupdate'])
   })
 
-  it("a backend's mailboxes.db changed since: that backend asked again", async () => {
+  /** Both backends' post-condition read, then `change` to the checksums, then verify-backends: its figures and the backends it asked. */
+  async function verifyAfter(change: (s: ReturnType<typeof sums>) => void) {
     const s = sums()
     const {shell, rc} = murder(s)
     for (const b of ['b1', 'b2']) await checkCondition(rc, 'mw-empty', hostOf(rc, b))
-    s.b2 = 'e'.repeat(64)
+    change(s)
     const mark = shell.sent.length
     const v = await run(rc, 'verify-backends', 'backends')
+    return {v, asked: mwSent(shell, mark)}
+  }
+
+  it("a backend's mailboxes.db changed since: that backend asked again", async () => {
+    const {v, asked} = await verifyAfter((s) => (s.b2 = 'e'.repeat(64)))
     expect(v.backendsMw).toEqual([
       {host: 'b1', changes: 0, read: 'checksum'},
       {host: 'b2', changes: 0, read: 'mw'},
     ])
-    expect(mwSent(shell, mark)).toEqual(['b2'])
+    expect(asked).toEqual(['b2'])
   })
 
   it("the master's mailboxes.db changed since (another push, a write): every backend asked again", async () => {
-    const s = sums()
-    const {shell, rc} = murder(s)
-    for (const b of ['b1', 'b2']) await checkCondition(rc, 'mw-empty', hostOf(rc, b))
-    s.mupdate = 'f'.repeat(64)
-    const mark = shell.sent.length
-    await run(rc, 'verify-backends', 'backends')
-    expect(mwSent(shell, mark)).toEqual(['b1', 'b2'])
+    expect((await verifyAfter((s) => (s.mupdate = 'f'.repeat(64)))).asked).toEqual(['b1', 'b2'])
   })
 
   it('a checksum that moved while the -m -w was read: not kept', async () => {
