@@ -4,12 +4,14 @@
 import {Listr, ListrLogger, ProcessOutput} from 'listr2'
 import type {EngineHooks, UnitResult} from '../engine/engine.js'
 import type {Step} from '../engine/schema.js'
+import {BugError} from '../errors.js'
 
 const line = (u: UnitResult) => `${u.status === 'failed' ? 'FAILED' : u.status}${u.host ? ` ${u.host}` : ''}${u.detail ? `: ${u.detail}` : ''}`
 
 /** A batch of steps (one, or steps that run alongside each other) as one task list: its tasks run at once. */
 export const listrSteps: NonNullable<EngineHooks['runSteps']> = async (batch, total) => {
-  const settled: PromiseSettledResult<UnitResult[]>[] = batch.map(() => ({status: 'fulfilled', value: []}))
+  // A task listr never ran counts as failed, not as a step with nothing to do.
+  const settled: PromiseSettledResult<UnitResult[]>[] = batch.map((r) => ({status: 'rejected', reason: new BugError(`step ${r.step.id} did not run`)}))
   const list = new Listr(
     batch.map((r, j) => ({
       title: `[${r.index + 1}/${total}] ${r.step.title}`,
