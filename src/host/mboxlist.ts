@@ -61,11 +61,15 @@ function assertDumpPipeOk(r: ExecResult, host: Host, step: string, what: string,
 }
 
 /** The shell script that counts a mailboxes.db where it lies; its output is for readCountOutput. */
-export function countScript(ctlMboxlist: string, file?: string, opts: {names?: boolean} = {}): string {
+export function countScript(ctlMboxlist: string, file?: string, opts: {names?: boolean; keep?: string} = {}): string {
   const ctl = [ctlMboxlist, '-d', ...(file ? ['-f', file] : [])].map(shellQuote).join(' ')
+  // keep: the dump goes to that file first and is read from it, so a later step on this host can
+  // read the same dump again without running ctl_mboxlist -d again; the status is ctl_mboxlist's.
+  const k = opts.keep && shellQuote(opts.keep)
+  const producer = k ? `(${ctl} > ${k}; s=$?; cat -- ${k} || exit 1; exit $s)` : ctl
   // mawk (Debian's default awk) reads a dump in a third of gawk's time: take it where both are.
   const awk = 'a=$(command -v mawk || echo awk)'
-  return `${awk}\n${withExit(ctl, `LC_ALL=C "$a"${opts.names ? ' -v names=1' : ''} ${shellQuote(COUNT_AWK)}`)}`
+  return `${awk}\n${withExit(producer, `LC_ALL=C "$a"${opts.names ? ' -v names=1' : ''} ${shellQuote(COUNT_AWK)}`)}`
 }
 
 /**
@@ -88,9 +92,16 @@ export async function countEntriesOnHost(ctx: MurderContext, host: Host, step = 
  * come: its dump read by COUNT_AWK on the host (names=1), so one short line per entry crosses
  * SSH and only the lines the awk hands back are parsed here. Returns the dump's figures.
  */
-export async function scanNames(ctx: MurderContext, host: Host, onName: (name: string, remote: boolean) => void, step = 'dump'): Promise<EntryCounts> {
+export async function scanNames(
+  ctx: MurderContext,
+  host: Host,
+  onName: (name: string, remote: boolean) => void,
+  step = 'dump',
+  /** A file on the host to keep the dump in (for localOnlyDocOnHost's `source`). */
+  keep?: string,
+): Promise<EntryCounts> {
   const reader = createCountReader({host: host.name, onName})
-  const script = countScript(tool(host, 'ctl_mboxlist'), undefined, {names: true})
+  const script = countScript(tool(host, 'ctl_mboxlist'), undefined, {names: true, keep})
   const r = await ctx.pool.exec(host, {shell: script}, {onStdoutLine: (l) => reader.push(l)})
   assertDumpPipeOk({...r, stdout: reader.exitLine}, host, step, 'the mailbox list')
   try {
@@ -112,13 +123,15 @@ export async function localOnlyDocOnHost(
   doc: string,
   nameFile: string,
   step: string,
+  /** The host's dump as scanNames kept it (a complete `ctl_mboxlist -d` that exited 0), read instead of dumping again. */
+  source?: string,
 ): Promise<LocalOnlyResult & {sha256?: string}> {
-  const ctl = shellQuote(tool(host, 'ctl_mboxlist'))
+  const producer = source ? `cat -- ${shellQuote(source)}` : `${shellQuote(tool(host, 'ctl_mboxlist'))} -d`
   const env = `MURDERCTL_DOC=${shellQuote(doc)} MURDERCTL_NAME=${shellQuote(nameFile)}`
   const script = [
     'a=$(command -v mawk || echo awk)',
     // A subshell: withExit ends with exit.
-    `(\n${withExit(`${ctl} -d`, `${env} LC_ALL=C "$a" ${shellQuote(LOCAL_ONLY_AWK)}`)}\n)`,
+    `(\n${withExit(producer, `${env} LC_ALL=C "$a" ${shellQuote(LOCAL_ONLY_AWK)}`)}\n)`,
     // The document's checksum, for the journal (only once the awk has closed it).
     `s=$?; [ $s = 0 ] || exit $s; printf 'SHA256 %s\\n' "$(sha256sum < ${shellQuote(doc)} 2>/dev/null | cut -c1-64)"`,
   ].join('\n')

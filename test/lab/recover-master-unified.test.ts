@@ -31,7 +31,13 @@ const scratchLeft = async (run: string) =>
     await Promise.all(
       ['b1', 'b2'].map(async (b) =>
         (
-          await onHost(b, `ls -d /dev/shm/murderctl-localonly-${run}-* /var/lib/cyrus/murderctl-localonly-${run}-* 2>/dev/null || true`, undefined, state.dir)
+          await onHost(
+            b,
+            // The local-only lists' scratch, and the dumps the run's first read of each list kept for them.
+            `ls -d /dev/shm/murderctl-localonly-${run}-* /var/lib/cyrus/murderctl-localonly-${run}-* /dev/shm/murderctl-dump-${run}-* /var/lib/cyrus/murderctl-dump-${run}-* 2>/dev/null || true`,
+            undefined,
+            state.dir,
+          )
         ).stdout.trim(),
       ),
     )
@@ -149,9 +155,10 @@ describe('recover-master on a unified lab', () => {
     const diffs = r.json.results.filter((u: any) => u.step === 'diff')
     // Against the master this run emptied, -m -w -a: the lines plain -m -w prints (above), without a FIND per mailbox.
     for (const d of diffs) expect(d.data).toMatchObject({authoritative: true, activate: 20, claimsAvoided: 20})
-    // Each push sent the local-only list its diff built (from the same mailboxes.db), then removed it.
+    // Each push sent the local-only list its diff built (from the same mailboxes.db), then removed
+    // it; the diff made it from the dump the run's first read of the backend's list kept (no second -d).
     for (const u of r.json.results.filter((x: any) => x.step === 'push'))
-      expect(u.data, u.host).toMatchObject({pushed: 20, authoritative: true, builtBy: 'diff', madeOn: 'host'})
+      expect(u.data, u.host).toMatchObject({pushed: 20, authoritative: true, builtBy: 'diff', madeOn: 'host', dump: 'kept'})
     expect(await scratchLeft(r.json.run)).toBe('')
     // Verify, before the slaves came back (so with the lists the preflight read): every backend's
     // -m -w -a empty (it prints an own mailbox the master lacks or places elsewhere) and the

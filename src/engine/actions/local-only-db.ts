@@ -7,7 +7,6 @@
 import {undumpDocument} from '../../cyrus/mboxlist-dump.js'
 import {localOnlyLine} from '../../cyrus/mboxlist-local-only.js'
 import {UnexpectedOutputError} from '../../errors.js'
-import {dbInfo} from '../../host/db.js'
 import {countEntriesOnHost, localOnlyDocOnHost, scanDump} from '../../host/mboxlist.js'
 import {tool} from '../../host/remote.js'
 import type {Host} from '../../inventory/schema.js'
@@ -15,7 +14,8 @@ import {shellQuote} from '../../ssh/quote.js'
 import type {ExecResult} from '../../ssh/types.js'
 import {sha256} from '../../util/hash.js'
 import type {RunContext} from '../context.js'
-import {dbSumOrNull} from './local-lists.js'
+import {dbSumOrNull, takeKeptDump} from './local-lists.js'
+import {dbBytes, removeDir, scratchDir} from './scratch.js'
 
 export interface LocalOnlyDb {
   /** The scratch folder (removed once pushed) and the db in it. */
@@ -29,40 +29,9 @@ export interface LocalOnlyDb {
   madeOn: 'host' | 'murderctl'
   /** Why the host's awk could not make it (then murderctl did), when it could not. */
   fallback?: string
+  /** The dump it was made from: kept by the run's read of the backend's list, or read for it. */
+  dump?: 'kept' | 'read'
 }
-
-/** Size of the host's mailboxes.db in bytes (too large for any tmpfs when it cannot be read: then the scratch goes beside the db). */
-async function dbBytes(rc: RunContext, h: Host): Promise<number> {
-  const {path} = await dbInfo(rc.murder, h)
-  const r = await rc.murder.pool.exec(h, ['stat', '-c', '%s', '--', path])
-  return r.exitCode === 0 && /^[0-9]+$/.test(r.stdout.trim()) ? Number(r.stdout.trim()) : Number.MAX_SAFE_INTEGER / 4
-}
-
-/**
- * A private folder for a scratch mailbox list, writable by the Cyrus user (ctl_mboxlist runs
- * as the owner of configdirectory). On tmpfs when /dev/shm has room for `bytes` (a container's
- * is often 64 MB): the list is read once by -m, and there ctl_mboxlist -u loads 20,000 entries
- * in 1.4 s instead of 15 s of fsyncs. Else beside the mailboxes.db.
- */
-async function scratchDir(rc: RunContext, h: Host, prefix: string, bytes: number): Promise<string> {
-  const {configDirectory} = await dbInfo(rc.murder, h)
-  const cfg = shellQuote(configDirectory)
-  const shm = `[ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR==2 {print $4}')" -gt ${Math.ceil(bytes / 1024)} ] 2>/dev/null && mktemp -d ${shellQuote(`/dev/shm/${prefix}_XXXXXX`)} 2>/dev/null`
-  // An earlier process of this run (killed, or its host cut off mid-push) may have left one: this
-  // run's lock makes this process the only one that can be using this run's scratch.
-  // `_` is in no host name: the pattern of host b1 cannot match b1.x's folders.
-  const sweep = `rm -rf -- ${shellQuote(`/dev/shm/${prefix}`)}_* ${shellQuote(`${configDirectory}/${prefix}`)}_* 2>/dev/null`
-  const r = await rc.murder.pool.execOk(h, {
-    shell: `${sweep}; d=$(${shm} || mktemp -d ${shellQuote(`${configDirectory}/${prefix}_XXXXXX`)}) && chown -- "$(stat -c %u:%g -- ${cfg})" "$d" && echo "$d"`,
-  })
-  return r.stdout.trim()
-}
-
-const removeDir = (rc: RunContext, h: Host, dir: string) =>
-  rc.murder.pool.exec(h, ['rm', '-rf', '--', dir]).then(
-    () => undefined,
-    () => undefined,
-  )
 
 /** The local-only document made here from the whole dump: for a host whose dump the awk cannot read with certainty. */
 async function localOnlyDocHere(rc: RunContext, h: Host, step: string) {
@@ -93,7 +62,8 @@ export async function buildLocalOnlyDb(
   rc: RunContext,
   h: Host,
   step: string,
-  opts: {record?: (r: ExecResult) => void; onHostOnly?: boolean} = {},
+  /** source: the backend's dump as the run's read of its list kept it (takeKeptDump). */
+  opts: {record?: (r: ExecResult) => void; onHostOnly?: boolean; source?: string} = {},
 ): Promise<LocalOnlyDb> {
   const ctl = tool(h, 'ctl_mboxlist')
   // The document and the db take less than three times the backend's own db.
@@ -103,7 +73,7 @@ export async function buildLocalOnlyDb(
   const db = `${dir}/mailboxes.db`
   try {
     const doc = `${dir}/local.json`
-    const built = await localOnlyDocOnHost(rc.murder, h, doc, `${dir}/name`, step)
+    const built = await localOnlyDocOnHost(rc.murder, h, doc, `${dir}/name`, step, opts.source)
     let made: Omit<LocalOnlyDb, 'dir' | 'db'>
     let u: ExecResult
     if (built.fallback) {
@@ -114,7 +84,7 @@ export async function buildLocalOnlyDb(
       made = {live: here.live, withoutUniqueid: here.withoutUniqueid, digest: here.sha256, madeOn: 'murderctl', fallback: `line ${built.line}: ${built.why}`}
     } else {
       u = await rc.murder.pool.exec(h, {shell: `${shellQuote(ctl)} -u -f ${shellQuote(db)} < ${shellQuote(doc)}`})
-      made = {live: built.live, withoutUniqueid: built.withoutUniqueid, digest: built.sha256, madeOn: 'host'}
+      made = {live: built.live, withoutUniqueid: built.withoutUniqueid, digest: built.sha256, madeOn: 'host', dump: opts.source ? 'kept' : 'read'}
     }
     opts.record?.(u)
     const loaded = (await countEntriesOnHost(rc.murder, h, step, db)).total
@@ -149,12 +119,16 @@ export async function prebuildLocalOnlyDb(rc: RunContext, h: Host, step: string)
   if (rc.dryRun) return
   const source = await dbSumOrNull(rc, h)
   if (!source) return
+  // The dump the run's read of this backend's list kept, if the db still has its bytes: no second -d.
+  const dump = await takeKeptDump(rc, h, source)
   let list: LocalOnlyDb
   try {
     // Only where the host makes it: the fallback reads the whole dump here, which is the push's to do.
-    list = await buildLocalOnlyDb(rc, h, step, {onHostOnly: true, record: (r) => rc.journal.command(step, h.name, r)})
+    list = await buildLocalOnlyDb(rc, h, step, {onHostOnly: true, record: (r) => rc.journal.command(step, h.name, r), source: dump?.file})
   } catch {
     return
+  } finally {
+    await dump?.release()
   }
   const forget = () => removeDir(rc, h, list.dir)
   rc.cleanups.set(prebuiltKey(h), forget)

@@ -8,7 +8,7 @@ import type {ExecResult} from '../../ssh/types.js'
 import type {PushDiff, RunContext} from '../context.js'
 import type {Step} from '../schema.js'
 import {addLocalEntry, changeCount, emptyDiff, masterList, recordDiff, SyncOptions} from './sync.js'
-import {remoteMailboxes} from './local-lists.js'
+import {KEEP_DUMPS, remoteMailboxes} from './local-lists.js'
 import {buildLocalOnlyDb, prebuildLocalOnlyDb, removeScratchDir, takePrebuiltLocalOnlyDb} from './local-only-db.js'
 import {defineAction, need} from './types.js'
 import {assertBackendsDisjoint, masterIsEmpty} from './fresh-master.js'
@@ -159,6 +159,8 @@ async function pushOne(rc: RunContext, step: Step, p: PushParams, host?: Host) {
       withoutUniqueid: list.withoutUniqueid,
       digest: list.digest,
       madeOn: list.madeOn,
+      // From the dump the run's first read of this backend's list kept, or one read for it.
+      ...(list.dump ? {dump: list.dump} : {}),
       ...(list.fallback ? {fallback: list.fallback} : {}),
     }
   } finally {
@@ -174,7 +176,11 @@ export const diffPushAction = defineAction({
   run: (rc, s, p, h) => diffPush(rc, s, p, h),
   // A mailbox live on two backends refuses the run before anything changes.
   precheck: async (rc, s) => {
-    if (PushParams.parse(s.params ?? {}).freshMaster) await assertBackendsDisjoint(rc, s)
+    const p = PushParams.parse(s.params ?? {})
+    // A real run's diff builds each backend's local-only list from its dump: the run's first read
+    // of a backend's list keeps that dump on the host for it.
+    if (p.localOnly && !p.review && !rc.dryRun) rc.facts.set(KEEP_DUMPS, true)
+    if (p.freshMaster) await assertBackendsDisjoint(rc, s)
   },
 })
 
