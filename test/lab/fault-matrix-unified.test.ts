@@ -5,7 +5,7 @@
 // copy is intact, and the backends' mupdate slaves run again, connected, holding the others'
 // mailboxes as remote entries. test/lab/fault-matrix.test.ts has the standard murder's.
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
-import {lab, listOf, loseMasterDb, murderctl, murderctlTty, onHost, useFileLab} from './helpers.js'
+import {lab, listOf, loseMasterDb, murderctl, murderctlTty, onHost, scratchLeftByLabRuns, useFileLab} from './helpers.js'
 import {
   assertNothingLost,
   BACKENDS,
@@ -59,6 +59,8 @@ describe('fault matrix: recover-master (unified, from the backends)', () => {
     }
     const status = await murderctl(['status', '-i', lab().inventory, '--json', '--no-counts'])
     for (const b of status.json.hosts.filter((h: any) => h.role === 'backend')) expect(b.mupdate, b.name).toMatchObject({enabled: true, slaveConnected: true})
+    // No run, finished or resumed, left a scratch folder (a local-only list, a kept dump) behind.
+    expect(await scratchLeftByLabRuns()).toBe('')
   })
   afterAll(async () => {
     process.stderr.write(

@@ -1,7 +1,7 @@
 // Run the built CLI exactly as an operator would, and small lab helpers for making disasters.
 import {createHash} from 'node:crypto'
 import {existsSync, readdirSync, readFileSync} from 'node:fs'
-import {dirname, join, resolve} from 'node:path'
+import {basename, dirname, join, resolve} from 'node:path'
 import {execa} from 'execa'
 import {expect} from 'vitest'
 import {parse} from 'yaml'
@@ -329,6 +329,20 @@ export function runJournals(inventory = lab().inventory): string[] {
     .sort()
     .map((r) => join(runs, r, 'journal.jsonl'))
     .filter((p) => existsSync(p))
+}
+
+/**
+ * Scratch folders (local-only lists, kept dumps) any run of this lab left on its backends, by
+ * run id: /dev/shm is shared by every lab on the machine, so only this lab's runs are looked for.
+ */
+export async function scratchLeftByLabRuns(inventory = lab().inventory, dir = lab().dir): Promise<string> {
+  const runs = runJournals(inventory).map((j) => basename(dirname(j)))
+  if (!runs.length) return ''
+  const patterns = runs.flatMap((r) => ['localonly', 'dump'].flatMap((k) => [`/dev/shm/murderctl-${k}-${r}-*`, `/var/lib/cyrus/murderctl-${k}-${r}-*`]))
+  const left = await Promise.all(
+    ['b1', 'b2'].map(async (b) => (await onHost(b, `ls -d ${patterns.join(' ')} 2>/dev/null || true`, undefined, dir)).stdout.trim()),
+  )
+  return left.filter(Boolean).join(' ')
 }
 
 /** assertJournalCopiesIntact over every run journal of the lab's stateDir. */

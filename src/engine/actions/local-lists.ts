@@ -20,7 +20,10 @@ interface LocalList {
 }
 
 const key = (h: Host) => `local-list@${h.name}`
-const dumpCleanup = (h: Host) => `kept-dump@${h.name}`
+// Per folder: a dump replaced by a later read is released without touching the new one's cleanup.
+const dumpCleanup = (h: Host, dir: string) => `kept-dump@${h.name}@${dir}`
+/** Set once the backend's build asked for its dump: later reads of its list keep none. */
+const dumpTaken = (h: Host) => `kept-dump-taken@${h.name}`
 
 /**
  * Set in a real run that will build each backend's local-only list (a unified push): the run's
@@ -31,8 +34,9 @@ const dumpCleanup = (h: Host) => `kept-dump@${h.name}`
 export const KEEP_DUMPS = 'keep-dumps'
 
 async function dropDump(rc: RunContext, h: Host, dump?: {dir: string}) {
-  rc.cleanups.delete(dumpCleanup(h))
-  if (dump) await removeDir(rc, h, dump.dir)
+  if (!dump) return
+  rc.cleanups.delete(dumpCleanup(h, dump.dir))
+  await removeDir(rc, h, dump.dir)
 }
 
 /** sha256 of the host's mailboxes.db, or null when it cannot be had (then the list is read, not reused). */
@@ -47,7 +51,7 @@ async function lists(rc: RunContext, h: Host, step: string): Promise<{list: Loca
   const remote = new Set<string>()
   // A dump kept by an earlier read is of another file now.
   await dropDump(rc, h, kept?.dump)
-  const dump = rc.facts.get(KEEP_DUMPS) && !rc.dryRun && before ? await keepDir(rc, h) : undefined
+  const dump = rc.facts.get(KEEP_DUMPS) && !rc.facts.get(dumpTaken(h)) && !rc.dryRun && before ? await keepDir(rc, h) : undefined
   try {
     await scanNames(rc.murder, h, (name, isRemote) => (isRemote ? remote : names).add(name), step, dump?.file)
   } catch (error) {
@@ -82,11 +86,15 @@ export async function remoteMailboxes(rc: RunContext, h: Host, step: string): Pr
   return (await lists(rc, h, step)).list.remote
 }
 
+/** The folders of this run's kept dumps on this host are named by this prefix. */
+export const dumpPrefix = (rc: RunContext, h: Host) => `murderctl-dump-${rc.runId}-${h.name}`
+
 /** A scratch folder for the dump, removed at the run's end if no build takes it; none when one cannot be made (the build then dumps again). */
 async function keepDir(rc: RunContext, h: Host): Promise<{dir: string; file: string} | undefined> {
   try {
-    const dir = await scratchDir(rc, h, `murderctl-dump-${rc.runId}-${h.name}`, 2 * (await dbBytes(rc, h)))
-    rc.cleanups.set(dumpCleanup(h), () => removeDir(rc, h, dir))
+    // No sweep: another read of this list may be writing its own folder (the build sweeps leftovers).
+    const dir = await scratchDir(rc, h, dumpPrefix(rc, h), 2 * (await dbBytes(rc, h)), {sweep: false})
+    rc.cleanups.set(dumpCleanup(h, dir), () => removeDir(rc, h, dir))
     return {dir, file: `${dir}/dump`}
   } catch {
     return undefined
@@ -99,6 +107,7 @@ async function keepDir(rc: RunContext, h: Host): Promise<{dir: string; file: str
  * removes it with `release` when done.
  */
 export async function takeKeptDump(rc: RunContext, h: Host, sha256: string | null): Promise<{file: string; release: () => Promise<void>} | undefined> {
+  rc.facts.set(dumpTaken(h), true)
   const kept = rc.facts.get(key(h)) as LocalList | undefined
   if (!kept?.dump) return undefined
   const dump = kept.dump

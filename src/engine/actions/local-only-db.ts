@@ -14,8 +14,8 @@ import {shellQuote} from '../../ssh/quote.js'
 import type {ExecResult} from '../../ssh/types.js'
 import {sha256} from '../../util/hash.js'
 import type {RunContext} from '../context.js'
-import {dbSumOrNull, takeKeptDump} from './local-lists.js'
-import {dbBytes, removeDir, scratchDir} from './scratch.js'
+import {dbSumOrNull, dumpPrefix, takeKeptDump} from './local-lists.js'
+import {dbBytes, removeDir, scratchDir, sweepScratch} from './scratch.js'
 
 export interface LocalOnlyDb {
   /** The scratch folder (removed once pushed) and the db in it. */
@@ -121,6 +121,8 @@ export async function prebuildLocalOnlyDb(rc: RunContext, h: Host, step: string)
   if (!source) return
   // The dump the run's read of this backend's list kept, if the db still has its bytes: no second -d.
   const dump = await takeKeptDump(rc, h, source)
+  // None kept by this process (a resumed run): one an earlier, killed process of this run kept is stale.
+  if (!dump) await sweepScratch(rc, h, dumpPrefix(rc, h))
   let list: LocalOnlyDb
   try {
     // Only where the host makes it: the fallback reads the whole dump here, which is the push's to do.
