@@ -331,12 +331,8 @@ export function runJournals(inventory = lab().inventory): string[] {
     .filter((p) => existsSync(p))
 }
 
-/**
- * Scratch folders (local-only lists, kept dumps) any run of this lab left on its backends, by
- * run id: /dev/shm is shared by every lab on the machine, so only this lab's runs are looked for.
- */
-export async function scratchLeftByLabRuns(inventory = lab().inventory, dir = lab().dir): Promise<string> {
-  const runs = runJournals(inventory).map((j) => basename(dirname(j)))
+/** Scratch folders (local-only lists, kept dumps) of these runs still on the lab's backends, in /dev/shm or beside mailboxes.db. */
+export async function scratchLeft(runs: readonly string[], dir = lab().dir): Promise<string> {
   if (!runs.length) return ''
   const patterns = runs.flatMap((r) => ['localonly', 'dump'].flatMap((k) => [`/dev/shm/murderctl-${k}-${r}-*`, `/var/lib/cyrus/murderctl-${k}-${r}-*`]))
   const left = await Promise.all(
@@ -344,6 +340,13 @@ export async function scratchLeftByLabRuns(inventory = lab().inventory, dir = la
   )
   return left.filter(Boolean).join(' ')
 }
+
+/** scratchLeft of every run of this lab: /dev/shm is shared by every lab on the machine, so only this lab's runs are looked for. */
+export const scratchLeftByLabRuns = (inventory = lab().inventory, dir = lab().dir) =>
+  scratchLeft(
+    runJournals(inventory).map((j) => basename(dirname(j))),
+    dir,
+  )
 
 /** assertJournalCopiesIntact over every run journal of the lab's stateDir. */
 export async function assertAllJournalCopiesIntact(inventory = lab().inventory, dir = lab().dir): Promise<number> {

@@ -19,31 +19,15 @@ import {
   murderctl,
   murderctlTty,
   onHost,
+  scratchLeft as scratchLeftOf,
   spareLabBase,
   waitForProcess,
 } from './helpers.js'
 
 let state: LabState
 let before: Map<string, string>
-/** This run's scratch local-only lists still on the backends (in /dev/shm or beside mailboxes.db). */
-const scratchLeft = async (run: string) =>
-  (
-    await Promise.all(
-      ['b1', 'b2'].map(async (b) =>
-        (
-          await onHost(
-            b,
-            // The local-only lists' scratch, and the dumps the run's first read of each list kept for them.
-            `ls -d /dev/shm/murderctl-localonly-${run}-* /var/lib/cyrus/murderctl-localonly-${run}-* /dev/shm/murderctl-dump-${run}-* /var/lib/cyrus/murderctl-dump-${run}-* 2>/dev/null || true`,
-            undefined,
-            state.dir,
-          )
-        ).stdout.trim(),
-      ),
-    )
-  )
-    .filter(Boolean)
-    .join(' ')
+/** This run's scratch (local-only lists, the dumps kept for them) still on the backends. */
+const scratchLeft = (run: string) => scratchLeftOf([run], state.dir)
 const confSum = async () => (await onHost('mupdate', 'sha256sum /etc/imapd.conf', undefined, state.dir)).stdout.split(' ')[0]
 const remoteCount = async (h: string) => [...(await listOf(h, state.dir)).values()].filter(Boolean).length
 

@@ -14,7 +14,7 @@ import {shellQuote} from '../../ssh/quote.js'
 import type {ExecResult} from '../../ssh/types.js'
 import {sha256} from '../../util/hash.js'
 import type {RunContext} from '../context.js'
-import {dbSumOrNull, dumpPrefix, takeKeptDump} from './local-lists.js'
+import {dbSumOrNull, dumpPrefix, KEEP_DUMPS, takeKeptDump} from './local-lists.js'
 import {dbBytes, removeDir, scratchDir, sweepScratch} from './scratch.js'
 
 export interface LocalOnlyDb {
@@ -121,8 +121,9 @@ export async function prebuildLocalOnlyDb(rc: RunContext, h: Host, step: string)
   if (!source) return
   // The dump the run's read of this backend's list kept, if the db still has its bytes: no second -d.
   const dump = await takeKeptDump(rc, h, source)
-  // None kept by this process (a resumed run): one an earlier, killed process of this run kept is stale.
-  if (!dump) await sweepScratch(rc, h, dumpPrefix(rc, h))
+  // A process that keeps no dumps (a resumed run) sweeps any an earlier, killed process of this
+  // run kept. One that keeps them does not: a read of this list may be writing its folder now.
+  if (!rc.facts.get(KEEP_DUMPS)) await sweepScratch(rc, h, dumpPrefix(rc, h))
   let list: LocalOnlyDb
   try {
     // Only where the host makes it: the fallback reads the whole dump here, which is the push's to do.
@@ -156,5 +157,3 @@ export async function takePrebuiltLocalOnlyDb(rc: RunContext, h: Host): Promise<
   await removeDir(rc, h, p.list.dir)
   return undefined
 }
-
-export {removeDir as removeScratchDir}

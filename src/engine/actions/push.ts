@@ -9,7 +9,8 @@ import type {PushDiff, RunContext} from '../context.js'
 import type {Step} from '../schema.js'
 import {addLocalEntry, changeCount, emptyDiff, masterList, recordDiff, SyncOptions} from './sync.js'
 import {KEEP_DUMPS, remoteMailboxes} from './local-lists.js'
-import {buildLocalOnlyDb, prebuildLocalOnlyDb, removeScratchDir, takePrebuiltLocalOnlyDb} from './local-only-db.js'
+import {buildLocalOnlyDb, prebuildLocalOnlyDb, takePrebuiltLocalOnlyDb} from './local-only-db.js'
+import {removeDir} from './scratch.js'
 import {defineAction, need} from './types.js'
 import {assertBackendsDisjoint, masterIsEmpty} from './fresh-master.js'
 
@@ -164,7 +165,7 @@ async function pushOne(rc: RunContext, step: Step, p: PushParams, host?: Host) {
       ...(list.fallback ? {fallback: list.fallback} : {}),
     }
   } finally {
-    await removeScratchDir(rc, h, list.dir)
+    await removeDir(rc, h, list.dir)
   }
 }
 
