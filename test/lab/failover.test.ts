@@ -232,8 +232,10 @@ describe('failover of the replicated backend b1/b1r', () => {
     expect(p.members[0]).toMatchObject({name: 'b1', reachable: false})
     // A controlled failover cannot tell who is master; the hard one needs consent.
     expect((await murderctl(['failover', 'b1', '-i', inv(), '--json'])).exitCode).toBe(7)
+    const sums = await labChecksums()
     const noConsent = await murderctl(['failover', 'b1', '-i', inv(), '--hard', '--json'])
     expect(noConsent.exitCode).toBe(6)
+    expect(await labChecksums()).toEqual(sums)
     const hard = await failover(['--hard'])
     expect(hard).toMatchObject({kind: 'hard', from: 'b1', to: 'b1r', fenced: 'b1'})
     expect(hard.cutoff).toMatch(/cutoffs\/b1-b1r-/)
